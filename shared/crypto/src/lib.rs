@@ -1,0 +1,21 @@
+//! Cryptography for GlucoChain.
+//!
+//! * [`keys`]: Ed25519 key pairs stored as PKCS#8 PEM files (mode 0600).
+//! * [`domain`]: domain-separated signatures, so that a signature made for one
+//!   kind of message (a vote, say) can never be replayed as another (a proposal).
+//! * [`hash`]: SHA-256 and the [`Hash32`] digest type.
+//! * [`merkle`]: the RFC 9162 Merkle tree with inclusion and consistency proofs.
+//! * [`jose`]: JWS compact serialization with Ed25519 (RFC 7515, RFC 8037,
+//!   RFC 9864) and short-lived JWTs for authenticating reads.
+//!
+//! Everything here is pure and deterministic except key generation.
+
+pub mod domain;
+pub mod hash;
+pub mod jose;
+pub mod keys;
+pub mod merkle;
+
+pub use domain::{Domain, SignatureError, verify_batch};
+pub use hash::{Hash32, sha256};
+pub use keys::{KeyError, KeyPair, PublicKey};
