@@ -16,6 +16,16 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+/// Unpadded base64url encoding (RFC 7515 §2).
+pub fn b64url_encode(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Unpadded base64url decoding; padding and non-canonical trailing bits are refused.
+pub fn b64url_decode(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    URL_SAFE_NO_PAD.decode(s)
+}
+
 /// The `alg` we write: RFC 9864's fully specified name for Ed25519.
 pub const ALG_ED25519: &str = "Ed25519";
 /// The polymorphic `alg` of RFC 8037, accepted with an Ed25519 key.

@@ -17,5 +17,5 @@ pub mod keys;
 pub mod merkle;
 
 pub use domain::{Domain, SignatureError, verify_batch};
-pub use hash::{Hash32, sha256};
+pub use hash::{Hash32, sha256, sha256_parts};
 pub use keys::{KeyError, KeyPair, PublicKey};

@@ -1,0 +1,79 @@
+//! Timestamps as RFC 3339 text in UTC on the wire.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A point in time, serialized as RFC 3339 (e.g. `2026-11-25T08:00:00Z`).
+/// Stored as Unix milliseconds, so comparisons are exact and deterministic.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// From Unix milliseconds.
+    pub const fn from_unix_ms(ms: i64) -> Self {
+        Timestamp(ms)
+    }
+
+    /// Unix milliseconds.
+    pub const fn unix_ms(self) -> i64 {
+        self.0
+    }
+
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Timestamp((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
+    }
+
+    /// Parses RFC 3339 text.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))?;
+        Ok(Timestamp((t.unix_timestamp_nanos() / 1_000_000) as i64))
+    }
+
+    /// RFC 3339 text in UTC.
+    pub fn to_rfc3339(self) -> String {
+        let t =
+            OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        t.format(&Rfc3339).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({})", self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip() {
+        let t = Timestamp::parse("2026-11-25T08:00:00.250+01:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-25T07:00:00.25Z");
+        assert_eq!(Timestamp::parse(&t.to_rfc3339()).unwrap(), t);
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+}

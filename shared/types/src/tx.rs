@@ -1,0 +1,1270 @@
+//! Transactions: a JWS compact serialization (see `glucochain_crypto::jose`)
+//! whose payload is JSON:
+//!
+//! ```json
+//! { "type": "observation.record", "chain_id": "glucochain-dev", "nonce": "9f2c41d0",
+//!   "created_at": "2026-11-25T08:00:00Z", "patient": "p...", "body": { ... } }
+//! ```
+//!
+//! Parsing is strict: unknown fields anywhere are refused, sizes and counts
+//! are bounded, and each error names the field at fault. The tx hash is
+//! SHA-256 over the compact JWS bytes.
+
+use crate::fhir::Observation;
+use crate::ids::{ChainId, DataClass, IdError, LocalId, ParticipantId, Role};
+use crate::time::Timestamp;
+use glucochain_crypto::jose::{JoseError, parse_compact, sign_compact};
+use glucochain_crypto::{Domain, Hash32, KeyPair, PublicKey, sha256};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Size and count limits applied while parsing.
+#[derive(Debug, Clone, Copy)]
+pub struct TxLimits {
+    /// Largest JWS accepted, bytes.
+    pub max_jws_bytes: usize,
+    /// Most observations in one `observation.record`.
+    pub max_observations: usize,
+    /// Longest free text (reasons, notes), characters.
+    pub max_text_chars: usize,
+    /// Most entries in any other list.
+    pub max_list_len: usize,
+}
+
+impl Default for TxLimits {
+    fn default() -> Self {
+        // 288 CGM readings (a day at 5-minute intervals) are ~100 KiB of JWS.
+        TxLimits { max_jws_bytes: 256 * 1024, max_observations: 1000, max_text_chars: 4000, max_list_len: 64 }
+    }
+}
+
+/// Why a transaction was refused. [`TxError::code`] gives a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum TxError {
+    /// JWS syntax, header, size or signature.
+    #[error(transparent)]
+    Jose(#[from] JoseError),
+    /// The `kid` is not a participant id.
+    #[error("signer: {0}")]
+    Signer(IdError),
+    /// The payload is not the JSON we accept.
+    #[error("payload: {0}")]
+    Json(String),
+    /// Unknown transaction type.
+    #[error("unknown transaction type {0:?}")]
+    UnknownType(String),
+    /// A field violates a rule.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The chain id is another chain's.
+    #[error("transaction is for chain {found:?}, this is {expected:?}")]
+    WrongChain {
+        /// This chain.
+        expected: String,
+        /// The transaction's.
+        found: String,
+    },
+}
+
+impl TxError {
+    /// A stable, machine-readable code (used as the problem type in APIs).
+    pub fn code(&self) -> &'static str {
+        match self {
+            TxError::Jose(JoseError::TooLarge { .. }) => "too-large",
+            TxError::Jose(JoseError::Signature(_)) => "bad-signature",
+            TxError::Jose(JoseError::WrongType { .. }) => "wrong-type",
+            TxError::Jose(_) => "malformed-jws",
+            TxError::Signer(_) => "malformed-jws",
+            TxError::Json(_) | TxError::UnknownType(_) | TxError::Invalid { .. } => "invalid-payload",
+            TxError::WrongChain { .. } => "wrong-chain",
+        }
+    }
+
+    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        TxError::Invalid { field: field.into(), reason: reason.into() }
+    }
+}
+
+macro_rules! tx_types {
+    ($( $variant:ident => $name:literal, $body:ident, patient: $patient:literal, signers: [$($role:ident),*] ; )*) => {
+        /// The kind of a transaction (the payload's `type`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum TxType { $( #[doc = concat!("`", $name, "`")] $variant, )* }
+
+        impl TxType {
+            /// Every type, in order.
+            pub const ALL: &'static [TxType] = &[$(TxType::$variant),*];
+
+            /// The wire name, e.g. `observation.record`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(TxType::$variant => $name,)* }
+            }
+
+            /// Parses the wire name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($name => Some(TxType::$variant),)* _ => None }
+            }
+
+            /// Whether the payload must name a patient.
+            pub fn concerns_patient(self) -> bool {
+                match self { $(TxType::$variant => $patient,)* }
+            }
+
+            /// The roles that may sign this type at all. The contract rules
+            /// decide the rest (consent, ownership, care relations).
+            pub fn signer_roles(self) -> &'static [Role] {
+                match self { $(TxType::$variant => &[$(Role::$role),*],)* }
+            }
+        }
+
+        /// The typed body of a transaction.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum TxBody { $( #[doc = concat!("`", $name, "`")] $variant($body), )* }
+
+        impl TxBody {
+            /// The type of this body.
+            pub fn tx_type(&self) -> TxType {
+                match self { $(TxBody::$variant(_) => TxType::$variant,)* }
+            }
+
+            fn from_value(t: TxType, v: serde_json::Value) -> Result<Self, TxError> {
+                match t { $(TxType::$variant => Ok(TxBody::$variant(body_from::<$body>(v, $name)?)),)* }
+            }
+
+            fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+                match self { $(TxBody::$variant(b) => b.validate(l),)* }
+            }
+        }
+    };
+}
+
+tx_types! {
+    ParticipantRegister => "participant.register", ParticipantRegister, patient: false, signers: [Admin, Institution, Patient];
+    ParticipantRevoke => "participant.revoke", ParticipantRevoke, patient: false, signers: [Admin, Institution, Patient];
+    ValidatorUpdate => "validator.update", ValidatorUpdate, patient: false, signers: [Admin];
+    ObservationRecord => "observation.record", ObservationRecord, patient: true, signers: [Patient, Clinician, Lab, Institution];
+    DocumentAdd => "document.add", DocumentAdd, patient: true, signers: [Patient, Clinician, Lab, Institution];
+    ConsentGrant => "consent.grant", ConsentGrant, patient: true, signers: [Patient, Admin];
+    ConsentRevoke => "consent.revoke", ConsentRevoke, patient: true, signers: [Patient, Admin];
+    CareplanPropose => "careplan.propose", CareplanPropose, patient: true, signers: [Clinician];
+    CareplanAccept => "careplan.accept", CareplanAccept, patient: true, signers: [Patient];
+    EmergencyProfileSet => "emergency.profile.set", EmergencyProfileSet, patient: true, signers: [Patient];
+    AccessEmergency => "access.emergency", AccessEmergency, patient: true, signers: [Clinician];
+    ConsultRequest => "consult.request", ConsultRequest, patient: true, signers: [Patient];
+    ConsultRespond => "consult.respond", ConsultRespond, patient: true, signers: [Clinician];
+    MedicationTaken => "medication.taken", MedicationTaken, patient: true, signers: [Patient, Caregiver];
+    AlertRaise => "alert.raise", AlertRaise, patient: true, signers: [Service];
+    AlertAck => "alert.ack", AlertAck, patient: true, signers: [Caregiver, Clinician, Patient];
+    AuditCheckpoint => "audit.checkpoint", AuditCheckpoint, patient: false, signers: [Service, Admin];
+}
+
+fn body_from<T: DeserializeOwned>(v: serde_json::Value, name: &str) -> Result<T, TxError> {
+    serde_json::from_value(v).map_err(|e| TxError::Json(format!("body of {name}: {e}")))
+}
+
+fn check_text(field: &str, s: &str, l: &TxLimits) -> Result<(), TxError> {
+    if s.chars().count() > l.max_text_chars {
+        return Err(TxError::invalid(field, format!("longer than {} characters", l.max_text_chars)));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(TxError::invalid(field, "control characters are not allowed"));
+    }
+    Ok(())
+}
+
+fn check_len<T>(field: &str, v: &[T], max: usize) -> Result<(), TxError> {
+    if v.len() > max {
+        return Err(TxError::invalid(field, format!("at most {max} entries")));
+    }
+    Ok(())
+}
+
+fn check_nonempty(field: &str, s: &str) -> Result<(), TxError> {
+    if s.trim().is_empty() {
+        return Err(TxError::invalid(field, "must not be empty"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- bodies
+
+/// Registers a participant: its role and the key it signs with. The id must
+/// be the one derived from that key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantRegister {
+    /// The new participant's id (derived from `public_key`).
+    pub id: ParticipantId,
+    /// Its role.
+    pub role: Role,
+    /// Its Ed25519 public key (unpadded base64url).
+    pub public_key: PublicKey,
+    /// A display name (clinicians, institutions) or alias (patients); optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// The institution it belongs to, for clinicians, lab staff and patients
+    /// registered by an institution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution: Option<ParticipantId>,
+}
+
+impl ParticipantRegister {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        if ParticipantId::from_public_key(&self.public_key) != self.id {
+            return Err(TxError::invalid("body.id", "is not the id derived from body.public_key"));
+        }
+        if let Some(n) = &self.display_name {
+            check_nonempty("body.display_name", n)?;
+            check_text("body.display_name", n, &TxLimits { max_text_chars: 100, ..*l })?;
+        }
+        Ok(())
+    }
+}
+
+/// Revokes a participant from the block that commits this on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantRevoke {
+    /// Who is revoked.
+    pub id: ParticipantId,
+    /// Why.
+    pub reason: String,
+}
+
+impl ParticipantRevoke {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        check_nonempty("body.reason", &self.reason)?;
+        check_text("body.reason", &self.reason, l)
+    }
+}
+
+/// Adds, re-weights or (with power 0) removes a validator; takes effect at a
+/// later height, as the consensus rules define.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidatorUpdate {
+    /// The validator's participant id (derived from `public_key`).
+    pub validator: ParticipantId,
+    /// Its consensus key.
+    pub public_key: PublicKey,
+    /// New voting power; 0 removes it.
+    pub power: u64,
+}
+
+impl ValidatorUpdate {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        if ParticipantId::from_public_key(&self.public_key) != self.validator {
+            return Err(TxError::invalid("body.validator", "is not the id derived from body.public_key"));
+        }
+        if self.power > 1_000_000 {
+            return Err(TxError::invalid("body.power", "at most 1000000"));
+        }
+        Ok(())
+    }
+}
+
+/// Records FHIR Observations (one, or a batch of CGM readings as with the
+/// CGM guide's `$submit-cgm-bundle`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationRecord {
+    /// Institution or patient-private data.
+    pub data_class: DataClass,
+    /// The observations, 1 to `max_observations`.
+    pub observations: Vec<Observation>,
+}
+
+impl ObservationRecord {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        if self.observations.is_empty() {
+            return Err(TxError::invalid("body.observations", "must hold at least one observation"));
+        }
+        check_len("body.observations", &self.observations, l.max_observations)
+    }
+}
+
+/// Kind of an off-chain document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// A laboratory report.
+    LabReport,
+    /// A clinical note.
+    ClinicalNote,
+    /// A discharge summary.
+    DischargeSummary,
+    /// An imaging report (e.g. retinal screening).
+    ImagingReport,
+    /// Anything else.
+    Other,
+}
+
+/// Adds a document whose body is stored off-chain; the chain holds its hash,
+/// so the body can be encrypted or erased without breaking proofs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentAdd {
+    /// Id chosen by the author.
+    pub document_id: LocalId,
+    /// Institution or patient-private data.
+    pub data_class: DataClass,
+    /// Kind of document.
+    pub kind: DocumentKind,
+    /// Title shown in lists.
+    pub title: String,
+    /// MIME type of the body.
+    pub content_type: String,
+    /// SHA-256 of the body.
+    pub content_sha256: Hash32,
+    /// Size of the body, bytes.
+    pub size_bytes: u64,
+    /// LOINC document code, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl DocumentAdd {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        check_nonempty("body.title", &self.title)?;
+        check_text("body.title", &self.title, &TxLimits { max_text_chars: 200, ..*l })?;
+        if !self.content_type.contains('/') || self.content_type.len() > 100 {
+            return Err(TxError::invalid("body.content_type", "must be a MIME type such as application/pdf"));
+        }
+        Ok(())
+    }
+}
+
+/// Read or write access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// May read.
+    Read,
+    /// May add records.
+    Write,
+}
+
+/// Kinds of records a consent can cover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordType {
+    /// Observations (glucose, HbA1c, ...).
+    Observation,
+    /// Documents.
+    Document,
+    /// Care plans.
+    Careplan,
+    /// Alerts and acknowledgements.
+    Alert,
+    /// Medication intake.
+    Medication,
+}
+
+/// What a consent covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentScope {
+    /// Data classes covered (at least one).
+    pub data_classes: Vec<DataClass>,
+    /// Record types covered; empty means all.
+    #[serde(default)]
+    pub record_types: Vec<RecordType>,
+    /// LOINC codes covered; empty means all.
+    #[serde(default)]
+    pub codes: Vec<String>,
+    /// Read and/or write (at least one).
+    pub access: Vec<Access>,
+}
+
+impl ConsentScope {
+    fn validate(&self, field: &str, l: &TxLimits) -> Result<(), TxError> {
+        if self.data_classes.is_empty() {
+            return Err(TxError::invalid(format!("{field}.data_classes"), "name at least one data class"));
+        }
+        if self.access.is_empty() {
+            return Err(TxError::invalid(format!("{field}.access"), "name read and/or write"));
+        }
+        check_len(&format!("{field}.codes"), &self.codes, l.max_list_len)
+    }
+}
+
+/// Why data is used (HL7 v3 PurposeOfUse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Purpose {
+    /// Treatment.
+    #[serde(rename = "TREAT")]
+    Treat,
+    /// Emergency treatment (break-glass).
+    #[serde(rename = "ETREAT")]
+    EmergencyTreat,
+    /// Care management.
+    #[serde(rename = "CAREMGT")]
+    CareManagement,
+    /// Family or caregiver involvement.
+    #[serde(rename = "FAMRQT")]
+    FamilyRequest,
+    /// Patient's own request.
+    #[serde(rename = "PATRQT")]
+    PatientRequest,
+    /// Research.
+    #[serde(rename = "HRESCH")]
+    Research,
+}
+
+/// Grants a participant access to the patient's records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentGrant {
+    /// Id chosen by the patient.
+    pub consent_id: LocalId,
+    /// Who gets access (a participant, possibly an institution).
+    pub grantee: ParticipantId,
+    /// What is covered.
+    pub scope: ConsentScope,
+    /// Why.
+    pub purpose: Purpose,
+    /// Start of validity (default: the block's time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<Timestamp>,
+    /// End of validity (none: until revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<Timestamp>,
+}
+
+impl ConsentGrant {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        self.scope.validate("body.scope", l)?;
+        if let (Some(a), Some(b)) = (self.valid_from, self.valid_until)
+            && b <= a
+        {
+            return Err(TxError::invalid("body.valid_until", "must be after valid_from"));
+        }
+        Ok(())
+    }
+}
+
+/// Revokes a consent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRevoke {
+    /// The consent.
+    pub consent_id: LocalId,
+    /// Why (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl ConsentRevoke {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        if let Some(r) = &self.reason {
+            check_text("body.reason", r, l)?;
+        }
+        Ok(())
+    }
+}
+
+/// Glucose thresholds of a care plan, mg/dL (defaults: International
+/// Consensus on Time in Range, Battelino et al. 2019).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlucoseThresholds {
+    /// Urgent low (default 54).
+    pub urgent_low: f64,
+    /// Low (default 70).
+    pub low: f64,
+    /// High (default 180).
+    pub high: f64,
+    /// Very high (default 250).
+    pub very_high: f64,
+    /// Rate of change that counts as rapid, mg/dL per minute (default 2).
+    pub rapid_change_per_min: f64,
+    /// Minutes without data before `signal_loss` (default 30).
+    pub signal_loss_minutes: u32,
+}
+
+impl Default for GlucoseThresholds {
+    fn default() -> Self {
+        GlucoseThresholds {
+            urgent_low: 54.0,
+            low: 70.0,
+            high: 180.0,
+            very_high: 250.0,
+            rapid_change_per_min: 2.0,
+            signal_loss_minutes: 30,
+        }
+    }
+}
+
+/// Alert kinds the detector can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// Below the urgent-low threshold.
+    UrgentLow,
+    /// Below the low threshold.
+    Low,
+    /// Above the high threshold.
+    High,
+    /// Above the very-high threshold.
+    VeryHigh,
+    /// Falling fast.
+    RapidFall,
+    /// Rising fast.
+    RapidRise,
+    /// Projected to go low soon.
+    PredictedLow,
+    /// Unusual for this patient at this time of day.
+    Anomaly,
+    /// No data for too long.
+    SignalLoss,
+}
+
+/// How a contact is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Email.
+    Email,
+    /// SMS.
+    Sms,
+    /// HTTP webhook.
+    Webhook,
+}
+
+/// One way to reach a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactChannel {
+    /// Channel kind.
+    pub kind: ChannelKind,
+    /// Address: email address, E.164 phone number or https URL.
+    pub address: String,
+}
+
+/// A person to alert, in escalation order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareContact {
+    /// The caregiver's or clinician's participant id.
+    pub participant: ParticipantId,
+    /// Channels, tried together.
+    pub channels: Vec<ContactChannel>,
+    /// Minutes without acknowledgement before escalating to the next contact.
+    pub escalate_after_minutes: u32,
+}
+
+/// Hours in which non-urgent alerts are held back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// Start, `HH:MM` local time.
+    pub start: String,
+    /// End, `HH:MM` local time.
+    pub end: String,
+    /// Offset of local time from UTC, minutes.
+    pub utc_offset_minutes: i32,
+}
+
+/// A medication to take at given local times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MedicationSchedule {
+    /// Medication name.
+    pub name: String,
+    /// Dose text, e.g. `10 U`.
+    pub dose: String,
+    /// Local times `HH:MM`.
+    pub times: Vec<String>,
+}
+
+/// A recurring check-up, e.g. HbA1c every 90 days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckupSchedule {
+    /// LOINC code of the result that satisfies it (e.g. 4548-4).
+    pub code: String,
+    /// What it is, for people.
+    pub display: String,
+    /// Interval in days.
+    pub every_days: u32,
+}
+
+/// The term of a care plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Term {
+    /// Start.
+    pub start: Timestamp,
+    /// End.
+    pub end: Timestamp,
+}
+
+/// A clinician's proposal of a care plan (or an amendment: a higher
+/// `version` of the same `plan_id`). Active only once the patient accepts it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareplanPropose {
+    /// Plan id.
+    pub plan_id: LocalId,
+    /// Version, starting at 1; amendments increase it.
+    pub version: u32,
+    /// Thresholds.
+    pub thresholds: GlucoseThresholds,
+    /// Alert kinds enabled.
+    pub alert_kinds: Vec<AlertKind>,
+    /// Contacts in escalation order.
+    pub contacts: Vec<CareContact>,
+    /// Quiet hours, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+    /// Medication schedule.
+    #[serde(default)]
+    pub medications: Vec<MedicationSchedule>,
+    /// Check-up schedule.
+    #[serde(default)]
+    pub checkups: Vec<CheckupSchedule>,
+    /// Term.
+    pub term: Term,
+    /// Language of messages (BCP 47), default `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+}
+
+fn check_hhmm(field: &str, s: &str) -> Result<(), TxError> {
+    let ok = s.len() == 5
+        && s.as_bytes()[2] == b':'
+        && s[..2].parse::<u8>().map(|h| h < 24).unwrap_or(false)
+        && s[3..].parse::<u8>().map(|m| m < 60).unwrap_or(false);
+    if ok { Ok(()) } else { Err(TxError::invalid(field, format!("{s:?} is not a time HH:MM"))) }
+}
+
+impl CareplanPropose {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        let t = &self.thresholds;
+        let ordered = t.urgent_low > 0.0 && t.urgent_low < t.low && t.low < t.high && t.high < t.very_high;
+        if !ordered || !t.very_high.is_finite() {
+            return Err(TxError::invalid("body.thresholds", "need 0 < urgent_low < low < high < very_high"));
+        }
+        if !(t.rapid_change_per_min > 0.0 && t.rapid_change_per_min <= 20.0) {
+            return Err(TxError::invalid("body.thresholds.rapid_change_per_min", "must be in (0, 20]"));
+        }
+        if self.version == 0 {
+            return Err(TxError::invalid("body.version", "starts at 1"));
+        }
+        if self.term.end <= self.term.start {
+            return Err(TxError::invalid("body.term.end", "must be after term.start"));
+        }
+        check_len("body.contacts", &self.contacts, l.max_list_len)?;
+        for (i, c) in self.contacts.iter().enumerate() {
+            if c.channels.is_empty() {
+                return Err(TxError::invalid(format!("body.contacts[{i}].channels"), "name at least one channel"));
+            }
+            for (j, ch) in c.channels.iter().enumerate() {
+                let f = format!("body.contacts[{i}].channels[{j}].address");
+                let ok = match ch.kind {
+                    ChannelKind::Email => ch.address.contains('@') && !ch.address.contains(char::is_whitespace),
+                    ChannelKind::Sms => {
+                        ch.address.starts_with('+')
+                            && (8..=16).contains(&ch.address.len())
+                            && ch.address[1..].bytes().all(|b| b.is_ascii_digit())
+                    }
+                    ChannelKind::Webhook => ch.address.starts_with("https://") || ch.address.starts_with("http://"),
+                };
+                if !ok {
+                    return Err(TxError::invalid(f, "not a valid address for this channel (email, +E.164, URL)"));
+                }
+            }
+        }
+        if let Some(q) = &self.quiet_hours {
+            check_hhmm("body.quiet_hours.start", &q.start)?;
+            check_hhmm("body.quiet_hours.end", &q.end)?;
+        }
+        for (i, m) in self.medications.iter().enumerate() {
+            check_nonempty(&format!("body.medications[{i}].name"), &m.name)?;
+            for t in &m.times {
+                check_hhmm(&format!("body.medications[{i}].times"), t)?;
+            }
+        }
+        for (i, c) in self.checkups.iter().enumerate() {
+            if c.every_days == 0 {
+                return Err(TxError::invalid(format!("body.checkups[{i}].every_days"), "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The patient's acceptance of a proposed care plan version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareplanAccept {
+    /// Plan id.
+    pub plan_id: LocalId,
+    /// Version accepted.
+    pub version: u32,
+    /// Hash of the `careplan.propose` transaction accepted.
+    pub proposal_tx: Hash32,
+}
+
+impl CareplanAccept {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        Ok(())
+    }
+}
+
+/// ABO/Rh blood group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BloodGroup {
+    /// O negative.
+    #[serde(rename = "O-")]
+    ONeg,
+    /// O positive.
+    #[serde(rename = "O+")]
+    OPos,
+    /// A negative.
+    #[serde(rename = "A-")]
+    ANeg,
+    /// A positive.
+    #[serde(rename = "A+")]
+    APos,
+    /// B negative.
+    #[serde(rename = "B-")]
+    BNeg,
+    /// B positive.
+    #[serde(rename = "B+")]
+    BPos,
+    /// AB negative.
+    #[serde(rename = "AB-")]
+    AbNeg,
+    /// AB positive.
+    #[serde(rename = "AB+")]
+    AbPos,
+    /// Not known.
+    #[serde(rename = "unknown")]
+    Unknown,
+}
+
+/// Type of diabetes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiabetesType {
+    /// Type 1.
+    Type1,
+    /// Type 2.
+    Type2,
+    /// Gestational.
+    Gestational,
+    /// Other.
+    Other,
+}
+
+/// An emergency contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyContact {
+    /// Name.
+    pub name: String,
+    /// Phone (E.164).
+    pub phone: String,
+    /// Relation, e.g. `mother`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
+}
+
+/// The patient's emergency profile and the hash of the device token that
+/// unlocks it (break-glass). Setting it again replaces both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyProfileSet {
+    /// Blood group.
+    pub blood_group: BloodGroup,
+    /// Allergies.
+    pub allergies: Vec<String>,
+    /// Diabetes type.
+    pub diabetes_type: DiabetesType,
+    /// Current medication.
+    pub medications: Vec<String>,
+    /// Emergency contacts.
+    pub emergency_contacts: Vec<EmergencyContact>,
+    /// SHA-256 of the device token (the token itself never goes on chain).
+    pub token_hash: Hash32,
+}
+
+impl EmergencyProfileSet {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        check_len("body.allergies", &self.allergies, l.max_list_len)?;
+        check_len("body.medications", &self.medications, l.max_list_len)?;
+        check_len("body.emergency_contacts", &self.emergency_contacts, 8)?;
+        for a in self.allergies.iter().chain(&self.medications) {
+            check_text("body", a, &TxLimits { max_text_chars: 200, ..*l })?;
+        }
+        Ok(())
+    }
+}
+
+/// A break-glass access by a clinician who presented the patient's device token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessEmergency {
+    /// SHA-256 of the token presented.
+    pub token_hash: Hash32,
+    /// Why (free text, e.g. "unconscious at A&E").
+    pub reason: String,
+}
+
+impl AccessEmergency {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        check_nonempty("body.reason", &self.reason)?;
+        check_text("body.reason", &self.reason, l)
+    }
+}
+
+/// A patient asks a clinician for a tele-health consult, sharing some records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsultRequest {
+    /// Consult id.
+    pub consult_id: LocalId,
+    /// The clinician asked.
+    pub clinician: ParticipantId,
+    /// Records shared for the consult.
+    pub shared: ConsentScope,
+    /// What it is about.
+    pub reason: String,
+}
+
+impl ConsultRequest {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        self.shared.validate("body.shared", l)?;
+        check_nonempty("body.reason", &self.reason)?;
+        check_text("body.reason", &self.reason, l)
+    }
+}
+
+/// A prescription in a consult response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prescription {
+    /// Medication.
+    pub medication: String,
+    /// Dose.
+    pub dose: String,
+    /// Instructions.
+    pub instructions: String,
+}
+
+/// The clinician's answer to a consult.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsultRespond {
+    /// Consult id.
+    pub consult_id: LocalId,
+    /// Clinical note.
+    pub note: String,
+    /// Prescription, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prescription: Option<Prescription>,
+    /// Id of a care plan proposal made with this answer, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub careplan_change: Option<LocalId>,
+}
+
+impl ConsultRespond {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        check_nonempty("body.note", &self.note)?;
+        check_text("body.note", &self.note, l)
+    }
+}
+
+/// A medication was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MedicationTaken {
+    /// Medication name (as in the care plan).
+    pub medication: String,
+    /// Dose taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dose: Option<String>,
+    /// When.
+    pub taken_at: Timestamp,
+}
+
+impl MedicationTaken {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        check_nonempty("body.medication", &self.medication)
+    }
+}
+
+/// Severity of an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// Needs attention.
+    Warning,
+    /// Needs action now.
+    Urgent,
+}
+
+/// The detector's record of an alert it raised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRaise {
+    /// Alert id.
+    pub alert_id: LocalId,
+    /// Kind.
+    pub kind: AlertKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Episode id shared by the alerts of one episode.
+    pub episode_id: LocalId,
+    /// Time of the triggering reading.
+    pub observed_at: Timestamp,
+    /// Glucose, mg/dL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glucose_mg_dl: Option<f64>,
+    /// Rate of change, mg/dL per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slope_mg_dl_per_min: Option<f64>,
+    /// Projected glucose, mg/dL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted_mg_dl: Option<f64>,
+    /// Anomaly score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_score: Option<f64>,
+    /// Why it fired.
+    pub reason: String,
+}
+
+impl AlertRaise {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        for (f, v) in [
+            ("body.glucose_mg_dl", self.glucose_mg_dl),
+            ("body.slope_mg_dl_per_min", self.slope_mg_dl_per_min),
+            ("body.predicted_mg_dl", self.predicted_mg_dl),
+            ("body.model_score", self.model_score),
+        ] {
+            if let Some(v) = v
+                && !v.is_finite()
+            {
+                return Err(TxError::invalid(f, "must be a finite number"));
+            }
+        }
+        check_text("body.reason", &self.reason, l)
+    }
+}
+
+/// Someone acknowledged an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertAck {
+    /// Alert id.
+    pub alert_id: LocalId,
+    /// Optional note ("gave juice, rechecking").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl AlertAck {
+    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        if let Some(n) = &self.note {
+            check_text("body.note", n, l)?;
+        }
+        Ok(())
+    }
+}
+
+/// Commits the head of a service's hash-chained audit log to the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditCheckpoint {
+    /// Which log (e.g. `ledger`).
+    pub log_id: LocalId,
+    /// Hash of the newest entry.
+    pub head: Hash32,
+    /// Number of entries up to and including `head`.
+    pub entries: u64,
+}
+
+impl AuditCheckpoint {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- payload
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPayload {
+    #[serde(rename = "type")]
+    tx_type: String,
+    chain_id: ChainId,
+    nonce: String,
+    created_at: Timestamp,
+    #[serde(default)]
+    patient: Option<ParticipantId>,
+    body: serde_json::Value,
+}
+
+/// The signed content of a transaction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TxPayload {
+    /// Transaction type (from the body).
+    #[serde(rename = "type", serialize_with = "ser_type")]
+    pub tx_type: TxType,
+    /// Chain the transaction is for.
+    pub chain_id: ChainId,
+    /// Unique per signer (8-64 characters A-Z a-z 0-9 - _); replays are refused.
+    pub nonce: String,
+    /// When the author created it.
+    pub created_at: Timestamp,
+    /// The patient concerned, when the type concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<ParticipantId>,
+    /// The typed body.
+    pub body: TxBody,
+}
+
+fn ser_type<S: serde::Serializer>(t: &TxType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.as_str())
+}
+
+impl TxPayload {
+    /// A payload for `body`.
+    pub fn new(
+        chain_id: ChainId,
+        nonce: String,
+        created_at: Timestamp,
+        patient: Option<ParticipantId>,
+        body: TxBody,
+    ) -> Self {
+        TxPayload { tx_type: body.tx_type(), chain_id, nonce, created_at, patient, body }
+    }
+
+    /// Parses payload JSON strictly and validates every field.
+    pub fn from_json(bytes: &[u8], limits: &TxLimits) -> Result<Self, TxError> {
+        let raw: RawPayload = serde_json::from_slice(bytes).map_err(|e| TxError::Json(e.to_string()))?;
+        let tx_type = TxType::parse(&raw.tx_type).ok_or_else(|| TxError::UnknownType(raw.tx_type.clone()))?;
+        let body = TxBody::from_value(tx_type, raw.body)?;
+        let p = TxPayload {
+            tx_type,
+            chain_id: raw.chain_id,
+            nonce: raw.nonce,
+            created_at: raw.created_at,
+            patient: raw.patient,
+            body,
+        };
+        p.validate(limits)?;
+        Ok(p)
+    }
+
+    /// Checks the rules beyond the JSON shape.
+    pub fn validate(&self, limits: &TxLimits) -> Result<(), TxError> {
+        let nonce_ok = (8..=64).contains(&self.nonce.len())
+            && self.nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !nonce_ok {
+            return Err(TxError::invalid("nonce", "8-64 characters A-Z a-z 0-9 - _"));
+        }
+        match (self.tx_type.concerns_patient(), &self.patient) {
+            (true, None) => {
+                return Err(TxError::invalid("patient", format!("{} needs a patient", self.tx_type.as_str())));
+            }
+            (false, Some(_)) => {
+                return Err(TxError::invalid("patient", format!("{} concerns no patient", self.tx_type.as_str())));
+            }
+            _ => {}
+        }
+        self.body.validate(limits)?;
+        if let (TxBody::ObservationRecord(r), Some(p)) = (&self.body, &self.patient) {
+            for (i, o) in r.observations.iter().enumerate() {
+                o.validate(p.as_str()).map_err(|e| TxError::invalid(format!("body.observations[{i}]"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Canonical JSON of the payload (field order fixed by the types).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("payload serializes")
+    }
+
+    /// Signs the payload as a transaction JWS.
+    pub fn sign(&self, key: &KeyPair, signer: &ParticipantId) -> String {
+        sign_compact(key, Domain::Tx, signer.as_str(), &self.to_json())
+    }
+}
+
+/// A parsed transaction: its JWS, hash, signer and payload. Parsing does not
+/// verify the signature (the signer's key comes from committed state): call
+/// [`Transaction::verify_signature`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transaction {
+    /// The JWS compact serialization, as submitted.
+    pub jws: String,
+    /// SHA-256 of the JWS bytes.
+    pub hash: Hash32,
+    /// The signer (`kid`).
+    pub signer: ParticipantId,
+    /// The payload.
+    pub payload: TxPayload,
+}
+
+impl Transaction {
+    /// Parses a transaction strictly.
+    pub fn parse(jws: &str, limits: &TxLimits) -> Result<Self, TxError> {
+        let parsed = parse_compact(jws, limits.max_jws_bytes)?;
+        if parsed.header.typ.as_deref() != Domain::Tx.jose_typ() {
+            return Err(TxError::Jose(JoseError::WrongType {
+                expected: Domain::Tx.jose_typ().expect("tx typ"),
+                found: parsed.header.typ.clone(),
+            }));
+        }
+        let signer = ParticipantId::parse(parsed.kid()).map_err(TxError::Signer)?;
+        let payload = TxPayload::from_json(&parsed.payload, limits)?;
+        Ok(Transaction { jws: jws.to_string(), hash: sha256(jws.as_bytes()), signer, payload })
+    }
+
+    /// Verifies the signature with the signer's registered key.
+    pub fn verify_signature(&self, key: &PublicKey) -> Result<(), TxError> {
+        let parsed = parse_compact(&self.jws, usize::MAX)?;
+        parsed.verify(key, Domain::Tx)?;
+        Ok(())
+    }
+
+    /// Checks the chain id.
+    pub fn check_chain(&self, chain: &ChainId) -> Result<(), TxError> {
+        if &self.payload.chain_id != chain {
+            return Err(TxError::WrongChain {
+                expected: chain.as_str().into(),
+                found: self.payload.chain_id.as_str().into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `role` may sign this type at all.
+    pub fn role_may_sign(&self, role: Role) -> bool {
+        self.payload.tx_type.signer_roles().contains(&role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::cgm_observation;
+
+    fn kp() -> (KeyPair, ParticipantId) {
+        let k = KeyPair::from_seed([3; 32]);
+        let id = ParticipantId::from_public_key(&k.public());
+        (k, id)
+    }
+
+    fn chain() -> ChainId {
+        ChainId::parse("glucochain-test").unwrap()
+    }
+
+    fn obs_payload(patient: &ParticipantId) -> TxPayload {
+        let at = Timestamp::parse("2026-11-25T08:00:00Z").unwrap();
+        TxPayload::new(
+            chain(),
+            "nonce-0001".into(),
+            at,
+            Some(patient.clone()),
+            TxBody::ObservationRecord(ObservationRecord {
+                data_class: DataClass::Private,
+                observations: vec![cgm_observation(patient.as_str(), at, 110.0, Some("r1"))],
+            }),
+        )
+    }
+
+    #[test]
+    fn sign_parse_verify_round_trip() {
+        let (k, id) = kp();
+        let jws = obs_payload(&id).sign(&k, &id);
+        let tx = Transaction::parse(&jws, &TxLimits::default()).unwrap();
+        assert_eq!(tx.signer, id);
+        assert_eq!(tx.payload, obs_payload(&id));
+        assert_eq!(tx.hash, sha256(jws.as_bytes()));
+        tx.verify_signature(&k.public()).unwrap();
+        assert!(tx.verify_signature(&KeyPair::generate().public()).is_err());
+        tx.check_chain(&chain()).unwrap();
+        assert_eq!(tx.check_chain(&ChainId::parse("other-chain").unwrap()).unwrap_err().code(), "wrong-chain");
+        assert!(tx.role_may_sign(Role::Patient));
+        assert!(!tx.role_may_sign(Role::Caregiver));
+    }
+
+    #[test]
+    fn payload_json_round_trips_for_every_type_name() {
+        for t in TxType::ALL {
+            assert_eq!(TxType::parse(t.as_str()), Some(*t));
+            assert!(!t.signer_roles().is_empty());
+        }
+        let (_, id) = kp();
+        let p = obs_payload(&id);
+        assert_eq!(TxPayload::from_json(&p.to_json(), &TxLimits::default()).unwrap(), p);
+    }
+
+    fn mutate(f: impl FnOnce(&mut serde_json::Value)) -> Result<TxPayload, TxError> {
+        let (_, id) = kp();
+        let mut v: serde_json::Value = serde_json::from_slice(&obs_payload(&id).to_json()).unwrap();
+        f(&mut v);
+        TxPayload::from_json(&serde_json::to_vec(&v).unwrap(), &TxLimits::default())
+    }
+
+    #[test]
+    fn strict_parsing_names_the_field() {
+        let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+            ("unknown field `extra`", Box::new(|v| v["extra"] = 1.into())),
+            ("unknown field `colour`", Box::new(|v| v["body"]["colour"] = "red".into())),
+            ("unknown transaction type", Box::new(|v| v["type"] = "observation.delete".into())),
+            ("nonce", Box::new(|v| v["nonce"] = "x".into())),
+            ("needs a patient", Box::new(|v| v.as_object_mut().unwrap().remove("patient").map(|_| ()).unwrap())),
+            ("at least one observation", Box::new(|v| v["body"]["observations"] = serde_json::json!([]))),
+            ("plausible", Box::new(|v| v["body"]["observations"][0]["valueQuantity"]["value"] = 9999.into())),
+            ("chain id", Box::new(|v| v["chain_id"] = "Bad Chain".into())),
+            ("RFC 3339", Box::new(|v| v["created_at"] = "today".into())),
+            ("unknown variant `secret`", Box::new(|v| v["body"]["data_class"] = "secret".into())),
+        ];
+        for (want, f) in cases {
+            let err = mutate(f).unwrap_err().to_string();
+            assert!(err.contains(want), "expected {want:?} in {err:?}");
+        }
+    }
+
+    #[test]
+    fn oversized_and_wrong_typ_are_refused() {
+        let (k, id) = kp();
+        let jws = obs_payload(&id).sign(&k, &id);
+        let small = TxLimits { max_jws_bytes: 100, ..TxLimits::default() };
+        assert_eq!(Transaction::parse(&jws, &small).unwrap_err().code(), "too-large");
+        let token = glucochain_crypto::jose::issue_token(&k, id.as_str(), "glucochain", 0, 60, "j");
+        assert_eq!(Transaction::parse(&token, &TxLimits::default()).unwrap_err().code(), "wrong-type");
+    }
+
+    #[test]
+    fn register_id_must_match_key() {
+        let (k, id) = kp();
+        let other = KeyPair::from_seed([4; 32]).public();
+        let body = |pk: PublicKey| {
+            TxBody::ParticipantRegister(ParticipantRegister {
+                id: id.clone(),
+                role: Role::Clinician,
+                public_key: pk,
+                display_name: Some("Dr. A".into()),
+                institution: None,
+            })
+        };
+        let p = |b| TxPayload::new(chain(), "nonce-0002".into(), Timestamp::from_unix_ms(0), None, b);
+        p(body(k.public())).validate(&TxLimits::default()).unwrap();
+        let err = p(body(other)).validate(&TxLimits::default()).unwrap_err().to_string();
+        assert!(err.contains("derived"), "{err}");
+    }
+}
