@@ -1,1 +1,148 @@
+//! Messaging for GlucoChain over NATS.
+//!
+//! * [`subjects`]: every subject and stream name, in one place.
+//! * [`Bus`]: a NATS connection that reconnects by itself, with JetStream.
+//! * [`streams`]: idempotent stream and durable consumer setup.
+//! * [`publish`](Bus::publish): JetStream publish with a message id for
+//!   de-duplication, awaiting the server's acknowledgement.
+//! * [`trace`]: W3C `traceparent` propagation in NATS headers.
 
+pub mod streams;
+pub mod subjects;
+pub mod trace;
+
+use async_nats::jetstream;
+use bytes::Bytes;
+use std::time::Duration;
+
+/// Errors of the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Could not connect.
+    #[error("connect to NATS at {url}: {source}")]
+    Connect {
+        /// Server URL.
+        url: String,
+        /// Cause.
+        source: async_nats::ConnectError,
+    },
+    /// JetStream publish failed or was not acknowledged in time.
+    #[error("publish to {subject}: {reason}")]
+    Publish {
+        /// Subject.
+        subject: String,
+        /// Cause.
+        reason: String,
+    },
+    /// Stream or consumer setup failed.
+    #[error("JetStream setup of {name}: {reason}")]
+    Setup {
+        /// Stream or consumer.
+        name: String,
+        /// Cause.
+        reason: String,
+    },
+    /// Core NATS publish or request failed.
+    #[error("NATS {0}")]
+    Core(String),
+}
+
+/// A NATS connection with its JetStream context.
+#[derive(Clone, Debug)]
+pub struct Bus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+/// The outcome of a JetStream publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Stream that stored the message.
+    pub stream: String,
+    /// Its sequence number in the stream.
+    pub sequence: u64,
+    /// True when the server already had a message with this id (nothing new stored).
+    pub duplicate: bool,
+}
+
+impl Bus {
+    /// Connects to `url` as `name`. The connection reconnects by itself
+    /// forever with backoff; connection events are logged.
+    pub async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name(name)
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(Duration::from_secs(10)))
+            .event_callback(|event| async move {
+                match event {
+                    async_nats::Event::Connected => tracing::info!("nats connected"),
+                    async_nats::Event::Disconnected => tracing::warn!("nats disconnected; reconnecting"),
+                    other => tracing::debug!(event = %other, "nats event"),
+                }
+            })
+            .connect(url)
+            .await
+            .map_err(|source| BusError::Connect { url: url.to_string(), source })?;
+        let js = jetstream::new(client.clone());
+        Ok(Bus { client, js })
+    }
+
+    /// The core NATS client.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The JetStream context.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Publishes to JetStream with `msg_id` (the `Nats-Msg-Id` header: the
+    /// stream drops a second message with the same id inside its duplicate
+    /// window) and the current trace context, and waits for the server's
+    /// acknowledgement. Only an acknowledged message is stored.
+    pub async fn publish(&self, subject: &str, msg_id: &str, payload: Bytes) -> Result<Published, BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", msg_id);
+        trace::inject_current(&mut headers);
+        let err = |reason: String| BusError::Publish { subject: subject.to_string(), reason };
+        let ack = self
+            .js
+            .publish_with_headers(subject.to_string(), headers, payload)
+            .await
+            .map_err(|e| err(e.to_string()))?
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        Ok(Published { stream: ack.stream, sequence: ack.sequence, duplicate: ack.duplicate })
+    }
+
+    /// Publishes on core NATS (at most once) with the current trace context.
+    pub async fn publish_core(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        trace::inject_current(&mut headers);
+        self.client
+            .publish_with_headers(subject.to_string(), headers, payload)
+            .await
+            .map_err(|e| BusError::Core(format!("publish {subject}: {e}")))
+    }
+
+    /// Sends a request on core NATS and waits for the reply.
+    pub async fn request(&self, subject: &str, payload: Bytes) -> Result<async_nats::Message, BusError> {
+        let mut headers = async_nats::HeaderMap::new();
+        trace::inject_current(&mut headers);
+        self.client
+            .request_with_headers(subject.to_string(), headers, payload)
+            .await
+            .map_err(|e| BusError::Core(format!("request {subject}: {e}")))
+    }
+
+    /// Flushes pending core publishes.
+    pub async fn flush(&self) -> Result<(), BusError> {
+        self.client.flush().await.map_err(|e| BusError::Core(format!("flush: {e}")))
+    }
+
+    /// Whether the connection is up right now.
+    pub fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}

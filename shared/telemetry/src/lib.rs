@@ -1,1 +1,133 @@
+//! Observability shared by every GlucoChain service:
+//!
+//! * structured logs with `tracing` (JSON by default, text with
+//!   `GLUCOCHAIN_LOG_FORMAT=text`; level from `RUST_LOG`, default `info`);
+//! * OpenTelemetry traces: always recorded (so trace ids exist and travel in
+//!   NATS headers), exported over OTLP only when `OTEL_EXPORTER_OTLP_ENDPOINT`
+//!   is set;
+//! * Prometheus metrics through the `metrics` facade, rendered at `/metrics`;
+//! * `/healthz` (alive) and `/readyz` (named readiness checks) for actix-web.
+//!
+//! Logs never carry keys, tokens or PHI: services log ids and hashes only.
 
+pub mod http;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::OnceLock;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+pub use metrics;
+pub use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Errors setting up telemetry.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP exporter could not be built.
+    #[error("OTLP exporter: {0}")]
+    Otlp(String),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (for machines).
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// Telemetry settings, normally from the environment.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Service name (`service.name` in traces, `service` in logs).
+    pub service: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// OTLP gRPC endpoint (e.g. `http://127.0.0.1:4317`); none = no export.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetryConfig {
+    /// Reads `GLUCOCHAIN_LOG_FORMAT` and `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn from_env(service: &str) -> Self {
+        let log_format = match std::env::var("GLUCOCHAIN_LOG_FORMAT").as_deref() {
+            Ok("text") => LogFormat::Text,
+            _ => LogFormat::Json,
+        };
+        let otlp_endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|s| !s.is_empty());
+        TelemetryConfig { service: service.to_string(), log_format, otlp_endpoint }
+    }
+}
+
+/// Keeps the tracer provider alive; flushes spans on drop.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's Prometheus recorder (installed on first use).
+pub fn prometheus() -> &'static PrometheusHandle {
+    PROMETHEUS.get_or_init(|| {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (tests): keep ours usable anyway.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// Installs logging, tracing and metrics for `config.service`. Call once at
+/// start-up and keep the returned value alive. Calling it again in the same
+/// process (tests) keeps the first subscriber.
+pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+    let resource = Resource::builder().with_service_name(config.service.clone()).build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(endpoint) = &config.otlp_endpoint {
+        use opentelemetry_otlp::WithExportConfig;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .map_err(|e| TelemetryError::Otlp(e.to_string()))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    let provider = builder.build();
+    let tracer = provider.tracer(config.service.clone());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
+
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt_layer = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_target(true)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_target(false).boxed(),
+    };
+    let otel_layer = tracing_opentelemetry::layer().with_tracer(tracer);
+    let _ = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init();
+    prometheus();
+    Ok(Telemetry { provider })
+}
+
+/// The current span's OpenTelemetry trace id (32 hex), if any.
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let cx = tracing::Span::current().context();
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| sc.trace_id().to_string())
+}

@@ -1,0 +1,162 @@
+//! Idempotent JetStream setup: every service declares the streams and durable
+//! consumers it needs at start-up; declaring again is harmless, and a changed
+//! declaration updates the stream in place.
+
+use crate::{Bus, BusError, subjects};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use std::time::Duration;
+
+/// What a stream should look like.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// Stream name.
+    pub name: &'static str,
+    /// Subjects it captures.
+    pub subjects: Vec<String>,
+    /// How long messages are kept (0 = forever).
+    pub max_age: Duration,
+    /// Window in which a repeated `Nats-Msg-Id` is dropped.
+    pub duplicate_window: Duration,
+    /// Replicas (1 on a single server, 3 in a cluster).
+    pub replicas: usize,
+}
+
+impl StreamSpec {
+    /// TXS: submitted transactions; dedup on the tx hash for 2 hours.
+    pub fn txs() -> Self {
+        StreamSpec {
+            name: subjects::STREAM_TXS,
+            subjects: vec![subjects::TX_ALL.into()],
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(2 * 3600),
+            replicas: 1,
+        }
+    }
+
+    /// BLOCKS: committed blocks, kept forever (the chain).
+    pub fn blocks() -> Self {
+        StreamSpec {
+            name: subjects::STREAM_BLOCKS,
+            subjects: vec![subjects::BLOCK_COMMITTED.into()],
+            max_age: Duration::ZERO,
+            duplicate_window: Duration::from_secs(2 * 3600),
+            replicas: 1,
+        }
+    }
+
+    /// ALERTS: glucose alerts for the notifier.
+    pub fn alerts() -> Self {
+        StreamSpec {
+            name: subjects::STREAM_ALERTS,
+            subjects: vec![subjects::ALERT_ALL.into()],
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            duplicate_window: Duration::from_secs(24 * 3600),
+            replicas: 1,
+        }
+    }
+
+    /// REMINDERS: clinical reminders for the notifier.
+    pub fn reminders() -> Self {
+        StreamSpec {
+            name: subjects::STREAM_REMINDERS,
+            subjects: vec![subjects::REMINDER_ALL.into()],
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            duplicate_window: Duration::from_secs(24 * 3600),
+            replicas: 1,
+        }
+    }
+
+    /// All four streams.
+    pub fn all() -> Vec<Self> {
+        vec![Self::txs(), Self::blocks(), Self::alerts(), Self::reminders()]
+    }
+
+    fn config(&self) -> stream::Config {
+        stream::Config {
+            name: self.name.to_string(),
+            subjects: self.subjects.clone(),
+            retention: RetentionPolicy::Limits,
+            storage: StorageType::File,
+            discard: DiscardPolicy::Old,
+            max_age: self.max_age,
+            duplicate_window: self.duplicate_window,
+            num_replicas: self.replicas,
+            ..Default::default()
+        }
+    }
+}
+
+/// What a durable pull consumer should look like.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Durable name (one per service instance group, e.g. `ledger`).
+    pub durable: String,
+    /// Only messages on this subject (empty: all of the stream).
+    pub filter_subject: String,
+    /// Time the server waits for an ack before redelivering.
+    pub ack_wait: Duration,
+    /// Deliveries before the server gives up on a message (-1: never).
+    pub max_deliver: i64,
+}
+
+impl ConsumerSpec {
+    /// A durable consumer with defaults: all subjects, 30 s ack wait, unlimited redelivery.
+    pub fn durable(name: &str) -> Self {
+        ConsumerSpec {
+            durable: name.to_string(),
+            filter_subject: String::new(),
+            ack_wait: Duration::from_secs(30),
+            max_deliver: -1,
+        }
+    }
+}
+
+impl Bus {
+    /// Creates the stream, or updates it when its settings differ.
+    pub async fn ensure_stream(&self, spec: &StreamSpec) -> Result<stream::Stream, BusError> {
+        let err = |reason: String| BusError::Setup { name: spec.name.to_string(), reason };
+        let wanted = spec.config();
+        let mut s = self.jetstream().get_or_create_stream(wanted.clone()).await.map_err(|e| err(e.to_string()))?;
+        let have = s.info().await.map_err(|e| err(e.to_string()))?.config.clone();
+        if have.subjects != wanted.subjects
+            || have.max_age != wanted.max_age
+            || have.duplicate_window != wanted.duplicate_window
+            || have.num_replicas != wanted.num_replicas
+        {
+            tracing::info!(stream = spec.name, "updating stream settings");
+            self.jetstream().update_stream(wanted).await.map_err(|e| err(e.to_string()))?;
+            s = self.jetstream().get_stream(spec.name).await.map_err(|e| err(e.to_string()))?;
+        }
+        Ok(s)
+    }
+
+    /// Creates all four GlucoChain streams (idempotent).
+    pub async fn ensure_all_streams(&self) -> Result<(), BusError> {
+        for spec in StreamSpec::all() {
+            self.ensure_stream(&spec).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates (or reuses) a durable pull consumer with explicit acks on `stream`.
+    pub async fn ensure_consumer(
+        &self,
+        stream: &stream::Stream,
+        spec: &ConsumerSpec,
+    ) -> Result<async_nats::jetstream::consumer::Consumer<pull::Config>, BusError> {
+        let config = pull::Config {
+            durable_name: Some(spec.durable.clone()),
+            filter_subject: spec.filter_subject.clone(),
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: spec.ack_wait,
+            max_deliver: spec.max_deliver,
+            ..Default::default()
+        };
+        stream
+            .get_or_create_consumer(&spec.durable, config)
+            .await
+            .map_err(|e| BusError::Setup { name: spec.durable.clone(), reason: e.to_string() })
+    }
+}
