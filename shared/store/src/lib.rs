@@ -1,1 +1,138 @@
+//! Storage for GlucoChain services: one code path over PostgreSQL (for
+//! deployments) and SQLite (the embedded default for local runs), chosen by
+//! the URL (`postgres://...` or `sqlite://path`), with versioned migrations
+//! per backend applied at connect.
+//!
+//! Queries are written once in SQL that both backends accept and run through
+//! sqlx's `Any` driver. Writes that belong together happen in one database
+//! transaction, and block inserts are idempotent, so a consumer that is
+//! redelivered a block it already stored does no harm.
 
+pub mod chain;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Connection};
+use std::time::Duration;
+
+pub use chain::{InsertOutcome, StoredBlock, StoredTx};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL (use postgres://... or sqlite://...): {0}")]
+    Url(String),
+    /// Connecting failed.
+    #[error("connect to {backend}: {source}")]
+    Connect {
+        /// Backend.
+        backend: Backend,
+        /// Cause.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("migrate: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A block at this height with another hash is already stored: a fork
+    /// or corruption, never overwritten.
+    #[error("block {height} already stored with another hash")]
+    Conflict {
+        /// Height.
+        height: u64,
+    },
+    /// Stored data is not what this version expects.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Which database is behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL.
+    Postgres,
+    /// SQLite.
+    Sqlite,
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        })
+    }
+}
+
+/// A connection pool with migrations applied.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static PG_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+impl Store {
+    /// Connects to `url` and applies pending migrations. SQLite files are
+    /// created when missing and use WAL mode.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let (backend, url) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else if let Some(rest) = url.strip_prefix("sqlite:") {
+            let sep = if rest.contains('?') { '&' } else { '?' };
+            let url = if rest.contains("mode=") || rest == ":memory:" {
+                url.to_string()
+            } else {
+                format!("{url}{sep}mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else {
+            return Err(StoreError::Url(url.split('@').next_back().unwrap_or("").to_string()));
+        };
+        let mut opts = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        opts = match backend {
+            // One writer at a time is how SQLite works; in-memory needs one connection.
+            Backend::Sqlite => opts.max_connections(1),
+            Backend::Postgres => opts.max_connections(16),
+        };
+        let pool = opts.connect(&url).await.map_err(|source| StoreError::Connect { backend, source })?;
+        if backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA foreign_keys=ON").execute(&pool).await?;
+            sqlx::query("PRAGMA synchronous=FULL").execute(&pool).await?;
+        }
+        let mut conn = pool.acquire().await?;
+        match backend {
+            Backend::Postgres => PG_MIGRATIONS.run(&mut *conn).await?,
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&mut *conn).await?,
+        }
+        conn.ping().await?;
+        drop(conn);
+        Ok(Store { pool, backend })
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for repositories in service crates.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
