@@ -1,0 +1,173 @@
+//! Command-line syntax and help texts.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// GlucoChain command line: keys, signed transactions, offline verification.
+///
+/// Every command that reads a file also reads standard input when given `-`.
+/// Output is JSON where a program may read it, so `emrctl ... | jq` works.
+/// Exit status: 0 success, 1 a verification failed, 2 bad usage or input.
+#[derive(Parser, Debug)]
+#[command(name = "emrctl", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Generate an Ed25519 key pair and write it as a PKCS#8 PEM file (mode 0600).
+    ///
+    /// Prints the participant id derived from the key and the public key
+    /// (unpadded base64url), which an admin registers on the chain.
+    #[command(after_help = "Example:\n  emrctl keygen --out keys/dr-ada.pem")]
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long)]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+
+    /// Show the participant id and public key of a private key file.
+    Keyinfo {
+        /// PKCS#8 PEM private key (must not be readable by group or others).
+        #[arg(long)]
+        key: PathBuf,
+    },
+
+    /// Write a genesis file from validator and admin keys.
+    #[command(
+        after_help = "Example:\n  emrctl genesis --chain-id glucochain-dev \\\n    --validator v1=keys/v1.pem:10 --validator v2=keys/v2.pem:10 \\\n    --admin root=keys/admin.pem --out genesis.json"
+    )]
+    Genesis {
+        /// Chain id (3-64 characters a-z, 0-9, '-').
+        #[arg(long)]
+        chain_id: String,
+        /// A validator as NAME=KEYFILE[:POWER] (power defaults to 10); repeat.
+        #[arg(long = "validator", required = true)]
+        validators: Vec<String>,
+        /// An admin as NAME=KEYFILE; repeat.
+        #[arg(long = "admin", required = true)]
+        admins: Vec<String>,
+        /// Genesis time (RFC 3339); default now.
+        #[arg(long)]
+        time: Option<String>,
+        /// Output file; `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
+
+    /// Sign a transaction: a JSON body in, a JWS compact serialization out.
+    ///
+    /// The body is checked with the same strict rules the validators apply
+    /// before it is signed, so mistakes show here and not as a rejection.
+    /// The signer's participant id (the JWS `kid`) is derived from the key.
+    #[command(
+        after_help = "Example:\n  echo '{\"consent_id\":\"c1\",\"grantee\":\"p...\",\"scope\":{\"data_classes\":[\"private\"],\"access\":[\"read\"]},\"purpose\":\"TREAT\"}' \\\n    | emrctl sign-tx --key keys/patient.pem --chain-id glucochain-dev \\\n        --type consent.grant --patient p... --body - > tx.jws"
+    )]
+    SignTx {
+        /// Signer's private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Chain id the transaction is for.
+        #[arg(long)]
+        chain_id: String,
+        /// Transaction type, e.g. observation.record, consent.grant.
+        #[arg(long = "type")]
+        tx_type: String,
+        /// Patient the transaction concerns (for patient transaction types).
+        #[arg(long)]
+        patient: Option<String>,
+        /// JSON body file, or `-` for standard input.
+        #[arg(long, default_value = "-")]
+        body: PathBuf,
+        /// Nonce (default: random); must be unique per signer.
+        #[arg(long)]
+        nonce: Option<String>,
+        /// Creation time (RFC 3339); default now.
+        #[arg(long)]
+        created_at: Option<String>,
+    },
+
+    /// Check a transaction: strict parsing and, given a key, its signature.
+    ///
+    /// The key comes from --public-key, or from --genesis when the signer is
+    /// a genesis admin or validator. Without either only the syntax and rules
+    /// are checked (and the output says the signature was not checked).
+    VerifyTx {
+        /// JWS file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        jws: PathBuf,
+        /// Signer's public key (unpadded base64url).
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Genesis file to look the signer's key up in.
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Also require this chain id.
+        #[arg(long)]
+        chain_id: Option<String>,
+    },
+
+    /// SHA-256 of a file (hex). With --tx, the tx hash of a JWS (surrounding
+    /// whitespace, e.g. a trailing newline, is not part of the JWS).
+    Hash {
+        /// File, or `-` for standard input.
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        /// Treat the input as a transaction JWS.
+        #[arg(long)]
+        tx: bool,
+    },
+
+    /// Issue a short-lived read token (EdDSA JWT) for the HTTPS read API.
+    #[command(after_help = "Example:\n  curl -H \"Authorization: Bearer $(emrctl token --key keys/patient.pem)\" ...")]
+    Token {
+        /// Reader's private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Audience.
+        #[arg(long, default_value = "glucochain")]
+        audience: String,
+        /// Lifetime in seconds (services accept at most 300).
+        #[arg(long, default_value_t = 120)]
+        ttl: i64,
+    },
+
+    /// Verify an inclusion proof offline, with only the genesis file.
+    ///
+    /// Checks the Merkle path to the block's tx root, the block hash, and the
+    /// commit certificate's signatures (more than 2/3 of the voting power).
+    #[command(
+        after_help = "Example:\n  curl -s $LEDGER/v1/transactions/$HASH/proof > proof.json\n  emrctl verify-proof --proof proof.json --genesis genesis.json"
+    )]
+    VerifyProof {
+        /// Proof JSON file, or `-` for standard input.
+        #[arg(long, default_value = "-")]
+        proof: PathBuf,
+        /// Genesis file of the chain.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
+
+    /// Offline round trip of the whole cryptographic path, in a directory:
+    /// keys, genesis, a signed CGM reading, a block committed by a local
+    /// quorum of validator keys, an inclusion proof, and its verification.
+    ///
+    /// Everything runs on this machine without servers. It does not run
+    /// consensus: the validator signatures are made here with the validator
+    /// keys it generates, to show what a commit certificate proves.
+    Roundtrip {
+        /// Working directory (created; keys are written under DIR/keys).
+        #[arg(long, default_value = "glucochain-roundtrip")]
+        dir: PathBuf,
+        /// Number of validators.
+        #[arg(long, default_value_t = 4)]
+        validators: u8,
+    },
+}

@@ -1,0 +1,73 @@
+//! Command implementations.
+
+mod keys;
+mod roundtrip;
+mod tx;
+mod verify;
+
+use crate::cli::{Cli, Command};
+use anyhow::Context;
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Keygen { out, force } => keys::keygen(&out, force),
+        Command::Keyinfo { key } => keys::keyinfo(&key),
+        Command::Genesis { chain_id, validators, admins, time, out } => {
+            keys::genesis(&chain_id, &validators, &admins, time.as_deref(), &out)
+        }
+        Command::SignTx { key, chain_id, tx_type, patient, body, nonce, created_at } => {
+            tx::sign_tx(&key, &chain_id, &tx_type, patient.as_deref(), &body, nonce, created_at.as_deref())
+        }
+        Command::VerifyTx { jws, public_key, genesis, chain_id } => {
+            tx::verify_tx(&jws, public_key.as_deref(), genesis.as_deref(), chain_id.as_deref())
+        }
+        Command::Hash { file, tx } => tx::hash(&file, tx),
+        Command::Token { key, audience, ttl } => keys::token(&key, &audience, ttl),
+        Command::VerifyProof { proof, genesis } => verify::verify_proof(&proof, &genesis),
+        Command::Roundtrip { dir, validators } => roundtrip::run(&dir, validators),
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+pub(crate) fn read_input(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("read standard input")?;
+        Ok(buf)
+    } else {
+        std::fs::read(path).with_context(|| format!("read {}", path.display()))
+    }
+}
+
+/// Writes to a file, or standard output for `-`.
+pub(crate) fn write_output(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        use std::io::Write;
+        std::io::stdout().write_all(data)?;
+        Ok(())
+    } else {
+        std::fs::write(path, data).with_context(|| format!("write {}", path.display()))
+    }
+}
+
+/// Prints a JSON value on standard output.
+pub(crate) fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A random nonce (16 bytes, hex).
+pub(crate) fn random_nonce() -> String {
+    use rand_core::RngCore;
+    let mut b = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
