@@ -125,7 +125,7 @@ impl MerkleTree {
             return self.levels[0][start];
         }
         // A complete, aligned subtree is stored in the levels.
-        if n.is_power_of_two() && start % n == 0 {
+        if n.is_power_of_two() && start.is_multiple_of(n) {
             return self.levels[n.trailing_zeros() as usize][start / n];
         }
         let k = largest_power_of_two_below(n as u64) as usize;

