@@ -252,9 +252,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.pem");
         KeyPair::generate().write_pem_file(&path, false).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = KeyPair::read_pem_file(&path).unwrap_err();
-        assert!(matches!(err, KeyError::Permissions { mode: 0o644, .. }), "{err}");
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o700 | 0o020] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = KeyPair::read_pem_file(&path).unwrap_err();
+            assert!(matches!(err, KeyError::Permissions { mode: m, .. } if m == mode), "{mode:o}: {err}");
+        }
+        // Owner-only modes are fine.
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            KeyPair::read_pem_file(&path).unwrap();
+        }
     }
 
     #[test]

@@ -453,8 +453,15 @@ mod tests {
             certificate(&keys, &[0, 1], &hash).verify(5, &hash, &set),
             Err(CertificateError::NoQuorum { signed: 20, total: 40 })
         );
-        // Exactly two thirds is not enough: 3 validators of power 10 + one of 15 => total 45, 30 signed.
         assert!(!set.is_quorum(26) && set.is_quorum(27));
+        // Exactly two thirds is not enough: 2 of 3 equal validators hold 20 of 30.
+        let (keys3, set3) = validators(3);
+        let hash3 = header().hash();
+        assert_eq!(
+            certificate(&keys3, &[0, 1], &hash3).verify(5, &hash3, &set3),
+            Err(CertificateError::NoQuorum { signed: 20, total: 30 })
+        );
+        assert_eq!(certificate(&keys3, &[0, 1, 2], &hash3).verify(5, &hash3, &set3), Ok(30));
         let c = certificate(&keys, &[0, 1, 0], &hash);
         assert!(matches!(c.verify(5, &hash, &set), Err(CertificateError::Duplicate(_))));
         let other = sha256(b"other block");
