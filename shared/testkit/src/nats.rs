@@ -33,7 +33,8 @@ fn candidates() -> Vec<PathBuf> {
         .map(|p| std::env::split_paths(&p).map(|d| d.join("nats-server")).filter(|p| p.is_file()).collect())
         .unwrap_or_default();
     for py in ["python3", "python"] {
-        if let Ok(out) = Command::new(py).args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]).output()
+        if let Ok(out) =
+            Command::new(py).args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"]).output()
             && out.status.success()
         {
             c.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("nats-server"));
