@@ -3,7 +3,12 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["glucochain/v1/ledger.proto", "glucochain/v1/consensus.proto", "glucochain/v1/clinical.proto"];
+    let files = [
+        "glucochain/v1/ledger.proto",
+        "glucochain/v1/consensus.proto",
+        "glucochain/v1/clinical.proto",
+        "glucochain/v1/wal.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }

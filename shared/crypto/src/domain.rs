@@ -34,6 +34,8 @@ pub enum Domain {
     Block,
     /// Evidence of misbehaviour reported by a validator.
     Evidence,
+    /// A vote certificate (polka or round) relayed by a validator.
+    Certificate,
     /// A block-sync request or response between validators.
     Sync,
 }
@@ -49,6 +51,7 @@ impl Domain {
             Domain::Vote => "glucochain/v1/vote",
             Domain::Block => "glucochain/v1/block",
             Domain::Evidence => "glucochain/v1/evidence",
+            Domain::Certificate => "glucochain/v1/certificate",
             Domain::Sync => "glucochain/v1/sync",
         }
     }
@@ -193,6 +196,7 @@ mod tests {
             Domain::Vote,
             Domain::Block,
             Domain::Evidence,
+            Domain::Certificate,
             Domain::Sync,
         ];
         for a in all {
