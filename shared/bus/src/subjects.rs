@@ -27,6 +27,8 @@ pub const AUTHZ_DECIDE: &str = "emr.authz.decide";
 pub const SYNC_BLOCKS: &str = "emr.sync.blocks";
 /// Notification delivery status from the notifier.
 pub const NOTIFY_STATUS: &str = "emr.notify.status";
+/// Vote-set requests between validators (request/reply).
+pub const CONSENSUS_VOTESET: &str = "emr.voteset";
 /// All consensus messages.
 pub const CONSENSUS_ALL: &str = "emr.consensus.>";
 

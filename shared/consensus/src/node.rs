@@ -264,6 +264,8 @@ struct Host<W: Wal> {
     awaiting_commit: bool,
     outputs: Vec<Output>,
     fatal: Option<NodeError>,
+    /// Signature of the message being processed, already verified by `on_message`.
+    preverified: Option<crate::context::Signature>,
 }
 
 /// One validator's consensus.
@@ -335,6 +337,7 @@ impl<W: Wal> Node<W> {
             awaiting_commit: false,
             outputs: Vec::new(),
             fatal: None,
+            preverified: None,
         };
         let mut node = Node { state, metrics: Metrics::new(), host };
         let restart = !replay.is_empty();
@@ -370,6 +373,17 @@ impl<W: Wal> Node<W> {
     /// Whether the height is decided and the node waits for [`Node::start_height`].
     pub fn is_awaiting_commit(&self) -> bool {
         self.host.awaiting_commit
+    }
+
+    /// Every signed vote this node holds for `round` of the current height
+    /// (its own and those received), to answer a vote-set request.
+    pub fn votes(&self, round: Round) -> Vec<ConsensusMessage> {
+        self.state
+            .driver
+            .votes()
+            .per_round(round)
+            .map(|r| r.received_votes().iter().cloned().map(ConsensusMessage::Vote).collect())
+            .unwrap_or_default()
     }
 
     /// The validator set of the current height.
@@ -419,33 +433,22 @@ impl<W: Wal> Node<W> {
         if height > self.host.height {
             self.host.outputs.push(Output::PeerAhead { peer: sender.clone(), height });
         }
-        match msg {
-            ConsensusMessage::Vote(v) => self.process(Input::Vote(v))?,
-            ConsensusMessage::Proposal(p) => self.process(Input::Proposal(p))?,
-            ConsensusMessage::Part(..) => {
-                if !msg.verify(&key) {
-                    self.host.outputs.push(Output::Dropped { sender, reason: DropReason::BadSignature });
-                } else {
-                    self.on_part(msg)?;
-                }
-            }
-            ConsensusMessage::PolkaCertificate(ref c, ..) => {
-                if msg.verify(&key) {
-                    let c = c.clone();
-                    self.process(Input::PolkaCertificate(c))?;
-                } else {
-                    self.host.outputs.push(Output::Dropped { sender, reason: DropReason::BadSignature });
-                }
-            }
-            ConsensusMessage::RoundCertificate(ref c, ..) => {
-                if msg.verify(&key) {
-                    let c = c.clone();
-                    self.process(Input::RoundCertificate(c))?;
-                } else {
-                    self.host.outputs.push(Output::Dropped { sender, reason: DropReason::BadSignature });
-                }
-            }
+        // Every message is checked against its sender's key here, so forged
+        // ones are counted; consensus then skips re-verifying the same signature.
+        if !msg.verify(&key) {
+            self.host.outputs.push(Output::Dropped { sender, reason: DropReason::BadSignature });
+            return self.take_outputs();
         }
+        self.host.preverified = Some(msg.signature().clone());
+        let result = match msg {
+            ConsensusMessage::Vote(v) => self.process(Input::Vote(v)),
+            ConsensusMessage::Proposal(p) => self.process(Input::Proposal(p)),
+            ConsensusMessage::Part(..) => self.on_part(msg),
+            ConsensusMessage::PolkaCertificate(c, ..) => self.process(Input::PolkaCertificate(c)),
+            ConsensusMessage::RoundCertificate(c, ..) => self.process(Input::RoundCertificate(c)),
+        };
+        self.host.preverified = None;
+        result?;
         self.take_outputs()
     }
 
@@ -729,6 +732,9 @@ impl<W: Wal> Host<W> {
             SignVote(vote, r) => r.resume_with(codec::sign_vote(&self.cfg.key, vote)),
             SignProposal(proposal, r) => r.resume_with(codec::sign_proposal(&self.cfg.key, proposal)),
             VerifySignature(signed, key, r) => {
+                if self.preverified.as_ref() == Some(&signed.signature) {
+                    return Ok(r.resume_with(true));
+                }
                 let ok = match &signed.message {
                     ConsensusMsg::Vote(v) => key.verify(Domain::Vote, &vote_sign_bytes(v), &signed.signature.0).is_ok(),
                     ConsensusMsg::Proposal(p) => {

@@ -208,6 +208,21 @@ fn decided_height_yields_one_decision_with_a_quorum_certificate() {
     let power = d.certificate.verify(1, &hash, &net.set).unwrap();
     assert!(net.set.is_quorum(power));
     assert!(node.is_awaiting_commit());
+    // The votes it holds for the round (its own and received) answer a vote-set request.
+    let held = node.votes(Round::new(0));
+    assert_eq!(held.len(), 8, "4 prevotes and 4 precommits");
+    assert!(held.iter().all(|m| matches!(m, ConsensusMessage::Vote(_))));
+    // A vote from a member with a forged signature is dropped and reported.
+    let mut forged = codec::sign_vote(
+        &net.keys[(me + 1) % 4],
+        GlucoContext.new_prevote(Height(1), Round::new(1), NilOrVal::Nil, net.addr((me + 1) % 4)),
+    );
+    forged.signature.0[5] ^= 1;
+    let out = node.on_message(ConsensusMessage::Vote(forged)).unwrap();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Dropped { reason: glucochain_consensus::node::DropReason::BadSignature, .. }))
+    );
     // A vote signed by a key outside the set is dropped and reported.
     let stranger = KeyPair::from_seed([99; 32]);
     let vote = GlucoContext.new_prevote(

@@ -9,12 +9,14 @@
 //! redelivered a block it already stored does no harm.
 
 pub mod chain;
+pub mod evidence;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Connection};
 use std::time::Duration;
 
 pub use chain::{InsertOutcome, StoredBlock, StoredTx};
+pub use evidence::StoredEvidence;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! The same repository behaviour on SQLite and on a real PostgreSQL.
 
-use glucochain_store::{Backend, InsertOutcome, Store, StoreError, StoredBlock, StoredTx};
+use glucochain_store::{Backend, InsertOutcome, Store, StoreError, StoredBlock, StoredEvidence, StoredTx};
 use glucochain_testkit::PgTestDb;
 
 fn block(height: u64, salt: u8, ntx: usize) -> StoredBlock {
@@ -65,6 +65,19 @@ async fn exercise(store: &Store) {
     store.set_cursor("contracts", 6).await.unwrap();
     assert_eq!(store.cursor("contracts").await.unwrap(), Some(6));
     assert!(store.ping().await);
+
+    let e = StoredEvidence {
+        hash: vec![7; 32],
+        validator: "pbyzantine".into(),
+        kind: "vote".into(),
+        height: 2,
+        round: 1,
+        first: vec![1, 2],
+        second: vec![3, 4],
+    };
+    assert!(store.insert_evidence(&e).await.unwrap());
+    assert!(!store.insert_evidence(&e).await.unwrap(), "recording twice is harmless");
+    assert_eq!(store.evidence().await.unwrap(), vec![e]);
 }
 
 #[tokio::test]

@@ -1,0 +1,177 @@
+//! The validator's own copy of the chain: blocks with their commit
+//! certificates in an embedded store (SQLite by default), and the ledger
+//! state derived from them. A block is stored, in one database transaction,
+//! before the state moves on and before anything is acknowledged.
+
+use glucochain_consensus::block::Block;
+use glucochain_crypto::Hash32;
+use glucochain_state::{BlockError, LedgerState};
+use glucochain_store::{InsertOutcome, Store, StoreError, StoredBlock, StoredTx};
+use glucochain_types::block::{BlockHeader, CommitCertificate};
+use glucochain_types::genesis::Genesis;
+use glucochain_wire::v1 as wire;
+use prost::Message as _;
+
+/// Why the chain could not be loaded or extended.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored or decided block does not follow the state: the store is
+    /// corrupt or this validator's state diverged. Never continue past this.
+    #[error("block {height}: {reason}")]
+    Invalid {
+        /// Height.
+        height: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(height: u64, reason: impl ToString) -> ChainError {
+    ChainError::Invalid { height, reason: reason.to_string() }
+}
+
+/// Blocks and state.
+pub struct Chain {
+    store: Store,
+    state: LedgerState,
+}
+
+impl Chain {
+    /// Opens the store and rebuilds the state by re-checking every stored
+    /// block (hash links, certificates, transactions) from genesis.
+    pub async fn open(store: Store, genesis: &Genesis) -> Result<Self, ChainError> {
+        let mut state = LedgerState::genesis(genesis);
+        let latest = store.latest_height().await?.unwrap_or(0);
+        for height in 1..=latest {
+            let stored = store.block(height).await?.ok_or_else(|| invalid(height, "missing from the store"))?;
+            let (block, cert) = decode_stored(&stored)?;
+            cert.verify(height, &block.hash(), state.validators()).map_err(|e| invalid(height, e))?;
+            let exec = state.check_block(&block.header, &block.txs).map_err(|e| invalid(height, e))?;
+            let effects = exec.finish();
+            state.apply(&block.header, effects);
+        }
+        Ok(Chain { store, state })
+    }
+
+    /// The committed state.
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Checks a proposed block (header and transactions) against the state.
+    pub fn check(&self, block: &Block) -> Result<(), BlockError> {
+        self.state.check_block(&block.header, &block.txs).map(|_| ())
+    }
+
+    /// Stores a decided block with its certificate, then applies it. The
+    /// block must follow the state: a certified block that does not is a
+    /// divergence this validator must not continue past.
+    pub async fn commit(
+        &mut self,
+        block: &Block,
+        cert: &CommitCertificate,
+    ) -> Result<wire::CommittedBlock, ChainError> {
+        let height = block.header.height;
+        let exec = self.state.check_block(&block.header, &block.txs).map_err(|e| invalid(height, e))?;
+        let committed = committed_wire(block, cert);
+        let stored = to_stored(block, cert)?;
+        match self.store.insert_block(&stored).await? {
+            InsertOutcome::Inserted | InsertOutcome::AlreadyPresent => {}
+        }
+        let effects = exec.finish();
+        self.state.apply(&block.header, effects);
+        Ok(committed)
+    }
+
+    /// Committed blocks from `from`, at most `max`, for block sync.
+    pub async fn committed_blocks(&self, from: u64, max: u64) -> Result<Vec<wire::CommittedBlock>, ChainError> {
+        committed_range(&self.store, from, max).await
+    }
+}
+
+/// Committed blocks `from..from+max` read from `store` (used by the sync server task).
+pub async fn committed_range(store: &Store, from: u64, max: u64) -> Result<Vec<wire::CommittedBlock>, ChainError> {
+    let mut out = Vec::new();
+    for height in from..from.saturating_add(max) {
+        let Some(stored) = store.block(height).await? else { break };
+        let (block, cert) = decode_stored(&stored)?;
+        out.push(committed_wire(&block, &cert));
+    }
+    Ok(out)
+}
+
+/// The protobuf form published on `BLOCKS` and served by block sync.
+pub fn committed_wire(block: &Block, cert: &CommitCertificate) -> wire::CommittedBlock {
+    wire::CommittedBlock {
+        block: Some(block.to_wire()),
+        certificate: Some(cert.to_wire()),
+        results: block
+            .txs
+            .iter()
+            .map(|t| wire::TxResult {
+                tx_hash: glucochain_crypto::sha256(t).0.to_vec(),
+                ok: true,
+                code: String::new(),
+                reason: String::new(),
+            })
+            .collect(),
+    }
+}
+
+/// Decodes a committed block from the wire (certificate not yet verified).
+pub fn decode_committed(c: &wire::CommittedBlock) -> Option<(Block, CommitCertificate)> {
+    let block = Block::from_wire(c.block.as_ref()?)?;
+    let cert = CommitCertificate::from_wire(c.certificate.as_ref()?).ok()?;
+    Some((block, cert))
+}
+
+fn decode_stored(s: &StoredBlock) -> Result<(Block, CommitCertificate), ChainError> {
+    let h = s.height;
+    let header = wire::BlockHeader::decode(s.header.as_slice()).map_err(|e| invalid(h, e))?;
+    let header = BlockHeader::from_wire(&header).map_err(|e| invalid(h, e))?;
+    let cert = wire::CommitCertificate::decode(s.certificate.as_slice()).map_err(|e| invalid(h, e))?;
+    let cert = CommitCertificate::from_wire(&cert).map_err(|e| invalid(h, e))?;
+    let block = Block { header, txs: s.txs.iter().map(|t| t.jws.clone().into_bytes()).collect() };
+    if !block.is_well_formed() || block.hash().0.as_slice() != s.hash.as_slice() {
+        return Err(invalid(h, "stored transactions or hash do not match the header"));
+    }
+    Ok((block, cert))
+}
+
+fn to_stored(block: &Block, cert: &CommitCertificate) -> Result<StoredBlock, ChainError> {
+    let h = block.header.height;
+    let hash: Hash32 = block.hash();
+    let mut txs = Vec::with_capacity(block.txs.len());
+    for (i, jws) in block.txs.iter().enumerate() {
+        let text = std::str::from_utf8(jws).map_err(|e| invalid(h, e))?;
+        let tx = glucochain_types::Transaction::parse(text, &Default::default()).map_err(|e| invalid(h, e))?;
+        txs.push(StoredTx {
+            hash: tx.hash.0.to_vec(),
+            height: h,
+            index: i as u32,
+            tx_type: tx.payload.tx_type.as_str().to_string(),
+            signer: tx.signer.as_str().to_string(),
+            patient: tx.payload.patient.as_ref().map(|p| p.as_str().to_string()),
+            jws: text.to_string(),
+            ok: true,
+            code: String::new(),
+        });
+    }
+    Ok(StoredBlock {
+        height: h,
+        hash: hash.0.to_vec(),
+        prev_hash: block.header.prev_hash.0.to_vec(),
+        header: block.header.to_wire().encode_to_vec(),
+        certificate: cert.to_wire().encode_to_vec(),
+        time_ms: block.header.time.unix_ms(),
+        txs,
+    })
+}

@@ -1,0 +1,694 @@
+//! The validator's event loop: one task owns the consensus node, the chain
+//! and the mempool and handles, one at a time, messages from peers, timer
+//! expiries, transactions from the `TXS` stream, block-sync replies and a
+//! housekeeping tick. Helper tasks only move bytes (NATS subscriptions, the
+//! sync server, publishing committed blocks) and never touch consensus state.
+
+use crate::chain::{Chain, committed_range, decode_committed};
+use crate::config::ValidatorConfig;
+use crate::mempool::{Inserted, Mempool};
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::message::Acker;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
+use glucochain_bus::{Bus, subjects};
+use glucochain_consensus::block::Block;
+use glucochain_consensus::codec::{ConsensusMessage, sign_vote};
+use glucochain_consensus::context::Height;
+use glucochain_consensus::node::{Decision, DropReason, Node, NodeConfig, Output};
+use glucochain_consensus::wal::FileWal;
+use glucochain_crypto::{Hash32, KeyPair, sha256};
+use glucochain_store::{Store, StoredEvidence};
+use glucochain_types::block::BlockHeader;
+use glucochain_types::genesis::Genesis;
+use glucochain_types::time::Timestamp;
+use glucochain_types::{ParticipantId, Transaction};
+use glucochain_wire::v1 as wire;
+use malachitebft_core_types::{NilOrVal, Round, Timeout};
+use prost::Message as _;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Test-only misbehaviour (used by the `glucochain-validator-byzantine` binary).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehavior {
+    /// A correct validator.
+    None,
+    /// Sends a conflicting second vote for every vote, and a copy with a forged signature.
+    Equivocate,
+}
+
+enum Event {
+    Net(Box<ConsensusMessage>),
+    Timer { height: u64, timeout: Timeout, epoch: u64 },
+    Tx { hash: Hash32, jws: Vec<u8>, ack: Box<Acker> },
+    SyncReply(Vec<wire::CommittedBlock>),
+    SyncFailed,
+    VoteSetRequest { reply: async_nats::Subject, height: u64, round: u32 },
+    VoteSet(Vec<wire::SignedConsensusMessage>),
+    Tick,
+}
+
+/// Most blocks one sync reply carries.
+const SYNC_BATCH: u64 = 32;
+
+fn kind_of(msg: &ConsensusMessage) -> &'static str {
+    match msg {
+        ConsensusMessage::Vote(_) => "vote",
+        ConsensusMessage::Proposal(_) => "proposal",
+        ConsensusMessage::Part(..) => "part",
+        ConsensusMessage::PolkaCertificate(..) | ConsensusMessage::RoundCertificate(..) => "certificate",
+    }
+}
+
+fn drop_label(r: DropReason) -> &'static str {
+    match r {
+        DropReason::UnknownSender => "unknown_sender",
+        DropReason::BadSignature => "bad_signature",
+        DropReason::InvalidPart => "invalid_part",
+        DropReason::Flood => "flood",
+    }
+}
+
+struct Validator {
+    cfg: ValidatorConfig,
+    key: Arc<KeyPair>,
+    me: ParticipantId,
+    bus: Bus,
+    chain: Chain,
+    node: Node<FileWal>,
+    mempool: Mempool<Acker>,
+    events: mpsc::Sender<Event>,
+    timers: HashMap<(u64, Timeout), u64>,
+    epoch: u64,
+    /// The next height, when the node waits for work to start it.
+    idle_next: Option<u64>,
+    idle_since: Instant,
+    last_commit: Instant,
+    peer_height: u64,
+    behind_since: Option<Instant>,
+    sync_inflight: bool,
+    last_probe: Instant,
+    /// Current (height, round) and since when.
+    position: ((u64, i64), Instant),
+    voteset_inflight: bool,
+    misbehave: Misbehavior,
+}
+
+/// Runs a validator until a fatal error (a failed WAL write, a diverged
+/// state, a lost store). Returns only with an error.
+pub async fn run(
+    cfg: ValidatorConfig,
+    misbehave: Misbehavior,
+    ready: glucochain_telemetry::http::Readiness,
+) -> anyhow::Result<()> {
+    let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
+    let key = Arc::new(glucochain_crypto::KeyPair::read_pem_file(&cfg.key).context("validator key")?);
+    let me = ParticipantId::from_public_key(&key.public());
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+    let store = Store::connect(&cfg.store_url()).await.context("block store")?;
+    ready.set("store", true);
+    let chain = Chain::open(store.clone(), &genesis).await.context("loading the stored chain")?;
+    let height = chain.state().height() + 1;
+    if chain.state().validators().get(&me).is_none() {
+        tracing::warn!(validator = %me, height, "this key is not in the validator set; following without voting");
+    }
+    let bus = Bus::connect(&cfg.nats_url, &format!("validator-{me}")).await.context("nats")?;
+    bus.ensure_stream(&StreamSpec::blocks()).await?;
+    let txs_stream = bus.ensure_stream(&StreamSpec::txs()).await?;
+    ready.set("nats", true);
+
+    let wal = FileWal::open(&cfg.wal_path()).context("consensus WAL")?;
+    let mut node_cfg = NodeConfig::new(key.clone());
+    let p = chain.state().params();
+    node_cfg.timeouts.propose = Duration::from_millis(p.timeout_propose_ms);
+    node_cfg.timeouts.prevote = Duration::from_millis(p.timeout_prevote_ms);
+    node_cfg.timeouts.precommit = Duration::from_millis(p.timeout_precommit_ms);
+    node_cfg.max_block_bytes = p.max_block_bytes as usize;
+    let (node, outputs) = Node::start(node_cfg, wal, height, chain.state().validators()).context("consensus")?;
+    tracing::info!(validator = %me, height, "validator started");
+
+    let (tx, mut rx) = mpsc::channel::<Event>(4096);
+    spawn_consensus_listener(&bus, me.clone(), tx.clone()).await?;
+    spawn_tx_consumer(&bus, &txs_stream, &me, tx.clone()).await?;
+    spawn_sync_server(&bus, store.clone()).await?;
+    spawn_voteset_listener(&bus, tx.clone()).await?;
+    let tick = tx.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            interval.tick().await;
+            if tick.send(Event::Tick).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut v = Validator {
+        mempool: Mempool::new(cfg.mempool_max_txs),
+        cfg,
+        key,
+        me,
+        bus,
+        chain,
+        node,
+        events: tx,
+        timers: HashMap::new(),
+        epoch: 0,
+        idle_next: None,
+        idle_since: Instant::now(),
+        last_commit: Instant::now(),
+        peer_height: 0,
+        behind_since: None,
+        sync_inflight: false,
+        last_probe: Instant::now(),
+        position: ((0, 0), Instant::now()),
+        voteset_inflight: false,
+        misbehave,
+    };
+    metrics::gauge!("glucochain_consensus_height").set(v.chain.state().height() as f64);
+    v.handle(outputs).await?;
+    // A validator that was down may have missed blocks: ask at once.
+    v.request_sync(v.node.height().0);
+    ready.set("consensus", true);
+    while let Some(ev) = rx.recv().await {
+        v.on_event(ev).await?;
+    }
+    bail!("event channel closed")
+}
+
+async fn spawn_consensus_listener(bus: &Bus, me: ParticipantId, tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
+    let mut sub = bus.client().subscribe(subjects::CONSENSUS_ALL).await.context("subscribe consensus")?;
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            match ConsensusMessage::decode(&m.payload) {
+                Ok(msg) if msg.sender().0 == me => {}
+                Ok(msg) => {
+                    if tx.send(Event::Net(Box::new(msg))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    metrics::counter!("glucochain_consensus_dropped_total", "reason" => "undecodable").increment(1);
+                    tracing::debug!(error = %e, subject = %m.subject, "undecodable consensus message");
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn spawn_tx_consumer(
+    bus: &Bus,
+    stream: &async_nats::jetstream::stream::Stream,
+    me: &ParticipantId,
+    tx: mpsc::Sender<Event>,
+) -> anyhow::Result<()> {
+    let mut spec = ConsumerSpec::durable(&format!("validator-{me}"));
+    // A tx stays unacknowledged until committed or rejected; redeliveries are
+    // recognised by hash, so a short wait only costs a little traffic.
+    spec.ack_wait = Duration::from_secs(60);
+    let consumer = bus.ensure_consumer(stream, &spec).await?;
+    let mut messages = consumer.messages().await.context("TXS consumer")?;
+    tokio::spawn(async move {
+        while let Some(m) = messages.next().await {
+            let Ok(m) = m else { continue };
+            let (msg, ack) = m.split();
+            let jws = match wire::TxEnvelope::decode(msg.payload.as_ref()) {
+                Ok(env) => env.jws,
+                Err(_) => msg.payload.to_vec(),
+            };
+            let hash = sha256(&jws);
+            if tx.send(Event::Tx { hash, jws, ack: Box::new(ack) }).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn spawn_voteset_listener(bus: &Bus, tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
+    let mut sub = bus.client().subscribe(subjects::CONSENSUS_VOTESET).await.context("subscribe voteset")?;
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let (Some(reply), Ok(req)) = (m.reply.clone(), wire::VoteSetRequest::decode(m.payload.as_ref())) else {
+                continue;
+            };
+            if tx.send(Event::VoteSetRequest { reply, height: req.height, round: req.round }).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn spawn_sync_server(bus: &Bus, store: Store) -> anyhow::Result<()> {
+    let mut sub = bus.client().subscribe(subjects::SYNC_BLOCKS).await.context("subscribe sync")?;
+    let client = bus.client().clone();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let (Some(reply), Ok(req)) = (m.reply.clone(), wire::BlockSyncRequest::decode(m.payload.as_ref())) else {
+                continue;
+            };
+            let max = if req.to_height >= req.from_height && req.to_height > 0 {
+                (req.to_height - req.from_height + 1).min(SYNC_BATCH)
+            } else {
+                SYNC_BATCH
+            };
+            let tip = store.latest_height().await.ok().flatten().unwrap_or(0);
+            let Ok(blocks) = committed_range(&store, req.from_height.max(1), max).await else { continue };
+            // Stay silent when we hold nothing new: another peer may.
+            if blocks.is_empty() {
+                continue;
+            }
+            let resp = wire::BlockSyncResponse { blocks, tip_height: tip };
+            let _ = client.publish(reply, Bytes::from(resp.encode_to_vec())).await;
+        }
+    });
+    Ok(())
+}
+
+impl Validator {
+    async fn on_event(&mut self, ev: Event) -> anyhow::Result<()> {
+        match ev {
+            Event::Net(msg) => {
+                let outs = self.node.on_message(*msg)?;
+                self.handle(outs).await?;
+            }
+            Event::Timer { height, timeout, epoch } => {
+                if self.timers.get(&(height, timeout)) == Some(&epoch) {
+                    self.timers.remove(&(height, timeout));
+                    let outs = self.node.on_timeout(Height(height), timeout)?;
+                    self.handle(outs).await?;
+                }
+            }
+            Event::Tx { hash, jws, ack } => self.on_tx(hash, jws, *ack).await?,
+            Event::SyncReply(blocks) => {
+                self.sync_inflight = false;
+                for c in blocks {
+                    let Some((block, cert)) = decode_committed(&c) else { break };
+                    if block.header.height != self.node.height().0 || self.node.is_awaiting_commit() {
+                        continue;
+                    }
+                    match self.node.apply_synced(block, cert) {
+                        Ok(outs) => self.handle(outs).await?,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "refused a synced block");
+                            break;
+                        }
+                    }
+                }
+            }
+            Event::SyncFailed => self.sync_inflight = false,
+            Event::VoteSetRequest { reply, height, round } => {
+                if height == self.node.height().0 {
+                    let votes: Vec<wire::SignedConsensusMessage> =
+                        self.node.votes(Round::new(round)).iter().map(ConsensusMessage::to_wire).collect();
+                    if !votes.is_empty() {
+                        let resp = wire::VoteSetResponse { votes };
+                        let _ = self.bus.client().publish(reply, Bytes::from(resp.encode_to_vec())).await;
+                    }
+                }
+            }
+            Event::VoteSet(votes) => {
+                self.voteset_inflight = false;
+                for w in votes {
+                    let Ok(msg) = ConsensusMessage::from_wire(&w) else { continue };
+                    if msg.sender().0 == self.me {
+                        continue;
+                    }
+                    let outs = self.node.on_message(msg)?;
+                    self.handle(outs).await?;
+                }
+            }
+            Event::Tick => self.on_tick().await?,
+        }
+        Ok(())
+    }
+
+    async fn on_tx(&mut self, hash: Hash32, jws: Vec<u8>, ack: Acker) -> anyhow::Result<()> {
+        // Committed already (a redelivery after our ack was lost): just acknowledge.
+        if self.chain.store().transaction(&hash.0).await?.is_some() {
+            let _ = ack.ack().await;
+            return Ok(());
+        }
+        // Refusals that do not depend on the state are final at once.
+        let text = String::from_utf8_lossy(&jws).into_owned();
+        let parsed = Transaction::parse(&text, &Default::default())
+            .and_then(|t| t.check_chain(self.chain.state().chain_id()).map(|_| t));
+        if let Err(e) = parsed {
+            self.reject(hash, e.code(), &e.to_string()).await;
+            let _ = ack.ack().await;
+            return Ok(());
+        }
+        match self.mempool.insert(hash, jws, ack) {
+            (Inserted::Full, _) => metrics::counter!("glucochain_mempool_full_total").increment(1),
+            (_, old) => drop(old),
+        }
+        metrics::gauge!("glucochain_mempool_txs").set(self.mempool.len() as f64);
+        if let Some(next) = self.idle_next {
+            self.start_height(next).await?;
+        }
+        Ok(())
+    }
+
+    async fn reject(&self, hash: Hash32, code: &str, reason: &str) {
+        metrics::counter!("glucochain_txs_rejected_total", "code" => code.to_string()).increment(1);
+        tracing::info!(tx = %hash, code, "transaction rejected");
+        let msg = wire::TxRejected {
+            tx_hash: hash.0.to_vec(),
+            code: code.to_string(),
+            reason: reason.to_string(),
+            height: self.chain.state().height(),
+            validator: self.me.as_str().to_string(),
+        };
+        let _ = self.bus.publish_core(subjects::TX_REJECTED, Bytes::from(msg.encode_to_vec())).await;
+    }
+
+    async fn on_tick(&mut self) -> anyhow::Result<()> {
+        if let (Some(next), Some(hb)) = (self.idle_next, self.cfg.heartbeat())
+            && self.idle_since.elapsed() >= hb
+        {
+            self.start_height(next).await?;
+        }
+        // Behind peers for a second without catching up: ask for blocks.
+        let mine = self.node.height().0;
+        if self.peer_height > mine && !self.node.is_awaiting_commit() {
+            let since = *self.behind_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= Duration::from_millis(800) && !self.sync_inflight {
+                self.request_sync(mine);
+            }
+        } else {
+            self.behind_since = None;
+        }
+        // No progress in this round for a while: ask peers for the votes we may have lost.
+        let position = (self.node.height().0, self.node.round().as_i64());
+        if position != self.position.0 {
+            self.position = (position, Instant::now());
+        } else if self.idle_next.is_none()
+            && !self.node.is_awaiting_commit()
+            && !self.voteset_inflight
+            && self.position.1.elapsed() >= Duration::from_secs(2)
+        {
+            self.position.1 = Instant::now();
+            self.request_voteset(position.0, position.1.max(0) as u32);
+        }
+        // A height running for a while without a decision may mean the others
+        // are past it and idle (so nothing tells us): probe for newer blocks.
+        if self.idle_next.is_none()
+            && !self.node.is_awaiting_commit()
+            && !self.sync_inflight
+            && self.last_commit.elapsed() >= Duration::from_secs(3)
+            && self.last_probe.elapsed() >= Duration::from_secs(3)
+        {
+            self.last_probe = Instant::now();
+            self.request_sync(mine);
+        }
+        metrics::gauge!("glucochain_mempool_txs").set(self.mempool.len() as f64);
+        metrics::gauge!("glucochain_mempool_bytes").set(self.mempool.bytes() as f64);
+        Ok(())
+    }
+
+    fn request_voteset(&mut self, height: u64, round: u32) {
+        self.voteset_inflight = true;
+        metrics::counter!("glucochain_voteset_requests_total").increment(1);
+        let client = self.bus.client().clone();
+        let events = self.events.clone();
+        let req = wire::VoteSetRequest { height, round };
+        tokio::spawn(async move {
+            let reply = tokio::time::timeout(
+                Duration::from_secs(2),
+                client.request(subjects::CONSENSUS_VOTESET, Bytes::from(req.encode_to_vec())),
+            )
+            .await;
+            let votes = match reply {
+                Ok(Ok(m)) => wire::VoteSetResponse::decode(m.payload.as_ref()).map(|r| r.votes).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let _ = events.send(Event::VoteSet(votes)).await;
+        });
+    }
+
+    fn request_sync(&mut self, from: u64) {
+        self.sync_inflight = true;
+        metrics::counter!("glucochain_sync_requests_total").increment(1);
+        let client = self.bus.client().clone();
+        let events = self.events.clone();
+        let req = wire::BlockSyncRequest { from_height: from, to_height: 0 };
+        tokio::spawn(async move {
+            let ev = match tokio::time::timeout(
+                Duration::from_secs(3),
+                client.request(subjects::SYNC_BLOCKS, Bytes::from(req.encode_to_vec())),
+            )
+            .await
+            {
+                Ok(Ok(m)) => match wire::BlockSyncResponse::decode(m.payload.as_ref()) {
+                    Ok(r) => Event::SyncReply(r.blocks),
+                    Err(_) => Event::SyncFailed,
+                },
+                _ => Event::SyncFailed,
+            };
+            let _ = events.send(ev).await;
+        });
+    }
+
+    async fn start_height(&mut self, height: u64) -> anyhow::Result<()> {
+        if self.idle_next != Some(height) {
+            return Ok(());
+        }
+        self.idle_next = None;
+        let set = self.chain.state().validators().clone();
+        let outs = self.node.start_height(height, &set)?;
+        self.handle(outs).await
+    }
+
+    async fn handle(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
+        let mut queue: VecDeque<Output> = outputs.into();
+        while let Some(out) = queue.pop_front() {
+            let more = match out {
+                Output::Broadcast(msg) => {
+                    self.broadcast(&msg).await;
+                    Vec::new()
+                }
+                Output::ScheduleTimeout { height, timeout, after } => {
+                    self.epoch += 1;
+                    let epoch = self.epoch;
+                    self.timers.insert((height.0, timeout), epoch);
+                    let events = self.events.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let _ = events.send(Event::Timer { height: height.0, timeout, epoch }).await;
+                    });
+                    Vec::new()
+                }
+                Output::CancelTimeout { height, timeout } => {
+                    self.timers.remove(&(height.0, timeout));
+                    Vec::new()
+                }
+                Output::CancelAllTimeouts => {
+                    self.timers.clear();
+                    Vec::new()
+                }
+                Output::RoundStarted { height, round, proposer } => {
+                    metrics::gauge!("glucochain_consensus_round").set(round.as_i64() as f64);
+                    if round.as_i64() > 0 {
+                        metrics::counter!("glucochain_consensus_rounds_beyond_zero_total").increment(1);
+                    }
+                    tracing::debug!(height = height.0, round = round.as_i64(), %proposer, "round started");
+                    Vec::new()
+                }
+                Output::BuildBlock { height, round, .. } => {
+                    let block = self.build_block(height.0).await;
+                    self.node.propose_block(height, round, block)?
+                }
+                Output::ValidateBlock { round, proposer, block } => {
+                    let valid = self.validate(&block);
+                    self.node.block_validated(round, proposer, block.hash(), valid)?
+                }
+                Output::Decided(d) => self.commit(d).await?,
+                Output::PeerAhead { peer, height } => {
+                    self.peer_height = self.peer_height.max(height.0);
+                    tracing::trace!(%peer, height = height.0, "peer ahead");
+                    if self.idle_next == Some(height.0) {
+                        self.idle_next = None;
+                        let set = self.chain.state().validators().clone();
+                        self.node.start_height(height.0, &set)?
+                    } else {
+                        Vec::new()
+                    }
+                }
+                Output::Dropped { sender, reason } => {
+                    metrics::counter!("glucochain_consensus_dropped_total", "reason" => drop_label(reason))
+                        .increment(1);
+                    tracing::debug!(%sender, ?reason, "dropped a consensus message");
+                    Vec::new()
+                }
+            };
+            queue.extend(more);
+        }
+        Ok(())
+    }
+
+    async fn broadcast(&self, msg: &ConsensusMessage) {
+        let subject = subjects::consensus(kind_of(msg), self.me.as_str());
+        if let Err(e) = self.bus.client().publish(subject.clone(), Bytes::from(msg.encode())).await {
+            tracing::warn!(error = %e, "consensus publish failed");
+        }
+        if self.misbehave == Misbehavior::Equivocate
+            && let ConsensusMessage::Vote(v) = msg
+        {
+            let mut other = v.message.clone();
+            other.value = match other.value {
+                NilOrVal::Nil => NilOrVal::Val(sha256(b"byzantine: a block nobody proposed")),
+                NilOrVal::Val(_) => NilOrVal::Nil,
+            };
+            let conflicting = ConsensusMessage::Vote(sign_vote(&self.key, other));
+            let mut forged = v.clone();
+            forged.signature.0[0] ^= 0x55;
+            for m in [conflicting, ConsensusMessage::Vote(forged)] {
+                let _ = self.bus.client().publish(subject.clone(), Bytes::from(m.encode())).await;
+            }
+        }
+    }
+
+    /// Takes valid transactions from the mempool, oldest first, up to the
+    /// block limits; final refusals are published and acknowledged.
+    async fn build_block(&mut self, height: u64) -> Block {
+        let state = self.chain.state();
+        let now = Timestamp::now().unix_ms().max(state.last_block_time().unix_ms() + 1);
+        let time = Timestamp::from_unix_ms(now);
+        let params = state.params().clone();
+        let mut exec = state.execute(time);
+        let mut txs = Vec::new();
+        let mut refused = Vec::new();
+        for (hash, p) in self.mempool.iter() {
+            if txs.len() >= params.max_block_txs as usize || exec.bytes() + p.jws.len() as u64 > params.max_block_bytes
+            {
+                break;
+            }
+            match exec.admit(&p.jws) {
+                Ok(_) => txs.push(p.jws.clone()),
+                Err(r) if r.is_retryable() => {}
+                Err(r) => refused.push((*hash, r)),
+            }
+        }
+        drop(exec);
+        let header = BlockHeader {
+            chain_id: state.chain_id().clone(),
+            height,
+            time,
+            prev_hash: state.last_block_hash(),
+            tx_root: Hash32::default(),
+            state_root: state.root(),
+            validators_hash: state.validators().hash(),
+            proposer: self.me.clone(),
+            tx_count: 0,
+        };
+        let block = Block::new(header, txs);
+        for (hash, r) in refused {
+            if let Some(p) = self.mempool.remove(&hash) {
+                if r.code == "duplicate" && self.chain.store().transaction(&hash.0).await.ok().flatten().is_some() {
+                    let _ = p.ack.ack().await;
+                    continue;
+                }
+                self.reject(hash, r.code, &r.reason).await;
+                let _ = p.ack.ack().await;
+            }
+        }
+        tracing::info!(height, txs = block.txs.len(), "proposing block");
+        block
+    }
+
+    fn validate(&self, block: &Block) -> bool {
+        let skew = self.cfg.max_clock_skew_secs as i64 * 1000;
+        if block.header.time.unix_ms() > Timestamp::now().unix_ms() + skew {
+            tracing::warn!(height = block.header.height, "proposed block time is in the future");
+            return false;
+        }
+        match self.chain.check(block) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(height = block.header.height, error = %e, "proposed block refused");
+                false
+            }
+        }
+    }
+
+    async fn commit(&mut self, d: Decision) -> anyhow::Result<Vec<Output>> {
+        let height = d.block.header.height;
+        let committed = self.chain.commit(&d.block, &d.certificate).await.context("commit")?;
+        // Evidence of equivocation: stored, counted, logged.
+        for e in &d.evidence {
+            let kind = match e.kind {
+                glucochain_consensus::node::EquivocationKind::Vote => "vote",
+                glucochain_consensus::node::EquivocationKind::Proposal => "proposal",
+            };
+            let stored = StoredEvidence {
+                hash: glucochain_crypto::sha256_parts(&[&e.first, &e.second]).0.to_vec(),
+                validator: e.validator.as_str().to_string(),
+                kind: kind.into(),
+                height: e.height,
+                round: e.round,
+                first: e.first.clone(),
+                second: e.second.clone(),
+            };
+            if self.chain.store().insert_evidence(&stored).await? {
+                metrics::counter!("glucochain_evidence_total", "validator" => e.validator.as_str().to_string(), "kind" => kind)
+                    .increment(1);
+                tracing::warn!(validator = %e.validator, kind, height = e.height, round = e.round, "equivocation evidence recorded");
+            }
+        }
+        // Every validator publishes; the stream keeps one copy per block hash.
+        let bus = self.bus.clone();
+        let hash = d.block.hash();
+        tokio::spawn(async move {
+            let payload = Bytes::from(committed.encode_to_vec());
+            for attempt in 0..30u32 {
+                match bus.publish(subjects::BLOCK_COMMITTED, &hash.to_string(), payload.clone()).await {
+                    Ok(_) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, attempt, "publishing the committed block failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(10) + 1))).await;
+                    }
+                }
+            }
+        });
+        for tx in &d.block.txs {
+            if let Some(p) = self.mempool.remove(&sha256(tx)) {
+                let _ = p.ack.ack().await;
+            }
+        }
+        // Metrics: height, interval, size, who signed.
+        let interval = self.last_commit.elapsed().as_secs_f64();
+        self.last_commit = Instant::now();
+        metrics::gauge!("glucochain_consensus_height").set(height as f64);
+        metrics::histogram!("glucochain_block_interval_seconds").record(interval);
+        metrics::histogram!("glucochain_block_txs").record(d.block.txs.len() as f64);
+        metrics::gauge!("glucochain_mempool_txs").set(self.mempool.len() as f64);
+        let signers: std::collections::HashSet<&ParticipantId> =
+            d.certificate.signatures.iter().map(|s| &s.validator).collect();
+        for v in self.node.validator_set().validators() {
+            let label = v.id.as_str().to_string();
+            if signers.contains(&v.id) {
+                metrics::counter!("glucochain_votes_signed_total", "validator" => label).increment(1);
+            } else {
+                metrics::counter!("glucochain_votes_missed_total", "validator" => label).increment(1);
+            }
+        }
+        tracing::info!(height, hash = %hash, txs = d.block.txs.len(), round = d.certificate.round, "committed block");
+
+        let next = height + 1;
+        let work = !self.mempool.is_empty() || self.peer_height >= next;
+        if work {
+            let set = self.chain.state().validators().clone();
+            Ok(self.node.start_height(next, &set)?)
+        } else {
+            self.idle_next = Some(next);
+            self.idle_since = Instant::now();
+            Ok(Vec::new())
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Four validator processes on a real nats-server: transactions are
+//! committed; a validator killed with SIGKILL does not stop the others and,
+//! restarted, catches up and votes again; with two of four stopped nothing
+//! is committed (and nothing forks) until one returns; a byzantine validator
+//! that double-votes and forges signatures neither forks nor stalls the
+//! chain, and its equivocation is recorded.
+
+mod common;
+
+use common::Cluster;
+use glucochain_crypto::Hash32;
+use glucochain_types::block::CommitCertificate;
+use std::time::Duration;
+
+/// Every committed block on BLOCKS carries a quorum certificate, follows its
+/// parent, and every validator store holds the same hashes.
+async fn check_consistent(c: &Cluster, bus: &glucochain_bus::Bus, running: &[usize]) {
+    let blocks = c.blocks_from_stream(bus).await;
+    let mut prev: Option<Hash32> = None;
+    for (h, cb) in &blocks {
+        let block = glucochain_consensus::block::Block::from_wire(cb.block.as_ref().unwrap()).unwrap();
+        let cert = CommitCertificate::from_wire(cb.certificate.as_ref().unwrap()).unwrap();
+        assert_eq!(block.header.height, *h);
+        assert!(block.is_well_formed());
+        if let Some(p) = prev {
+            assert_eq!(block.header.prev_hash, p, "hash link at {h}");
+        }
+        assert_eq!(cert.block_hash, block.hash());
+        assert!(cert.signatures.len() >= 3, "quorum of 4 at {h}");
+        prev = Some(block.hash());
+    }
+    let chains: Vec<Vec<Vec<u8>>> = futures::future::join_all(running.iter().map(|&i| c.chain_of(i))).await;
+    for (k, chain) in chains.iter().enumerate() {
+        for (j, hash) in chain.iter().enumerate() {
+            let on_stream = blocks.get(&(j as u64 + 1)).map(|b| {
+                glucochain_consensus::block::Block::from_wire(b.block.as_ref().unwrap()).unwrap().hash().0.to_vec()
+            });
+            if let Some(s) = on_stream {
+                assert_eq!(&s, hash, "validator {} differs at height {}", running[k], j + 1);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_survives_a_crash_and_the_restarted_validator_catches_up_and_votes() {
+    let mut c = Cluster::start(4, &[]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+
+    let txs: Vec<Vec<u8>> = (0..12).map(|_| c.registration()).collect();
+    let hashes = c.submit(&bus, &txs).await;
+    c.wait_committed(&bus, &hashes, Duration::from_secs(60)).await;
+
+    // SIGKILL one validator: the other three keep committing.
+    c.kill(3);
+    let txs: Vec<Vec<u8>> = (0..12).map(|_| c.registration()).collect();
+    let hashes = c.submit(&bus, &txs).await;
+    let blocks = c.wait_committed(&bus, &hashes, Duration::from_secs(60)).await;
+    let top = *blocks.keys().last().unwrap();
+
+    // Restarted, it replays its WAL, syncs the missing blocks and votes again.
+    c.start_validator(3);
+    c.wait_ready().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while (c.chain_of(3).await.len() as u64) < top {
+        assert!(std::time::Instant::now() < deadline, "validator 3 did not catch up\n{}", c.logs());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut voted_again = false;
+    for _ in 0..10 {
+        let txs: Vec<Vec<u8>> = (0..3).map(|_| c.registration()).collect();
+        let hashes = c.submit(&bus, &txs).await;
+        let blocks = c.wait_committed(&bus, &hashes, Duration::from_secs(60)).await;
+        let last = blocks.values().last().unwrap();
+        let cert = CommitCertificate::from_wire(last.certificate.as_ref().unwrap()).unwrap();
+        if cert.signatures.iter().any(|s| s.validator == c.validators[3].id) {
+            voted_again = true;
+            break;
+        }
+    }
+    assert!(voted_again, "the restarted validator's precommit appears in a new certificate\n{}", c.logs());
+    check_consistent(&c, &bus, &[0, 1, 2, 3]).await;
+    assert!(c.metric(0, "glucochain_consensus_height", "").await >= top as f64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_of_four_down_halts_without_fork_and_resumes_when_one_returns() {
+    let mut c = Cluster::start(4, &[]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+    let txs: Vec<Vec<u8>> = (0..4).map(|_| c.registration()).collect();
+    let hashes = c.submit(&bus, &txs).await;
+    let before = c.wait_committed(&bus, &hashes, Duration::from_secs(60)).await;
+    let top = *before.keys().last().unwrap();
+
+    c.kill(2);
+    c.kill(3);
+    let txs: Vec<Vec<u8>> = (0..4).map(|_| c.registration()).collect();
+    let hashes = c.submit(&bus, &txs).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = c.blocks_from_stream(&bus).await;
+    assert_eq!(*during.keys().last().unwrap(), top, "no block without a quorum");
+    for i in [0, 1] {
+        assert_eq!(c.chain_of(i).await.len() as u64, top, "validator {i} committed without a quorum");
+    }
+
+    c.start_validator(2);
+    c.wait_committed(&bus, &hashes, Duration::from_secs(90)).await;
+    check_consistent(&c, &bus, &[0, 1, 2]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_byzantine_validator_neither_forks_nor_stalls_and_is_recorded() {
+    let mut c = Cluster::start(4, &[3]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+    for _ in 0..3 {
+        let txs: Vec<Vec<u8>> = (0..5).map(|_| c.registration()).collect();
+        let hashes = c.submit(&bus, &txs).await;
+        c.wait_committed(&bus, &hashes, Duration::from_secs(90)).await;
+    }
+    check_consistent(&c, &bus, &[0, 1, 2]).await;
+    // Honest validators stored evidence against validator 3 and counted its forged signatures.
+    let byz = c.validators[3].id.as_str().to_string();
+    let mut recorded = 0;
+    for i in 0..3 {
+        let store = c.store(i).await;
+        let ev = store.evidence().await.unwrap();
+        assert!(ev.iter().all(|e| e.validator == byz), "evidence only against the byzantine validator");
+        recorded += ev.len();
+        store.close().await;
+    }
+    assert!(recorded > 0, "equivocation evidence recorded\n{}", c.logs());
+    let forged: f64 = c.metric(0, "glucochain_consensus_dropped_total", "bad_signature").await;
+    assert!(forged > 0.0, "forged signatures counted");
+    let counted = c.metric(0, "glucochain_evidence_total", &byz).await;
+    assert!(counted > 0.0, "evidence visible in metrics");
+}
