@@ -94,6 +94,25 @@ pub enum Command {
         created_at: Option<String>,
     },
 
+    /// Submit a signed transaction straight to the validators' TXS stream on
+    /// NATS (operators and tests; applications use the ingest HTTPS API).
+    ///
+    /// With --wait, follows the BLOCKS stream and the rejection subject until
+    /// the transaction is committed (exit 0) or rejected (exit 1).
+    #[command(after_help = "Example:
+  emrctl submit --nats nats://127.0.0.1:4222 --wait 30 tx.jws")]
+    Submit {
+        /// The JWS file, or `-` for standard input.
+        #[arg(default_value = "-")]
+        jws: PathBuf,
+        /// NATS server URL.
+        #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats: String,
+        /// Wait up to this many seconds for the outcome (0: do not wait).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+    },
+
     /// Check a transaction: strict parsing and, given a key, its signature.
     ///
     /// The key comes from --public-key, or from --genesis when the signer is

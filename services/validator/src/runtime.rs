@@ -128,7 +128,7 @@ pub async fn run(
     node_cfg.timeouts.prevote = Duration::from_millis(p.timeout_prevote_ms);
     node_cfg.timeouts.precommit = Duration::from_millis(p.timeout_precommit_ms);
     node_cfg.max_block_bytes = p.max_block_bytes as usize;
-    let (node, outputs) = Node::start(node_cfg, wal, height, chain.state().validators()).context("consensus")?;
+    let (node, outputs) = Node::open_lazily(node_cfg, wal, height, chain.state().validators()).context("consensus")?;
     tracing::info!(validator = %me, height, "validator started");
 
     let (tx, mut rx) = mpsc::channel::<Event>(4096);
@@ -170,6 +170,10 @@ pub async fn run(
         misbehave,
     };
     metrics::gauge!("glucochain_consensus_height").set(v.chain.state().height() as f64);
+    if !v.node.is_started() {
+        // Nothing in flight at this height: wait for work (a tx, a peer) to start it.
+        v.idle_next = Some(height);
+    }
     v.handle(outputs).await?;
     // A validator that was down may have missed blocks: ask at once.
     v.request_sync(v.node.height().0);

@@ -137,3 +137,60 @@ async fn a_byzantine_validator_neither_forks_nor_stalls_and_is_recorded() {
     let counted = c.metric(0, "glucochain_evidence_total", &byz).await;
     assert!(counted > 0.0, "evidence visible in metrics");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_a_validator_which_votes_from_a_later_height() {
+    // Four genesis validators and a fifth process that only follows.
+    let mut c = Cluster::start_with_followers(4, 1, &[]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+    let update = c.validator_update(4, 10);
+    let hashes = c.submit(&bus, &[update]).await;
+    let blocks = c.wait_committed(&bus, &hashes, Duration::from_secs(60)).await;
+    let at = *blocks.keys().last().unwrap();
+    let newcomer = c.validators[4].id.clone();
+    // Until the update takes effect (2 blocks later by default) it does not sign;
+    // afterwards certificates need 4 of 5 and it takes part.
+    let mut signed_from = None;
+    for _ in 0..12 {
+        let txs: Vec<Vec<u8>> = (0..2).map(|_| c.registration()).collect();
+        let hashes = c.submit(&bus, &txs).await;
+        let blocks = c.wait_committed(&bus, &hashes, Duration::from_secs(60)).await;
+        for (h, b) in &blocks {
+            let cert = CommitCertificate::from_wire(b.certificate.as_ref().unwrap()).unwrap();
+            let signed = cert.signatures.iter().any(|s| s.validator == newcomer);
+            if *h <= at + 1 {
+                assert!(!signed, "validator 4 signed at height {h}, before its update took effect");
+            }
+            if signed && signed_from.is_none() {
+                signed_from = Some(*h);
+            }
+        }
+        if signed_from.is_some() {
+            break;
+        }
+    }
+    let from = signed_from.unwrap_or_else(|| panic!("the new validator never signed\n{}", c.logs()));
+    assert!(from >= at + 2, "signed from {from}, update committed at {at}");
+    check_consistent(&c, &bus, &[0, 1, 2, 3, 4]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_chain_makes_no_blocks() {
+    let mut c = Cluster::start(4, &[]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(c.blocks_from_stream(&bus).await.is_empty(), "no block without transactions");
+    let tx = c.registration();
+    let hashes = c.submit(&bus, &[tx]).await;
+    let blocks = c.wait_committed(&bus, &hashes, Duration::from_secs(60)).await;
+    assert_eq!(blocks.len(), 1, "one transaction, one block");
+    // Restarting a validator does not make empty blocks either.
+    c.kill(1);
+    c.start_validator(1);
+    c.wait_ready().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.blocks_from_stream(&bus).await.len(), 1, "still one block\n{}", c.logs());
+    assert_eq!(c.chain_of(1).await.len(), 1);
+}

@@ -251,8 +251,15 @@ fn round_cert_wire(c: &RoundCertificate<GlucoContext>) -> wire::VoteCertificate 
 }
 
 /// The bytes a relayed certificate is signed over by its relayer.
-fn certificate_sign_bytes(c: &wire::VoteCertificate) -> Vec<u8> {
-    c.encode_to_vec()
+fn certificate_sign_bytes(relayer: &Address, c: &wire::VoteCertificate) -> Vec<u8> {
+    // The relayer is bound into the signature: a relayed certificate cannot be
+    // re-attributed to another sender.
+    let id = relayer.0.as_str().as_bytes();
+    let mut out = Vec::with_capacity(1 + id.len() + 256);
+    out.push(id.len() as u8);
+    out.extend_from_slice(id);
+    c.encode(&mut out).expect("a Vec grows");
+    out
 }
 
 impl ConsensusMessage {
@@ -272,11 +279,11 @@ impl ConsensusMessage {
             ConsensusMessage::Vote(v) => (Domain::Vote, vote_sign_bytes(&v.message)),
             ConsensusMessage::Proposal(p) => (Domain::Proposal, proposal_sign_bytes(&p.message)),
             ConsensusMessage::Part(p, _) => (Domain::ProposalPart, part_sign_bytes(p)),
-            ConsensusMessage::PolkaCertificate(c, _, _) => {
-                (Domain::Certificate, certificate_sign_bytes(&polka_wire(c)))
+            ConsensusMessage::PolkaCertificate(c, a, _) => {
+                (Domain::Certificate, certificate_sign_bytes(a, &polka_wire(c)))
             }
-            ConsensusMessage::RoundCertificate(c, _, _) => {
-                (Domain::Certificate, certificate_sign_bytes(&round_cert_wire(c)))
+            ConsensusMessage::RoundCertificate(c, a, _) => {
+                (Domain::Certificate, certificate_sign_bytes(a, &round_cert_wire(c)))
             }
         }
     }
@@ -414,13 +421,13 @@ impl ConsensusMessage {
 
     /// Signs a relayed certificate as `relayer`.
     pub fn sign_polka(key: &KeyPair, relayer: Address, c: PolkaCertificate<GlucoContext>) -> Self {
-        let sig = key.sign(Domain::Certificate, &certificate_sign_bytes(&polka_wire(&c)));
+        let sig = key.sign(Domain::Certificate, &certificate_sign_bytes(&relayer, &polka_wire(&c)));
         ConsensusMessage::PolkaCertificate(c, relayer, Signature(sig))
     }
 
     /// Signs a relayed round certificate as `relayer`.
     pub fn sign_round(key: &KeyPair, relayer: Address, c: RoundCertificate<GlucoContext>) -> Self {
-        let sig = key.sign(Domain::Certificate, &certificate_sign_bytes(&round_cert_wire(&c)));
+        let sig = key.sign(Domain::Certificate, &certificate_sign_bytes(&relayer, &round_cert_wire(&c)));
         ConsensusMessage::RoundCertificate(c, relayer, Signature(sig))
     }
 }

@@ -266,6 +266,10 @@ struct Host<W: Wal> {
     fatal: Option<NodeError>,
     /// Signature of the message being processed, already verified by `on_message`.
     preverified: Option<crate::context::Signature>,
+    /// Whether consensus runs at `height` (false while a lazily opened node waits).
+    started: bool,
+    /// Messages received before the height started.
+    stash: Vec<ConsensusMessage>,
 }
 
 /// One validator's consensus.
@@ -290,9 +294,33 @@ impl<W: Wal> Node<W> {
     /// it sent before and never signs a conflicting one.
     pub fn start(
         cfg: NodeConfig,
+        wal: W,
+        height: u64,
+        validators: &TypesValidatorSet,
+    ) -> Result<(Self, Vec<Output>), NodeError> {
+        Self::open(cfg, wal, height, validators, false)
+    }
+
+    /// Like [`Node::start`], but when the WAL holds nothing for `height` the
+    /// height is not started until [`Node::start_height`] is called for it
+    /// (when there is work), so a restarted idle chain stays idle. Messages
+    /// for the height that arrive meanwhile are verified, kept, and announced
+    /// with [`Output::PeerAhead`]; they are processed once the height starts.
+    pub fn open_lazily(
+        cfg: NodeConfig,
+        wal: W,
+        height: u64,
+        validators: &TypesValidatorSet,
+    ) -> Result<(Self, Vec<Output>), NodeError> {
+        Self::open(cfg, wal, height, validators, true)
+    }
+
+    fn open(
+        cfg: NodeConfig,
         mut wal: W,
         height: u64,
         validators: &TypesValidatorSet,
+        lazy: bool,
     ) -> Result<(Self, Vec<Output>), NodeError> {
         let address = Address(ParticipantId::from_public_key(&cfg.key.public()));
         let ctx_set = ValidatorSet::from_types(validators);
@@ -338,9 +366,15 @@ impl<W: Wal> Node<W> {
             outputs: Vec::new(),
             fatal: None,
             preverified: None,
+            started: true,
+            stash: Vec::new(),
         };
         let mut node = Node { state, metrics: Metrics::new(), host };
         let restart = !replay.is_empty();
+        if lazy && !restart {
+            node.host.started = false;
+            return Ok((node, Vec::new()));
+        }
         node.process(Input::StartHeight(Height(height), ctx_set, restart, None, VoteExtensionPolicy::Disabled))?;
         if restart {
             tracing::info!(height, records = replay.len(), "replaying the consensus WAL");
@@ -437,6 +471,15 @@ impl<W: Wal> Node<W> {
         // ones are counted; consensus then skips re-verifying the same signature.
         if !msg.verify(&key) {
             self.host.outputs.push(Output::Dropped { sender, reason: DropReason::BadSignature });
+            return self.take_outputs();
+        }
+        if !self.host.started {
+            if self.host.stash.len() < 4096 {
+                self.host.stash.push(msg);
+            }
+            if height == self.host.height {
+                self.host.outputs.push(Output::PeerAhead { peer: sender, height });
+            }
             return self.take_outputs();
         }
         self.host.preverified = Some(msg.signature().clone());
@@ -540,7 +583,7 @@ impl<W: Wal> Node<W> {
 
     /// A consensus timer fired.
     pub fn on_timeout(&mut self, height: Height, timeout: Timeout) -> Result<Vec<Output>, NodeError> {
-        if height == self.host.height && !self.host.awaiting_commit {
+        if height == self.host.height && !self.host.awaiting_commit && self.host.started {
             self.process(Input::TimeoutElapsed(timeout))?;
         }
         self.take_outputs()
@@ -548,7 +591,11 @@ impl<W: Wal> Node<W> {
 
     /// The block this node proposes for `height`/`round` (answer to [`Output::BuildBlock`]).
     pub fn propose_block(&mut self, height: Height, round: Round, block: Block) -> Result<Vec<Output>, NodeError> {
-        if height != self.host.height || self.host.awaiting_commit || self.host.own_proposals.contains(&round) {
+        if height != self.host.height
+            || !self.host.started
+            || self.host.awaiting_commit
+            || self.host.own_proposals.contains(&round)
+        {
             return self.take_outputs();
         }
         let hash = block.hash();
@@ -616,11 +663,14 @@ impl<W: Wal> Node<W> {
     /// Starts the next height once the runtime has committed the decision,
     /// with the validator set that applies to it.
     pub fn start_height(&mut self, height: u64, validators: &TypesValidatorSet) -> Result<Vec<Output>, NodeError> {
-        if height <= self.host.height.0 {
+        let first = !self.host.started && height == self.host.height.0;
+        if height <= self.host.height.0 && !first {
             return Err(NodeError::HeightOrder { current: self.host.height.0, requested: height });
         }
         let height = Height(height);
-        self.host.wal.reset(height.0)?;
+        if self.host.wal.height() != height.0 {
+            self.host.wal.reset(height.0)?;
+        }
         let host = &mut self.host;
         host.height = height;
         host.types_set = validators.clone();
@@ -634,11 +684,23 @@ impl<W: Wal> Node<W> {
         host.streams.retain(|(h, ..), _| *h >= height);
         let set = host.validators.clone();
         self.process(Input::StartHeight(height, set, false, None, VoteExtensionPolicy::Disabled))?;
+        self.host.started = true;
         let ready: Vec<_> = self.host.streams.keys().filter(|(h, ..)| *h == height).cloned().collect();
         for key in ready {
             self.try_assemble(&key);
         }
-        self.take_outputs()
+        let mut outputs = self.take_outputs()?;
+        for msg in std::mem::take(&mut self.host.stash) {
+            if msg.height() >= height.0 {
+                outputs.extend(self.on_message(msg)?);
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Whether consensus runs (false while a lazily opened node waits for work).
+    pub fn is_started(&self) -> bool {
+        self.host.started
     }
 }
 

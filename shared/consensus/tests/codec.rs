@@ -101,6 +101,16 @@ fn sender_must_be_the_author() {
     let _ = k;
 }
 
+#[test]
+fn a_relayed_certificate_cannot_be_reattributed() {
+    // Found by the property test below: the relayer must be covered by the signature.
+    let k = key();
+    let mut w = samples()[7].to_wire();
+    w.sender = me(&KeyPair::from_seed([8; 32])).0.as_str().into();
+    let m = ConsensusMessage::from_wire(&w).unwrap();
+    assert!(!m.verify(&k.public()));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
     #[test]

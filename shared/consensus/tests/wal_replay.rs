@@ -234,3 +234,34 @@ fn decided_height_yields_one_decision_with_a_quorum_certificate() {
     let out = node.on_message(ConsensusMessage::Vote(codec::sign_vote(&stranger, vote))).unwrap();
     assert!(out.iter().any(|o| matches!(o, Output::Dropped { .. })));
 }
+
+#[test]
+fn a_lazily_opened_node_waits_for_work_and_keeps_early_messages() {
+    let net = Net::new();
+    let me = not_proposer(&net);
+    let (mut node, outputs) =
+        Node::open_lazily(NodeConfig::new(net.keys[me].clone()), MemWal::default(), 1, &net.set).unwrap();
+    assert!(outputs.is_empty(), "an idle node sends nothing and sets no timer: {outputs:?}");
+    assert!(!node.is_started());
+    let (hash, msgs) = net.proposal(0);
+    let mut early = Vec::new();
+    for m in msgs {
+        early.extend(node.on_message(m).unwrap());
+    }
+    assert!(early.iter().any(|o| matches!(o, Output::PeerAhead { height: Height(1), .. })));
+    assert!(!early.iter().any(|o| matches!(o, Output::ValidateBlock { .. } | Output::Broadcast(_))));
+    // Started (because a peer is at this height), it processes what it kept.
+    let outputs = node.start_height(1, &net.set).unwrap();
+    assert!(node.is_started());
+    assert!(
+        outputs.iter().any(|o| matches!(o, Output::ValidateBlock { block, .. } if block.hash() == hash)),
+        "{outputs:?}"
+    );
+    // A node restarted with WAL records for its height resumes at once, even lazily.
+    let wal = MemWal::default();
+    let (node, _, _) = prevote_for_block(&net, me, wal.clone());
+    drop(node);
+    let (node, outputs) = Node::open_lazily(NodeConfig::new(net.keys[me].clone()), wal, 1, &net.set).unwrap();
+    assert!(node.is_started());
+    assert!(!own_votes(&outputs, &net.addr(me)).is_empty(), "re-sends its prevote");
+}

@@ -2,6 +2,7 @@
 
 mod keys;
 mod roundtrip;
+mod submit;
 mod tx;
 mod verify;
 
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyTx { jws, public_key, genesis, chain_id } => {
             tx::verify_tx(&jws, public_key.as_deref(), genesis.as_deref(), chain_id.as_deref())
         }
+        Command::Submit { jws, nats, wait } => submit::submit(&jws, &nats, wait),
         Command::Hash { file, tx } => tx::hash(&file, tx),
         Command::Token { key, audience, ttl } => keys::token(&key, &audience, ttl),
         Command::VerifyProof { proof, genesis } => verify::verify_proof(&proof, &genesis),

@@ -46,16 +46,24 @@ pub struct ValidatorProc {
 impl Cluster {
     /// `n` validators; those in `byzantine` run the test-only equivocating binary.
     pub fn start(n: usize, byzantine: &[usize]) -> Self {
+        Self::start_with_followers(n, 0, byzantine)
+    }
+
+    /// `n` genesis validators plus `followers` validator processes whose keys
+    /// are not (yet) in the validator set: they follow the chain without voting.
+    pub fn start_with_followers(n: usize, followers: usize, byzantine: &[usize]) -> Self {
         let nats = NatsServer::start().expect("nats-server");
         let dir = tempfile::tempdir().unwrap();
         let admin = KeyPair::generate();
         let mut validators = Vec::new();
         let mut gvals = Vec::new();
-        for i in 0..n {
+        for i in 0..n + followers {
             let key = KeyPair::generate();
             let path = dir.path().join(format!("validator-{i}.pem"));
             key.write_pem_file(&path, false).unwrap();
-            gvals.push(GenesisValidator { name: format!("validator-{i}"), public_key: key.public(), power: 10 });
+            if i < n {
+                gvals.push(GenesisValidator { name: format!("validator-{i}"), public_key: key.public(), power: 10 });
+            }
             validators.push(ValidatorProc {
                 key: path,
                 id: ParticipantId::from_public_key(&key.public()),
@@ -82,7 +90,7 @@ impl Cluster {
         let gpath = dir.path().join("genesis.json");
         std::fs::write(&gpath, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();
         let mut c = Cluster { nats, dir, admin, validators, genesis: gpath, nonce: 0 };
-        for i in 0..n {
+        for i in 0..n + followers {
             c.start_validator(i);
         }
         c
@@ -174,6 +182,25 @@ impl Cluster {
                 public_key: who.public(),
                 display_name: Some(format!("Clinic {}", self.nonce)),
                 institution: None,
+            }),
+        );
+        let id = ParticipantId::from_public_key(&self.admin.public());
+        payload.sign(&self.admin, &id).into_bytes()
+    }
+
+    /// An admin-signed `validator.update` giving validator `i` `power`.
+    pub fn validator_update(&mut self, i: usize, power: u64) -> Vec<u8> {
+        self.nonce += 1;
+        let key = KeyPair::read_pem_file(&self.validators[i].key).unwrap();
+        let payload = TxPayload::new(
+            ChainId::parse(CHAIN).unwrap(),
+            format!("cluster-{:06}", self.nonce),
+            Timestamp::now(),
+            None,
+            TxBody::ValidatorUpdate(glucochain_types::tx::ValidatorUpdate {
+                validator: self.validators[i].id.clone(),
+                public_key: key.public(),
+                power,
             }),
         );
         let id = ParticipantId::from_public_key(&self.admin.public());
