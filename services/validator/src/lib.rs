@@ -33,3 +33,19 @@ pub async fn serve(cfg: ValidatorConfig, misbehave: Misbehavior) -> anyhow::Resu
     let _ = http.await;
     result
 }
+
+/// The body of both binaries: telemetry, then [`serve`] until a fatal error.
+pub fn main_with(config: ValidatorConfig, misbehave: Misbehavior) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let service = if misbehave == Misbehavior::None { "validator" } else { "validator-byzantine" };
+        let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env(service))?;
+        if misbehave != Misbehavior::None {
+            tracing::warn!(?misbehave, "TEST ONLY: this validator misbehaves on purpose");
+        }
+        let result = serve(config, misbehave).await;
+        if let Err(e) = &result {
+            tracing::error!(error = format!("{e:#}"), "validator stopped");
+        }
+        result
+    })
+}

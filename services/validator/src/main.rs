@@ -2,7 +2,7 @@
 //! the environment (`--help`).
 
 use clap::Parser;
-use glucochain_validator::{Misbehavior, ValidatorConfig, serve};
+use glucochain_validator::{Misbehavior, ValidatorConfig, main_with};
 
 #[derive(Parser)]
 #[command(name = "glucochain-validator", version, about = "GlucoChain BFT validator (Malachite over NATS)")]
@@ -11,13 +11,6 @@ struct Cli {
     config: ValidatorConfig,
 }
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env("validator"))?;
-    let result = serve(cli.config, Misbehavior::None).await;
-    if let Err(e) = &result {
-        tracing::error!(error = format!("{e:#}"), "validator stopped");
-    }
-    result
+fn main() -> anyhow::Result<()> {
+    main_with(Cli::parse().config, Misbehavior::None)
 }

@@ -305,6 +305,17 @@ impl ConsensusMessage {
         key.verify(domain, &bytes, &self.signature().0).is_ok()
     }
 
+    /// Round of the message (of the certificate, for relayed certificates).
+    pub fn round(&self) -> Round {
+        match self {
+            ConsensusMessage::Vote(v) => v.message.round,
+            ConsensusMessage::Proposal(p) => p.message.round,
+            ConsensusMessage::Part(p, _) => p.round,
+            ConsensusMessage::PolkaCertificate(c, _, _) => c.round,
+            ConsensusMessage::RoundCertificate(c, _, _) => c.round,
+        }
+    }
+
     /// Height of the message.
     pub fn height(&self) -> u64 {
         match self {

@@ -940,32 +940,27 @@ fn to_types_certificate(cert: &mt::CommitCertificate<GlucoContext>) -> CommitCer
 }
 
 fn collect_evidence(evidence: &MisbehaviorEvidence<GlucoContext>) -> Vec<Equivocation> {
-    let mut out = Vec::new();
-    for (address, pairs) in evidence.votes.iter() {
-        for (a, b) in pairs {
-            out.push(Equivocation {
-                validator: address.0.clone(),
-                kind: EquivocationKind::Vote,
-                height: a.message.height.0,
-                round: a.message.round.as_u32().unwrap_or(0),
-                first: ConsensusMessage::Vote(a.clone()).encode(),
-                second: ConsensusMessage::Vote(b.clone()).encode(),
-            });
-        }
-    }
-    for (address, pairs) in evidence.proposals.iter() {
-        for (a, b) in pairs {
-            out.push(Equivocation {
-                validator: address.0.clone(),
-                kind: EquivocationKind::Proposal,
-                height: a.message.height.0,
-                round: a.message.round.as_u32().unwrap_or(0),
-                first: ConsensusMessage::Proposal(a.clone()).encode(),
-                second: ConsensusMessage::Proposal(b.clone()).encode(),
-            });
-        }
-    }
-    out
+    let as_record = |address: &Address, kind, a: ConsensusMessage, b: ConsensusMessage| Equivocation {
+        validator: address.0.clone(),
+        kind,
+        height: a.height(),
+        round: a.round().as_u32().unwrap_or(0),
+        first: a.encode(),
+        second: b.encode(),
+    };
+    let votes = evidence.votes.iter().flat_map(|(address, pairs)| {
+        pairs.iter().map(move |(a, b)| {
+            let (a, b) = (ConsensusMessage::Vote(a.clone()), ConsensusMessage::Vote(b.clone()));
+            as_record(address, EquivocationKind::Vote, a, b)
+        })
+    });
+    let proposals = evidence.proposals.iter().flat_map(|(address, pairs)| {
+        pairs.iter().map(move |(a, b)| {
+            let (a, b) = (ConsensusMessage::Proposal(a.clone()), ConsensusMessage::Proposal(b.clone()));
+            as_record(address, EquivocationKind::Proposal, a, b)
+        })
+    });
+    votes.chain(proposals).collect()
 }
 
 #[cfg(test)]

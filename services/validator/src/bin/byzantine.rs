@@ -3,20 +3,16 @@
 //! record the evidence. Not part of any deployment.
 
 use clap::Parser;
-use glucochain_validator::{Misbehavior, ValidatorConfig, serve};
+use glucochain_validator::{Misbehavior, ValidatorConfig, main_with};
 
+/// TEST ONLY: an equivocating validator.
 #[derive(Parser)]
-#[command(name = "glucochain-validator-byzantine", about = "TEST ONLY: an equivocating validator")]
+#[command(name = "glucochain-validator-byzantine")]
 struct Cli {
     #[command(flatten)]
     config: ValidatorConfig,
 }
 
-#[actix_web::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let _telemetry =
-        glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env("validator-byzantine"))?;
-    tracing::warn!("TEST ONLY: this validator equivocates on purpose");
-    serve(cli.config, Misbehavior::Equivocate).await
+fn main() -> anyhow::Result<()> {
+    main_with(Cli::parse().config, Misbehavior::Equivocate)
 }
