@@ -108,30 +108,7 @@ pub async fn committed_range(store: &Store, from: u64, max: u64) -> Result<Vec<w
     Ok(out)
 }
 
-/// The protobuf form published on `BLOCKS` and served by block sync.
-pub fn committed_wire(block: &Block, cert: &CommitCertificate) -> wire::CommittedBlock {
-    wire::CommittedBlock {
-        block: Some(block.to_wire()),
-        certificate: Some(cert.to_wire()),
-        results: block
-            .txs
-            .iter()
-            .map(|t| wire::TxResult {
-                tx_hash: glucochain_crypto::sha256(t).0.to_vec(),
-                ok: true,
-                code: String::new(),
-                reason: String::new(),
-            })
-            .collect(),
-    }
-}
-
-/// Decodes a committed block from the wire (certificate not yet verified).
-pub fn decode_committed(c: &wire::CommittedBlock) -> Option<(Block, CommitCertificate)> {
-    let block = Block::from_wire(c.block.as_ref()?)?;
-    let cert = CommitCertificate::from_wire(c.certificate.as_ref()?).ok()?;
-    Some((block, cert))
-}
+pub use glucochain_follow::{committed_wire, decode_committed};
 
 fn decode_stored(s: &StoredBlock) -> Result<(Block, CommitCertificate), ChainError> {
     let h = s.height;

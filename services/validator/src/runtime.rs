@@ -293,7 +293,7 @@ impl Validator {
             Event::SyncReply(blocks) => {
                 self.sync_inflight = false;
                 for c in blocks {
-                    let Some((block, cert)) = decode_committed(&c) else { break };
+                    let Ok((block, cert)) = decode_committed(&c) else { break };
                     if block.header.height != self.node.height().0 || self.node.is_awaiting_commit() {
                         continue;
                     }

@@ -8,15 +8,19 @@
 //! transaction, and block inserts are idempotent, so a consumer that is
 //! redelivered a block it already stored does no harm.
 
+pub mod audit;
 pub mod chain;
 pub mod evidence;
+pub mod status;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Connection};
 use std::time::Duration;
 
+pub use audit::AuditRow;
 pub use chain::{InsertOutcome, StoredBlock, StoredTx};
 pub use evidence::StoredEvidence;
+pub use status::{TxState, TxStatus};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,8 @@
 //! The same repository behaviour on SQLite and on a real PostgreSQL.
 
-use glucochain_store::{Backend, InsertOutcome, Store, StoreError, StoredBlock, StoredEvidence, StoredTx};
+use glucochain_store::{
+    AuditRow, Backend, InsertOutcome, Store, StoreError, StoredBlock, StoredEvidence, StoredTx, TxState,
+};
 use glucochain_testkit::PgTestDb;
 
 fn block(height: u64, salt: u8, ntx: usize) -> StoredBlock {
@@ -78,6 +80,45 @@ async fn exercise(store: &Store) {
     assert!(store.insert_evidence(&e).await.unwrap());
     assert!(!store.insert_evidence(&e).await.unwrap(), "recording twice is harmless");
     assert_eq!(store.evidence().await.unwrap(), vec![e]);
+
+    assert_eq!(store.audit_head().await.unwrap(), None);
+    let entry = |seq: u64, patient: &str| AuditRow {
+        seq,
+        at_ms: 1_000 + seq as i64,
+        reader: "preader".into(),
+        reader_role: "clinician".into(),
+        patient: Some(patient.into()),
+        action: "search".into(),
+        resource: "/v1/patients/x/records".into(),
+        purpose: "TREAT".into(),
+        outcome: "granted".into(),
+        prev_hash: vec![seq as u8 - 1; 32],
+        entry_hash: vec![seq as u8; 32],
+    };
+    store.insert_audit(&entry(1, "pa")).await.unwrap();
+    store.insert_audit(&entry(2, "pb")).await.unwrap();
+    store.insert_audit(&entry(3, "pa")).await.unwrap();
+    assert!(store.insert_audit(&entry(3, "pa")).await.is_err(), "a sequence number is used once");
+    assert_eq!(store.audit_head().await.unwrap().unwrap().seq, 3);
+    let mine = store.audit_for_patient("pa", 10).await.unwrap();
+    assert_eq!(mine.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 1]);
+    assert_eq!(store.audit_range(2, 3).await.unwrap().len(), 2);
+    store.insert_audit_checkpoint(3, &[3; 32], &[9; 32]).await.unwrap();
+    assert_eq!(store.last_audit_checkpoint().await.unwrap(), Some((3, vec![3; 32])));
+
+    // Status: pending, then rejected; committed always wins and is never downgraded.
+    store.tx_pending(&[1; 32], "observation.record", "ps").await.unwrap();
+    store.tx_pending(&[1; 32], "observation.record", "ps").await.unwrap();
+    assert_eq!(store.tx_status(&[1; 32]).await.unwrap().unwrap().state, TxState::Pending);
+    assert!(store.tx_rejected(&[1; 32], "forbidden", "no").await.unwrap());
+    assert!(matches!(store.tx_status(&[1; 32]).await.unwrap().unwrap().state, TxState::Rejected { .. }));
+    store.tx_committed(&[1; 32], "observation.record", "ps", 7, 2, &[5; 32]).await.unwrap();
+    assert!(!store.tx_rejected(&[1; 32], "late", "x").await.unwrap());
+    assert_eq!(
+        store.tx_status(&[1; 32]).await.unwrap().unwrap().state,
+        TxState::Committed { height: 7, index: 2, block_hash: vec![5; 32] }
+    );
+    assert_eq!(store.tx_status(&[2; 32]).await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -1,0 +1,170 @@
+//! Pieces both HTTPS APIs share: errors as RFC 9457 problem details with a
+//! stable type per error, and authentication of reads by a short-lived
+//! EdDSA JWT from a key registered on the chain.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use glucochain_crypto::jose::{TokenPolicy, parse_compact, verify_token};
+use glucochain_state::{LedgerState, Participant};
+use glucochain_types::ParticipantId;
+use serde::Serialize;
+use std::fmt;
+
+/// The media type of problem responses.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem: `type` is `urn:glucochain:problem:<code>`, stable per error.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:glucochain:problem:<code>`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    /// Short summary of the problem type.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// Extra members (e.g. the tx hash, retry hints).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip)]
+    retry_after: Option<u64>,
+}
+
+impl Problem {
+    /// A problem with `status`, stable `code`, a title and the detail.
+    pub fn new(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Self {
+        Problem {
+            problem_type: format!("urn:glucochain:problem:{code}"),
+            title: title.into(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            extra: None,
+            retry_after: None,
+        }
+    }
+
+    /// Adds a member.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.get_or_insert_with(Default::default).insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets `Retry-After` (seconds).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
+    /// The stable code (the last part of `type`).
+    pub fn code(&self) -> &str {
+        self.problem_type.rsplit(':').next().unwrap_or("")
+    }
+
+    /// 400 `bad-request`.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
+    }
+
+    /// 404 `not-found`.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
+    }
+
+    /// 503 `unavailable` with a retry hint.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable", detail).retry_after(2)
+    }
+
+    /// 500 `internal` (details go to the log, not the client).
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", "see the service log")
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.title, self.status, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut r = HttpResponse::build(self.status_code());
+        r.content_type(PROBLEM_JSON);
+        if let Some(s) = self.retry_after {
+            r.insert_header(("Retry-After", s.to_string()));
+        }
+        r.json(self)
+    }
+}
+
+/// Problems for the JSON body and path extractors of actix-web, so even
+/// malformed requests get a problem document.
+pub fn json_config() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(512 * 1024)
+        .error_handler(|e, _| Problem::bad_request(format!("request body: {e}")).into())
+}
+
+/// Path parameter errors as problems.
+pub fn path_config() -> actix_web::web::PathConfig {
+    actix_web::web::PathConfig::default().error_handler(|e, _| Problem::bad_request(format!("path: {e}")).into())
+}
+
+/// Query string errors as problems.
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default().error_handler(|e, _| Problem::bad_request(format!("query: {e}")).into())
+}
+
+/// Authenticates a read: `Authorization: Bearer <JWT>` signed by a key
+/// registered (and not revoked) in `state`, `typ: emr-auth+jwt`, audience
+/// and lifetime per `policy`. Returns the reader.
+pub fn authenticate<'s>(
+    authorization: Option<&str>,
+    state: &'s LedgerState,
+    policy: &TokenPolicy,
+    now_secs: i64,
+) -> Result<&'s Participant, Problem> {
+    let unauthorized =
+        |code: &str, detail: String| Problem::new(StatusCode::UNAUTHORIZED, code, "Not authenticated", detail);
+    let token = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("missing-token", "send Authorization: Bearer <read token>".into()))?;
+    let parsed = parse_compact(token.trim(), 8 * 1024).map_err(|e| unauthorized("invalid-token", e.to_string()))?;
+    let kid = ParticipantId::parse(parsed.kid()).map_err(|e| unauthorized("invalid-token", format!("kid: {e}")))?;
+    let reader = state
+        .participant(&kid)
+        .filter(|p| p.is_active())
+        .ok_or_else(|| unauthorized("unknown-reader", format!("{kid} is not an active participant")))?;
+    verify_token(&parsed, &reader.public_key, policy, now_secs).map_err(|e| {
+        let code = if e.to_string().contains("expired") { "expired-token" } else { "invalid-token" };
+        unauthorized(code, e.to_string())
+    })?;
+    Ok(reader)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_document_shape() {
+        let p = Problem::new(StatusCode::CONFLICT, "replay", "Replayed nonce", "nonce used").with("tx_hash", "ab");
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["type"], "urn:glucochain:problem:replay");
+        assert_eq!(v["status"], 409);
+        assert_eq!(v["tx_hash"], "ab");
+        assert_eq!(p.code(), "replay");
+        let r = Problem::unavailable("nats down").error_response();
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers().get("Retry-After").unwrap(), "2");
+        assert_eq!(r.headers().get("content-type").unwrap(), PROBLEM_JSON);
+    }
+}

@@ -1,0 +1,171 @@
+//! Following the committed chain, for every service that needs the ledger
+//! state without taking part in consensus (ingest's registry, the ledger
+//! store): committed blocks are decoded, checked — the commit certificate
+//! against the validator set of that height, the hash link to the parent,
+//! the ledger rules for every transaction — and only then applied, in
+//! order. A gap is filled by asking the validators (`emr.sync.blocks`),
+//! never skipped.
+
+use glucochain_bus::{Bus, subjects};
+use glucochain_consensus::block::Block;
+use glucochain_crypto::{Hash32, sha256};
+use glucochain_state::{BlockEffects, LedgerState};
+use glucochain_types::block::CommitCertificate;
+use glucochain_types::genesis::Genesis;
+use glucochain_wire::v1 as wire;
+use prost::Message as _;
+use std::time::Duration;
+
+/// A committed block that does not verify.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FollowError {
+    /// Not decodable.
+    #[error("committed block is malformed: {0}")]
+    Malformed(String),
+    /// Not the next height.
+    #[error("expected height {expected}, got {got}")]
+    OutOfOrder {
+        /// Next height.
+        expected: u64,
+        /// Offered.
+        got: u64,
+    },
+    /// Body does not match the header.
+    #[error("block {0}: transactions do not match tx_root/tx_count")]
+    Body(u64),
+    /// Certificate does not prove a quorum of that height's set.
+    #[error("block {height}: certificate: {reason}")]
+    Certificate {
+        /// Height.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Header or transactions break the ledger rules.
+    #[error("block {height}: {reason}")]
+    Rules {
+        /// Height.
+        height: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Block sync failed.
+    #[error("block sync: {0}")]
+    Sync(String),
+}
+
+/// A block that passed every check, ready to apply.
+#[derive(Debug)]
+pub struct Verified {
+    /// The block.
+    pub block: Block,
+    /// Its certificate.
+    pub certificate: CommitCertificate,
+    /// Hashes of its transactions, in order.
+    pub tx_hashes: Vec<Hash32>,
+    effects: BlockEffects,
+}
+
+/// The protobuf form published on `BLOCKS` and served by block sync.
+pub fn committed_wire(block: &Block, cert: &CommitCertificate) -> wire::CommittedBlock {
+    wire::CommittedBlock {
+        block: Some(block.to_wire()),
+        certificate: Some(cert.to_wire()),
+        results: block
+            .txs
+            .iter()
+            .map(|t| wire::TxResult {
+                tx_hash: sha256(t).0.to_vec(),
+                ok: true,
+                code: String::new(),
+                reason: String::new(),
+            })
+            .collect(),
+    }
+}
+
+/// Decodes a committed block (nothing verified yet).
+pub fn decode_committed(c: &wire::CommittedBlock) -> Result<(Block, CommitCertificate), FollowError> {
+    let block = c
+        .block
+        .as_ref()
+        .and_then(Block::from_wire)
+        .ok_or_else(|| FollowError::Malformed("block or header missing or invalid".into()))?;
+    let cert = c
+        .certificate
+        .as_ref()
+        .ok_or_else(|| FollowError::Malformed("certificate missing".into()))
+        .and_then(|w| CommitCertificate::from_wire(w).map_err(|e| FollowError::Malformed(e.to_string())))?;
+    Ok((block, cert))
+}
+
+/// The ledger state, advanced only by verified blocks.
+pub struct Follower {
+    state: LedgerState,
+}
+
+impl Follower {
+    /// At genesis.
+    pub fn new(genesis: &Genesis) -> Self {
+        Follower { state: LedgerState::genesis(genesis) }
+    }
+
+    /// The state after the last applied block.
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    /// The next height expected.
+    pub fn next_height(&self) -> u64 {
+        self.state.height() + 1
+    }
+
+    /// Checks a decoded block as the next one.
+    pub fn verify(&self, block: Block, certificate: CommitCertificate) -> Result<Verified, FollowError> {
+        let height = block.header.height;
+        if height != self.next_height() {
+            return Err(FollowError::OutOfOrder { expected: self.next_height(), got: height });
+        }
+        if !block.is_well_formed() {
+            return Err(FollowError::Body(height));
+        }
+        certificate
+            .verify(height, &block.hash(), self.state.validators())
+            .map_err(|e| FollowError::Certificate { height, reason: e.to_string() })?;
+        let exec = self
+            .state
+            .check_block(&block.header, &block.txs)
+            .map_err(|e| FollowError::Rules { height, reason: e.to_string() })?;
+        let effects = exec.finish();
+        let tx_hashes = block.txs.iter().map(|t| sha256(t)).collect();
+        Ok(Verified { block, certificate, tx_hashes, effects })
+    }
+
+    /// Applies a verified block (it must still be the next one).
+    pub fn apply(&mut self, v: Verified) -> (Block, CommitCertificate) {
+        assert_eq!(v.block.header.height, self.next_height(), "verified against another state");
+        self.state.apply(&v.block.header, v.effects);
+        (v.block, v.certificate)
+    }
+
+    /// Decodes, verifies and applies the next block.
+    pub fn follow(&mut self, c: &wire::CommittedBlock) -> Result<(Block, CommitCertificate), FollowError> {
+        let (block, cert) = decode_committed(c)?;
+        let v = self.verify(block, cert)?;
+        Ok(self.apply(v))
+    }
+}
+
+/// Asks the validators for committed blocks from `from` (up to their batch size).
+pub async fn fetch_blocks(bus: &Bus, from: u64) -> Result<Vec<wire::CommittedBlock>, FollowError> {
+    let req = wire::BlockSyncRequest { from_height: from, to_height: 0 };
+    let reply = tokio::time::timeout(
+        Duration::from_secs(5),
+        bus.client().request(subjects::SYNC_BLOCKS, bytes::Bytes::from(req.encode_to_vec())),
+    )
+    .await
+    .map_err(|_| FollowError::Sync(format!("no validator answered for height {from}")))?
+    .map_err(|e| FollowError::Sync(e.to_string()))?;
+    let resp = wire::BlockSyncResponse::decode(reply.payload.as_ref()).map_err(|e| FollowError::Sync(e.to_string()))?;
+    Ok(resp.blocks)
+}
