@@ -4,13 +4,11 @@
 //! before the state moves on and before anything is acknowledged.
 
 use glucochain_consensus::block::Block;
-use glucochain_crypto::Hash32;
 use glucochain_state::{BlockError, LedgerState};
-use glucochain_store::{InsertOutcome, Store, StoreError, StoredBlock, StoredTx};
-use glucochain_types::block::{BlockHeader, CommitCertificate};
+use glucochain_store::{InsertOutcome, Store, StoreError};
+use glucochain_types::block::CommitCertificate;
 use glucochain_types::genesis::Genesis;
 use glucochain_wire::v1 as wire;
-use prost::Message as _;
 
 /// Why the chain could not be loaded or extended.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +45,7 @@ impl Chain {
         let latest = store.latest_height().await?.unwrap_or(0);
         for height in 1..=latest {
             let stored = store.block(height).await?.ok_or_else(|| invalid(height, "missing from the store"))?;
-            let (block, cert) = decode_stored(&stored)?;
+            let (block, cert) = from_stored(&stored).map_err(|e| invalid(height, e))?;
             cert.verify(height, &block.hash(), state.validators()).map_err(|e| invalid(height, e))?;
             let exec = state.check_block(&block.header, &block.txs).map_err(|e| invalid(height, e))?;
             let effects = exec.finish();
@@ -82,7 +80,7 @@ impl Chain {
         let height = block.header.height;
         let exec = self.state.check_block(&block.header, &block.txs).map_err(|e| invalid(height, e))?;
         let committed = committed_wire(block, cert);
-        let stored = to_stored(block, cert)?;
+        let stored = to_stored(block, cert).map_err(|e| invalid(height, e))?;
         match self.store.insert_block(&stored).await? {
             InsertOutcome::Inserted | InsertOutcome::AlreadyPresent => {}
         }
@@ -102,53 +100,10 @@ pub async fn committed_range(store: &Store, from: u64, max: u64) -> Result<Vec<w
     let mut out = Vec::new();
     for height in from..from.saturating_add(max) {
         let Some(stored) = store.block(height).await? else { break };
-        let (block, cert) = decode_stored(&stored)?;
+        let (block, cert) = from_stored(&stored).map_err(|e| invalid(height, e))?;
         out.push(committed_wire(&block, &cert));
     }
     Ok(out)
 }
 
-pub use glucochain_follow::{committed_wire, decode_committed};
-
-fn decode_stored(s: &StoredBlock) -> Result<(Block, CommitCertificate), ChainError> {
-    let h = s.height;
-    let header = wire::BlockHeader::decode(s.header.as_slice()).map_err(|e| invalid(h, e))?;
-    let header = BlockHeader::from_wire(&header).map_err(|e| invalid(h, e))?;
-    let cert = wire::CommitCertificate::decode(s.certificate.as_slice()).map_err(|e| invalid(h, e))?;
-    let cert = CommitCertificate::from_wire(&cert).map_err(|e| invalid(h, e))?;
-    let block = Block { header, txs: s.txs.iter().map(|t| t.jws.clone().into_bytes()).collect() };
-    if !block.is_well_formed() || block.hash().0.as_slice() != s.hash.as_slice() {
-        return Err(invalid(h, "stored transactions or hash do not match the header"));
-    }
-    Ok((block, cert))
-}
-
-fn to_stored(block: &Block, cert: &CommitCertificate) -> Result<StoredBlock, ChainError> {
-    let h = block.header.height;
-    let hash: Hash32 = block.hash();
-    let mut txs = Vec::with_capacity(block.txs.len());
-    for (i, jws) in block.txs.iter().enumerate() {
-        let text = std::str::from_utf8(jws).map_err(|e| invalid(h, e))?;
-        let tx = glucochain_types::Transaction::parse(text, &Default::default()).map_err(|e| invalid(h, e))?;
-        txs.push(StoredTx {
-            hash: tx.hash.0.to_vec(),
-            height: h,
-            index: i as u32,
-            tx_type: tx.payload.tx_type.as_str().to_string(),
-            signer: tx.signer.as_str().to_string(),
-            patient: tx.payload.patient.as_ref().map(|p| p.as_str().to_string()),
-            jws: text.to_string(),
-            ok: true,
-            code: String::new(),
-        });
-    }
-    Ok(StoredBlock {
-        height: h,
-        hash: hash.0.to_vec(),
-        prev_hash: block.header.prev_hash.0.to_vec(),
-        header: block.header.to_wire().encode_to_vec(),
-        certificate: cert.to_wire().encode_to_vec(),
-        time_ms: block.header.time.unix_ms(),
-        txs,
-    })
-}
+pub use glucochain_follow::{committed_wire, decode_committed, from_stored, to_stored};

@@ -17,10 +17,11 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// `urn:glucochain:problem:<code>`.
-    #[serde(rename = "type")]
-    pub problem_type: String,
+    #[serde(rename = "type", serialize_with = "problem_type")]
+    #[schema(value_type = String, example = "urn:glucochain:problem:bad-signature")]
+    code: &'static str,
     /// Short summary of the problem type.
-    pub title: String,
+    pub title: &'static str,
     /// HTTP status.
     pub status: u16,
     /// What went wrong in this occurrence.
@@ -28,22 +29,19 @@ pub struct Problem {
     /// Extra members (e.g. the tx hash, retry hints).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
-    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    pub extra: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     #[serde(skip)]
-    retry_after: Option<u64>,
+    retry_after: Option<u32>,
+}
+
+fn problem_type<S: serde::Serializer>(code: &&'static str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("urn:glucochain:problem:{code}"))
 }
 
 impl Problem {
     /// A problem with `status`, stable `code`, a title and the detail.
-    pub fn new(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Self {
-        Problem {
-            problem_type: format!("urn:glucochain:problem:{code}"),
-            title: title.into(),
-            status: status.as_u16(),
-            detail: detail.into(),
-            extra: None,
-            retry_after: None,
-        }
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Problem { code, title, status: status.as_u16(), detail: detail.into(), extra: None, retry_after: None }
     }
 
     /// Adds a member.
@@ -53,14 +51,14 @@ impl Problem {
     }
 
     /// Sets `Retry-After` (seconds).
-    pub fn retry_after(mut self, secs: u64) -> Self {
+    pub fn retry_after(mut self, secs: u32) -> Self {
         self.retry_after = Some(secs);
         self
     }
 
     /// The stable code (the last part of `type`).
-    pub fn code(&self) -> &str {
-        self.problem_type.rsplit(':').next().unwrap_or("")
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 
     /// 400 `bad-request`.
@@ -133,7 +131,7 @@ pub fn authenticate<'s>(
     now_secs: i64,
 ) -> Result<&'s Participant, Problem> {
     let unauthorized =
-        |code: &str, detail: String| Problem::new(StatusCode::UNAUTHORIZED, code, "Not authenticated", detail);
+        |code: &'static str, detail: String| Problem::new(StatusCode::UNAUTHORIZED, code, "Not authenticated", detail);
     let token = authorization
         .and_then(|h| h.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("missing-token", "send Authorization: Bearer <read token>".into()))?;

@@ -10,7 +10,9 @@ use glucochain_bus::{Bus, subjects};
 use glucochain_consensus::block::Block;
 use glucochain_crypto::{Hash32, sha256};
 use glucochain_state::{BlockEffects, LedgerState};
-use glucochain_types::block::CommitCertificate;
+use glucochain_store::{StoredBlock, StoredTx};
+use glucochain_types::Transaction;
+use glucochain_types::block::{BlockHeader, CommitCertificate};
 use glucochain_types::genesis::Genesis;
 use glucochain_wire::v1 as wire;
 use prost::Message as _;
@@ -168,4 +170,49 @@ pub async fn fetch_blocks(bus: &Bus, from: u64) -> Result<Vec<wire::CommittedBlo
     .map_err(|e| FollowError::Sync(e.to_string()))?;
     let resp = wire::BlockSyncResponse::decode(reply.payload.as_ref()).map_err(|e| FollowError::Sync(e.to_string()))?;
     Ok(resp.blocks)
+}
+
+/// A stored block back as block and certificate (checks body and hash).
+pub fn from_stored(s: &StoredBlock) -> Result<(Block, CommitCertificate), FollowError> {
+    let bad = |e: String| FollowError::Malformed(format!("stored block {}: {e}", s.height));
+    let header = wire::BlockHeader::decode(s.header.as_slice()).map_err(|e| bad(e.to_string()))?;
+    let header = BlockHeader::from_wire(&header).map_err(|e| bad(e.to_string()))?;
+    let cert = wire::CommitCertificate::decode(s.certificate.as_slice()).map_err(|e| bad(e.to_string()))?;
+    let cert = CommitCertificate::from_wire(&cert).map_err(|e| bad(e.to_string()))?;
+    let block = Block { header, txs: s.txs.iter().map(|t| t.jws.clone().into_bytes()).collect() };
+    if !block.is_well_formed() || block.hash().0.as_slice() != s.hash.as_slice() {
+        return Err(bad("transactions or hash do not match the header".into()));
+    }
+    Ok((block, cert))
+}
+
+/// A block and its certificate as stored (transactions indexed by type, signer, patient).
+pub fn to_stored(block: &Block, cert: &CommitCertificate) -> Result<StoredBlock, FollowError> {
+    let h = block.header.height;
+    let mut txs = Vec::with_capacity(block.txs.len());
+    for (i, jws) in block.txs.iter().enumerate() {
+        let bad = |e: String| FollowError::Malformed(format!("block {h} tx {i}: {e}"));
+        let text = std::str::from_utf8(jws).map_err(|e| bad(e.to_string()))?;
+        let tx = Transaction::parse(text, &Default::default()).map_err(|e| bad(e.to_string()))?;
+        txs.push(StoredTx {
+            hash: tx.hash.0.to_vec(),
+            height: h,
+            index: i as u32,
+            tx_type: tx.payload.tx_type.as_str().to_string(),
+            signer: tx.signer.as_str().to_string(),
+            patient: tx.payload.patient.as_ref().map(|p| p.as_str().to_string()),
+            jws: text.to_string(),
+            ok: true,
+            code: String::new(),
+        });
+    }
+    Ok(StoredBlock {
+        height: h,
+        hash: block.hash().0.to_vec(),
+        prev_hash: block.header.prev_hash.0.to_vec(),
+        header: block.header.to_wire().encode_to_vec(),
+        certificate: cert.to_wire().encode_to_vec(),
+        time_ms: block.header.time.unix_ms(),
+        txs,
+    })
 }

@@ -1,0 +1,313 @@
+//! The ledger's read API. Every request is authenticated by a read token
+//! from a registered key, authorized (until the contracts engine decides:
+//! the patient themself, the transaction's signer, or an admin; block
+//! headers to any active participant) and audited — denied reads too.
+
+use crate::fhir::{RecordQuery, bundle, entries};
+use crate::ledger::{Access, Ledger};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use glucochain_api::{Problem, authenticate};
+use glucochain_crypto::Hash32;
+use glucochain_crypto::jose::TokenPolicy;
+use glucochain_crypto::merkle::MerkleTree;
+use glucochain_follow::from_stored;
+use glucochain_types::proof::InclusionProof;
+use glucochain_types::time::Timestamp;
+use glucochain_types::{ParticipantId, Role};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Shared state of the handlers.
+pub struct ApiState {
+    /// The ledger.
+    pub ledger: Arc<Ledger>,
+    /// Token rules.
+    pub policy: TokenPolicy,
+}
+
+type Data = web::Data<ApiState>;
+
+struct Reader {
+    id: ParticipantId,
+    role: Role,
+}
+
+fn reader(req: &HttpRequest, s: &ApiState) -> Result<Reader, Problem> {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let view = s.ledger.view.read().expect("view lock");
+    let p = authenticate(header, view.state(), &s.policy, Timestamp::now().unix_ms() / 1000)?;
+    Ok(Reader { id: p.id.clone(), role: p.role })
+}
+
+fn purpose(req: &HttpRequest, r: &Reader) -> Result<String, Problem> {
+    match req.headers().get("x-purpose-of-use").and_then(|v| v.to_str().ok()) {
+        Some(p) if (2..=16).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_uppercase()) => Ok(p.to_string()),
+        Some(p) => Err(Problem::bad_request(format!("X-Purpose-Of-Use {p:?}: an HL7 ActReason code such as TREAT"))),
+        None if r.role == Role::Patient => Ok("PATRQT".into()),
+        None => Ok("TREAT".into()),
+    }
+}
+
+fn resource(req: &HttpRequest) -> String {
+    req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default()
+}
+
+/// Records the access and, when denied, answers 403.
+async fn audited(
+    s: &ApiState,
+    req: &HttpRequest,
+    r: &Reader,
+    patient: Option<&ParticipantId>,
+    action: &str,
+    granted: bool,
+) -> Result<(), Problem> {
+    let purpose = purpose(req, r)?;
+    let res = resource(req);
+    s.ledger
+        .audit(Access {
+            reader: &r.id,
+            role: r.role.as_str(),
+            patient,
+            action,
+            resource: &res,
+            purpose: &purpose,
+            granted,
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = format!("{e:#}"), "audit write failed; refusing the read");
+            Problem::unavailable("the access could not be audited")
+        })?;
+    if granted {
+        Ok(())
+    } else {
+        Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not authorized", format!("{} may not read this", r.id)))
+    }
+}
+
+fn may_read_patient(r: &Reader, patient: &ParticipantId) -> bool {
+    r.role == Role::Admin || &r.id == patient
+}
+
+fn parse_hash(s: &str) -> Result<Hash32, Problem> {
+    Hash32::from_hex(s).map_err(|_| Problem::bad_request(format!("{s:?} is not a 64-character hex hash")))
+}
+
+fn parse_patient(s: &str) -> Result<ParticipantId, Problem> {
+    ParticipantId::parse(s).map_err(|e| Problem::bad_request(format!("patient id: {e}")))
+}
+
+async fn block_json(s: &ApiState, height: u64) -> Result<serde_json::Value, Problem> {
+    let stored = s.ledger.store.block(height).await.map_err(|_| Problem::internal())?;
+    let stored = stored.ok_or_else(|| Problem::not_found(format!("no block at height {height}")))?;
+    let (block, cert) = from_stored(&stored).map_err(|_| Problem::internal())?;
+    Ok(json!({
+        "height": height,
+        "hash": block.hash().to_string(),
+        "header": block.header,
+        "tx_hashes": stored.txs.iter().map(|t| hex::encode(&t.hash)).collect::<Vec<_>>(),
+        "certificate": cert,
+    }))
+}
+
+/// The newest committed block.
+#[utoipa::path(get, path = "/v1/blocks/latest", tag = "chain",
+    responses((status = 200, description = "header, tx hashes and commit certificate"), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn latest_block(req: HttpRequest, s: Data) -> Result<HttpResponse, Problem> {
+    let r = reader(&req, &s)?;
+    audited(&s, &req, &r, None, "read", true).await?;
+    let h = s.ledger.height();
+    if h == 0 {
+        return Err(Problem::not_found("no block committed yet"));
+    }
+    Ok(HttpResponse::Ok().json(block_json(&s, h).await?))
+}
+
+/// A block by height.
+#[utoipa::path(get, path = "/v1/blocks/{height}", tag = "chain",
+    params(("height" = u64, Path, description = "block height, from 1")),
+    responses((status = 200, description = "header, tx hashes and commit certificate"), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn block(req: HttpRequest, s: Data, height: web::Path<u64>) -> Result<HttpResponse, Problem> {
+    let r = reader(&req, &s)?;
+    audited(&s, &req, &r, None, "read", true).await?;
+    Ok(HttpResponse::Ok().json(block_json(&s, height.into_inner()).await?))
+}
+
+async fn load_tx(
+    s: &ApiState,
+    req: &HttpRequest,
+    r: &Reader,
+    hash: &str,
+) -> Result<glucochain_store::StoredTx, Problem> {
+    let hash = parse_hash(hash)?;
+    let tx = s.ledger.store.transaction(&hash.0).await.map_err(|_| Problem::internal())?;
+    let Some(tx) = tx else {
+        audited(s, req, r, None, "read", true).await?;
+        return Err(Problem::not_found(format!("no committed transaction {hash}")));
+    };
+    let patient = tx.patient.as_deref().and_then(|p| ParticipantId::parse(p).ok());
+    let granted = r.role == Role::Admin || tx.signer == r.id.as_str() || patient.as_ref() == Some(&r.id);
+    audited(s, req, r, patient.as_ref(), "read", granted).await?;
+    Ok(tx)
+}
+
+/// A committed transaction (the JWS and where it is).
+#[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "chain",
+    params(("hash" = String, Path, description = "tx hash (hex)")),
+    responses((status = 200, description = "the transaction"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn transaction(req: HttpRequest, s: Data, hash: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let r = reader(&req, &s)?;
+    let tx = load_tx(&s, &req, &r, &hash).await?;
+    let block =
+        s.ledger.store.block(tx.height).await.map_err(|_| Problem::internal())?.ok_or_else(Problem::internal)?;
+    Ok(HttpResponse::Ok().json(json!({
+        "tx_hash": hex::encode(&tx.hash),
+        "status": "committed",
+        "height": tx.height,
+        "index": tx.index,
+        "block_hash": hex::encode(&block.hash),
+        "tx_type": tx.tx_type,
+        "signer": tx.signer,
+        "patient": tx.patient,
+        "jws": tx.jws,
+    })))
+}
+
+/// Everything needed to verify offline that a transaction is in the chain.
+#[utoipa::path(get, path = "/v1/transactions/{hash}/proof", tag = "chain",
+    params(("hash" = String, Path, description = "tx hash (hex)")),
+    responses((status = 200, description = "RFC 9162 inclusion proof, header and commit certificate (verify with `emrctl verify-proof`)"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn proof(req: HttpRequest, s: Data, hash: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let r = reader(&req, &s)?;
+    let tx = load_tx(&s, &req, &r, &hash).await?;
+    let stored =
+        s.ledger.store.block(tx.height).await.map_err(|_| Problem::internal())?.ok_or_else(Problem::internal)?;
+    let (block, certificate) = from_stored(&stored).map_err(|_| Problem::internal())?;
+    let leaves: Vec<[u8; 32]> = block.txs.iter().map(|t| glucochain_crypto::sha256(t).0).collect();
+    let audit_path =
+        MerkleTree::from_entries(&leaves).inclusion_proof(tx.index as u64).map_err(|_| Problem::internal())?;
+    let set = s.ledger.view.read().expect("view lock").validators_at(tx.height).cloned();
+    let validator_set = set.filter(|set| *set != s.ledger.genesis.validator_set());
+    let p = InclusionProof {
+        tx_hash: Hash32::from_slice(&tx.hash).map_err(|_| Problem::internal())?,
+        jws: Some(tx.jws.clone()),
+        leaf_index: tx.index as u64,
+        audit_path,
+        header: block.header,
+        certificate,
+        validator_set,
+    };
+    Ok(HttpResponse::Ok().json(p))
+}
+
+/// A patient's records as a FHIR R4 searchset Bundle.
+#[utoipa::path(get, path = "/v1/patients/{id}/records", tag = "patients",
+    params(("id" = String, Path, description = "the patient's secure id"),
+        ("code" = Option<String>, Query, description = "[system|]code, e.g. http://loinc.org|99504-3; comma-separated or repeated"),
+        ("date" = Option<String>, Query, description = "ge/gt/le/lt/eq + RFC 3339 time or YYYY-MM-DD; repeatable"),
+        ("_count" = Option<u32>, Query, description = "page size, 1..=500 (default 50)"),
+        ("_offset" = Option<u32>, Query, description = "entries to skip")),
+    responses((status = 200, description = "FHIR Bundle (searchset), each entry with its tx hash and block height"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let r = reader(&req, &s)?;
+    let patient = parse_patient(&id)?;
+    let raw: Vec<(String, String)> = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|e| Problem::bad_request(format!("query: {e}")))?
+        .into_inner();
+    let query = RecordQuery::parse(&raw).map_err(Problem::bad_request)?;
+    audited(&s, &req, &r, Some(&patient), "search", may_read_patient(&r, &patient)).await?;
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s
+            .ledger
+            .store
+            .patient_transactions(patient.as_str(), after, 1000)
+            .await
+            .map_err(|_| Problem::internal())?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.height, last.index));
+        all.extend(page.iter().flat_map(entries));
+    }
+    let base = format!("/v1/patients/{patient}/records");
+    Ok(HttpResponse::Ok().content_type("application/fhir+json").json(bundle(&base, &all, &query, &raw)))
+}
+
+/// Who read a patient's records, when and why (FHIR AuditEvent shapes).
+#[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients",
+    params(("id" = String, Path, description = "the patient's secure id"), ("_count" = Option<u32>, Query, description = "most entries (default 100)")),
+    responses((status = 200, description = "FHIR Bundle of AuditEvent, newest first"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn access_log(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let r = reader(&req, &s)?;
+    let patient = parse_patient(&id)?;
+    let count: u32 = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("_count").and_then(|c| c.parse().ok()))
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    audited(&s, &req, &r, Some(&patient), "read", may_read_patient(&r, &patient)).await?;
+    let rows = s.ledger.store.audit_for_patient(patient.as_str(), count).await.map_err(|_| Problem::internal())?;
+    let entries: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|a| {
+            json!({ "resource": {
+                "resourceType": "AuditEvent",
+                "id": a.seq.to_string(),
+                "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest" },
+                "action": if a.action == "search" { "E" } else { "R" },
+                "recorded": Timestamp::from_unix_ms(a.at_ms).to_rfc3339(),
+                "outcome": if a.outcome == "granted" { "0" } else { "4" },
+                "purposeOfEvent": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": a.purpose }] }],
+                "agent": [{ "who": { "identifier": { "value": a.reader } }, "role": [{ "text": a.reader_role }], "requestor": true }],
+                "source": { "observer": { "display": "glucochain-ledger" } },
+                "entity": [{ "what": { "reference": format!("Patient/{}", a.patient.clone().unwrap_or_default()) }, "query": a.resource }],
+                "extension": [{ "url": "urn:glucochain:audit:entry-hash", "valueString": hex::encode(&a.entry_hash) }],
+            }})
+        })
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type("application/fhir+json")
+        .json(json!({ "resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries })))
+}
+
+/// The OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "GlucoChain ledger API",
+        description = "Verified chain, FHIR records, inclusion proofs and audited access. Reads need `Authorization: Bearer <read token>` (EdDSA JWT, `typ: emr-auth+jwt`, see `emrctl token`)."
+    ),
+    paths(latest_block, block, transaction, proof, records, access_log),
+    components(schemas(Problem))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> HttpResponse {
+    use utoipa::OpenApi as _;
+    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+}
+
+/// Routes of the read API.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(glucochain_api::path_config())
+        .app_data(glucochain_api::query_config())
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/v1/blocks/latest", web::get().to(latest_block))
+        .route("/v1/blocks/{height}", web::get().to(block))
+        .route("/v1/transactions/{hash}", web::get().to(transaction))
+        .route("/v1/transactions/{hash}/proof", web::get().to(proof))
+        .route("/v1/patients/{id}/records", web::get().to(records))
+        .route("/v1/patients/{id}/access-log", web::get().to(access_log))
+        .default_service(web::to(|| async { Problem::not_found("no such endpoint").error_response_owned() }));
+}
+
+trait OwnedResponse {
+    fn error_response_owned(self) -> HttpResponse;
+}
+
+impl OwnedResponse for Problem {
+    fn error_response_owned(self) -> HttpResponse {
+        actix_web::ResponseError::error_response(&self)
+    }
+}

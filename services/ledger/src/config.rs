@@ -1,0 +1,40 @@
+//! Ledger settings from flags or the environment. Secrets from files only.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// How to run the ledger store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LedgerConfig {
+    /// The genesis file.
+    #[arg(long, env = "GLUCOCHAIN_GENESIS")]
+    pub genesis: PathBuf,
+    /// Database URL: `postgres://...` or `sqlite://path` (default: `sqlite://<data-dir>/ledger.db`).
+    #[arg(long, env = "GLUCOCHAIN_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for the embedded database.
+    #[arg(long, env = "GLUCOCHAIN_DATA_DIR", default_value = "./ledger-data")]
+    pub data_dir: PathBuf,
+    /// NATS server URL.
+    #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Address of the HTTPS read API (and /healthz, /readyz, /metrics).
+    #[arg(long, env = "GLUCOCHAIN_HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: SocketAddr,
+    /// The ledger's own key (role `service`), to commit audit checkpoints; none: no checkpoints.
+    #[arg(long, env = "GLUCOCHAIN_LEDGER_KEY")]
+    pub key: Option<PathBuf>,
+    /// Seconds between audit checkpoints (when the log grew).
+    #[arg(long, env = "GLUCOCHAIN_CHECKPOINT_SECS", default_value_t = 60)]
+    pub checkpoint_secs: u64,
+    /// Audience read tokens must name.
+    #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain")]
+    pub token_audience: String,
+}
+
+impl LedgerConfig {
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("ledger.db").display()))
+    }
+}

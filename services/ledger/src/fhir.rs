@@ -1,0 +1,309 @@
+//! A patient's records as a FHIR R4 `Bundle` (searchset): observations and
+//! documents from committed transactions, each carrying its provenance (tx
+//! hash, block height), filtered by `code` and `date` and paged.
+
+use glucochain_crypto::Hash32;
+use glucochain_store::StoredTx;
+use glucochain_types::Transaction;
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::TxBody;
+use serde_json::{Value, json};
+
+/// Default and largest page size.
+pub const DEFAULT_COUNT: usize = 50;
+/// Largest `_count`.
+pub const MAX_COUNT: usize = 500;
+
+/// A search over one patient's records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordQuery {
+    /// `code` tokens: (system, code); any matches.
+    pub codes: Vec<(Option<String>, String)>,
+    /// Inclusive lower bound on the effective time.
+    pub from: Option<Timestamp>,
+    /// Exclusive upper bound on the effective time.
+    pub until: Option<Timestamp>,
+    /// Page size.
+    pub count: usize,
+    /// Entries skipped (paging).
+    pub offset: usize,
+}
+
+fn parse_instant(s: &str, end_of_day: bool) -> Result<Timestamp, String> {
+    if s.len() == 10 {
+        let t = Timestamp::parse(&format!("{s}T00:00:00Z"))?;
+        return Ok(if end_of_day { Timestamp::from_unix_ms(t.unix_ms() + 86_400_000) } else { t });
+    }
+    Timestamp::parse(s)
+}
+
+impl RecordQuery {
+    /// Parses FHIR search parameters: `code=[system|]code` (repeatable, or
+    /// comma-separated), `date=` with `ge`/`gt`/`le`/`lt`/`eq` prefixes
+    /// (repeatable; a bare date means that day), `_count`, `_offset`.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, String> {
+        let mut q = RecordQuery { count: DEFAULT_COUNT, ..Default::default() };
+        for (k, v) in pairs {
+            match k.as_str() {
+                "code" => {
+                    for token in v.split(',').filter(|t| !t.is_empty()) {
+                        match token.split_once('|') {
+                            Some((system, code)) => {
+                                q.codes.push(((!system.is_empty()).then(|| system.to_string()), code.to_string()))
+                            }
+                            None => q.codes.push((None, token.to_string())),
+                        }
+                    }
+                }
+                "date" => {
+                    let (prefix, rest) = if v.len() > 2 && v.as_bytes()[..2].iter().all(u8::is_ascii_alphabetic) {
+                        v.split_at(2)
+                    } else {
+                        ("eq", v.as_str())
+                    };
+                    let bad = |e: String| format!("date={v}: {e}");
+                    match prefix {
+                        "ge" => q.from = Some(parse_instant(rest, false).map_err(bad)?),
+                        "gt" => {
+                            q.from = Some(Timestamp::from_unix_ms(
+                                parse_instant(rest, true).map_err(bad)?.unix_ms()
+                                    + if rest.len() == 10 { 0 } else { 1 },
+                            ))
+                        }
+                        "lt" => q.until = Some(parse_instant(rest, false).map_err(bad)?),
+                        "le" => {
+                            q.until = Some(Timestamp::from_unix_ms(
+                                parse_instant(rest, true).map_err(bad)?.unix_ms()
+                                    + if rest.len() == 10 { 0 } else { 1 },
+                            ))
+                        }
+                        "eq" => {
+                            q.from = Some(parse_instant(rest, false).map_err(bad)?);
+                            q.until = Some(Timestamp::from_unix_ms(
+                                parse_instant(rest, true).map_err(bad)?.unix_ms()
+                                    + if rest.len() == 10 { 0 } else { 1 },
+                            ));
+                        }
+                        p => return Err(format!("date: unsupported prefix {p:?} (use ge, gt, le, lt, eq)")),
+                    }
+                }
+                "_count" => {
+                    q.count = v.parse().map_err(|_| format!("_count={v} is not a number"))?;
+                    if q.count == 0 || q.count > MAX_COUNT {
+                        return Err(format!("_count must be 1..={MAX_COUNT}"));
+                    }
+                }
+                "_offset" => q.offset = v.parse().map_err(|_| format!("_offset={v} is not a number"))?,
+                other => return Err(format!("unsupported search parameter {other:?}")),
+            }
+        }
+        Ok(q)
+    }
+
+    fn matches(&self, e: &RecordEntry) -> bool {
+        let code_ok = self.codes.is_empty()
+            || self.codes.iter().any(|(system, code)| {
+                e.codes.iter().any(|(s, c)| c == code && system.as_ref().is_none_or(|sys| s.as_deref() == Some(sys)))
+            });
+        code_ok && self.from.is_none_or(|f| e.effective >= f) && self.until.is_none_or(|u| e.effective < u)
+    }
+}
+
+/// One FHIR resource from a committed transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordEntry {
+    /// The transaction.
+    pub tx_hash: Hash32,
+    /// Its block.
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    /// Clinically relevant time.
+    pub effective: Timestamp,
+    /// Codes (system, code).
+    pub codes: Vec<(Option<String>, String)>,
+    /// The FHIR resource with provenance.
+    pub resource: Value,
+}
+
+fn provenance(tx: &StoredTx, hash: &Hash32) -> Value {
+    json!([{
+        "url": "urn:glucochain:fhir:provenance",
+        "extension": [
+            { "url": "tx_hash", "valueString": hash.to_string() },
+            { "url": "block_height", "valueInteger": tx.height },
+            { "url": "tx_index", "valueInteger": tx.index },
+            { "url": "signer", "valueString": tx.signer },
+        ]
+    }])
+}
+
+/// The FHIR resources a committed transaction holds (observations, document references).
+pub fn entries(tx: &StoredTx) -> Vec<RecordEntry> {
+    let Ok(parsed) = Transaction::parse(&tx.jws, &Default::default()) else { return Vec::new() };
+    let hash = parsed.hash;
+    let base = |effective, codes, resource| RecordEntry {
+        tx_hash: hash,
+        height: tx.height,
+        index: tx.index,
+        effective,
+        codes,
+        resource,
+    };
+    match &parsed.payload.body {
+        TxBody::ObservationRecord(r) => r
+            .observations
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+                v["id"] = json!(o.id.clone().unwrap_or_else(|| format!("{hash}-{i}")));
+                v["extension"] = provenance(tx, &hash);
+                v["meta"] = json!({ "source": format!("urn:glucochain:tx:{hash}"), "tag": [{ "code": r.data_class }] });
+                let codes = o.code.coding.iter().map(|c| (Some(c.system.clone()), c.code.clone())).collect();
+                base(o.effective_date_time, codes, v)
+            })
+            .collect(),
+        TxBody::DocumentAdd(d) => {
+            let code = d.code.clone();
+            let v = json!({
+                "resourceType": "DocumentReference",
+                "id": d.document_id.as_str(),
+                "status": "current",
+                "type": code.as_ref().map(|c| json!({ "coding": [{ "system": "http://loinc.org", "code": c }] })),
+                "subject": { "reference": format!("Patient/{}", tx.patient.clone().unwrap_or_default()) },
+                "date": parsed.payload.created_at.to_rfc3339(),
+                "description": d.title,
+                "content": [{ "attachment": {
+                    "contentType": d.content_type,
+                    "size": d.size_bytes,
+                    "title": d.title,
+                    "extension": [{ "url": "urn:glucochain:fhir:content-sha256", "valueString": d.content_sha256.to_string() }],
+                }}],
+                "extension": provenance(tx, &hash),
+                "meta": { "source": format!("urn:glucochain:tx:{hash}"), "tag": [{ "code": d.data_class }] },
+            });
+            let codes = code.map(|c| vec![(Some("http://loinc.org".to_string()), c)]).unwrap_or_default();
+            vec![base(parsed.payload.created_at, codes, v)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The searchset bundle for `query` over `all` (sorted by effective time,
+/// then chain order), with `self`/`next`/`previous` links built from `base`.
+pub fn bundle(base: &str, all: &[RecordEntry], query: &RecordQuery, raw_query: &[(String, String)]) -> Value {
+    let mut hits: Vec<&RecordEntry> = all.iter().filter(|e| query.matches(e)).collect();
+    hits.sort_by_key(|e| (e.effective, e.height, e.index));
+    let total = hits.len();
+    let page: Vec<&RecordEntry> = hits.into_iter().skip(query.offset).take(query.count).collect();
+    let link = |relation: &str, offset: usize| {
+        let mut params: Vec<String> = raw_query
+            .iter()
+            .filter(|(k, _)| k != "_offset" && k != "_count")
+            .map(|(k, v)| format!("{k}={}", url_escape(v)))
+            .collect();
+        params.push(format!("_count={}", query.count));
+        params.push(format!("_offset={offset}"));
+        json!({ "relation": relation, "url": format!("{base}?{}", params.join("&")) })
+    };
+    let mut links = vec![link("self", query.offset)];
+    if query.offset + page.len() < total {
+        links.push(link("next", query.offset + query.count));
+    }
+    if query.offset > 0 {
+        links.push(link("previous", query.offset.saturating_sub(query.count)));
+    }
+    json!({
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": page.iter().map(|e| json!({
+            "fullUrl": format!("urn:glucochain:tx:{}#{}", e.tx_hash, e.resource["id"].as_str().unwrap_or("")),
+            "resource": e.resource,
+            "search": { "mode": "match" },
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Result<RecordQuery, String> {
+        RecordQuery::parse(&pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect::<Vec<_>>())
+    }
+
+    fn entry(minute: i64, code: &str) -> RecordEntry {
+        RecordEntry {
+            tx_hash: glucochain_crypto::sha256(&minute.to_be_bytes()),
+            height: 1,
+            index: minute as u32,
+            effective: Timestamp::from_unix_ms(1_790_000_000_000 + minute * 60_000),
+            codes: vec![(Some("http://loinc.org".into()), code.into())],
+            resource: json!({ "resourceType": "Observation", "id": format!("o{minute}") }),
+        }
+    }
+
+    #[test]
+    fn parses_fhir_search_parameters() {
+        let p = q(&[
+            ("code", "http://loinc.org|99504-3,4548-4"),
+            ("date", "ge2026-11-01"),
+            ("date", "lt2026-11-02T06:00:00Z"),
+            ("_count", "10"),
+        ])
+        .unwrap();
+        assert_eq!(p.codes, vec![(Some("http://loinc.org".into()), "99504-3".into()), (None, "4548-4".into())]);
+        assert_eq!(p.from, Some(Timestamp::parse("2026-11-01T00:00:00Z").unwrap()));
+        assert_eq!(p.until, Some(Timestamp::parse("2026-11-02T06:00:00Z").unwrap()));
+        assert_eq!(p.count, 10);
+        let day = q(&[("date", "2026-11-01")]).unwrap();
+        assert_eq!(day.until.unwrap().unix_ms() - day.from.unwrap().unix_ms(), 86_400_000);
+        assert!(q(&[("_count", "0")]).is_err());
+        assert!(q(&[("date", "xx2026-11-01")]).is_err());
+        assert!(q(&[("patient", "x")]).unwrap_err().contains("unsupported"));
+    }
+
+    #[test]
+    fn filters_sorts_and_pages_with_links() {
+        let all: Vec<RecordEntry> =
+            (0..7).rev().map(|m| entry(m, if m % 2 == 0 { "99504-3" } else { "4548-4" })).collect();
+        let raw = vec![("code".to_string(), "99504-3".to_string())];
+        let mut query = RecordQuery::parse(&raw).unwrap();
+        query.count = 2;
+        let b = bundle("/v1/patients/p/records", &all, &query, &raw);
+        assert_eq!(b["total"], 4);
+        let ids: Vec<&str> =
+            b["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec!["o0", "o2"], "sorted by effective time");
+        let links = b["link"].as_array().unwrap();
+        assert!(links.iter().any(
+            |l| l["relation"] == "next" && l["url"].as_str().unwrap().ends_with("code=99504-3&_count=2&_offset=2")
+        ));
+        query.offset = 2;
+        let b = bundle("/v1/patients/p/records", &all, &query, &raw);
+        let ids: Vec<&str> =
+            b["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec!["o4", "o6"]);
+        assert!(!b["link"].as_array().unwrap().iter().any(|l| l["relation"] == "next"));
+        // Date window.
+        let w = RecordQuery {
+            from: Some(all[6].effective),
+            until: Some(all[3].effective),
+            count: 50,
+            ..Default::default()
+        };
+        assert_eq!(bundle("/x", &all, &w, &[])["total"], 3);
+    }
+}

@@ -1,0 +1,85 @@
+//! The GlucoChain ledger store: follows the committed chain (verifying every
+//! certificate and hash link), keeps it in PostgreSQL (SQLite embedded by
+//! default) and serves audited reads: blocks, transactions, inclusion
+//! proofs, a patient's records as FHIR R4 and their access log.
+
+pub mod api;
+pub mod config;
+pub mod fhir;
+pub mod ledger;
+
+pub use config::LedgerConfig;
+
+use anyhow::Context as _;
+use glucochain_bus::Bus;
+use glucochain_crypto::jose::TokenPolicy;
+use glucochain_store::Store;
+use glucochain_telemetry::http::Readiness;
+use glucochain_types::genesis::Genesis;
+use std::time::Duration;
+
+/// Runs the ledger until a fatal error.
+pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
+    let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
+    let key = match &cfg.key {
+        Some(p) => Some(glucochain_crypto::KeyPair::read_pem_file(p).context("ledger key")?),
+        None => None,
+    };
+    if !cfg.database_url().starts_with("postgres") {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+    }
+    let ready = Readiness::new(&["database", "nats"]);
+    let store = Store::connect(&cfg.database_url()).await.context("database")?;
+    ready.set("database", true);
+    let ledger = ledger::Ledger::open(store, genesis).await?;
+    tracing::info!(height = ledger.height(), "ledger opened");
+    let bus = Bus::connect(&cfg.nats_url, "ledger").await.context("nats")?;
+    ready.set("nats", true);
+
+    let follow = tokio::spawn(ledger::follow_blocks(ledger.clone(), bus.clone()));
+    let checkpoints = match key {
+        Some(k) => tokio::spawn(ledger::checkpoint_audit(
+            ledger.clone(),
+            bus.clone(),
+            k,
+            Duration::from_secs(cfg.checkpoint_secs.max(1)),
+        )),
+        None => {
+            tracing::warn!("no --key: audit checkpoints are not committed to the chain");
+            tokio::spawn(std::future::pending())
+        }
+    };
+    let state = actix_web::web::Data::new(api::ApiState {
+        ledger,
+        policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
+    });
+    let r = ready.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .wrap(actix_web::middleware::Compress::default())
+            .configure(|c| glucochain_telemetry::http::configure(c, r.clone()))
+            .configure(api::configure)
+    })
+    .workers(2)
+    .bind(cfg.http_addr)
+    .with_context(|| format!("bind {}", cfg.http_addr))?
+    .run();
+    tokio::select! {
+        r = server => r.context("http server"),
+        r = follow => Err(r.map_or_else(|e| anyhow::anyhow!("follower panicked: {e}"), |r| r.err().unwrap_or_else(|| anyhow::anyhow!("follower ended")))),
+        r = checkpoints => Err(r.map_or_else(|e| anyhow::anyhow!("checkpoints panicked: {e}"), |r| r.err().unwrap_or_else(|| anyhow::anyhow!("checkpoints ended")))),
+    }
+}
+
+/// The binary's body: telemetry, then [`serve`].
+pub fn main_with(cfg: LedgerConfig) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env("ledger"))?;
+        let result = serve(cfg).await;
+        if let Err(e) = &result {
+            tracing::error!(error = format!("{e:#}"), "ledger stopped");
+        }
+        result
+    })
+}
