@@ -406,26 +406,13 @@ impl<'a> BlockExecution<'a> {
     }
 
     /// Admits `jws` if it passes every rule, recording its effects for the
-    /// transactions after it.
+    /// transactions after it. Checks, in order: syntax, chain id, signer
+    /// registered and active, signature, role for the type, creation time
+    /// window, duplicate, replayed nonce, then the rules of the type.
     pub fn admit(&mut self, jws: &[u8]) -> Result<Admitted, Rejection> {
         let text = std::str::from_utf8(jws).map_err(|_| Rejection::new("malformed", "not UTF-8"))?;
         let tx = Transaction::parse(text, &self.state.limits).map_err(|e| Rejection::new(e.code(), e.to_string()))?;
         tx.check_chain(&self.state.chain_id).map_err(|e| Rejection::new(e.code(), e.to_string()))?;
-        let created = tx.payload.created_at.unix_ms();
-        let now = self.time.unix_ms();
-        if created > now + TX_MAX_FUTURE_MS {
-            return Err(Rejection::new("not-yet-valid", "created_at is more than 5 minutes after the block time"));
-        }
-        if created < now - TX_MAX_AGE_MS {
-            return Err(Rejection::new("expired", "created_at is more than an hour before the block time"));
-        }
-        if self.state.hashes.contains(&tx.hash) || self.effects.hashes.contains(&tx.hash) {
-            return Err(Rejection::new("duplicate", "this transaction is already on the chain"));
-        }
-        let nonce_key = (tx.signer.clone(), tx.payload.nonce.clone());
-        if self.state.nonces.contains(&nonce_key) || self.effects.nonce_set.contains(&nonce_key) {
-            return Err(Rejection::new("replay", "the signer already used this nonce"));
-        }
         let self_registration = matches!(&tx.payload.body,
             TxBody::ParticipantRegister(r) if r.id == tx.signer && r.role == Role::Patient);
         let signer_role = if self_registration {
@@ -447,6 +434,21 @@ impl<'a> BlockExecution<'a> {
                 "forbidden",
                 format!("a {} may not sign {}", signer_role.as_str(), tx.payload.tx_type.as_str()),
             ));
+        }
+        let created = tx.payload.created_at.unix_ms();
+        let now = self.time.unix_ms();
+        if created > now + TX_MAX_FUTURE_MS {
+            return Err(Rejection::new("not-yet-valid", "created_at is more than 5 minutes after the block time"));
+        }
+        if created < now - TX_MAX_AGE_MS {
+            return Err(Rejection::new("expired", "created_at is more than an hour before the block time"));
+        }
+        if self.state.hashes.contains(&tx.hash) || self.effects.hashes.contains(&tx.hash) {
+            return Err(Rejection::new("duplicate", "this transaction is already on the chain"));
+        }
+        let nonce_key = (tx.signer.clone(), tx.payload.nonce.clone());
+        if self.state.nonces.contains(&nonce_key) || self.effects.nonce_set.contains(&nonce_key) {
+            return Err(Rejection::new("replay", "the signer already used this nonce"));
         }
         if let Some(patient) = &tx.payload.patient {
             match self.lookup(patient) {

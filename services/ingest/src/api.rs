@@ -1,0 +1,143 @@
+//! The write API: `POST /v1/transactions` and `GET /v1/transactions/{hash}`.
+
+use crate::ingest::{Ingest, Submitted};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures::StreamExt as _;
+use glucochain_api::Problem;
+use glucochain_crypto::Hash32;
+use glucochain_store::TxState;
+use serde_json::json;
+use std::sync::Arc;
+
+type Data = web::Data<Arc<Ingest>>;
+
+/// Reads the body, refusing more than `limit` bytes with a 413 problem.
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, Problem> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| Problem::bad_request(format!("request body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                "Transaction too large",
+                format!("at most {limit} bytes are accepted"),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// The JWS from an `application/jose` body or a JSON `{"jws": "..."}` body.
+fn jws_from(req: &HttpRequest, body: &[u8]) -> Result<String, Problem> {
+    let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match media.as_str() {
+        "application/jose" => std::str::from_utf8(body)
+            .map(|s| s.trim().to_string())
+            .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "malformed-jws", "Malformed transaction", "not UTF-8")),
+        "application/json" => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Wrapped {
+                jws: String,
+            }
+            serde_json::from_slice::<Wrapped>(body).map(|w| w.jws.trim().to_string()).map_err(|e| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed-request",
+                    "Malformed request",
+                    format!("expected {{\"jws\": \"...\"}}: {e}"),
+                )
+            })
+        }
+        _ => Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            format!("send application/jose (the compact JWS) or application/json {{\"jws\": ...}}, not {ct:?}"),
+        )),
+    }
+}
+
+fn status_json(hash: &Hash32, state: &TxState) -> serde_json::Value {
+    match state {
+        TxState::Pending => json!({ "tx_hash": hash.to_string(), "status": "pending" }),
+        TxState::Committed { height, index, block_hash } => json!({
+            "tx_hash": hash.to_string(), "status": "committed", "height": height, "index": index,
+            "block_hash": hex::encode(block_hash),
+        }),
+        TxState::Rejected { code, reason } => json!({
+            "tx_hash": hash.to_string(), "status": "rejected", "code": code, "reason": reason,
+        }),
+    }
+}
+
+/// Submit a signed transaction.
+#[utoipa::path(post, path = "/v1/transactions", tag = "transactions",
+    request_body(content = String, description = "the compact JWS (`application/jose`), or `{\"jws\": \"...\"}` (`application/json`)", content_type = "application/jose"),
+    responses(
+        (status = 202, description = "accepted: stored in the TXS stream, `{tx_hash, status: pending}`"),
+        (status = 200, description = "an identical resubmission: the existing status"),
+        (status = 400, body = Problem, description = "malformed JWS or payload, wrong chain"),
+        (status = 401, body = Problem, description = "unknown signer or bad signature"),
+        (status = 403, body = Problem, description = "the signer's role may not sign this type, or is revoked"),
+        (status = 409, body = Problem, description = "replayed nonce, or conflicts with committed state"),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 422, body = Problem, description = "outside the time window, unknown patient"),
+        (status = 429, body = Problem, description = "rate limited (Retry-After)"),
+        (status = 503, body = Problem, description = "NATS unavailable or still catching up (Retry-After); nothing stored")))]
+pub async fn submit(req: HttpRequest, s: Data, payload: web::Payload) -> Result<HttpResponse, Problem> {
+    let body = read_body(payload, s.max_body()).await?;
+    let jws = jws_from(&req, &body)?;
+    match s.submit(&jws).await? {
+        Submitted::Accepted(hash) => {
+            Ok(HttpResponse::Accepted().json(json!({ "tx_hash": hash.to_string(), "status": "pending" })))
+        }
+        Submitted::Known(hash, state) => Ok(HttpResponse::Ok().json(status_json(&hash, &state))),
+    }
+}
+
+/// Where a submitted transaction stands.
+#[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "transactions",
+    params(("hash" = String, Path, description = "tx hash (hex): SHA-256 of the compact JWS")),
+    responses((status = 200, description = "`pending`, `committed` (height, index, block_hash) or `rejected` (code, reason)"),
+        (status = 400, body = Problem), (status = 404, body = Problem)))]
+pub async fn status(s: Data, hash: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let hash = Hash32::from_hex(&hash)
+        .map_err(|_| Problem::bad_request(format!("{hash:?} is not a 64-character hex hash")))?;
+    match s.status(&hash).await? {
+        Some(state) => Ok(HttpResponse::Ok().json(status_json(&hash, &state))),
+        None => Err(Problem::not_found(format!("transaction {hash} is unknown here"))),
+    }
+}
+
+/// The OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "GlucoChain ingest API",
+        description = "Submit signed transactions (JWS, Ed25519) and follow their status. Errors are RFC 9457 problem documents with a stable `type`."
+    ),
+    paths(submit, status),
+    components(schemas(Problem))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> HttpResponse {
+    use utoipa::OpenApi as _;
+    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+}
+
+/// Routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(glucochain_api::path_config())
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/v1/transactions", web::post().to(submit))
+        .route("/v1/transactions/{hash}", web::get().to(status))
+        .default_service(web::to(|| async {
+            actix_web::ResponseError::error_response(&Problem::not_found("no such endpoint"))
+        }));
+}

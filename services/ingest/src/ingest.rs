@@ -1,0 +1,279 @@
+//! Ingest's core: admission of a transaction against the committed state
+//! (the same rules the validators apply), publishing to `TXS` with the tx
+//! hash as message id, and the status of every transaction, kept from
+//! `BLOCKS` (committed) and the validators' rejections.
+
+use actix_web::http::StatusCode;
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use glucochain_api::Problem;
+use glucochain_bus::streams::StreamSpec;
+use glucochain_bus::{Bus, subjects};
+use glucochain_crypto::Hash32;
+use glucochain_follow::{Follower, decode_committed, fetch_blocks};
+use glucochain_store::{Store, TxState};
+use glucochain_types::Transaction;
+use glucochain_types::genesis::Genesis;
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::{TxBody, TxLimits};
+use glucochain_wire::v1 as wire;
+use prost::Message as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+use crate::rate::RateLimiter;
+
+/// Outcome of a submission.
+#[derive(Debug)]
+pub enum Submitted {
+    /// Newly stored in the TXS stream.
+    Accepted(Hash32),
+    /// Already known: its current status.
+    Known(Hash32, TxState),
+}
+
+/// The ingest service's state.
+pub struct Ingest {
+    bus: Bus,
+    store: Store,
+    follower: RwLock<Follower>,
+    limiter: Mutex<RateLimiter>,
+    limits: TxLimits,
+    caught_up: AtomicBool,
+}
+
+fn title(code: &str) -> (StatusCode, &'static str) {
+    match code {
+        "too-large" => (StatusCode::PAYLOAD_TOO_LARGE, "Transaction too large"),
+        "malformed" | "malformed-jws" | "wrong-type" => (StatusCode::BAD_REQUEST, "Malformed transaction"),
+        "invalid-payload" => (StatusCode::BAD_REQUEST, "Invalid transaction payload"),
+        "wrong-chain" => (StatusCode::BAD_REQUEST, "Transaction for another chain"),
+        "unknown-signer" => (StatusCode::UNAUTHORIZED, "Unknown signer"),
+        "bad-signature" => (StatusCode::UNAUTHORIZED, "Bad signature"),
+        "revoked-signer" => (StatusCode::FORBIDDEN, "Signer revoked"),
+        "forbidden" => (StatusCode::FORBIDDEN, "Not allowed for this signer"),
+        "replay" => (StatusCode::CONFLICT, "Replayed nonce"),
+        "conflict" => (StatusCode::CONFLICT, "Conflicts with committed state"),
+        "expired" => (StatusCode::UNPROCESSABLE_ENTITY, "Transaction too old"),
+        "not-yet-valid" => (StatusCode::UNPROCESSABLE_ENTITY, "Transaction from the future"),
+        _ => (StatusCode::UNPROCESSABLE_ENTITY, "Transaction not admissible"),
+    }
+}
+
+/// The stable code as a `'static` str (problem types are a closed set).
+fn static_code(code: &str) -> &'static str {
+    const CODES: &[&str] = &[
+        "too-large",
+        "malformed",
+        "malformed-jws",
+        "wrong-type",
+        "invalid-payload",
+        "wrong-chain",
+        "unknown-signer",
+        "bad-signature",
+        "revoked-signer",
+        "forbidden",
+        "replay",
+        "conflict",
+        "expired",
+        "not-yet-valid",
+        "unknown-patient",
+        "unknown-institution",
+        "unknown-participant",
+    ];
+    CODES.iter().find(|c| **c == code).copied().unwrap_or("not-admissible")
+}
+
+impl Ingest {
+    /// Ingest over `bus` and `store`, with the registry at genesis (caught up by [`Ingest::follow_blocks`]).
+    pub fn new(bus: Bus, store: Store, genesis: &Genesis, rate: f64, burst: f64) -> Self {
+        Ingest {
+            bus,
+            store,
+            follower: RwLock::new(Follower::new(genesis)),
+            limiter: Mutex::new(RateLimiter::new(rate, burst)),
+            limits: TxLimits::default(),
+            caught_up: AtomicBool::new(false),
+        }
+    }
+
+    /// Largest accepted request body.
+    pub fn max_body(&self) -> usize {
+        // Room for the JSON wrapper around the largest JWS.
+        self.limits.max_jws_bytes + 1024
+    }
+
+    /// Whether the registry has caught up with the chain.
+    pub fn is_caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Relaxed)
+    }
+
+    /// The status of a transaction.
+    pub async fn status(&self, hash: &Hash32) -> Result<Option<TxState>, Problem> {
+        let row = self.store.tx_status(&hash.0).await.map_err(|e| {
+            tracing::error!(error = %e, "status lookup");
+            Problem::unavailable("status store unavailable")
+        })?;
+        Ok(row.map(|r| r.state))
+    }
+
+    /// Checks and publishes a transaction. Checks, in order: size, syntax and
+    /// schema, chain id, signer and signature with the registered key, role,
+    /// time window, duplicate (an identical resubmission answers its status),
+    /// replay, the type's rules, then the signer's rate.
+    pub async fn submit(&self, jws: &str) -> Result<Submitted, Problem> {
+        if !self.is_caught_up() {
+            return Err(Problem::unavailable("catching up with the chain; retry shortly"));
+        }
+        if jws.len() > self.limits.max_jws_bytes {
+            let (status, title) = title("too-large");
+            return Err(Problem::new(
+                status,
+                "too-large",
+                title,
+                format!("at most {} bytes", self.limits.max_jws_bytes),
+            ));
+        }
+        let admitted = {
+            let follower = self.follower.read().expect("registry lock");
+            let mut exec = follower.state().execute(Timestamp::now());
+            exec.admit(jws.as_bytes())
+        };
+        let tx = match admitted {
+            Ok(a) => a.tx,
+            Err(r) if r.code == "duplicate" => {
+                let hash = glucochain_crypto::sha256(jws.as_bytes());
+                let state = self.status(&hash).await?.unwrap_or(TxState::Pending);
+                return Ok(Submitted::Known(hash, state));
+            }
+            Err(r) => {
+                let (status, title) = title(r.code);
+                metrics::counter!("glucochain_ingest_refused_total", "code" => r.code).increment(1);
+                return Err(Problem::new(status, static_code(r.code), title, r.reason));
+            }
+        };
+        if let Err(wait) = self.limiter.lock().expect("limiter lock").take(tx.signer.as_str(), Instant::now()) {
+            metrics::counter!("glucochain_ingest_refused_total", "code" => "rate-limited").increment(1);
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many transactions",
+                format!("{} is over its rate; retry later", tx.signer),
+            )
+            .retry_after(wait.as_secs().max(1) as u32));
+        }
+        self.publish(&tx).await
+    }
+
+    async fn publish(&self, tx: &Transaction) -> Result<Submitted, Problem> {
+        let env = wire::TxEnvelope {
+            jws: tx.jws.as_bytes().to_vec(),
+            tx_hash: tx.hash.0.to_vec(),
+            received_at_ms: Timestamp::now().unix_ms(),
+            tx_type: tx.payload.tx_type.as_str().into(),
+        };
+        let payload = bytes::Bytes::from(env.encode_to_vec());
+        let subject = subjects::tx(tx.payload.tx_type.as_str());
+        let published = match tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            self.bus.publish(&subject, &tx.hash.to_string(), payload.clone()),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "TXS publish failed");
+                return Err(Problem::unavailable("the transaction stream is unavailable; nothing was stored"));
+            }
+            Err(_) => return Err(Problem::unavailable("the transaction stream did not answer; nothing was stored")),
+        };
+        if let Err(e) = self.store.tx_pending(&tx.hash.0, tx.payload.tx_type.as_str(), tx.signer.as_str()).await {
+            tracing::error!(error = %e, tx = %tx.hash, "status not recorded (the transaction is in the stream)");
+        }
+        // Fast path to the detector: observations do not wait for a block.
+        if let (TxBody::ObservationRecord(_), Some(patient)) = (&tx.payload.body, &tx.payload.patient) {
+            let _ = self.bus.publish_core(&subjects::obs(patient.as_str()), payload).await;
+        }
+        metrics::counter!("glucochain_ingest_accepted_total", "type" => tx.payload.tx_type.as_str()).increment(1);
+        if published.duplicate {
+            let state = self.status(&tx.hash).await?.unwrap_or(TxState::Pending);
+            return Ok(Submitted::Known(tx.hash, state));
+        }
+        Ok(Submitted::Accepted(tx.hash))
+    }
+
+    async fn apply_block(&self, c: &wire::CommittedBlock) -> anyhow::Result<()> {
+        let (block, cert) = decode_committed(c)?;
+        let height = block.header.height;
+        let verified = {
+            let f = self.follower.read().expect("registry lock");
+            if height < f.next_height() {
+                return Ok(());
+            }
+            f.verify(block, cert)?
+        };
+        let hash = verified.block.hash();
+        for (i, jws) in verified.block.txs.iter().enumerate() {
+            let Ok(tx) = Transaction::parse(std::str::from_utf8(jws).unwrap_or(""), &self.limits) else { continue };
+            self.store
+                .tx_committed(&tx.hash.0, tx.payload.tx_type.as_str(), tx.signer.as_str(), height, i as u32, &hash.0)
+                .await?;
+        }
+        self.follower.write().expect("registry lock").apply(verified);
+        Ok(())
+    }
+
+    /// Follows `BLOCKS` from the first block: the registry for admission and
+    /// the committed status of every transaction. Gaps are fetched from the
+    /// validators. Marks the service caught up once it reached the stream's
+    /// end as of start.
+    pub async fn follow_blocks(&self) -> anyhow::Result<()> {
+        let stream = self.bus.ensure_stream(&StreamSpec::blocks()).await?;
+        let end = stream.clone().info().await?.state.last_sequence;
+        if end == 0 {
+            self.caught_up.store(true, Ordering::Relaxed);
+        }
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
+            .await
+            .context("BLOCKS ordered consumer")?;
+        let mut messages = consumer.messages().await?;
+        while let Some(m) = messages.next().await {
+            let m = m?;
+            let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+            let Ok(c) = wire::CommittedBlock::decode(m.payload.as_ref()) else { continue };
+            let height = c.block.as_ref().and_then(|b| b.header.as_ref()).map(|h| h.height).unwrap_or(0);
+            loop {
+                let next = self.follower.read().expect("registry lock").next_height();
+                if height <= next {
+                    break;
+                }
+                let blocks = fetch_blocks(&self.bus, next).await?;
+                anyhow::ensure!(!blocks.is_empty(), "gap at {next} and no validator has it");
+                for b in &blocks {
+                    self.apply_block(b).await?;
+                }
+            }
+            if let Err(e) = self.apply_block(&c).await {
+                tracing::error!(height, error = format!("{e:#}"), "a block on BLOCKS does not verify; ignored");
+            }
+            if seq >= end {
+                self.caught_up.store(true, Ordering::Relaxed);
+            }
+        }
+        anyhow::bail!("BLOCKS consumer ended")
+    }
+
+    /// Records the validators' rejections.
+    pub async fn follow_rejections(&self) -> anyhow::Result<()> {
+        let mut sub = self.bus.client().subscribe(subjects::TX_REJECTED).await?;
+        while let Some(m) = sub.next().await {
+            let Ok(r) = wire::TxRejected::decode(m.payload.as_ref()) else { continue };
+            if let Err(e) = self.store.tx_rejected(&r.tx_hash, &r.code, &r.reason).await {
+                tracing::warn!(error = %e, "rejection not recorded");
+            }
+        }
+        anyhow::bail!("rejection subscription ended")
+    }
+}

@@ -1,0 +1,83 @@
+//! The GlucoChain ingest service: the HTTPS write API. A signed transaction
+//! is checked against the committed state with the validators' own rules,
+//! then stored in the `TXS` stream (message id = tx hash) before the client
+//! hears `202`; observations also go on the detector's fast path. Status
+//! comes from `BLOCKS` and the validators' rejections.
+
+pub mod api;
+pub mod config;
+pub mod ingest;
+pub mod rate;
+
+pub use config::IngestConfig;
+
+use anyhow::Context as _;
+use glucochain_bus::Bus;
+use glucochain_bus::streams::StreamSpec;
+use glucochain_store::Store;
+use glucochain_telemetry::http::Readiness;
+use glucochain_types::genesis::Genesis;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs ingest until a fatal error.
+pub async fn serve(cfg: IngestConfig) -> anyhow::Result<()> {
+    let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
+    if !cfg.database_url().starts_with("postgres") {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+    }
+    let ready = Readiness::new(&["database", "nats", "registry"]);
+    let store = Store::connect(&cfg.database_url()).await.context("database")?;
+    ready.set("database", true);
+    let bus = Bus::connect(&cfg.nats_url, "ingest").await.context("nats")?;
+    bus.ensure_stream(&StreamSpec::txs()).await?;
+    ready.set("nats", true);
+    let ingest = Arc::new(ingest::Ingest::new(bus, store, &genesis, cfg.rate_per_sec, cfg.rate_burst));
+
+    let (i1, i2, r) = (ingest.clone(), ingest.clone(), ready.clone());
+    let blocks = tokio::spawn(async move { i1.follow_blocks().await });
+    let rejections = tokio::spawn(async move { i2.follow_rejections().await });
+    let watcher = ingest.clone();
+    tokio::spawn(async move {
+        loop {
+            r.set("registry", watcher.is_caught_up());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let data = actix_web::web::Data::new(ingest);
+    let r = ready.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .configure(|c| glucochain_telemetry::http::configure(c, r.clone()))
+            .configure(api::configure)
+    })
+    .workers(2)
+    .bind(cfg.http_addr)
+    .with_context(|| format!("bind {}", cfg.http_addr))?
+    .run();
+    let ended = |what: &'static str| {
+        move |r: Result<anyhow::Result<()>, tokio::task::JoinError>| match r {
+            Ok(Ok(())) => anyhow::anyhow!("{what} ended"),
+            Ok(Err(e)) => e.context(what),
+            Err(e) => anyhow::anyhow!("{what} panicked: {e}"),
+        }
+    };
+    tokio::select! {
+        r = server => r.context("http server"),
+        r = blocks => Err(ended("following BLOCKS")(r)),
+        r = rejections => Err(ended("following rejections")(r)),
+    }
+}
+
+/// The binary's body: telemetry, then [`serve`].
+pub fn main_with(cfg: IngestConfig) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env("ingest"))?;
+        let result = serve(cfg).await;
+        if let Err(e) = &result {
+            tracing::error!(error = format!("{e:#}"), "ingest stopped");
+        }
+        result
+    })
+}
