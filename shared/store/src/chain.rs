@@ -218,3 +218,17 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The newest committed transaction of a type, if any.
+    pub async fn latest_of_type(&self, tx_type: &str) -> Result<Option<StoredTx>, StoreError> {
+        let row = sqlx::query(
+            "SELECT hash, height, idx, tx_type, signer, patient, jws, ok, code FROM transactions \
+             WHERE tx_type = $1 ORDER BY height DESC, idx DESC LIMIT 1",
+        )
+        .bind(tx_type.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tx_from_row).transpose()
+    }
+}

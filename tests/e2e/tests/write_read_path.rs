@@ -1,0 +1,468 @@
+//! The write and read path end to end, every part a real process: a
+//! nats-server, PostgreSQL, four validators, ingest and the ledger. A record
+//! submitted over HTTP is committed by the quorum, readable as FHIR,
+//! provable offline with only the genesis file, and its read shows in the
+//! patient's access log; bad input gets the right status and problem type
+//! and nothing of it is stored.
+
+use glucochain_crypto::jose::issue_token;
+use glucochain_crypto::{Hash32, KeyPair};
+use glucochain_store::Store;
+use glucochain_testkit::{NatsServer, PgTestDb, free_port};
+use glucochain_types::fhir::cgm_observation;
+use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
+use glucochain_types::proof::InclusionProof;
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::{CareplanAccept, ObservationRecord, ParticipantRegister, TxBody, TxPayload};
+use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHAIN: &str = "glucochain-e2e";
+
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(bin: &str, args: &[String], log: PathBuf) -> Proc {
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(bin)
+        .args(args)
+        .env("GLUCOCHAIN_LOG_FORMAT", "text")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
+    Proc { child, log }
+}
+
+struct Actor {
+    key: KeyPair,
+    id: ParticipantId,
+    n: u32,
+}
+
+impl Actor {
+    fn new() -> Self {
+        let key = KeyPair::generate();
+        let id = ParticipantId::from_public_key(&key.public());
+        Actor { key, id, n: 0 }
+    }
+
+    fn sign_with(&mut self, chain: &str, patient: Option<&ParticipantId>, body: TxBody) -> String {
+        self.n += 1;
+        let nonce = format!("e2e-{}-{:04}", &self.id.as_str()[1..9], self.n);
+        TxPayload::new(ChainId::parse(chain).unwrap(), nonce, Timestamp::now(), patient.cloned(), body)
+            .sign(&self.key, &self.id)
+    }
+
+    fn sign(&mut self, patient: Option<&ParticipantId>, body: TxBody) -> String {
+        self.sign_with(CHAIN, patient, body)
+    }
+
+    fn register(&mut self, who: &Actor, role: Role, institution: Option<&ParticipantId>) -> String {
+        self.sign(
+            None,
+            TxBody::ParticipantRegister(ParticipantRegister {
+                id: who.id.clone(),
+                role,
+                public_key: who.key.public(),
+                display_name: None,
+                institution: institution.cloned(),
+            }),
+        )
+    }
+
+    fn cgm(&mut self, patient: &ParticipantId, mg_dl: f64) -> String {
+        let at = Timestamp::now();
+        let obs = cgm_observation(patient.as_str(), at, mg_dl, Some(&format!("r-{}", self.n + 1)));
+        self.sign(
+            Some(patient),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+        )
+    }
+
+    fn token(&self, lifetime: i64, now: i64) -> String {
+        issue_token(&self.key, self.id.as_str(), "glucochain", now, lifetime, &format!("t{now}"))
+    }
+}
+
+struct System {
+    _nats: NatsServer,
+    _pg: PgTestDb,
+    _dir: tempfile::TempDir,
+    procs: Vec<Proc>,
+    ingest: String,
+    ledger: String,
+    ledger_db: String,
+    genesis: Genesis,
+    http: reqwest::Client,
+}
+
+async fn wait_ready(url: &str, procs: &[Proc]) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let client = reqwest::Client::new();
+    loop {
+        if let Ok(r) = client.get(format!("{url}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} not ready\n{}", logs(procs));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn logs(procs: &[Proc]) -> String {
+    procs
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            format!("--- {}\n{}\n", p.log.display(), lines[lines.len().saturating_sub(25)..].join("\n"))
+        })
+        .collect()
+}
+
+impl System {
+    async fn start(admin: &Actor, ledger_key: &Path) -> Self {
+        let nats = NatsServer::start().unwrap();
+        let pg = PgTestDb::create().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<KeyPair> = (0..4).map(|_| KeyPair::generate()).collect();
+        let genesis = Genesis {
+            chain_id: ChainId::parse(CHAIN).unwrap(),
+            genesis_time: Timestamp::from_unix_ms(Timestamp::now().unix_ms() - 60_000),
+            validators: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: k.public(), power: 10 })
+                .collect(),
+            admins: vec![GenesisAdmin { name: "admin".into(), public_key: admin.key.public() }],
+            params: ConsensusParams {
+                timeout_propose_ms: 1500,
+                timeout_prevote_ms: 500,
+                timeout_precommit_ms: 500,
+                ..Default::default()
+            },
+        };
+        let gpath = dir.path().join("genesis.json");
+        std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
+        let g = gpath.display().to_string();
+        let mut procs = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let kp = dir.path().join(format!("v{i}.pem"));
+            k.write_pem_file(&kp, false).unwrap();
+            let args = vec![
+                "--genesis".into(),
+                g.clone(),
+                "--key".into(),
+                kp.display().to_string(),
+                "--data-dir".into(),
+                dir.path().join(format!("v{i}")).display().to_string(),
+                "--nats-url".into(),
+                nats.url(),
+                "--http-addr".into(),
+                format!("127.0.0.1:{}", free_port()),
+            ];
+            procs.push(spawn(env!("CARGO_BIN_EXE_e2e-validator"), &args, dir.path().join(format!("v{i}.log"))));
+        }
+        let ingest_port = free_port();
+        let args = vec![
+            "--genesis".into(),
+            g.clone(),
+            "--data-dir".into(),
+            dir.path().join("ingest").display().to_string(),
+            "--nats-url".into(),
+            nats.url(),
+            "--http-addr".into(),
+            format!("127.0.0.1:{ingest_port}"),
+            "--rate-per-sec".into(),
+            "5".into(),
+            "--rate-burst".into(),
+            "60".into(),
+        ];
+        procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ingest"), &args, dir.path().join("ingest.log")));
+        let ledger_port = free_port();
+        let args = vec![
+            "--genesis".into(),
+            g.clone(),
+            "--database-url".into(),
+            pg.url().to_string(),
+            "--nats-url".into(),
+            nats.url(),
+            "--http-addr".into(),
+            format!("127.0.0.1:{ledger_port}"),
+            "--key".into(),
+            ledger_key.display().to_string(),
+            "--checkpoint-secs".into(),
+            "1".into(),
+        ];
+        procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ledger"), &args, dir.path().join("ledger.log")));
+        let ingest = format!("http://127.0.0.1:{ingest_port}");
+        let ledger = format!("http://127.0.0.1:{ledger_port}");
+        wait_ready(&ingest, &procs).await;
+        wait_ready(&ledger, &procs).await;
+        let ledger_db = pg.url().to_string();
+        System {
+            _nats: nats,
+            _pg: pg,
+            _dir: dir,
+            procs,
+            ingest,
+            ledger,
+            ledger_db,
+            genesis,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, jws: &str, content_type: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/v1/transactions", self.ingest))
+            .header("content-type", content_type)
+            .body(jws.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn submit(&self, jws: &str) -> Hash32 {
+        let (status, body) = self.post(jws, "application/jose").await;
+        assert_eq!(status, 202, "{body}\n{}", logs(&self.procs));
+        assert_eq!(body["status"], "pending");
+        Hash32::from_hex(body["tx_hash"].as_str().unwrap()).unwrap()
+    }
+
+    async fn tx_status(&self, hash: &Hash32) -> (u16, Value) {
+        let r = self.http.get(format!("{}/v1/transactions/{hash}", self.ingest)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn wait_committed(&self, hash: &Hash32) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, body) = self.tx_status(hash).await;
+            if code == 200 && body["status"] == "committed" {
+                return body;
+            }
+            assert_ne!(body["status"], "rejected", "{body}");
+            assert!(Instant::now() < deadline, "{hash} not committed: {body}\n{}", logs(&self.procs));
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    async fn read(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.ledger)).bearer_auth(token).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Reads until the ledger has caught up with `height`.
+    async fn wait_ledger(&self, height: u64, token: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, body) = self.read("/v1/blocks/latest", token).await;
+            if code == 200 && body["height"].as_u64().unwrap_or(0) >= height {
+                return;
+            }
+            assert!(Instant::now() < deadline, "ledger not at {height}: {body}\n{}", logs(&self.procs));
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    Timestamp::now().unix_ms() / 1000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
+    let mut admin = Actor::new();
+    let ledger_key = KeyPair::generate();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    ledger_key.write_pem_file(&ledger_key_path, false).unwrap();
+    let sys = System::start(&admin, &ledger_key_path).await;
+
+    // Registrations: a hospital, its clinician, a patient (self), another patient, the ledger's service key.
+    let mut hospital = Actor::new();
+    let mut clinician = Actor::new();
+    let mut patient = Actor::new();
+    let mut other_patient = Actor::new();
+    let ledger_actor = Actor {
+        key: KeyPair::from_pkcs8_pem(&ledger_key.to_pkcs8_pem()).unwrap(),
+        id: ParticipantId::from_public_key(&ledger_key.public()),
+        n: 0,
+    };
+    let h1 = sys.submit(&admin.register(&hospital, Role::Institution, None)).await;
+    let h2 = sys.submit(&admin.register(&ledger_actor, Role::Service, None)).await;
+    let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let h3 = sys.submit(&patient.register(&me, Role::Patient, None)).await;
+    let them = Actor {
+        key: KeyPair::from_pkcs8_pem(&other_patient.key.to_pkcs8_pem()).unwrap(),
+        id: other_patient.id.clone(),
+        n: 0,
+    };
+    let h4 = sys.submit(&other_patient.register(&them, Role::Patient, None)).await;
+    for h in [h1, h2, h3, h4] {
+        sys.wait_committed(&h).await;
+    }
+    let hid = hospital.id.clone();
+    let h5 = sys.submit(&hospital.register(&clinician, Role::Clinician, Some(&hid))).await;
+    sys.wait_committed(&h5).await;
+
+    // A CGM reading, committed by the quorum.
+    let jws = patient.cgm(&patient.id.clone(), 63.0);
+    let obs_hash = sys.submit(&jws).await;
+    let committed = sys.wait_committed(&obs_hash).await;
+    let height = committed["height"].as_u64().unwrap();
+    assert_eq!(committed["block_hash"].as_str().unwrap().len(), 64);
+    // An identical resubmission answers its status (200), and is not stored twice.
+    let wrapped = serde_json::json!({ "jws": jws }).to_string();
+    let (code, again) = sys.post(&wrapped, "application/json").await;
+    assert_eq!((code, again["status"].as_str()), (200, Some("committed")));
+
+    // Readable as FHIR by the patient.
+    let token = patient.token(120, now_secs());
+    sys.wait_ledger(height, &token).await;
+    let (code, bundle) =
+        sys.read(&format!("/v1/patients/{}/records?code=http://loinc.org|99504-3", patient.id), &token).await;
+    assert_eq!(code, 200, "{bundle}");
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["total"], 1);
+    let obs = &bundle["entry"][0]["resource"];
+    assert_eq!(obs["valueQuantity"]["value"], 63.0);
+    let prov = obs["extension"][0]["extension"].as_array().unwrap();
+    assert!(prov.iter().any(|e| e["url"] == "tx_hash" && e["valueString"] == obs_hash.to_string()));
+    assert!(prov.iter().any(|e| e["url"] == "block_height" && e["valueInteger"] == height));
+    let (_, none) = sys.read(&format!("/v1/patients/{}/records?code=4548-4", patient.id), &token).await;
+    assert_eq!(none["total"], 0, "filtered by code");
+
+    // Provable offline with only the genesis file.
+    let (code, proof) = sys.read(&format!("/v1/transactions/{obs_hash}/proof"), &token).await;
+    assert_eq!(code, 200, "{proof}");
+    let proof: InclusionProof = serde_json::from_value(proof).unwrap();
+    let v = proof.verify(&sys.genesis).unwrap();
+    assert_eq!(v.height, height);
+    assert!(v.signed_power * 3 > v.total_power * 2);
+    let mut forged = proof.clone();
+    forged.leaf_index ^= 1;
+    forged.audit_path.push(Hash32::default());
+    assert!(forged.verify(&sys.genesis).is_err(), "a tampered proof fails");
+
+    // The reads show in the patient's access log; another patient may not read it.
+    let (code, log) = sys.read(&format!("/v1/patients/{}/access-log", patient.id), &token).await;
+    assert_eq!(code, 200, "{log}");
+    let events = log["entry"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["resource"]["agent"][0]["who"]["identifier"]["value"] == patient.id.as_str()
+        && e["resource"]["entity"][0]["query"].as_str().unwrap().contains("/records")));
+    let intruder = other_patient.token(120, now_secs());
+    let (code, problem) = sys.read(&format!("/v1/patients/{}/records", patient.id), &intruder).await;
+    assert_eq!((code, problem["type"].as_str()), (403, Some("urn:glucochain:problem:forbidden")));
+    // The denied read is audited too.
+    let (_, log) = sys.read(&format!("/v1/patients/{}/access-log", patient.id), &token).await;
+    assert!(log["entry"].as_array().unwrap().iter().any(|e| e["resource"]["outcome"] == "4"
+        && e["resource"]["agent"][0]["who"]["identifier"]["value"] == other_patient.id.as_str()));
+    // An expired token is refused.
+    let stale = patient.token(60, now_secs() - 3600);
+    let (code, problem) = sys.read(&format!("/v1/patients/{}/records", patient.id), &stale).await;
+    assert_eq!((code, problem["type"].as_str()), (401, Some("urn:glucochain:problem:expired-token")), "{problem}");
+
+    // The audit log's head reaches the chain as an audit.checkpoint by the ledger's key.
+    let store = Store::connect(&sys.ledger_db).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = store.latest_of_type("audit.checkpoint").await.unwrap() {
+            assert_eq!(t.signer, ledger_actor.id.as_str());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audit checkpoint committed\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    store.close().await;
+
+    // Bad input: each refused with its status and problem type, nothing stored.
+    let mut stranger = Actor::new();
+    let mut bad: Vec<(&str, String, &str, u16, &str)> = Vec::new();
+    let good = patient.cgm(&patient.id.clone(), 120.0);
+    let mut tampered = good.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    bad.push(("bad signature", tampered, "application/jose", 401, "bad-signature"));
+    bad.push(("unknown signer", stranger.cgm(&patient.id.clone(), 100.0), "application/jose", 401, "unknown-signer"));
+    let accept = TxBody::CareplanAccept(CareplanAccept {
+        plan_id: glucochain_types::ids::LocalId::parse("plan-1", "plan_id").unwrap(),
+        version: 1,
+        proposal_tx: Hash32::default(),
+    });
+    bad.push(("wrong role", clinician.sign(Some(&patient.id.clone()), accept), "application/jose", 403, "forbidden"));
+    let other_chain = {
+        let obs = cgm_observation(patient.id.as_str(), Timestamp::now(), 99.0, None);
+        patient.sign_with(
+            "another-chain",
+            Some(&patient.id.clone()),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+        )
+    };
+    bad.push(("wrong chain id", other_chain, "application/jose", 400, "wrong-chain"));
+    // The committed reading's nonce reused with another body.
+    let replay = {
+        let obs = cgm_observation(patient.id.as_str(), Timestamp::now(), 77.0, None);
+        let nonce_of_committed = committed_nonce(&jws);
+        TxPayload::new(
+            ChainId::parse(CHAIN).unwrap(),
+            nonce_of_committed,
+            Timestamp::now(),
+            Some(patient.id.clone()),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+        )
+        .sign(&patient.key, &patient.id)
+    };
+    bad.push(("replayed nonce", replay, "application/jose", 409, "replay"));
+    bad.push(("oversized", "a".repeat(300 * 1024), "application/jose", 413, "too-large"));
+    bad.push(("malformed JSON", "{\"jws\": ".into(), "application/json", 400, "malformed-request"));
+    bad.push(("malformed JWS", "not.a.jws".into(), "application/jose", 400, "malformed-jws"));
+    bad.push(("wrong content type", good.clone(), "text/plain", 415, "unsupported-media-type"));
+    let before = accepted_count(&sys).await;
+    for (what, body, ct, status, code) in &bad {
+        let (got, problem) = sys.post(body, ct).await;
+        assert_eq!(got, *status, "{what}: {problem}");
+        assert_eq!(problem["type"], format!("urn:glucochain:problem:{code}"), "{what}: {problem}");
+        assert_eq!(problem["status"], *status, "{what}");
+        if let Ok(h) = Hash32::from_hex(&glucochain_crypto::sha256(body.trim().as_bytes()).to_string()) {
+            assert_eq!(sys.tx_status(&h).await.0, 404, "{what}: nothing stored");
+        }
+    }
+    assert_eq!(accepted_count(&sys).await, before, "no refused transaction reached the TXS stream");
+}
+
+/// The nonce inside a committed transaction's payload.
+fn committed_nonce(jws: &str) -> String {
+    let t = glucochain_types::Transaction::parse(jws, &Default::default()).unwrap();
+    t.payload.nonce
+}
+
+/// Transactions ingest has put into the TXS stream (its accepted counter).
+async fn accepted_count(sys: &System) -> u64 {
+    let r = sys.http.get(format!("{}/metrics", sys.ingest)).send().await.unwrap().text().await.unwrap();
+    r.lines()
+        .filter(|l| l.starts_with("glucochain_ingest_accepted_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
