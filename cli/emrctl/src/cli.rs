@@ -105,12 +105,84 @@ pub enum Command {
         /// The JWS file, or `-` for standard input.
         #[arg(default_value = "-")]
         jws: PathBuf,
-        /// NATS server URL.
+        /// Submit through the ingest HTTPS API at this base URL (what
+        /// applications do) instead of straight to NATS.
+        #[arg(long, env = "GLUCOCHAIN_INGEST_URL")]
+        ingest: Option<String>,
+        /// NATS server URL (when not using --ingest).
         #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
         nats: String,
         /// Wait up to this many seconds for the outcome (0: do not wait).
         #[arg(long, default_value_t = 0)]
         wait: u64,
+    },
+
+    /// Where a submitted transaction stands (pending, committed, rejected), from ingest.
+    #[command(after_help = "Example:\n  emrctl tx 7df2...d74 --ingest http://127.0.0.1:8080")]
+    Tx {
+        /// The tx hash (hex).
+        hash: String,
+        /// Ingest base URL.
+        #[arg(long, env = "GLUCOCHAIN_INGEST_URL", default_value = "http://127.0.0.1:8080")]
+        ingest: String,
+    },
+
+    /// A patient's records as a FHIR R4 Bundle, read from the ledger with a
+    /// read token signed by --key (the patient, or an admin).
+    #[command(
+        after_help = "Example:\n  emrctl records p3k... --key keys/patient.pem --code http://loinc.org|99504-3 --date ge2026-11-24"
+    )]
+    Records {
+        /// The patient's id.
+        patient: String,
+        /// Reader's private key (signs a 2-minute read token).
+        #[arg(long)]
+        key: PathBuf,
+        /// Ledger base URL.
+        #[arg(long, env = "GLUCOCHAIN_LEDGER_URL", default_value = "http://127.0.0.1:8081")]
+        ledger: String,
+        /// FHIR `code` filter, e.g. `http://loinc.org|99504-3`.
+        #[arg(long)]
+        code: Option<String>,
+        /// FHIR `date` filters, e.g. `ge2026-11-01`; repeat for a range.
+        #[arg(long)]
+        date: Vec<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        count: u32,
+        /// Purpose of use (HL7 ActReason), e.g. TREAT.
+        #[arg(long)]
+        purpose: Option<String>,
+    },
+
+    /// Fetch a transaction's inclusion proof from the ledger (then check it
+    /// offline with `verify-proof`).
+    Proof {
+        /// The tx hash (hex).
+        hash: String,
+        /// Reader's private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Ledger base URL.
+        #[arg(long, env = "GLUCOCHAIN_LEDGER_URL", default_value = "http://127.0.0.1:8081")]
+        ledger: String,
+        /// Where to write the proof JSON; `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
+
+    /// Fetch every block header from the ledger and check the chain from
+    /// genesis: heights, hash links, tx roots and every commit certificate.
+    VerifyChain {
+        /// Genesis file of the chain.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Reader's private key (any registered participant).
+        #[arg(long)]
+        key: PathBuf,
+        /// Ledger base URL.
+        #[arg(long, env = "GLUCOCHAIN_LEDGER_URL", default_value = "http://127.0.0.1:8081")]
+        ledger: String,
     },
 
     /// Check a transaction: strict parsing and, given a key, its signature.

@@ -397,6 +397,61 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     }
     store.close().await;
 
+    // The same through the command line.
+    let work = tempfile::tempdir().unwrap();
+    let pkey = work.path().join("patient.pem");
+    patient.key.write_pem_file(&pkey, false).unwrap();
+    let gpath = work.path().join("genesis.json");
+    std::fs::write(&gpath, serde_json::to_vec(&sys.genesis).unwrap()).unwrap();
+    let (ok, out) = emrctl(&["tx", &obs_hash.to_string(), "--ingest", &sys.ingest]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], "committed");
+    let (ok, out) = emrctl(&[
+        "records",
+        patient.id.as_str(),
+        "--key",
+        pkey.to_str().unwrap(),
+        "--ledger",
+        &sys.ledger,
+        "--code",
+        "99504-3",
+        "--date",
+        "ge2020-01-01",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["total"], 1);
+    let proof_path = work.path().join("proof.json");
+    let (ok, out) = emrctl(&[
+        "proof",
+        &obs_hash.to_string(),
+        "--key",
+        pkey.to_str().unwrap(),
+        "--ledger",
+        &sys.ledger,
+        "--out",
+        proof_path.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) =
+        emrctl(&["verify-proof", "--proof", proof_path.to_str().unwrap(), "--genesis", gpath.to_str().unwrap()]);
+    assert!(ok, "offline proof check: {out}");
+    let (ok, out) = emrctl(&[
+        "verify-chain",
+        "--genesis",
+        gpath.to_str().unwrap(),
+        "--key",
+        pkey.to_str().unwrap(),
+        "--ledger",
+        &sys.ledger,
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["verified"], true);
+    let txfile = work.path().join("tx.jws");
+    std::fs::write(&txfile, patient.cgm(&patient.id.clone(), 150.0)).unwrap();
+    let (ok, out) = emrctl(&["submit", "--ingest", &sys.ingest, "--wait", "60", txfile.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], "committed");
+
     // Bad input: each refused with its status and problem type, nothing stored.
     let mut stranger = Actor::new();
     let mut bad: Vec<(&str, String, &str, u16, &str)> = Vec::new();
@@ -450,6 +505,13 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
         }
     }
     assert_eq!(accepted_count(&sys).await, before, "no refused transaction reached the TXS stream");
+}
+
+/// Runs emrctl; (success, stdout + stderr).
+fn emrctl(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_e2e-emrctl")).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
 
 /// The nonce inside a committed transaction's payload.

@@ -1,5 +1,6 @@
 //! Command implementations.
 
+mod http;
 mod keys;
 mod roundtrip;
 mod submit;
@@ -26,7 +27,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::VerifyTx { jws, public_key, genesis, chain_id } => {
             tx::verify_tx(&jws, public_key.as_deref(), genesis.as_deref(), chain_id.as_deref())
         }
-        Command::Submit { jws, nats, wait } => submit::submit(&jws, &nats, wait),
+        Command::Submit { jws, ingest: Some(url), wait, .. } => http::submit(&jws, &url, wait),
+        Command::Submit { jws, ingest: None, nats, wait } => submit::submit(&jws, &nats, wait),
+        Command::Tx { hash, ingest } => http::tx(&hash, &ingest),
+        Command::Records { patient, key, ledger, code, date, count, purpose } => {
+            http::records(&patient, &key, &ledger, code.as_deref(), &date, count, purpose.as_deref())
+        }
+        Command::Proof { hash, key, ledger, out } => http::proof(&hash, &key, &ledger, &out),
+        Command::VerifyChain { genesis, key, ledger } => http::verify_chain(&genesis, &key, &ledger),
         Command::Hash { file, tx } => tx::hash(&file, tx),
         Command::Token { key, audience, ttl } => keys::token(&key, &audience, ttl),
         Command::VerifyProof { proof, genesis } => verify::verify_proof(&proof, &genesis),

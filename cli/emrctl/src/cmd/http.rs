@@ -1,0 +1,221 @@
+//! Commands that talk to the HTTPS APIs: submit through ingest, status,
+//! records, proofs, and verifying the whole chain from the ledger's headers.
+
+use super::{random_nonce, read_input, unix_now};
+use anyhow::{Context, bail};
+use glucochain_crypto::jose::issue_token;
+use glucochain_crypto::{Hash32, KeyPair};
+use glucochain_types::block::{BlockHeader, CommitCertificate, ValidatorSet, tx_root};
+use glucochain_types::{Genesis, ParticipantId};
+use serde_json::Value;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?)
+}
+
+fn read_token(key: &Path) -> anyhow::Result<String> {
+    let kp = KeyPair::read_pem_file(key)?;
+    let id = ParticipantId::from_public_key(&kp.public());
+    Ok(issue_token(&kp, id.as_str(), "glucochain", unix_now(), 120, &random_nonce()))
+}
+
+/// Prints a JSON answer; a problem document makes the exit status 1.
+async fn answer(r: reqwest::Response) -> anyhow::Result<(u16, Value)> {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+fn print(v: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn outcome(status: u16, body: &Value) -> anyhow::Result<ExitCode> {
+    print(body)?;
+    Ok(if status < 300 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `emrctl submit --ingest URL`: POST the JWS, optionally wait for the outcome.
+pub fn submit(jws: &Path, ingest: &str, wait: u64) -> anyhow::Result<ExitCode> {
+    let text = String::from_utf8(read_input(jws)?).context("the JWS is not UTF-8")?;
+    let base = ingest.trim_end_matches('/').to_string();
+    runtime()?.block_on(async move {
+        let c = client()?;
+        let r = c
+            .post(format!("{base}/v1/transactions"))
+            .header("content-type", "application/jose")
+            .body(text.trim().to_string())
+            .send()
+            .await
+            .with_context(|| format!("POST {base}/v1/transactions"))?;
+        let (status, body) = answer(r).await?;
+        if status >= 300 || wait == 0 {
+            return outcome(status, &body);
+        }
+        let hash = body["tx_hash"].as_str().unwrap_or_default().to_string();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+        loop {
+            let (s, b) = answer(c.get(format!("{base}/v1/transactions/{hash}")).send().await?).await?;
+            match b["status"].as_str() {
+                Some("committed") => return outcome(s, &b),
+                Some("rejected") => {
+                    print(&b)?;
+                    return Ok(ExitCode::from(1));
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    print(&b)?;
+                    bail!("still pending after {wait} s");
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+}
+
+/// `emrctl tx HASH`.
+pub fn tx(hash: &str, ingest: &str) -> anyhow::Result<ExitCode> {
+    let url = format!("{}/v1/transactions/{hash}", ingest.trim_end_matches('/'));
+    runtime()?.block_on(async move {
+        let (status, body) = answer(client()?.get(&url).send().await.with_context(|| format!("GET {url}"))?).await?;
+        outcome(status, &body)
+    })
+}
+
+/// `emrctl records PATIENT`.
+pub fn records(
+    patient: &str,
+    key: &Path,
+    ledger: &str,
+    code: Option<&str>,
+    dates: &[String],
+    count: u32,
+    purpose: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let token = read_token(key)?;
+    let mut query: Vec<(&str, String)> = vec![("_count", count.to_string())];
+    if let Some(c) = code {
+        query.push(("code", c.to_string()));
+    }
+    for d in dates {
+        query.push(("date", d.clone()));
+    }
+    let url = format!("{}/v1/patients/{patient}/records", ledger.trim_end_matches('/'));
+    runtime()?.block_on(async move {
+        let mut req = client()?.get(&url).query(&query).bearer_auth(token);
+        if let Some(p) = purpose {
+            req = req.header("x-purpose-of-use", p);
+        }
+        let (status, body) = answer(req.send().await.with_context(|| format!("GET {url}"))?).await?;
+        outcome(status, &body)
+    })
+}
+
+/// `emrctl proof HASH`.
+pub fn proof(hash: &str, key: &Path, ledger: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let token = read_token(key)?;
+    let url = format!("{}/v1/transactions/{hash}/proof", ledger.trim_end_matches('/'));
+    runtime()?.block_on(async move {
+        let (status, body) =
+            answer(client()?.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?).await?;
+        if status >= 300 || out == Path::new("-") {
+            return outcome(status, &body);
+        }
+        std::fs::write(out, serde_json::to_string_pretty(&body)? + "\n")?;
+        eprintln!("wrote {}", out.display());
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The checks of one block against its parent, from the ledger's block JSON.
+fn check_block(
+    b: &Value,
+    expect_height: u64,
+    prev: &Hash32,
+    set: &ValidatorSet,
+    genesis: &Genesis,
+) -> anyhow::Result<(Hash32, u64)> {
+    let header: BlockHeader = serde_json::from_value(b["header"].clone()).context("header")?;
+    let cert: CommitCertificate = serde_json::from_value(b["certificate"].clone()).context("certificate")?;
+    let hashes: Vec<Hash32> = b["tx_hashes"]
+        .as_array()
+        .context("tx_hashes")?
+        .iter()
+        .map(|h| Hash32::from_hex(h.as_str().unwrap_or_default()))
+        .collect::<Result<_, _>>()
+        .context("tx hash")?;
+    if header.chain_id != genesis.chain_id {
+        bail!("block {expect_height} is for chain {}", header.chain_id);
+    }
+    if header.height != expect_height {
+        bail!("expected height {expect_height}, got {}", header.height);
+    }
+    if &header.prev_hash != prev {
+        bail!("block {expect_height}: prev_hash does not link to block {}", expect_height - 1);
+    }
+    if header.tx_count as usize != hashes.len() || header.tx_root != tx_root(&hashes) {
+        bail!("block {expect_height}: tx_root does not match its transactions");
+    }
+    if header.validators_hash != set.hash() {
+        bail!(
+            "block {expect_height}: validator set changed (a set change is checked with the transactions that made it; not supported offline yet)"
+        );
+    }
+    let hash = header.hash();
+    let power = cert.verify(expect_height, &hash, set).with_context(|| format!("block {expect_height} certificate"))?;
+    Ok((hash, power))
+}
+
+/// `emrctl verify-chain`.
+pub fn verify_chain(genesis: &Path, key: &Path, ledger: &str) -> anyhow::Result<ExitCode> {
+    let genesis = Genesis::read_file(genesis)?;
+    let token = read_token(key)?;
+    let base = ledger.trim_end_matches('/').to_string();
+    runtime()?.block_on(async move {
+        let c = client()?;
+        let (status, latest) =
+            answer(c.get(format!("{base}/v1/blocks/latest")).bearer_auth(&token).send().await?).await?;
+        if status == 404 {
+            print(&serde_json::json!({ "verified": true, "height": 0 }))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        if status >= 300 {
+            return outcome(status, &latest);
+        }
+        let tip = latest["height"].as_u64().context("height")?;
+        let set = genesis.validator_set();
+        let mut prev = genesis.hash();
+        let mut min_power = u64::MAX;
+        for h in 1..=tip {
+            let (s, b) = answer(c.get(format!("{base}/v1/blocks/{h}")).bearer_auth(&token).send().await?).await?;
+            if s >= 300 {
+                return outcome(s, &b);
+            }
+            match check_block(&b, h, &prev, &set, &genesis) {
+                Ok((hash, power)) => {
+                    prev = hash;
+                    min_power = min_power.min(power);
+                }
+                Err(e) => {
+                    print(&serde_json::json!({ "verified": false, "height": h, "error": format!("{e:#}") }))?;
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        print(&serde_json::json!({
+            "verified": true,
+            "height": tip,
+            "tip_hash": prev.to_string(),
+            "weakest_certificate_power": if tip > 0 { min_power } else { 0 },
+            "total_power": set.total_power(),
+        }))?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,19 @@
+//! `emrctl`, the GlucoChain command line, as a library so that other test
+//! harnesses can run exactly the same program. See `emrctl --help`.
+
+mod cli;
+mod cmd;
+
+use clap::Parser;
+
+/// Runs the command line with the process arguments.
+pub fn run_from_args() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    match cmd::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("emrctl: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
