@@ -108,6 +108,7 @@ struct System {
     ledger_db: String,
     genesis: Genesis,
     http: reqwest::Client,
+    ledger_key: PathBuf,
 }
 
 async fn wait_ready(url: &str, procs: &[Proc]) {
@@ -136,7 +137,7 @@ fn logs(procs: &[Proc]) -> String {
 }
 
 impl System {
-    async fn start(admin: &Actor, ledger_key: &Path) -> Self {
+    async fn start(admin: &Actor, ledger_key: &Path, start_ledger: bool) -> Self {
         let nats = NatsServer::start().unwrap();
         let pg = PgTestDb::create().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -194,38 +195,46 @@ impl System {
             "60".into(),
         ];
         procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ingest"), &args, dir.path().join("ingest.log")));
-        let ledger_port = free_port();
-        let args = vec![
-            "--genesis".into(),
-            g.clone(),
-            "--database-url".into(),
-            pg.url().to_string(),
-            "--nats-url".into(),
-            nats.url(),
-            "--http-addr".into(),
-            format!("127.0.0.1:{ledger_port}"),
-            "--key".into(),
-            ledger_key.display().to_string(),
-            "--checkpoint-secs".into(),
-            "1".into(),
-        ];
-        procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ledger"), &args, dir.path().join("ledger.log")));
         let ingest = format!("http://127.0.0.1:{ingest_port}");
-        let ledger = format!("http://127.0.0.1:{ledger_port}");
         wait_ready(&ingest, &procs).await;
-        wait_ready(&ledger, &procs).await;
         let ledger_db = pg.url().to_string();
-        System {
+        let mut sys = System {
             _nats: nats,
             _pg: pg,
             _dir: dir,
             procs,
             ingest,
-            ledger,
+            ledger: String::new(),
             ledger_db,
             genesis,
             http: reqwest::Client::new(),
+            ledger_key: ledger_key.to_path_buf(),
+        };
+        if start_ledger {
+            sys.start_ledger().await;
         }
+        sys
+    }
+
+    async fn start_ledger(&mut self) {
+        let ledger_port = free_port();
+        let args = vec![
+            "--genesis".into(),
+            self._dir.path().join("genesis.json").display().to_string(),
+            "--database-url".into(),
+            self.ledger_db.clone(),
+            "--nats-url".into(),
+            self._nats.url(),
+            "--http-addr".into(),
+            format!("127.0.0.1:{ledger_port}"),
+            "--key".into(),
+            self.ledger_key.display().to_string(),
+            "--checkpoint-secs".into(),
+            "1".into(),
+        ];
+        self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ledger"), &args, self._dir.path().join("ledger.log")));
+        self.ledger = format!("http://127.0.0.1:{ledger_port}");
+        wait_ready(&self.ledger, &self.procs).await;
     }
 
     async fn post(&self, jws: &str, content_type: &str) -> (u16, Value) {
@@ -298,7 +307,7 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     let keydir = tempfile::tempdir().unwrap();
     let ledger_key_path = keydir.path().join("ledger.pem");
     ledger_key.write_pem_file(&ledger_key_path, false).unwrap();
-    let sys = System::start(&admin, &ledger_key_path).await;
+    let sys = System::start(&admin, &ledger_key_path, true).await;
 
     // Registrations: a hospital, its clinician, a patient (self), another patient, the ledger's service key.
     let mut hospital = Actor::new();
@@ -527,4 +536,56 @@ async fn accepted_count(sys: &System) -> u64 {
         .filter(|l| l.starts_with("glucochain_ingest_accepted_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ledger_fills_a_gap_in_the_blocks_stream_from_the_validators() {
+    let mut admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let mut sys = System::start(&admin, &ledger_key_path, false).await;
+    // Five blocks, one registration each.
+    let mut last = None;
+    for _ in 0..5 {
+        let h = sys.submit(&admin.register(&Actor::new(), Role::Institution, None)).await;
+        last = Some(sys.wait_committed(&h).await);
+    }
+    let top = last.unwrap()["height"].as_u64().unwrap();
+    assert!(top >= 5);
+    // Block 2 goes missing from the stream (as if its publication had been lost).
+    let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e").await.unwrap();
+    let stream = bus.jetstream().get_stream("BLOCKS").await.unwrap();
+    let mut deleted = false;
+    for seq in 1..=stream.clone().info().await.unwrap().state.last_sequence {
+        let Ok(m) = stream.get_raw_message(seq).await else { continue };
+        let c = <glucochain_wire::v1::CommittedBlock as prost::Message>::decode(m.payload.as_ref()).unwrap();
+        if c.block.unwrap().header.unwrap().height == 2 {
+            stream.delete_message(seq).await.unwrap();
+            deleted = true;
+        }
+    }
+    assert!(deleted);
+    // The ledger starts, finds the gap at 2, fetches it from the validators and verifies everything.
+    sys.start_ledger().await;
+    let token = admin.token(120, now_secs());
+    sys.wait_ledger(top, &token).await;
+    let (code, b2) = sys.read("/v1/blocks/2", &token).await;
+    assert_eq!(code, 200, "{b2}");
+    let work = tempfile::tempdir().unwrap();
+    let akey = work.path().join("admin.pem");
+    admin.key.write_pem_file(&akey, false).unwrap();
+    let gpath = work.path().join("genesis.json");
+    std::fs::write(&gpath, serde_json::to_vec(&sys.genesis).unwrap()).unwrap();
+    let (ok, out) = emrctl(&[
+        "verify-chain",
+        "--genesis",
+        gpath.to_str().unwrap(),
+        "--key",
+        akey.to_str().unwrap(),
+        "--ledger",
+        &sys.ledger,
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["height"], top);
 }
