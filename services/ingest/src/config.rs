@@ -19,6 +19,9 @@ pub struct IngestConfig {
     /// NATS server URL.
     #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
+    /// TLS certificate and key (HTTPS); plain HTTP without them.
+    #[command(flatten)]
+    pub tls: glucochain_api::TlsArgs,
     /// Address of the HTTPS write API (and /healthz, /readyz, /metrics).
     #[arg(long, env = "GLUCOCHAIN_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,

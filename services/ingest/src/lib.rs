@@ -52,8 +52,11 @@ pub async fn serve(cfg: IngestConfig) -> anyhow::Result<()> {
             .configure(|c| glucochain_telemetry::http::configure(c, r.clone()))
             .configure(api::configure)
     })
-    .workers(2)
-    .bind(cfg.http_addr)
+    .workers(2);
+    let server = match cfg.tls.server_config()? {
+        Some(tls) => server.bind_rustls_0_23(cfg.http_addr, tls),
+        None => server.bind(cfg.http_addr),
+    }
     .with_context(|| format!("bind {}", cfg.http_addr))?
     .run();
     let ended = |what: &'static str| {

@@ -166,3 +166,73 @@ mod tests {
         assert_eq!(r.headers().get("content-type").unwrap(), PROBLEM_JSON);
     }
 }
+
+/// TLS for an HTTPS API (rustls with the ring provider). Both files or neither.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Certificate chain (PEM) to serve HTTPS; without it the API is plain
+    /// HTTP (behind a TLS-terminating ingress, or for local use).
+    #[arg(long, env = "GLUCOCHAIN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM, PKCS#8 or SEC1/PKCS#1) of the certificate.
+    #[arg(long, env = "GLUCOCHAIN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+/// A TLS file that cannot be used.
+#[derive(Debug)]
+pub struct TlsError(pub String);
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TLS: {}", self.0)
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+impl TlsArgs {
+    /// The server configuration, if TLS is configured.
+    pub fn server_config(&self) -> Result<Option<rustls::ServerConfig>, TlsError> {
+        use rustls_pki_types::pem::PemObject as _;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else { return Ok(None) };
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| TlsError(format!("{}: {e}", cert.display())))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsError(format!("{}: {e}", cert.display())))?;
+        if certs.is_empty() {
+            return Err(TlsError(format!("{}: no certificate in the file", cert.display())));
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError(format!("{}: {e}", key.display())))?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| TlsError(format!("certificate and key do not fit together: {e}")))?;
+        Ok(Some(config))
+    }
+}
+
+#[cfg(test)]
+mod tls_tests {
+    use super::*;
+
+    #[test]
+    fn loads_a_certificate_and_refuses_mismatched_or_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let b = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        std::fs::write(dir.path().join("a.crt"), a.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("a.key"), a.signing_key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("b.key"), b.signing_key.serialize_pem()).unwrap();
+        let args = |c: &str, k: &str| TlsArgs { tls_cert: Some(dir.path().join(c)), tls_key: Some(dir.path().join(k)) };
+        assert!(args("a.crt", "a.key").server_config().unwrap().is_some());
+        assert!(TlsArgs::default().server_config().unwrap().is_none(), "no TLS configured");
+        let e = args("a.crt", "b.key").server_config().unwrap_err();
+        assert!(e.to_string().contains("do not fit"), "{e}");
+        assert!(args("missing.crt", "a.key").server_config().is_err());
+    }
+}

@@ -109,11 +109,11 @@ struct System {
     genesis: Genesis,
     http: reqwest::Client,
     ledger_key: PathBuf,
+    ca_cert: Option<PathBuf>,
 }
 
-async fn wait_ready(url: &str, procs: &[Proc]) {
+async fn wait_ready(client: &reqwest::Client, url: &str, procs: &[Proc]) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    let client = reqwest::Client::new();
     loop {
         if let Ok(r) = client.get(format!("{url}/readyz")).send().await
             && r.status() == 200
@@ -138,6 +138,7 @@ fn logs(procs: &[Proc]) -> String {
 
 impl System {
     async fn start(admin: &Actor, ledger_key: &Path, start_ledger: bool) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let nats = NatsServer::start().unwrap();
         let pg = PgTestDb::create().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -196,7 +197,7 @@ impl System {
         ];
         procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ingest"), &args, dir.path().join("ingest.log")));
         let ingest = format!("http://127.0.0.1:{ingest_port}");
-        wait_ready(&ingest, &procs).await;
+        wait_ready(&reqwest::Client::new(), &ingest, &procs).await;
         let ledger_db = pg.url().to_string();
         let mut sys = System {
             _nats: nats,
@@ -209,16 +210,19 @@ impl System {
             genesis,
             http: reqwest::Client::new(),
             ledger_key: ledger_key.to_path_buf(),
+            ca_cert: None,
         };
         if start_ledger {
-            sys.start_ledger().await;
+            sys.start_ledger(false).await;
         }
         sys
     }
 
-    async fn start_ledger(&mut self) {
+    /// Starts the ledger; with `tls`, on HTTPS with a fresh self-signed
+    /// certificate that the test client and emrctl (`GLUCOCHAIN_CA_CERT`) trust.
+    async fn start_ledger(&mut self, tls: bool) {
         let ledger_port = free_port();
-        let args = vec![
+        let mut args: Vec<String> = vec![
             "--genesis".into(),
             self._dir.path().join("genesis.json").display().to_string(),
             "--database-url".into(),
@@ -232,9 +236,39 @@ impl System {
             "--checkpoint-secs".into(),
             "1".into(),
         ];
+        let scheme = if tls {
+            // A private CA and a server certificate it issued, as a hospital would run.
+            let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            ca_params.distinguished_name.push(rcgen::DnType::CommonName, "GlucoChain test CA");
+            let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
+            let leaf_key = rcgen::KeyPair::generate().unwrap();
+            let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .unwrap()
+                .signed_by(&leaf_key, &ca)
+                .unwrap();
+            let (c, k, cap) = (
+                self._dir.path().join("ledger.crt"),
+                self._dir.path().join("ledger.key"),
+                self._dir.path().join("ca.crt"),
+            );
+            std::fs::write(&c, leaf.pem()).unwrap();
+            std::fs::write(&k, leaf_key.serialize_pem()).unwrap();
+            std::fs::write(&cap, ca.pem()).unwrap();
+            args.extend(["--tls-cert".into(), c.display().to_string(), "--tls-key".into(), k.display().to_string()]);
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            self.http = reqwest::Client::builder()
+                .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap()])
+                .build()
+                .unwrap();
+            self.ca_cert = Some(cap);
+            "https"
+        } else {
+            "http"
+        };
         self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ledger"), &args, self._dir.path().join("ledger.log")));
-        self.ledger = format!("http://127.0.0.1:{ledger_port}");
-        wait_ready(&self.ledger, &self.procs).await;
+        self.ledger = format!("{scheme}://127.0.0.1:{ledger_port}");
+        wait_ready(&self.http, &self.ledger, &self.procs).await;
     }
 
     async fn post(&self, jws: &str, content_type: &str) -> (u16, Value) {
@@ -465,9 +499,11 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     let mut stranger = Actor::new();
     let mut bad: Vec<(&str, String, &str, u16, &str)> = Vec::new();
     let good = patient.cgm(&patient.id.clone(), 120.0);
-    let mut tampered = good.clone();
-    let last = tampered.pop().unwrap();
-    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    // Change one character inside the signature (the last one also carries padding bits).
+    let mut tampered: Vec<char> = good.chars().collect();
+    let i = tampered.len() - 10;
+    tampered[i] = if tampered[i] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
     bad.push(("bad signature", tampered, "application/jose", 401, "bad-signature"));
     bad.push(("unknown signer", stranger.cgm(&patient.id.clone(), 100.0), "application/jose", 401, "unknown-signer"));
     let accept = TxBody::CareplanAccept(CareplanAccept {
@@ -566,8 +602,10 @@ async fn the_ledger_fills_a_gap_in_the_blocks_stream_from_the_validators() {
         }
     }
     assert!(deleted);
-    // The ledger starts, finds the gap at 2, fetches it from the validators and verifies everything.
-    sys.start_ledger().await;
+    // The ledger starts (on HTTPS), finds the gap at 2, fetches it from the
+    // validators and verifies everything.
+    sys.start_ledger(true).await;
+    assert!(sys.ledger.starts_with("https://"));
     let token = admin.token(120, now_secs());
     sys.wait_ledger(top, &token).await;
     let (code, b2) = sys.read("/v1/blocks/2", &token).await;
@@ -577,7 +615,9 @@ async fn the_ledger_fills_a_gap_in_the_blocks_stream_from_the_validators() {
     admin.key.write_pem_file(&akey, false).unwrap();
     let gpath = work.path().join("genesis.json");
     std::fs::write(&gpath, serde_json::to_vec(&sys.genesis).unwrap()).unwrap();
-    let (ok, out) = emrctl(&[
+    // emrctl checks the whole chain over HTTPS, trusting the private CA.
+    let ca = sys.ca_cert.clone().unwrap();
+    let args = [
         "verify-chain",
         "--genesis",
         gpath.to_str().unwrap(),
@@ -585,7 +625,14 @@ async fn the_ledger_fills_a_gap_in_the_blocks_stream_from_the_validators() {
         akey.to_str().unwrap(),
         "--ledger",
         &sys.ledger,
-    ]);
-    assert!(ok, "{out}");
-    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["height"], top);
+    ];
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_e2e-emrctl")).args(args).env("GLUCOCHAIN_CA_CERT", &ca).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["height"], top);
+    // Without trusting that CA the connection is refused.
+    let out = Command::new(env!("CARGO_BIN_EXE_e2e-emrctl")).args(args).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -16,8 +16,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
+/// An HTTP(S) client. HTTPS uses rustls (ring) with the system's roots or,
+/// when `GLUCOCHAIN_CA_CERT` names a PEM file, only that certificate (a
+/// private CA, or a self-signed development certificate), like `curl --cacert`.
 fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?)
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if let Ok(path) = std::env::var("GLUCOCHAIN_CA_CERT") {
+        let pem = std::fs::read(&path).with_context(|| format!("GLUCOCHAIN_CA_CERT {path}"))?;
+        b = b.tls_certs_only([
+            reqwest::Certificate::from_pem(&pem).context("GLUCOCHAIN_CA_CERT is not a PEM certificate")?
+        ]);
+    }
+    Ok(b.build()?)
 }
 
 fn read_token(key: &Path) -> anyhow::Result<String> {
