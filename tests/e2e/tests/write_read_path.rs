@@ -370,10 +370,15 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     let h5 = sys.submit(&hospital.register(&clinician, Role::Clinician, Some(&hid))).await;
     sys.wait_committed(&h5).await;
 
-    // A CGM reading, committed by the quorum.
+    // A CGM reading, committed by the quorum; it is also on the detector's fast path at once.
+    let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-obs").await.unwrap();
+    let mut fast_path = bus.client().subscribe(format!("emr.obs.{}", patient.id)).await.unwrap();
     let jws = patient.cgm(&patient.id.clone(), 63.0);
     let obs_hash = sys.submit(&jws).await;
     let committed = sys.wait_committed(&obs_hash).await;
+    let fast = tokio::time::timeout(Duration::from_secs(10), futures_next(&mut fast_path)).await.expect("fast path");
+    let env = <glucochain_wire::v1::TxEnvelope as prost::Message>::decode(fast.as_slice()).unwrap();
+    assert_eq!(env.jws, jws.as_bytes(), "the observation itself went on emr.obs.<patient>");
     let height = committed["height"].as_u64().unwrap();
     assert_eq!(committed["block_hash"].as_str().unwrap().len(), 64);
     // An identical resubmission answers its status (200), and is not stored twice.
@@ -550,6 +555,30 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
         }
     }
     assert_eq!(accepted_count(&sys).await, before, "no refused transaction reached the TXS stream");
+
+    // NATS down: 503 with Retry-After, and nothing recorded.
+    let mut sys = sys;
+    let pending = patient.cgm(&patient.id.clone(), 88.0);
+    sys._nats.stop();
+    let r = sys
+        .http
+        .post(format!("{}/v1/transactions", sys.ingest))
+        .header("content-type", "application/jose")
+        .body(pending.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:glucochain:problem:unavailable");
+    let h = glucochain_crypto::sha256(pending.as_bytes());
+    assert_eq!(sys.tx_status(&h).await.0, 404, "nothing stored half-way");
+}
+
+async fn futures_next(sub: &mut async_nats::Subscriber) -> Vec<u8> {
+    use futures::StreamExt as _;
+    sub.next().await.expect("subscription open").payload.to_vec()
 }
 
 /// Runs emrctl; (success, stdout + stderr).
