@@ -28,6 +28,9 @@ use glucochain_types::tx::{ParticipantRegister, ParticipantRevoke, TxBody, TxLim
 use glucochain_types::{BlockHeader, ChainId, ParticipantId, Role, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+pub mod contracts;
+pub use contracts::{Contracts, ReadDecision, decide_read, emergency_profile_for};
+
 /// A transaction may be created at most this long before the block time.
 pub const TX_MAX_AGE_MS: i64 = 60 * 60 * 1000;
 /// A transaction may be created at most this long after the block time (clock skew).
@@ -99,6 +102,7 @@ pub struct BlockEffects {
     nonce_set: HashSet<(ParticipantId, String)>,
     validator_updates: Vec<ValidatorUpdate>,
     bytes: u64,
+    contracts: Contracts,
 }
 
 /// The committed ledger state after some height.
@@ -119,6 +123,7 @@ pub struct LedgerState {
     hashes: HashSet<Hash32>,
     expiry: BTreeMap<(i64, u64), ((ParticipantId, String), Hash32)>,
     expiry_seq: u64,
+    contracts: Contracts,
 }
 
 /// A header that does not follow the state.
@@ -176,6 +181,7 @@ impl LedgerState {
             hashes: HashSet::new(),
             expiry: BTreeMap::new(),
             expiry_seq: 0,
+            contracts: Contracts::default(),
         }
     }
 
@@ -222,6 +228,11 @@ impl LedgerState {
     /// A participant by id.
     pub fn participant(&self, id: &ParticipantId) -> Option<&Participant> {
         self.participants.get(id)
+    }
+
+    /// Contract state: consents, care plans, emergency profiles, consults, alerts.
+    pub fn contracts(&self) -> &Contracts {
+        &self.contracts
     }
 
     /// All participants.
@@ -302,6 +313,10 @@ impl LedgerState {
         for u in effects.validator_updates {
             digest.extend_from_slice(format!("v{}:{}@{activation}\n", u.validator, u.power).as_bytes());
             self.scheduled.entry(activation).or_default().push(u);
+        }
+        for line in self.contracts.merge(effects.contracts) {
+            digest.extend_from_slice(line.as_bytes());
+            digest.push(b'\n');
         }
         // Nonces and hashes are remembered while a resubmission could still be admitted.
         for (signer, nonce, created, hash) in effects.nonces {
@@ -463,7 +478,7 @@ impl<'a> BlockExecution<'a> {
             TxBody::ParticipantRegister(r) => self.register(&tx.signer, signer_role, self_registration, r)?,
             TxBody::ParticipantRevoke(r) => self.revoke(&tx.signer, signer_role, r)?,
             TxBody::ValidatorUpdate(u) => self.validator_update(u)?,
-            _ => {}
+            _ => self.contract_rules(&tx, signer_role)?,
         }
         self.effects.hashes.insert(tx.hash);
         self.effects.nonce_set.insert(nonce_key);

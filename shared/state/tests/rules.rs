@@ -1,131 +1,14 @@
 //! The ledger rules, block by block, as validators apply them.
 
+mod common;
+
+use common::{Actor, Chain, T0};
 use glucochain_crypto::{Hash32, KeyPair};
-use glucochain_state::{BlockError, LedgerState, TX_MAX_AGE_MS};
+use glucochain_state::TX_MAX_AGE_MS;
 use glucochain_types::block::BlockHeader;
-use glucochain_types::fhir::cgm_observation;
-use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{
-    ObservationRecord, ParticipantRegister, ParticipantRevoke, TxBody, TxPayload, ValidatorUpdate,
-};
-use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
-
-const T0: i64 = 1_790_000_000_000;
-
-struct Actor {
-    key: KeyPair,
-    id: ParticipantId,
-    nonce: u32,
-}
-
-impl Actor {
-    fn new(seed: u8) -> Self {
-        let key = KeyPair::from_seed([seed; 32]);
-        let id = ParticipantId::from_public_key(&key.public());
-        Actor { key, id, nonce: 0 }
-    }
-
-    fn sign(&mut self, at: i64, patient: Option<&ParticipantId>, body: TxBody) -> Vec<u8> {
-        self.nonce += 1;
-        let payload = TxPayload::new(
-            ChainId::parse("glucochain-test").unwrap(),
-            format!("nonce-{:04}", self.nonce),
-            Timestamp::from_unix_ms(at),
-            patient.cloned(),
-            body,
-        );
-        payload.sign(&self.key, &self.id).into_bytes()
-    }
-
-    fn register(&mut self, at: i64, who: &Actor, role: Role, institution: Option<&ParticipantId>) -> Vec<u8> {
-        self.sign(
-            at,
-            None,
-            TxBody::ParticipantRegister(ParticipantRegister {
-                id: who.id.clone(),
-                role,
-                public_key: who.key.public(),
-                display_name: None,
-                institution: institution.cloned(),
-            }),
-        )
-    }
-
-    fn observe(&mut self, at: i64, patient: &ParticipantId) -> Vec<u8> {
-        let obs =
-            cgm_observation(patient.as_str(), Timestamp::from_unix_ms(at), 120.0, Some(&format!("r{}", self.nonce)));
-        self.sign(
-            at,
-            Some(patient),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
-        )
-    }
-}
-
-struct Chain {
-    state: LedgerState,
-    validators: Vec<KeyPair>,
-    time: i64,
-}
-
-impl Chain {
-    fn new(admin: &Actor) -> Self {
-        let validators: Vec<KeyPair> = (0..4u8).map(|i| KeyPair::from_seed([100 + i; 32])).collect();
-        let genesis = Genesis {
-            chain_id: ChainId::parse("glucochain-test").unwrap(),
-            genesis_time: Timestamp::from_unix_ms(T0),
-            validators: validators
-                .iter()
-                .enumerate()
-                .map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: k.public(), power: 10 })
-                .collect(),
-            admins: vec![GenesisAdmin { name: "admin".into(), public_key: admin.key.public() }],
-            params: ConsensusParams::default(),
-        };
-        genesis.validate().unwrap();
-        Chain { state: LedgerState::genesis(&genesis), validators, time: T0 }
-    }
-
-    fn header(&mut self, txs: &[Vec<u8>]) -> BlockHeader {
-        self.time += 1000;
-        let hashes: Vec<Hash32> = txs.iter().map(|t| glucochain_crypto::sha256(t)).collect();
-        BlockHeader {
-            chain_id: self.state.chain_id().clone(),
-            height: self.state.height() + 1,
-            time: Timestamp::from_unix_ms(self.time),
-            prev_hash: self.state.last_block_hash(),
-            tx_root: glucochain_types::block::tx_root(&hashes),
-            state_root: self.state.root(),
-            validators_hash: self.state.validators().hash(),
-            proposer: ParticipantId::from_public_key(&self.validators[0].public()),
-            tx_count: txs.len() as u32,
-        }
-    }
-
-    /// Commits a block of `txs`, all of which must be admitted.
-    fn commit(&mut self, txs: Vec<Vec<u8>>) {
-        let header = self.header(&txs);
-        let exec = self.state.check_block(&header, &txs).unwrap_or_else(|e| panic!("{e}"));
-        let effects = exec.finish();
-        self.state.apply(&header, effects);
-    }
-
-    /// The rejection code of `tx` in the next block.
-    fn reject(&mut self, txs: Vec<Vec<u8>>) -> (usize, &'static str) {
-        let header = self.header(&txs);
-        self.time -= 1000;
-        match self.state.check_block(&header, &txs) {
-            Err(BlockError::Tx { index, rejection }) => (index, rejection.code),
-            Err(e) => panic!("{e}"),
-            Ok(_) => panic!("admitted"),
-        }
-    }
-
-    fn now(&self) -> i64 {
-        self.time + 500
-    }
-}
+use glucochain_types::tx::{ParticipantRevoke, TxBody, ValidatorUpdate};
+use glucochain_types::{ParticipantId, Role};
 
 #[test]
 fn registration_follows_the_roles() {
@@ -214,6 +97,17 @@ fn revocation_applies_to_later_transactions_even_within_the_block() {
     let t = chain.now();
     let hid = hospital.id.clone();
     chain.commit(vec![hospital.register(t, &clinician, Role::Clinician, Some(&hid))]);
+    // The patient lets the clinician write private data.
+    let t = chain.now();
+    let grant = common::consent_body(
+        "c1",
+        &clinician.id,
+        &[glucochain_types::tx::Access::Write],
+        &[glucochain_types::DataClass::Private],
+        None,
+    );
+    let pid = patient.id.clone();
+    chain.commit(vec![patient.sign(t, Some(&pid), grant)]);
     let t = chain.now();
     let revoke = hospital.sign(
         t,

@@ -1,0 +1,705 @@
+//! The smart contracts between a patient and their care team, as
+//! deterministic rules over committed state: consent, care plans (two
+//! signatures), emergency (break-glass) profiles and tokens, tele-health
+//! consults, medication and alert acknowledgements. The validators apply
+//! them when admitting transactions; the ledger and the contracts engine use
+//! [`decide_read`] for every read. Every rule answers allow or deny with a
+//! reason.
+
+use crate::{BlockExecution, LedgerState, Participant, Rejection};
+use glucochain_crypto::Hash32;
+use glucochain_types::ids::LocalId;
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::{
+    Access, AccessEmergency, AlertAck, AlertRaise, CareplanAccept, CareplanPropose, ConsentGrant, ConsentRevoke,
+    ConsentScope, ConsultRequest, ConsultRespond, EmergencyProfileSet, MedicationTaken, Purpose, RecordType, TxBody,
+};
+use glucochain_types::{DataClass, ParticipantId, Role, Transaction};
+use std::collections::BTreeMap;
+
+/// How long a consult request lets the clinician read the shared records
+/// when it is not answered (after an answer, access ends).
+pub const CONSULT_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
+/// How long a break-glass access lasts.
+pub const EMERGENCY_WINDOW_MS: i64 = 60 * 60 * 1000;
+
+/// A consent a patient granted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consent {
+    /// The patient.
+    pub patient: ParticipantId,
+    /// Its id (per patient).
+    pub consent_id: LocalId,
+    /// Who may access: a participant or an institution (then its staff).
+    pub grantee: ParticipantId,
+    /// What.
+    pub scope: ConsentScope,
+    /// Why.
+    pub purpose: Purpose,
+    /// From when (default: the granting block).
+    pub valid_from: Option<Timestamp>,
+    /// Until when (default: until revoked).
+    pub valid_until: Option<Timestamp>,
+    /// Block that granted it.
+    pub granted_at: u64,
+    /// Block that revoked it.
+    pub revoked_at: Option<u64>,
+}
+
+impl Consent {
+    /// Whether it is in force at `t`.
+    pub fn active_at(&self, t: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.valid_from.is_none_or(|f| t >= f) && self.valid_until.is_none_or(|u| t < u)
+    }
+}
+
+/// Whether `scope` covers an access to data of `class`, `record_type`, `codes`.
+pub fn scope_covers(
+    scope: &ConsentScope,
+    access: Access,
+    class: DataClass,
+    record_type: RecordType,
+    codes: &[String],
+) -> bool {
+    scope.access.contains(&access)
+        && scope.data_classes.contains(&class)
+        && (scope.record_types.is_empty() || scope.record_types.contains(&record_type))
+        && (scope.codes.is_empty() || codes.iter().all(|c| scope.codes.contains(c)))
+}
+
+/// One version of a care plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CareplanVersion {
+    /// The proposal.
+    pub plan: CareplanPropose,
+    /// The clinician who proposed it.
+    pub proposer: ParticipantId,
+    /// Hash of the `careplan.propose` transaction.
+    pub proposal_tx: Hash32,
+    /// Block of the proposal.
+    pub proposed_at: u64,
+    /// Block of the patient's acceptance (then this version is the active one).
+    pub accepted_at: Option<u64>,
+}
+
+/// A care plan with its versions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Careplan {
+    /// The patient.
+    pub patient: ParticipantId,
+    /// Plan id.
+    pub plan_id: LocalId,
+    /// Proposed versions.
+    pub versions: BTreeMap<u32, CareplanVersion>,
+    /// The accepted (active) version, if any.
+    pub active_version: Option<u32>,
+}
+
+impl Careplan {
+    /// The active version, if accepted and within its term at `t`.
+    pub fn active_at(&self, t: Timestamp) -> Option<&CareplanVersion> {
+        let v = self.versions.get(&self.active_version?)?;
+        (v.plan.term.start <= t && t < v.plan.term.end).then_some(v)
+    }
+}
+
+/// A patient's emergency profile and the hash of their device token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmergencyProfile {
+    /// The patient.
+    pub patient: ParticipantId,
+    /// The profile (blood group, allergies, medication, contacts) and token hash.
+    pub profile: EmergencyProfileSet,
+    /// Block that set it.
+    pub set_at: u64,
+}
+
+/// A tele-health consult.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consult {
+    /// The patient.
+    pub patient: ParticipantId,
+    /// Its id.
+    pub consult_id: LocalId,
+    /// The clinician asked.
+    pub clinician: ParticipantId,
+    /// What the patient shares with them.
+    pub shared: ConsentScope,
+    /// When it was requested (block time).
+    pub requested_time: Timestamp,
+    /// Block of the answer.
+    pub responded_at: Option<u64>,
+}
+
+/// A raised alert and who acknowledged it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaisedAlert {
+    /// The patient.
+    pub patient: ParticipantId,
+    /// Alert id.
+    pub alert_id: LocalId,
+    /// Who acknowledged.
+    pub acked_by: Vec<ParticipantId>,
+}
+
+/// A break-glass access granted by a block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmergencyAccess {
+    /// The patient.
+    pub patient: ParticipantId,
+    /// The clinician.
+    pub clinician: ParticipantId,
+    /// Until when the profile may be read.
+    pub until: Timestamp,
+}
+
+/// All contract state (also used as the per-block overlay of changes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contracts {
+    /// Consents by (patient, consent id).
+    pub consents: BTreeMap<(ParticipantId, LocalId), Consent>,
+    /// Care plans by (patient, plan id).
+    pub careplans: BTreeMap<(ParticipantId, LocalId), Careplan>,
+    /// Emergency profiles by patient.
+    pub emergency: BTreeMap<ParticipantId, EmergencyProfile>,
+    /// Consults by (patient, consult id).
+    pub consults: BTreeMap<(ParticipantId, LocalId), Consult>,
+    /// Alerts by (patient, alert id).
+    pub alerts: BTreeMap<(ParticipantId, LocalId), RaisedAlert>,
+    /// Break-glass accesses, newest last.
+    pub emergency_accesses: Vec<EmergencyAccess>,
+}
+
+impl Contracts {
+    /// Applies a block's changes; returns lines describing them (for the state root).
+    pub(crate) fn merge(&mut self, delta: Contracts) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (k, v) in delta.consents {
+            lines.push(format!("consent {}/{} revoked={:?}", k.0, k.1, v.revoked_at));
+            self.consents.insert(k, v);
+        }
+        for (k, v) in delta.careplans {
+            lines.push(format!("careplan {}/{} versions={} active={:?}", k.0, k.1, v.versions.len(), v.active_version));
+            self.careplans.insert(k, v);
+        }
+        for (k, v) in delta.emergency {
+            lines.push(format!("emergency {k} token={}", v.profile.token_hash));
+            self.emergency.insert(k, v);
+        }
+        for (k, v) in delta.consults {
+            lines.push(format!("consult {}/{} responded={:?}", k.0, k.1, v.responded_at));
+            self.consults.insert(k, v);
+        }
+        for (k, v) in delta.alerts {
+            lines.push(format!("alert {}/{} acks={}", k.0, k.1, v.acked_by.len()));
+            self.alerts.insert(k, v);
+        }
+        for a in delta.emergency_accesses {
+            lines.push(format!("break-glass {} by {}", a.patient, a.clinician));
+            self.emergency_accesses.push(a);
+        }
+        lines
+    }
+
+    /// A patient's consents.
+    pub fn consents_of<'a>(&'a self, patient: &'a ParticipantId) -> impl Iterator<Item = &'a Consent> + 'a {
+        self.consents.values().filter(move |c| &c.patient == patient)
+    }
+
+    /// A patient's care plans.
+    pub fn careplans_of<'a>(&'a self, patient: &'a ParticipantId) -> impl Iterator<Item = &'a Careplan> + 'a {
+        self.careplans.values().filter(move |c| &c.patient == patient)
+    }
+
+    /// The patient's care plan in force at `t` (the most recently accepted).
+    pub fn active_careplan(&self, patient: &ParticipantId, t: Timestamp) -> Option<&CareplanVersion> {
+        self.careplans
+            .values()
+            .filter(|c| &c.patient == patient)
+            .filter_map(|p| p.active_at(t))
+            .max_by_key(|v| v.accepted_at)
+    }
+
+    /// The emergency profile whose current token hashes to `token_hash`.
+    pub fn profile_by_token(&self, token_hash: &Hash32) -> Option<&EmergencyProfile> {
+        self.emergency.values().find(|p| &p.profile.token_hash == token_hash)
+    }
+}
+
+fn deny(reason: impl Into<String>) -> Rejection {
+    Rejection { code: "forbidden", reason: reason.into() }
+}
+
+fn conflict(reason: impl Into<String>) -> Rejection {
+    Rejection { code: "conflict", reason: reason.into() }
+}
+
+fn not_found(reason: impl Into<String>) -> Rejection {
+    Rejection { code: "unknown-contract", reason: reason.into() }
+}
+
+impl BlockExecution<'_> {
+    fn c_consent(&self, key: &(ParticipantId, LocalId)) -> Option<&Consent> {
+        self.effects.contracts.consents.get(key).or_else(|| self.state.contracts.consents.get(key))
+    }
+
+    fn c_careplan(&self, key: &(ParticipantId, LocalId)) -> Option<&Careplan> {
+        self.effects.contracts.careplans.get(key).or_else(|| self.state.contracts.careplans.get(key))
+    }
+
+    fn c_consult(&self, key: &(ParticipantId, LocalId)) -> Option<&Consult> {
+        self.effects.contracts.consults.get(key).or_else(|| self.state.contracts.consults.get(key))
+    }
+
+    fn c_alert(&self, key: &(ParticipantId, LocalId)) -> Option<&RaisedAlert> {
+        self.effects.contracts.alerts.get(key).or_else(|| self.state.contracts.alerts.get(key))
+    }
+
+    fn active_participant(&self, id: &ParticipantId) -> Option<&Participant> {
+        match self.lookup(id) {
+            Some((p, true)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// Consents of `patient` in force now (state and this block), each once.
+    fn consents_in_force(&self, patient: &ParticipantId) -> Vec<&Consent> {
+        let mut keys: Vec<&(ParticipantId, LocalId)> = self
+            .state
+            .contracts
+            .consents
+            .keys()
+            .chain(self.effects.contracts.consents.keys())
+            .filter(|k| &k.0 == patient)
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter().filter_map(|k| self.c_consent(k)).filter(|c| c.active_at(self.time)).collect()
+    }
+
+    /// Whether `who` may write records of `class`/`record_type`/`codes` for `patient` under a consent.
+    fn may_write(
+        &self,
+        who: &Participant,
+        patient: &ParticipantId,
+        class: DataClass,
+        rt: RecordType,
+        codes: &[String],
+    ) -> bool {
+        self.consents_in_force(patient).iter().any(|c| {
+            let grantee_ok = c.grantee == who.id || who.institution.as_ref() == Some(&c.grantee);
+            grantee_ok && scope_covers(&c.scope, Access::Write, class, rt, codes)
+        })
+    }
+
+    /// The contract rules of `tx` (signed by `signer` with `role`).
+    pub(crate) fn contract_rules(&mut self, tx: &Transaction, role: Role) -> Result<(), Rejection> {
+        let Some(patient) = tx.payload.patient.clone() else { return Ok(()) };
+        let signer = self.active_participant(&tx.signer).cloned();
+        match &tx.payload.body {
+            TxBody::ObservationRecord(r) if role != Role::Patient => {
+                let codes: Vec<String> =
+                    r.observations.iter().flat_map(|o| o.code.coding.iter().map(|c| c.code.clone())).collect();
+                let who = signer.ok_or_else(|| deny("signer not active"))?;
+                if !self.may_write(&who, &patient, r.data_class, RecordType::Observation, &codes) {
+                    return Err(deny(format!("no consent of {patient} lets {} write these observations", who.id)));
+                }
+            }
+            TxBody::DocumentAdd(d) if role != Role::Patient => {
+                let codes: Vec<String> = d.code.iter().cloned().collect();
+                let who = signer.ok_or_else(|| deny("signer not active"))?;
+                if !self.may_write(&who, &patient, d.data_class, RecordType::Document, &codes) {
+                    return Err(deny(format!("no consent of {patient} lets {} add this document", who.id)));
+                }
+            }
+            TxBody::ConsentGrant(g) => self.consent_grant(&patient, g)?,
+            TxBody::ConsentRevoke(r) => self.consent_revoke(&patient, r)?,
+            TxBody::CareplanPropose(p) => self.careplan_propose(tx, &patient, p)?,
+            TxBody::CareplanAccept(a) => self.careplan_accept(&patient, a)?,
+            TxBody::EmergencyProfileSet(e) => {
+                if let Some(other) = self.state.contracts.profile_by_token(&e.token_hash)
+                    && other.patient != patient
+                {
+                    return Err(conflict("this device token is already in use"));
+                }
+                let p =
+                    EmergencyProfile { patient: patient.clone(), profile: e.clone(), set_at: self.state.height + 1 };
+                self.effects.contracts.emergency.insert(patient, p);
+            }
+            TxBody::AccessEmergency(a) => self.access_emergency(&tx.signer, &patient, a)?,
+            TxBody::ConsultRequest(c) => self.consult_request(&patient, c)?,
+            TxBody::ConsultRespond(r) => self.consult_respond(&tx.signer, &patient, r)?,
+            TxBody::MedicationTaken(m) => self.medication_taken(signer.as_ref(), role, &patient, m)?,
+            TxBody::AlertRaise(a) => self.alert_raise(&patient, a)?,
+            TxBody::AlertAck(a) => self.alert_ack(&tx.signer, role, &patient, a)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn consent_grant(&mut self, patient: &ParticipantId, g: &ConsentGrant) -> Result<(), Rejection> {
+        let key = (patient.clone(), g.consent_id.clone());
+        if self.c_consent(&key).is_some() {
+            return Err(conflict(format!("consent {} already exists", g.consent_id)));
+        }
+        if self.active_participant(&g.grantee).is_none() {
+            return Err(Rejection {
+                code: "unknown-participant",
+                reason: format!("grantee {} is not active", g.grantee),
+            });
+        }
+        if &g.grantee == patient {
+            return Err(deny("a patient needs no consent for their own records"));
+        }
+        let c = Consent {
+            patient: patient.clone(),
+            consent_id: g.consent_id.clone(),
+            grantee: g.grantee.clone(),
+            scope: g.scope.clone(),
+            purpose: g.purpose,
+            valid_from: g.valid_from,
+            valid_until: g.valid_until,
+            granted_at: self.state.height + 1,
+            revoked_at: None,
+        };
+        self.effects.contracts.consents.insert(key, c);
+        Ok(())
+    }
+
+    fn consent_revoke(&mut self, patient: &ParticipantId, r: &ConsentRevoke) -> Result<(), Rejection> {
+        let key = (patient.clone(), r.consent_id.clone());
+        let mut c = self.c_consent(&key).cloned().ok_or_else(|| not_found(format!("no consent {}", r.consent_id)))?;
+        if c.revoked_at.is_some() {
+            return Err(conflict(format!("consent {} is already revoked", r.consent_id)));
+        }
+        c.revoked_at = Some(self.state.height + 1);
+        self.effects.contracts.consents.insert(key, c);
+        Ok(())
+    }
+
+    fn careplan_propose(
+        &mut self,
+        tx: &Transaction,
+        patient: &ParticipantId,
+        p: &CareplanPropose,
+    ) -> Result<(), Rejection> {
+        let who = self.active_participant(&tx.signer).cloned().ok_or_else(|| deny("signer not active"))?;
+        let treats = self.consents_in_force(patient).iter().any(|c| {
+            (c.grantee == who.id || who.institution.as_ref() == Some(&c.grantee))
+                && c.scope.access.contains(&Access::Write)
+        });
+        if !treats {
+            return Err(deny(format!("{} holds no consent with write access from {patient}", who.id)));
+        }
+        for c in &p.contacts {
+            match self.active_participant(&c.participant) {
+                Some(q) if q.role == Role::Caregiver && q.registered_by.as_ref() == Some(patient) => {}
+                Some(q) if q.role == Role::Clinician => {}
+                _ => {
+                    return Err(deny(format!(
+                        "contact {} is neither a caregiver this patient invited nor a clinician",
+                        c.participant
+                    )));
+                }
+            }
+        }
+        let key = (patient.clone(), p.plan_id.clone());
+        let mut plan = self.c_careplan(&key).cloned().unwrap_or_else(|| Careplan {
+            patient: patient.clone(),
+            plan_id: p.plan_id.clone(),
+            versions: BTreeMap::new(),
+            active_version: None,
+        });
+        if plan.versions.contains_key(&p.version) {
+            return Err(conflict(format!("plan {} version {} was already proposed", p.plan_id, p.version)));
+        }
+        if plan.active_version.is_some_and(|a| p.version <= a) {
+            return Err(conflict("an amendment needs a version above the active one"));
+        }
+        plan.versions.insert(
+            p.version,
+            CareplanVersion {
+                plan: p.clone(),
+                proposer: who.id,
+                proposal_tx: tx.hash,
+                proposed_at: self.state.height + 1,
+                accepted_at: None,
+            },
+        );
+        self.effects.contracts.careplans.insert(key, plan);
+        Ok(())
+    }
+
+    fn careplan_accept(&mut self, patient: &ParticipantId, a: &CareplanAccept) -> Result<(), Rejection> {
+        let key = (patient.clone(), a.plan_id.clone());
+        let mut plan =
+            self.c_careplan(&key).cloned().ok_or_else(|| not_found(format!("no care plan {}", a.plan_id)))?;
+        let time = self.time;
+        let v = plan.versions.get_mut(&a.version).ok_or_else(|| not_found(format!("no version {}", a.version)))?;
+        if v.proposal_tx != a.proposal_tx {
+            return Err(conflict("proposal_tx is not the proposal of this version"));
+        }
+        if v.accepted_at.is_some() {
+            return Err(conflict("this version is already accepted"));
+        }
+        if time >= v.plan.term.end {
+            return Err(Rejection { code: "expired", reason: "the plan's term has ended".into() });
+        }
+        if plan.active_version.is_some_and(|act| a.version <= act) {
+            return Err(conflict("a newer version is already active"));
+        }
+        v.accepted_at = Some(self.state.height + 1);
+        plan.active_version = Some(a.version);
+        self.effects.contracts.careplans.insert(key, plan);
+        Ok(())
+    }
+
+    fn access_emergency(
+        &mut self,
+        clinician: &ParticipantId,
+        patient: &ParticipantId,
+        a: &AccessEmergency,
+    ) -> Result<(), Rejection> {
+        let current = self
+            .effects
+            .contracts
+            .emergency
+            .get(patient)
+            .or_else(|| self.state.contracts.emergency.get(patient))
+            .ok_or_else(|| deny(format!("{patient} has no emergency profile")))?;
+        if current.profile.token_hash != a.token_hash {
+            return Err(deny("the device token is unknown or was revoked"));
+        }
+        self.effects.contracts.emergency_accesses.push(EmergencyAccess {
+            patient: patient.clone(),
+            clinician: clinician.clone(),
+            until: Timestamp::from_unix_ms(self.time.unix_ms() + EMERGENCY_WINDOW_MS),
+        });
+        Ok(())
+    }
+
+    fn consult_request(&mut self, patient: &ParticipantId, c: &ConsultRequest) -> Result<(), Rejection> {
+        let key = (patient.clone(), c.consult_id.clone());
+        if self.c_consult(&key).is_some() {
+            return Err(conflict(format!("consult {} already exists", c.consult_id)));
+        }
+        match self.active_participant(&c.clinician) {
+            Some(p) if p.role == Role::Clinician => {}
+            _ => return Err(deny(format!("{} is not an active clinician", c.clinician))),
+        }
+        self.effects.contracts.consults.insert(
+            key,
+            Consult {
+                patient: patient.clone(),
+                consult_id: c.consult_id.clone(),
+                clinician: c.clinician.clone(),
+                shared: c.shared.clone(),
+                requested_time: self.time,
+                responded_at: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn consult_respond(
+        &mut self,
+        clinician: &ParticipantId,
+        patient: &ParticipantId,
+        r: &ConsultRespond,
+    ) -> Result<(), Rejection> {
+        let key = (patient.clone(), r.consult_id.clone());
+        let mut c = self.c_consult(&key).cloned().ok_or_else(|| not_found(format!("no consult {}", r.consult_id)))?;
+        if &c.clinician != clinician {
+            return Err(deny("only the clinician asked may answer the consult"));
+        }
+        if c.responded_at.is_some() {
+            return Err(conflict("the consult was already answered"));
+        }
+        if let Some(plan) = &r.careplan_change
+            && self.c_careplan(&(patient.clone(), plan.clone())).is_none()
+        {
+            return Err(not_found(format!("no care plan {plan}")));
+        }
+        c.responded_at = Some(self.state.height + 1);
+        self.effects.contracts.consults.insert(key, c);
+        Ok(())
+    }
+
+    fn medication_taken(
+        &self,
+        who: Option<&Participant>,
+        role: Role,
+        patient: &ParticipantId,
+        _m: &MedicationTaken,
+    ) -> Result<(), Rejection> {
+        if role == Role::Caregiver && who.and_then(|w| w.registered_by.as_ref()) != Some(patient) {
+            return Err(deny("only a caregiver this patient invited may record their medication"));
+        }
+        Ok(())
+    }
+
+    fn alert_raise(&mut self, patient: &ParticipantId, a: &AlertRaise) -> Result<(), Rejection> {
+        let key = (patient.clone(), a.alert_id.clone());
+        if self.c_alert(&key).is_some() {
+            return Err(conflict(format!("alert {} was already raised", a.alert_id)));
+        }
+        self.effects
+            .contracts
+            .alerts
+            .insert(key, RaisedAlert { patient: patient.clone(), alert_id: a.alert_id.clone(), acked_by: Vec::new() });
+        Ok(())
+    }
+
+    fn alert_ack(
+        &mut self,
+        who: &ParticipantId,
+        role: Role,
+        patient: &ParticipantId,
+        a: &AlertAck,
+    ) -> Result<(), Rejection> {
+        let key = (patient.clone(), a.alert_id.clone());
+        let mut alert = self.c_alert(&key).cloned().ok_or_else(|| not_found(format!("no alert {}", a.alert_id)))?;
+        let in_plan = self
+            .state
+            .contracts
+            .active_careplan(patient, self.time)
+            .is_some_and(|v| v.plan.contacts.iter().any(|c| &c.participant == who) || &v.proposer == who);
+        let allowed = match role {
+            Role::Patient => true,
+            Role::Caregiver => {
+                in_plan || self.lookup(who).and_then(|(p, _)| p.registered_by.clone()).as_ref() == Some(patient)
+            }
+            Role::Clinician => in_plan || !self.consents_in_force(patient).iter().all(|c| &c.grantee != who),
+            _ => false,
+        };
+        if !allowed {
+            return Err(deny(format!("{who} is not on this patient's care team")));
+        }
+        if alert.acked_by.contains(who) {
+            return Err(conflict("already acknowledged by this participant"));
+        }
+        alert.acked_by.push(who.clone());
+        self.effects.contracts.alerts.insert(key, alert);
+        Ok(())
+    }
+}
+
+/// The answer to a read request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadDecision {
+    /// Everything of the patient may be read (the patient, an admin).
+    All {
+        /// Why.
+        reason: String,
+    },
+    /// Only records these scopes cover.
+    Scoped {
+        /// The scopes (from consents and consults in force).
+        scopes: Vec<ConsentScope>,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing.
+    Deny {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ReadDecision {
+    /// Whether anything may be read.
+    pub fn allows(&self) -> bool {
+        !matches!(self, ReadDecision::Deny { .. })
+    }
+
+    /// The reason, for the audit log.
+    pub fn reason(&self) -> &str {
+        match self {
+            ReadDecision::All { reason } | ReadDecision::Scoped { reason, .. } | ReadDecision::Deny { reason } => {
+                reason
+            }
+        }
+    }
+
+    /// Whether a record of `class`/`record_type`/`codes` may be read.
+    pub fn covers(&self, class: DataClass, rt: RecordType, codes: &[String]) -> bool {
+        match self {
+            ReadDecision::All { .. } => true,
+            ReadDecision::Scoped { scopes, .. } => {
+                scopes.iter().any(|s| scope_covers(s, Access::Read, class, rt, codes))
+            }
+            ReadDecision::Deny { .. } => false,
+        }
+    }
+}
+
+/// May `reader` read `patient`'s records at `at` for `purpose` (an HL7
+/// ActReason code)? The patient themself and admins read everything (and are
+/// audited); others need a consent in force whose grantee is them or their
+/// institution, with read access and the same purpose, or an open consult
+/// the patient asked them for.
+pub fn decide_read(
+    state: &LedgerState,
+    reader: &ParticipantId,
+    patient: &ParticipantId,
+    purpose: &str,
+    at: Timestamp,
+) -> ReadDecision {
+    let Some(r) = state.participant(reader).filter(|p| p.is_active()) else {
+        return ReadDecision::Deny { reason: format!("{reader} is not an active participant") };
+    };
+    if reader == patient {
+        return ReadDecision::All { reason: "the patient's own records".into() };
+    }
+    if r.role == Role::Admin {
+        return ReadDecision::All { reason: "consortium admin".into() };
+    }
+    let purpose_code =
+        |p: Purpose| serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let mut scopes = Vec::new();
+    let mut reasons = Vec::new();
+    for c in state.contracts.consents_of(patient) {
+        let grantee_ok = &c.grantee == reader || r.institution.as_ref() == Some(&c.grantee);
+        if grantee_ok && c.active_at(at) && c.scope.access.contains(&Access::Read) && purpose_code(c.purpose) == purpose
+        {
+            scopes.push(c.scope.clone());
+            reasons.push(format!("consent {}", c.consent_id));
+        }
+    }
+    for c in state.contracts.consults.values().filter(|c| &c.patient == patient && &c.clinician == reader) {
+        let open = c.responded_at.is_none() && at.unix_ms() < c.requested_time.unix_ms() + CONSULT_WINDOW_MS;
+        if open {
+            scopes.push(c.shared.clone());
+            reasons.push(format!("consult {}", c.consult_id));
+        }
+    }
+    if scopes.is_empty() {
+        let any = state
+            .contracts
+            .consents_of(patient)
+            .any(|c| &c.grantee == reader || r.institution.as_ref() == Some(&c.grantee));
+        let reason = if any {
+            format!("no consent of {patient} in force for {reader} with read access and purpose {purpose}")
+        } else {
+            format!("{patient} has not granted {reader} access")
+        };
+        return ReadDecision::Deny { reason };
+    }
+    ReadDecision::Scoped { scopes, reason: reasons.join(", ") }
+}
+
+/// The emergency profile a clinician may read right now: only after a
+/// committed `access.emergency` of theirs for that patient, within its window.
+pub fn emergency_profile_for<'a>(
+    state: &'a LedgerState,
+    clinician: &ParticipantId,
+    patient: &ParticipantId,
+    at: Timestamp,
+) -> Option<&'a EmergencyProfile> {
+    let granted = state
+        .contracts
+        .emergency_accesses
+        .iter()
+        .any(|a| &a.clinician == clinician && &a.patient == patient && at < a.until);
+    granted.then(|| state.contracts.emergency.get(patient)).flatten()
+}
