@@ -12,6 +12,7 @@ use glucochain_crypto::Hash32;
 use glucochain_crypto::jose::TokenPolicy;
 use glucochain_crypto::merkle::MerkleTree;
 use glucochain_follow::from_stored;
+use glucochain_state::{ReadDecision, decide_read};
 use glucochain_types::proof::InclusionProof;
 use glucochain_types::time::Timestamp;
 use glucochain_types::{ParticipantId, Role};
@@ -61,6 +62,7 @@ async fn audited(
     patient: Option<&ParticipantId>,
     action: &str,
     granted: bool,
+    reason: &str,
 ) -> Result<(), Problem> {
     let purpose = purpose(req, r)?;
     let res = resource(req);
@@ -73,6 +75,7 @@ async fn audited(
             resource: &res,
             purpose: &purpose,
             granted,
+            reason,
         })
         .await
         .map_err(|e| {
@@ -82,12 +85,20 @@ async fn audited(
     if granted {
         Ok(())
     } else {
-        Err(Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not authorized", format!("{} may not read this", r.id)))
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "Not authorized",
+            format!("{} may not read this: {reason}", r.id),
+        ))
     }
 }
 
-fn may_read_patient(r: &Reader, patient: &ParticipantId) -> bool {
-    r.role == Role::Admin || &r.id == patient
+/// The contract rules' answer for `r` reading `patient`'s records now.
+fn decide(s: &ApiState, req: &HttpRequest, r: &Reader, patient: &ParticipantId) -> Result<ReadDecision, Problem> {
+    let purpose = purpose(req, r)?;
+    let view = s.ledger.view.read().expect("view lock");
+    Ok(decide_read(view.state(), &r.id, patient, &purpose, Timestamp::now()))
 }
 
 fn parse_hash(s: &str) -> Result<Hash32, Problem> {
@@ -116,7 +127,7 @@ async fn block_json(s: &ApiState, height: u64) -> Result<serde_json::Value, Prob
     responses((status = 200, description = "header, tx hashes and commit certificate"), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn latest_block(req: HttpRequest, s: Data) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
-    audited(&s, &req, &r, None, "read", true).await?;
+    audited(&s, &req, &r, None, "read", true, "block headers are public to participants").await?;
     let h = s.ledger.height();
     if h == 0 {
         return Err(Problem::not_found("no block committed yet"));
@@ -130,7 +141,7 @@ pub async fn latest_block(req: HttpRequest, s: Data) -> Result<HttpResponse, Pro
     responses((status = 200, description = "header, tx hashes and commit certificate"), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn block(req: HttpRequest, s: Data, height: web::Path<u64>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
-    audited(&s, &req, &r, None, "read", true).await?;
+    audited(&s, &req, &r, None, "read", true, "block headers are public to participants").await?;
     Ok(HttpResponse::Ok().json(block_json(&s, height.into_inner()).await?))
 }
 
@@ -143,12 +154,26 @@ async fn load_tx(
     let hash = parse_hash(hash)?;
     let tx = s.ledger.store.transaction(&hash.0).await.map_err(|_| Problem::internal())?;
     let Some(tx) = tx else {
-        audited(s, req, r, None, "read", true).await?;
+        audited(s, req, r, None, "read", true, "unknown transaction").await?;
         return Err(Problem::not_found(format!("no committed transaction {hash}")));
     };
     let patient = tx.patient.as_deref().and_then(|p| ParticipantId::parse(p).ok());
-    let granted = r.role == Role::Admin || tx.signer == r.id.as_str() || patient.as_ref() == Some(&r.id);
-    audited(s, req, r, patient.as_ref(), "read", granted).await?;
+    let (granted, reason) = if tx.signer == r.id.as_str() {
+        (true, "the signer of the transaction".to_string())
+    } else if let Some(p) = &patient {
+        // A patient's transaction: readable when the contract rules cover what it holds.
+        let d = decide(s, req, r, p)?;
+        let entries = entries(&tx);
+        let covered = match &d {
+            ReadDecision::All { .. } => true,
+            _ if entries.is_empty() => false,
+            _ => entries.iter().all(|e| d.covers(e.class, e.record_type, &e.code_values())),
+        };
+        (covered, d.reason().to_string())
+    } else {
+        (r.role == Role::Admin, if r.role == Role::Admin { "consortium admin" } else { "not the signer" }.to_string())
+    };
+    audited(s, req, r, patient.as_ref(), "read", granted, &reason).await?;
     Ok(tx)
 }
 
@@ -216,7 +241,8 @@ pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result
         .map_err(|e| Problem::bad_request(format!("query: {e}")))?
         .into_inner();
     let query = RecordQuery::parse(&raw).map_err(Problem::bad_request)?;
-    audited(&s, &req, &r, Some(&patient), "search", may_read_patient(&r, &patient)).await?;
+    let decision = decide(&s, &req, &r, &patient)?;
+    audited(&s, &req, &r, Some(&patient), "search", decision.allows(), decision.reason()).await?;
     let mut all = Vec::new();
     let mut after = None;
     loop {
@@ -228,7 +254,7 @@ pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result
             .map_err(|_| Problem::internal())?;
         let Some(last) = page.last() else { break };
         after = Some((last.height, last.index));
-        all.extend(page.iter().flat_map(entries));
+        all.extend(page.iter().flat_map(entries).filter(|e| decision.covers(e.class, e.record_type, &e.code_values())));
     }
     let base = format!("/v1/patients/{patient}/records");
     Ok(HttpResponse::Ok().content_type("application/fhir+json").json(bundle(&base, &all, &query, &raw)))
@@ -246,7 +272,11 @@ pub async fn access_log(req: HttpRequest, s: Data, id: web::Path<String>) -> Res
         .and_then(|q| q.get("_count").and_then(|c| c.parse().ok()))
         .unwrap_or(100)
         .clamp(1, 1000);
-    audited(&s, &req, &r, Some(&patient), "read", may_read_patient(&r, &patient)).await?;
+    // The access log is the patient's own (and the admins'): consents to records do not extend to it.
+    let decision = decide(&s, &req, &r, &patient)?;
+    let own = matches!(decision, ReadDecision::All { .. });
+    let reason = if own { decision.reason() } else { "only the patient and admins read the access log" };
+    audited(&s, &req, &r, Some(&patient), "read", own, reason).await?;
     let rows = s.ledger.store.audit_for_patient(patient.as_str(), count).await.map_err(|_| Problem::internal())?;
     let entries: Vec<serde_json::Value> = rows
         .iter()
@@ -258,6 +288,7 @@ pub async fn access_log(req: HttpRequest, s: Data, id: web::Path<String>) -> Res
                 "action": if a.action == "search" { "E" } else { "R" },
                 "recorded": Timestamp::from_unix_ms(a.at_ms).to_rfc3339(),
                 "outcome": if a.outcome == "granted" { "0" } else { "4" },
+                "outcomeDesc": a.reason,
                 "purposeOfEvent": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": a.purpose }] }],
                 "agent": [{ "who": { "identifier": { "value": a.reader } }, "role": [{ "text": a.reader_role }], "requestor": true }],
                 "source": { "observer": { "display": "glucochain-ledger" } },

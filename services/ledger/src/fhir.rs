@@ -4,9 +4,10 @@
 
 use glucochain_crypto::Hash32;
 use glucochain_store::StoredTx;
+use glucochain_types::DataClass;
 use glucochain_types::Transaction;
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::TxBody;
+use glucochain_types::tx::{RecordType, TxBody};
 use serde_json::{Value, json};
 
 /// Default and largest page size.
@@ -122,8 +123,19 @@ pub struct RecordEntry {
     pub effective: Timestamp,
     /// Codes (system, code).
     pub codes: Vec<(Option<String>, String)>,
+    /// Institution or patient-private data.
+    pub class: DataClass,
+    /// Kind of record (for consent scopes).
+    pub record_type: RecordType,
     /// The FHIR resource with provenance.
     pub resource: Value,
+}
+
+impl RecordEntry {
+    /// The plain codes (without systems), as consent scopes name them.
+    pub fn code_values(&self) -> Vec<String> {
+        self.codes.iter().map(|(_, c)| c.clone()).collect()
+    }
 }
 
 fn provenance(tx: &StoredTx, hash: &Hash32) -> Value {
@@ -142,12 +154,14 @@ fn provenance(tx: &StoredTx, hash: &Hash32) -> Value {
 pub fn entries(tx: &StoredTx) -> Vec<RecordEntry> {
     let Ok(parsed) = Transaction::parse(&tx.jws, &Default::default()) else { return Vec::new() };
     let hash = parsed.hash;
-    let base = |effective, codes, resource| RecordEntry {
+    let base = |effective, codes, class, record_type, resource| RecordEntry {
         tx_hash: hash,
         height: tx.height,
         index: tx.index,
         effective,
         codes,
+        class,
+        record_type,
         resource,
     };
     match &parsed.payload.body {
@@ -161,7 +175,7 @@ pub fn entries(tx: &StoredTx) -> Vec<RecordEntry> {
                 v["extension"] = provenance(tx, &hash);
                 v["meta"] = json!({ "source": format!("urn:glucochain:tx:{hash}"), "tag": [{ "code": r.data_class }] });
                 let codes = o.code.coding.iter().map(|c| (Some(c.system.clone()), c.code.clone())).collect();
-                base(o.effective_date_time, codes, v)
+                base(o.effective_date_time, codes, r.data_class, RecordType::Observation, v)
             })
             .collect(),
         TxBody::DocumentAdd(d) => {
@@ -184,7 +198,7 @@ pub fn entries(tx: &StoredTx) -> Vec<RecordEntry> {
                 "meta": { "source": format!("urn:glucochain:tx:{hash}"), "tag": [{ "code": d.data_class }] },
             });
             let codes = code.map(|c| vec![(Some("http://loinc.org".to_string()), c)]).unwrap_or_default();
-            vec![base(parsed.payload.created_at, codes, v)]
+            vec![base(parsed.payload.created_at, codes, d.data_class, RecordType::Document, v)]
         }
         _ => Vec::new(),
     }
@@ -251,6 +265,8 @@ mod tests {
             index: minute as u32,
             effective: Timestamp::from_unix_ms(1_790_000_000_000 + minute * 60_000),
             codes: vec![(Some("http://loinc.org".into()), code.into())],
+            class: DataClass::Private,
+            record_type: RecordType::Observation,
             resource: json!({ "resourceType": "Observation", "id": format!("o{minute}") }),
         }
     }

@@ -72,6 +72,8 @@ pub struct Access<'a> {
     pub purpose: &'a str,
     /// Granted or denied.
     pub granted: bool,
+    /// The rule's reason.
+    pub reason: &'a str,
 }
 
 /// Everything the ledger holds.
@@ -177,6 +179,7 @@ impl Ledger {
             resource: a.resource.into(),
             purpose: a.purpose.into(),
             outcome: if a.granted { "granted" } else { "denied" }.into(),
+            reason: a.reason.into(),
             prev_hash: prev.clone(),
             entry_hash: Vec::new(),
         };

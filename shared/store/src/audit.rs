@@ -24,6 +24,8 @@ pub struct AuditRow {
     pub purpose: String,
     /// `granted` or `denied`.
     pub outcome: String,
+    /// Why (the access rule's reason).
+    pub reason: String,
     /// Hash of the previous entry (zeros for the first).
     pub prev_hash: Vec<u8>,
     /// Hash of this entry.
@@ -41,13 +43,14 @@ fn row(r: &sqlx::any::AnyRow) -> Result<AuditRow, StoreError> {
         resource: r.try_get("resource")?,
         purpose: r.try_get("purpose")?,
         outcome: r.try_get("outcome")?,
+        reason: r.try_get("reason")?,
         prev_hash: r.try_get("prev_hash")?,
         entry_hash: r.try_get("entry_hash")?,
     })
 }
 
 const COLUMNS: &str =
-    "seq, at_ms, reader, reader_role, patient, action, resource, purpose, outcome, prev_hash, entry_hash";
+    "seq, at_ms, reader, reader_role, patient, action, resource, purpose, outcome, reason, prev_hash, entry_hash";
 
 impl Store {
     /// The newest entry, if any.
@@ -58,7 +61,7 @@ impl Store {
 
     /// Appends an entry (its `seq` must be the head's + 1; a clash is an error).
     pub async fn insert_audit(&self, e: &AuditRow) -> Result<(), StoreError> {
-        let q = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+        let q = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
         sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(e.seq as i64)
             .bind(e.at_ms)
@@ -69,6 +72,7 @@ impl Store {
             .bind(e.resource.clone())
             .bind(e.purpose.clone())
             .bind(e.outcome.clone())
+            .bind(e.reason.clone())
             .bind(e.prev_hash.clone())
             .bind(e.entry_hash.clone())
             .execute(&self.pool)

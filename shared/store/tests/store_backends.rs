@@ -92,6 +92,7 @@ async fn exercise(store: &Store) {
         resource: "/v1/patients/x/records".into(),
         purpose: "TREAT".into(),
         outcome: "granted".into(),
+        reason: "consent c1".into(),
         prev_hash: vec![seq as u8 - 1; 32],
         entry_hash: vec![seq as u8; 32],
     };

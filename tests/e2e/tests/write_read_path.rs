@@ -665,3 +665,108 @@ async fn the_ledger_fills_a_gap_in_the_blocks_stream_from_the_validators() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clinician_reads_exactly_what_the_patient_consented_and_refusals_are_audited() {
+    use glucochain_types::tx::{Access, ConsentGrant, ConsentRevoke, ConsentScope, Purpose};
+    let mut admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let sys = System::start(&admin, &ledger_key_path, true).await;
+    let mut hospital = Actor::new();
+    let clinician = Actor::new();
+    let mut patient = Actor::new();
+    let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let a = sys.submit(&admin.register(&hospital, Role::Institution, None)).await;
+    let b = sys.submit(&patient.register(&me, Role::Patient, None)).await;
+    sys.wait_committed(&a).await;
+    sys.wait_committed(&b).await;
+    let hid = hospital.id.clone();
+    let c = sys.submit(&hospital.register(&clinician, Role::Clinician, Some(&hid))).await;
+    sys.wait_committed(&c).await;
+    // The patient's CGM reading and HbA1c result.
+    let pid = patient.id.clone();
+    let cgm = sys.submit(&patient.cgm(&pid, 140.0)).await;
+    let mut a1c = cgm_observation(pid.as_str(), Timestamp::now(), 7.1, None);
+    a1c.code.coding[0].code = "4548-4".into();
+    a1c.code.coding[0].display = Some("Hemoglobin A1c".into());
+    a1c.value_quantity = Some(glucochain_types::fhir::Quantity {
+        value: 7.1,
+        unit: Some("%".into()),
+        system: Some("http://unitsofmeasure.org".into()),
+        code: Some("%".into()),
+    });
+    let a1c = sys
+        .submit(&patient.sign(
+            Some(&pid),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![a1c] }),
+        ))
+        .await;
+    sys.wait_committed(&cgm).await;
+    let last = sys.wait_committed(&a1c).await;
+
+    // Without consent: refused, and the refusal is in the patient's access log with its reason.
+    let ctoken = clinician.token(120, now_secs());
+    sys.wait_ledger(last["height"].as_u64().unwrap(), &ctoken).await;
+    let records = format!("/v1/patients/{pid}/records");
+    let (code, problem) = sys.read(&records, &ctoken).await;
+    assert_eq!((code, problem["type"].as_str()), (403, Some("urn:glucochain:problem:forbidden")), "{problem}");
+    let ptoken = patient.token(120, now_secs());
+    let (_, log) = sys.read(&format!("/v1/patients/{pid}/access-log"), &ptoken).await;
+    let refusal = log["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"]["agent"][0]["who"]["identifier"]["value"] == clinician.id.as_str())
+        .expect("the refused read is audited");
+    assert_eq!(refusal["resource"]["outcome"], "4");
+    assert!(refusal["resource"]["outcomeDesc"].as_str().unwrap().contains("has not granted"), "{refusal}");
+
+    // With a consent for CGM readings only, the clinician sees those and not the HbA1c.
+    let grant = patient.sign(
+        Some(&pid),
+        TxBody::ConsentGrant(ConsentGrant {
+            consent_id: glucochain_types::ids::LocalId::parse("cgm-for-dr", "consent_id").unwrap(),
+            grantee: clinician.id.clone(),
+            scope: ConsentScope {
+                data_classes: vec![DataClass::Private],
+                record_types: vec![],
+                codes: vec!["99504-3".into()],
+                access: vec![Access::Read],
+            },
+            purpose: Purpose::Treat,
+            valid_from: None,
+            valid_until: None,
+        }),
+    );
+    let g = sys.submit(&grant).await;
+    let committed = sys.wait_committed(&g).await;
+    sys.wait_ledger(committed["height"].as_u64().unwrap(), &ptoken).await;
+    let (code, bundle) = sys.read(&records, &ctoken).await;
+    assert_eq!(code, 200, "{bundle}");
+    assert_eq!(bundle["total"], 1, "only the consented code: {bundle}");
+    assert_eq!(bundle["entry"][0]["resource"]["code"]["coding"][0]["code"], "99504-3");
+    let (_, own) = sys.read(&records, &ptoken).await;
+    assert_eq!(own["total"], 2, "the patient sees both");
+    // The HbA1c transaction itself is not readable by the clinician either.
+    let (code, _) = sys.read(&format!("/v1/transactions/{a1c}"), &ctoken).await;
+    assert_eq!(code, 403);
+    // The access log is the patient's, not the clinician's.
+    let (code, _) = sys.read(&format!("/v1/patients/{pid}/access-log"), &ctoken).await;
+    assert_eq!(code, 403);
+
+    // Revoked: refused again from the block that commits the revocation.
+    let revoke = patient.sign(
+        Some(&pid),
+        TxBody::ConsentRevoke(ConsentRevoke {
+            consent_id: glucochain_types::ids::LocalId::parse("cgm-for-dr", "consent_id").unwrap(),
+            reason: None,
+        }),
+    );
+    let r = sys.submit(&revoke).await;
+    let committed = sys.wait_committed(&r).await;
+    sys.wait_ledger(committed["height"].as_u64().unwrap(), &ptoken).await;
+    let (code, _) = sys.read(&records, &ctoken).await;
+    assert_eq!(code, 403);
+}
