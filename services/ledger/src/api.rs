@@ -36,7 +36,7 @@ struct Reader {
 
 fn reader(req: &HttpRequest, s: &ApiState) -> Result<Reader, Problem> {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-    let view = s.ledger.view.read().expect("view lock");
+    let view = s.ledger.chain.view.read().expect("view lock");
     let p = authenticate(header, view.state(), &s.policy, Timestamp::now().unix_ms() / 1000)?;
     Ok(Reader { id: p.id.clone(), role: p.role })
 }
@@ -97,7 +97,7 @@ async fn audited(
 /// The contract rules' answer for `r` reading `patient`'s records now.
 fn decide(s: &ApiState, req: &HttpRequest, r: &Reader, patient: &ParticipantId) -> Result<ReadDecision, Problem> {
     let purpose = purpose(req, r)?;
-    let view = s.ledger.view.read().expect("view lock");
+    let view = s.ledger.chain.view.read().expect("view lock");
     Ok(decide_read(view.state(), &r.id, patient, &purpose, Timestamp::now()))
 }
 
@@ -212,7 +212,7 @@ pub async fn proof(req: HttpRequest, s: Data, hash: web::Path<String>) -> Result
     let leaves: Vec<[u8; 32]> = block.txs.iter().map(|t| glucochain_crypto::sha256(t).0).collect();
     let audit_path =
         MerkleTree::from_entries(&leaves).inclusion_proof(tx.index as u64).map_err(|_| Problem::internal())?;
-    let set = s.ledger.view.read().expect("view lock").validators_at(tx.height).cloned();
+    let set = s.ledger.chain.view.read().expect("view lock").validators_at(tx.height).cloned();
     let validator_set = set.filter(|set| *set != s.ledger.genesis.validator_set());
     let p = InclusionProof {
         tx_hash: Hash32::from_slice(&tx.hash).map_err(|_| Problem::internal())?,

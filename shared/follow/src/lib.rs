@@ -216,3 +216,173 @@ pub fn to_stored(block: &Block, cert: &CommitCertificate) -> Result<StoredBlock,
         txs,
     })
 }
+
+/// The verified view of a stored chain: the state and the validator set of every height.
+pub struct ChainView {
+    follower: Follower,
+    sets: std::collections::BTreeMap<u64, glucochain_types::block::ValidatorSet>,
+}
+
+impl ChainView {
+    fn new(genesis: &Genesis) -> Self {
+        let follower = Follower::new(genesis);
+        let mut sets = std::collections::BTreeMap::new();
+        sets.insert(1, follower.state().validators().clone());
+        ChainView { follower, sets }
+    }
+
+    /// The committed state.
+    pub fn state(&self) -> &LedgerState {
+        self.follower.state()
+    }
+
+    /// The validator set that certified `height`.
+    pub fn validators_at(&self, height: u64) -> Option<&glucochain_types::block::ValidatorSet> {
+        self.sets.range(..=height).next_back().map(|(_, s)| s)
+    }
+
+    fn apply(&mut self, v: Verified) -> Block {
+        let (block, _) = self.follower.apply(v);
+        let next = self.follower.next_height();
+        let current = self.follower.state().validators();
+        if self.sets.values().next_back() != Some(current) {
+            self.sets.insert(next, current.clone());
+        }
+        block
+    }
+}
+
+/// A chain kept in a database by a follower (the ledger, the contracts
+/// engine): every block verified before it is stored, in one database
+/// transaction, then applied; rebuilt from the database at start.
+pub struct StoredChain {
+    /// The database.
+    pub store: glucochain_store::Store,
+    /// The verified view.
+    pub view: std::sync::RwLock<ChainView>,
+}
+
+fn store_err(e: impl std::fmt::Display) -> FollowError {
+    FollowError::Sync(format!("database: {e}"))
+}
+
+impl StoredChain {
+    /// Opens `store` and re-verifies every stored block from genesis.
+    pub async fn open(store: glucochain_store::Store, genesis: &Genesis) -> Result<Self, FollowError> {
+        let mut view = ChainView::new(genesis);
+        let latest = store.latest_height().await.map_err(store_err)?.unwrap_or(0);
+        for h in 1..=latest {
+            let stored = store
+                .block(h)
+                .await
+                .map_err(store_err)?
+                .ok_or_else(|| FollowError::Malformed(format!("block {h} missing from the database")))?;
+            let (block, cert) = from_stored(&stored)?;
+            let v = view.follower.verify(block, cert)?;
+            view.apply(v);
+        }
+        Ok(StoredChain { store, view: std::sync::RwLock::new(view) })
+    }
+
+    /// The committed height.
+    pub fn height(&self) -> u64 {
+        self.view.read().expect("view lock").state().height()
+    }
+
+    /// Verifies, stores and applies a committed block. Returns the block when
+    /// it is new; a block at or below the height must be the stored one.
+    pub async fn ingest(&self, c: &wire::CommittedBlock) -> Result<Option<Block>, FollowError> {
+        let (block, cert) = decode_committed(c)?;
+        let height = block.header.height;
+        let next = self.view.read().expect("view lock").follower.next_height();
+        if height < next {
+            let stored = self.store.block(height).await.map_err(store_err)?;
+            let same = stored.is_some_and(|s| s.hash == block.hash().0.to_vec());
+            return if same {
+                Ok(None)
+            } else {
+                Err(FollowError::Malformed(format!("a different block at stored height {height}")))
+            };
+        }
+        let verified = self.view.read().expect("view lock").follower.verify(block, cert)?;
+        let stored = to_stored(&verified.block, &verified.certificate)?;
+        self.store.insert_block(&stored).await.map_err(store_err)?;
+        Ok(Some(self.view.write().expect("view lock").apply(verified)))
+    }
+
+    /// Fetches and applies blocks from the validators until `height - 1`
+    /// (a gap is filled, never skipped). Calls `on_new` for each new block.
+    pub async fn fill_gap(
+        &self,
+        bus: &Bus,
+        height: u64,
+        on_new: &mut (dyn FnMut(&Block) + Send),
+    ) -> Result<(), FollowError> {
+        while self.height() + 1 < height {
+            let from = self.height() + 1;
+            let blocks = fetch_blocks(bus, from).await?;
+            if blocks.is_empty() {
+                return Err(FollowError::Sync(format!("validators returned no block from {from}")));
+            }
+            for b in &blocks {
+                if let Some(block) = self.ingest(b).await? {
+                    on_new(&block);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Follows `BLOCKS` with the durable consumer `durable`: each block is
+/// verified and stored before it is acknowledged (a failure is retried); a
+/// gap is filled first. `on_new` sees every newly applied block, in order.
+pub async fn follow_stored(
+    chain: std::sync::Arc<StoredChain>,
+    bus: Bus,
+    durable: &str,
+    mut on_new: Box<dyn FnMut(&Block) + Send>,
+) -> Result<(), FollowError> {
+    use futures::StreamExt as _;
+    let sync_err = |e: String| FollowError::Sync(e);
+    let stream =
+        bus.ensure_stream(&glucochain_bus::streams::StreamSpec::blocks()).await.map_err(|e| sync_err(e.to_string()))?;
+    let consumer = bus
+        .ensure_consumer(&stream, &glucochain_bus::streams::ConsumerSpec::durable(durable))
+        .await
+        .map_err(|e| sync_err(e.to_string()))?;
+    let mut messages = consumer.messages().await.map_err(|e| sync_err(e.to_string()))?;
+    while let Some(m) = messages.next().await {
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "BLOCKS consumer");
+                continue;
+            }
+        };
+        let Ok(c) = wire::CommittedBlock::decode(m.payload.as_ref()) else {
+            tracing::error!("undecodable message on BLOCKS; acknowledged and skipped");
+            let _ = m.ack().await;
+            continue;
+        };
+        let height = c.block.as_ref().and_then(|b| b.header.as_ref()).map(|h| h.height).unwrap_or(0);
+        let result = async {
+            chain.fill_gap(&bus, height, on_new.as_mut()).await?;
+            if let Some(block) = chain.ingest(&c).await? {
+                on_new(&block);
+            }
+            Ok::<(), FollowError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                let _ = m.ack().await;
+            }
+            Err(e) => {
+                tracing::warn!(height, error = %e, "block not stored yet; will retry");
+                let _ = m.ack_with(async_nats::jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+            }
+        }
+    }
+    Err(sync_err("BLOCKS consumer ended".into()))
+}
