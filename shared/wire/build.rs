@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "glucochain/v1/consensus.proto",
         "glucochain/v1/clinical.proto",
         "glucochain/v1/wal.proto",
+        "glucochain/v1/authz.proto",
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

@@ -1,0 +1,234 @@
+//! The contracts engine's HTTPS API: break-glass reads of the emergency
+//! profile, a patient's consents, care plan and upcoming reminders.
+
+use crate::engine::Engine;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use glucochain_api::{Problem, authenticate};
+use glucochain_crypto::jose::TokenPolicy;
+use glucochain_crypto::sha256;
+use glucochain_state::{ReadDecision, emergency_profile_for};
+use glucochain_types::time::Timestamp;
+use glucochain_types::{ParticipantId, Role};
+use serde_json::json;
+use std::sync::Arc;
+
+/// Handler state.
+pub struct ApiState {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// Token rules.
+    pub policy: TokenPolicy,
+}
+
+type Data = web::Data<ApiState>;
+
+fn reader(req: &HttpRequest, s: &ApiState) -> Result<(ParticipantId, Role), Problem> {
+    let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let view = s.engine.chain.view.read().expect("view lock");
+    let p = authenticate(header, view.state(), &s.policy, Timestamp::now().unix_ms() / 1000)?;
+    Ok((p.id.clone(), p.role))
+}
+
+fn forbidden(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not authorized", detail)
+}
+
+/// The patient themself or an admin (the decision rule's `All`).
+fn own_or_admin(s: &ApiState, reader: &ParticipantId, patient: &ParticipantId) -> Result<(), Problem> {
+    match s.engine.decide(reader, patient, "PATRQT", Timestamp::now()) {
+        ReadDecision::All { .. } => Ok(()),
+        _ => Err(forbidden("only the patient and admins")),
+    }
+}
+
+fn patient_id(s: &str) -> Result<ParticipantId, Problem> {
+    ParticipantId::parse(s).map_err(|e| Problem::bad_request(format!("patient id: {e}")))
+}
+
+/// Body of a break-glass read.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyRequest {
+    /// The device token as scanned from the wristband, phone or card.
+    pub token: String,
+}
+
+/// Break-glass: the emergency profile behind a device token, for a clinician
+/// whose `access.emergency` with that token's hash is committed (and within
+/// its hour). Nothing else of the patient is returned.
+#[utoipa::path(post, path = "/v1/emergency-access", tag = "emergency", request_body = EmergencyRequest,
+    responses((status = 200, description = "blood group, allergies, diabetes type, medication, emergency contacts"),
+        (status = 401, body = Problem), (status = 403, body = Problem, description = "no committed access.emergency by this clinician with this token, or it expired")))]
+pub async fn emergency_access(
+    req: HttpRequest,
+    s: Data,
+    body: web::Json<EmergencyRequest>,
+) -> Result<HttpResponse, Problem> {
+    let (clinician, role) = reader(&req, &s)?;
+    if role != Role::Clinician {
+        return Err(forbidden("break-glass is for registered clinicians"));
+    }
+    let token_hash = sha256(body.token.trim().as_bytes());
+    let view = s.engine.chain.view.read().expect("view lock");
+    let state = view.state();
+    let refused = || {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            "break-glass-required",
+            "Break-glass access not granted",
+            "commit access.emergency with this token's hash first (emrctl emergency access); tokens are revoked when the patient rotates them",
+        )
+    };
+    let profile = state.contracts().profile_by_token(&token_hash).ok_or_else(refused)?;
+    let now = Timestamp::now();
+    let granted = emergency_profile_for(state, &clinician, &profile.patient, now).ok_or_else(refused)?;
+    let until = state
+        .contracts()
+        .emergency_accesses
+        .iter()
+        .filter(|a| a.clinician == clinician && a.patient == granted.patient)
+        .map(|a| a.until)
+        .max();
+    let p = &granted.profile;
+    Ok(HttpResponse::Ok().json(json!({
+        "patient": granted.patient.as_str(),
+        "blood_group": p.blood_group,
+        "allergies": p.allergies,
+        "diabetes_type": p.diabetes_type,
+        "medications": p.medications,
+        "emergency_contacts": p.emergency_contacts,
+        "access_until": until.map(|u| u.to_rfc3339()),
+    })))
+}
+
+/// The patient's consents, with their status.
+#[utoipa::path(get, path = "/v1/patients/{id}/consents", tag = "patients",
+    params(("id" = String, Path, description = "the patient's secure id")),
+    responses((status = 200, description = "consents with status active, pending, expired or revoked"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn consents(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let (who, _) = reader(&req, &s)?;
+    let patient = patient_id(&id)?;
+    own_or_admin(&s, &who, &patient)?;
+    let view = s.engine.chain.view.read().expect("view lock");
+    let now = Timestamp::now();
+    let list: Vec<serde_json::Value> = view
+        .state()
+        .contracts()
+        .consents_of(&patient)
+        .map(|c| {
+            let status = if c.revoked_at.is_some() {
+                "revoked"
+            } else if c.valid_until.is_some_and(|u| now >= u) {
+                "expired"
+            } else if c.valid_from.is_some_and(|f| now < f) {
+                "pending"
+            } else {
+                "active"
+            };
+            json!({
+                "consent_id": c.consent_id.as_str(), "grantee": c.grantee.as_str(), "scope": c.scope,
+                "purpose": c.purpose, "valid_from": c.valid_from.map(|t| t.to_rfc3339()),
+                "valid_until": c.valid_until.map(|t| t.to_rfc3339()), "granted_at_height": c.granted_at,
+                "revoked_at_height": c.revoked_at, "status": status,
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "patient": patient.as_str(), "consents": list })))
+}
+
+/// The patient's care plans: the active version and pending proposals.
+#[utoipa::path(get, path = "/v1/patients/{id}/careplan", tag = "patients",
+    params(("id" = String, Path, description = "the patient's secure id")),
+    responses((status = 200, description = "care plans with versions; `active` is the version in force"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn careplan(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let (who, _) = reader(&req, &s)?;
+    let patient = patient_id(&id)?;
+    // The care team (the proposing clinician, the plan's contacts) reads the plan too.
+    let on_team = {
+        let view = s.engine.chain.view.read().expect("view lock");
+        view.state().contracts().careplans_of(&patient).any(|p| {
+            p.versions.values().any(|v| v.proposer == who || v.plan.contacts.iter().any(|c| c.participant == who))
+        })
+    };
+    if !on_team {
+        own_or_admin(&s, &who, &patient)?;
+    }
+    careplan_json(&s, &patient, Timestamp::now())
+}
+
+fn careplan_json(s: &ApiState, patient: &ParticipantId, now: Timestamp) -> Result<HttpResponse, Problem> {
+    let view = s.engine.chain.view.read().expect("view lock");
+    let plans: Vec<serde_json::Value> = view
+        .state()
+        .contracts()
+        .careplans_of(patient)
+        .map(|p| {
+            json!({
+                "plan_id": p.plan_id.as_str(),
+                "active_version": p.active_at(now).map(|v| v.plan.version),
+                "versions": p.versions.values().map(|v| json!({
+                    "version": v.plan.version, "proposer": v.proposer.as_str(), "proposal_tx": v.proposal_tx.to_string(),
+                    "proposed_at_height": v.proposed_at, "accepted_at_height": v.accepted_at, "plan": v.plan,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "patient": patient.as_str(), "careplans": plans })))
+}
+
+/// Reminders coming up for the patient in the next `hours` (default 24).
+#[utoipa::path(get, path = "/v1/patients/{id}/reminders", tag = "patients",
+    params(("id" = String, Path, description = "the patient's secure id"), ("hours" = Option<u32>, Query, description = "how far ahead (1..=720)")),
+    responses((status = 200, description = "medication and check-up reminders with due times"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let (who, _) = reader(&req, &s)?;
+    let patient = patient_id(&id)?;
+    own_or_admin(&s, &who, &patient)?;
+    let hours: i64 = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("hours").and_then(|h| h.parse().ok()))
+        .unwrap_or(24)
+        .clamp(1, 720);
+    let now = Timestamp::now();
+    let until = Timestamp::from_unix_ms(now.unix_ms() + hours * 3_600_000);
+    let upcoming: Vec<serde_json::Value> = s
+        .engine
+        .reminders(now, until)
+        .into_iter()
+        .filter(|r| r.patient == patient)
+        .map(|r| json!({ "id": r.id, "kind": r.kind.as_str(), "plan_id": r.plan_id, "subject": r.subject, "text": r.text, "due": r.due.to_rfc3339() }))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "patient": patient.as_str(), "from": now.to_rfc3339(), "until": until.to_rfc3339(), "reminders": upcoming })))
+}
+
+/// The OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "GlucoChain contracts API",
+        description = "Emergency (break-glass) access, consents, care plans and reminders. Reads need a read token (`emrctl token`)."
+    ),
+    paths(emergency_access, consents, careplan, reminders),
+    components(schemas(Problem, EmergencyRequest))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> HttpResponse {
+    use utoipa::OpenApi as _;
+    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+}
+
+/// Routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(glucochain_api::json_config())
+        .app_data(glucochain_api::path_config())
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/v1/emergency-access", web::post().to(emergency_access))
+        .route("/v1/patients/{id}/consents", web::get().to(consents))
+        .route("/v1/patients/{id}/careplan", web::get().to(careplan))
+        .route("/v1/patients/{id}/reminders", web::get().to(reminders))
+        .default_service(web::to(|| async {
+            actix_web::ResponseError::error_response(&Problem::not_found("no such endpoint"))
+        }));
+}

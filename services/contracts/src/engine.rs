@@ -1,0 +1,301 @@
+//! The contracts engine: the verified chain (shared `StoredChain`), an index
+//! of each patient's newest record per code (for check-ups), access
+//! decisions over NATS, break-glass notifications and clinical reminders.
+
+use crate::reminders::{Reminder, ReminderKind, due_reminders};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use glucochain_bus::streams::StreamSpec;
+use glucochain_bus::{Bus, subjects};
+use glucochain_consensus::block::Block;
+use glucochain_follow::{StoredChain, follow_stored, from_stored};
+use glucochain_state::ReadDecision;
+use glucochain_store::Store;
+use glucochain_types::genesis::Genesis;
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::TxBody;
+use glucochain_types::{ParticipantId, Transaction};
+use glucochain_wire::v1 as wire;
+use prost::Message as _;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// A break-glass access committed on the chain, to tell the patient and caregivers.
+#[derive(Debug, Clone)]
+pub struct BreakGlass {
+    /// The `access.emergency` transaction.
+    pub tx_hash: String,
+    /// The patient.
+    pub patient: ParticipantId,
+    /// The clinician.
+    pub clinician: ParticipantId,
+    /// Why, as the clinician wrote.
+    pub reason: String,
+    /// Block time.
+    pub at: Timestamp,
+}
+
+/// The engine's state.
+pub struct Engine {
+    /// The verified chain.
+    pub chain: Arc<StoredChain>,
+    /// The database.
+    pub store: Store,
+    /// Newest record time per (patient, code).
+    pub last_record: RwLock<HashMap<(ParticipantId, String), Timestamp>>,
+    pending_notices: Mutex<Vec<BreakGlass>>,
+}
+
+/// Name of the reminder cursor in the database.
+pub const REMINDER_CURSOR: &str = "contracts.reminders";
+
+impl Engine {
+    /// Opens the database, re-verifies the stored chain and indexes records.
+    pub async fn open(store: Store, genesis: &Genesis) -> anyhow::Result<Arc<Self>> {
+        let chain = Arc::new(StoredChain::open(store.clone(), genesis).await?);
+        let engine = Arc::new(Engine {
+            chain,
+            store: store.clone(),
+            last_record: RwLock::new(HashMap::new()),
+            pending_notices: Mutex::new(Vec::new()),
+        });
+        let top = engine.chain.height();
+        for h in 1..=top {
+            if let Some(stored) = store.block(h).await? {
+                let (block, _) = from_stored(&stored)?;
+                engine.index(&block, false);
+            }
+        }
+        Ok(engine)
+    }
+
+    /// Indexes a newly committed block; with `notify`, queues break-glass notices.
+    pub fn index(&self, block: &Block, notify: bool) {
+        let mut last = self.last_record.write().expect("index lock");
+        for jws in &block.txs {
+            let Ok(tx) = Transaction::parse(std::str::from_utf8(jws).unwrap_or(""), &Default::default()) else {
+                continue;
+            };
+            let Some(patient) = tx.payload.patient.clone() else { continue };
+            match &tx.payload.body {
+                TxBody::ObservationRecord(r) => {
+                    for o in &r.observations {
+                        for c in &o.code.coding {
+                            let e = last.entry((patient.clone(), c.code.clone())).or_insert(o.effective_date_time);
+                            *e = (*e).max(o.effective_date_time);
+                        }
+                    }
+                }
+                TxBody::DocumentAdd(d) => {
+                    if let Some(code) = &d.code {
+                        let e = last.entry((patient.clone(), code.clone())).or_insert(block.header.time);
+                        *e = (*e).max(block.header.time);
+                    }
+                }
+                TxBody::AccessEmergency(a) if notify => {
+                    self.pending_notices.lock().expect("notices lock").push(BreakGlass {
+                        tx_hash: tx.hash.to_string(),
+                        patient,
+                        clinician: tx.signer.clone(),
+                        reason: a.reason.clone(),
+                        at: block.header.time,
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The contract rules' decision for a read.
+    pub fn decide(
+        &self,
+        reader: &ParticipantId,
+        patient: &ParticipantId,
+        purpose: &str,
+        at: Timestamp,
+    ) -> ReadDecision {
+        let view = self.chain.view.read().expect("view lock");
+        glucochain_state::decide_read(view.state(), reader, patient, purpose, at)
+    }
+
+    /// Reminders due in `(from, to]`.
+    pub fn reminders(&self, from: Timestamp, to: Timestamp) -> Vec<Reminder> {
+        let view = self.chain.view.read().expect("view lock");
+        let last = self.last_record.read().expect("index lock");
+        due_reminders(view.state().contracts(), &last, from, to)
+    }
+
+    fn take_notices(&self) -> Vec<BreakGlass> {
+        std::mem::take(&mut *self.pending_notices.lock().expect("notices lock"))
+    }
+}
+
+/// Follows `BLOCKS` (durable consumer `contracts`).
+pub async fn follow(engine: Arc<Engine>, bus: Bus) -> anyhow::Result<()> {
+    let e = engine.clone();
+    let on_new = Box::new(move |b: &Block| {
+        e.index(b, true);
+        metrics::gauge!("glucochain_contracts_height").set(b.header.height as f64);
+    });
+    follow_stored(engine.chain.clone(), bus, "contracts", on_new).await?;
+    Ok(())
+}
+
+fn scope_wire(s: &glucochain_types::tx::ConsentScope) -> wire::AccessScope {
+    let name = |v: serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    wire::AccessScope {
+        data_classes: s.data_classes.iter().map(|c| name(serde_json::to_value(c).unwrap_or_default())).collect(),
+        record_types: s.record_types.iter().map(|c| name(serde_json::to_value(c).unwrap_or_default())).collect(),
+        codes: s.codes.clone(),
+    }
+}
+
+/// The wire form of a decision.
+pub fn decision_wire(d: &ReadDecision, height: u64) -> wire::AuthzDecision {
+    match d {
+        ReadDecision::All { reason } => {
+            wire::AuthzDecision { allow: true, all: true, scopes: vec![], reason: reason.clone(), height }
+        }
+        ReadDecision::Scoped { scopes, reason } => wire::AuthzDecision {
+            allow: true,
+            all: false,
+            scopes: scopes.iter().map(scope_wire).collect(),
+            reason: reason.clone(),
+            height,
+        },
+        ReadDecision::Deny { reason } => {
+            wire::AuthzDecision { allow: false, all: false, scopes: vec![], reason: reason.clone(), height }
+        }
+    }
+}
+
+/// Answers `emr.authz.decide` (queue group `contracts`, so replicas share the work).
+pub async fn serve_authz(engine: Arc<Engine>, bus: Bus) -> anyhow::Result<()> {
+    let mut sub = bus.client().queue_subscribe(subjects::AUTHZ_DECIDE, "contracts".into()).await?;
+    while let Some(m) = sub.next().await {
+        let Some(reply) = m.reply.clone() else { continue };
+        let answer = match wire::AuthzRequest::decode(m.payload.as_ref()) {
+            Ok(req) => match (ParticipantId::parse(&req.reader), ParticipantId::parse(&req.patient)) {
+                (Ok(reader), Ok(patient)) => {
+                    let at = if req.at_ms > 0 { Timestamp::from_unix_ms(req.at_ms) } else { Timestamp::now() };
+                    let d = engine.decide(&reader, &patient, &req.purpose, at);
+                    metrics::counter!("glucochain_authz_decisions_total", "allow" => d.allows().to_string())
+                        .increment(1);
+                    decision_wire(&d, engine.chain.height())
+                }
+                _ => decision_wire(&ReadDecision::Deny { reason: "malformed participant id".into() }, 0),
+            },
+            Err(_) => decision_wire(&ReadDecision::Deny { reason: "malformed request".into() }, 0),
+        };
+        let _ = bus.client().publish(reply, Bytes::from(answer.encode_to_vec())).await;
+    }
+    anyhow::bail!("authz subscription ended")
+}
+
+/// Publishes break-glass notices on `emr.alert.break_glass` (ALERTS stream,
+/// msg-id = the access transaction), for the notifier to tell the patient
+/// and their caregivers.
+pub async fn publish_notices(engine: Arc<Engine>, bus: Bus) -> anyhow::Result<()> {
+    bus.ensure_stream(&StreamSpec::alerts()).await?;
+    let mut pending: Vec<BreakGlass> = Vec::new();
+    loop {
+        pending.extend(engine.take_notices());
+        let mut failed = Vec::new();
+        for n in pending.drain(..) {
+            let alert = wire::Alert {
+                alert_id: format!("break-glass-{}", &n.tx_hash[..16]),
+                patient: n.patient.as_str().into(),
+                kind: wire::AlertKind::BreakGlass as i32,
+                severity: wire::Severity::Urgent as i32,
+                episode_id: n.tx_hash.clone(),
+                observed_at_ms: n.at.unix_ms(),
+                reason: format!("Emergency access to the emergency profile by clinician {}: {}", n.clinician, n.reason),
+                ..Default::default()
+            };
+            match bus.publish(&subjects::alert("break_glass"), &n.tx_hash, Bytes::from(alert.encode_to_vec())).await {
+                Ok(_) => tracing::info!(patient = %n.patient, clinician = %n.clinician, "break-glass notice published"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "break-glass notice not published; will retry");
+                    failed.push(n);
+                }
+            }
+        }
+        pending = failed;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Emits reminders as their time comes, every `tick`: the window since the
+/// saved cursor, published on `REMINDERS` with the slot id as message id,
+/// then the cursor advances — so a restart neither loses nor repeats one.
+pub async fn run_reminders(engine: Arc<Engine>, bus: Bus, tick: Duration, clock: Clock) -> anyhow::Result<()> {
+    bus.ensure_stream(&StreamSpec::reminders()).await?;
+    let mut interval = tokio::time::interval(tick);
+    loop {
+        interval.tick().await;
+        let now = clock.now();
+        let from = match engine.store.cursor(REMINDER_CURSOR).await? {
+            Some(ms) => Timestamp::from_unix_ms(ms),
+            None => now,
+        };
+        let due = engine.reminders(from, now);
+        let mut ok = true;
+        for r in &due {
+            let msg = wire::Reminder {
+                reminder_id: r.id.clone(),
+                patient: r.patient.as_str().into(),
+                kind: match r.kind {
+                    ReminderKind::Medication => wire::ReminderKind::Medication,
+                    ReminderKind::Checkup => wire::ReminderKind::Checkup,
+                    ReminderKind::CheckupOverdue => wire::ReminderKind::CheckupOverdue,
+                } as i32,
+                plan_id: r.plan_id.clone(),
+                subject: r.subject.clone(),
+                text: r.text.clone(),
+                due_at_ms: r.due.unix_ms(),
+            };
+            if let Err(e) =
+                bus.publish(&subjects::reminder(r.kind.as_str()), &r.id, Bytes::from(msg.encode_to_vec())).await
+            {
+                tracing::warn!(error = %e, "reminder not published; the window is retried");
+                ok = false;
+                break;
+            }
+            metrics::counter!("glucochain_reminders_total", "kind" => r.kind.as_str()).increment(1);
+        }
+        if ok {
+            engine.store.set_cursor(REMINDER_CURSOR, now.unix_ms()).await?;
+        }
+    }
+}
+
+/// The engine's clock: real time, or (for demos and tests) time running
+/// `speed` times faster from a start.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start_real: i64,
+    start: i64,
+    speed: f64,
+}
+
+impl Clock {
+    /// Real time.
+    pub fn real() -> Self {
+        Clock { start_real: 0, start: 0, speed: 1.0 }
+    }
+
+    /// Time starting at `start` and running `speed` times faster than real time.
+    pub fn accelerated(start: Timestamp, speed: f64) -> Self {
+        Clock { start_real: Timestamp::now().unix_ms(), start: start.unix_ms(), speed }
+    }
+
+    /// Now.
+    pub fn now(&self) -> Timestamp {
+        if self.start_real == 0 {
+            return Timestamp::now();
+        }
+        let elapsed = (Timestamp::now().unix_ms() - self.start_real) as f64 * self.speed;
+        Timestamp::from_unix_ms(self.start + elapsed as i64)
+    }
+}

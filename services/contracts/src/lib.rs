@@ -1,0 +1,96 @@
+//! The GlucoChain contracts engine: follows the committed chain and keeps
+//! the contract state (consents, care plans, emergency profiles, consults)
+//! with the same rules the validators apply; answers access decisions over
+//! NATS (`emr.authz.decide`) for the ledger's reads; tells patients and
+//! caregivers about break-glass accesses; and emits clinical reminders from
+//! active care plans on time, across restarts. See `docs/contracts.md`.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod reminders;
+
+pub use config::ContractsConfig;
+
+use anyhow::Context as _;
+use glucochain_bus::Bus;
+use glucochain_crypto::jose::TokenPolicy;
+use glucochain_store::Store;
+use glucochain_telemetry::http::Readiness;
+use glucochain_types::genesis::Genesis;
+use glucochain_types::time::Timestamp;
+use std::time::Duration;
+
+/// Runs the engine until a fatal error.
+pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
+    let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
+    if !cfg.database_url().starts_with("postgres") {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+    }
+    let clock = if (cfg.clock_speed - 1.0).abs() > f64::EPSILON || cfg.clock_start.is_some() {
+        let start = match &cfg.clock_start {
+            Some(s) => Timestamp::parse(s).map_err(anyhow::Error::msg).context("--clock-start")?,
+            None => Timestamp::now(),
+        };
+        engine::Clock::accelerated(start, cfg.clock_speed)
+    } else {
+        engine::Clock::real()
+    };
+    let ready = Readiness::new(&["database", "nats"]);
+    let store = Store::connect(&cfg.database_url()).await.context("database")?;
+    ready.set("database", true);
+    let engine = engine::Engine::open(store, &genesis).await?;
+    tracing::info!(height = engine.chain.height(), "contracts engine opened");
+    let bus = Bus::connect(&cfg.nats_url, "contracts").await.context("nats")?;
+    ready.set("nats", true);
+
+    let follow = tokio::spawn(engine::follow(engine.clone(), bus.clone()));
+    let authz = tokio::spawn(engine::serve_authz(engine.clone(), bus.clone()));
+    let notices = tokio::spawn(engine::publish_notices(engine.clone(), bus.clone()));
+    let tick = Duration::from_secs(cfg.reminder_tick_secs.max(1));
+    let reminders = tokio::spawn(engine::run_reminders(engine.clone(), bus.clone(), tick, clock));
+    let state = actix_web::web::Data::new(api::ApiState {
+        engine,
+        policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
+    });
+    let r = ready.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(state.clone())
+            .configure(|c| glucochain_telemetry::http::configure(c, r.clone()))
+            .configure(api::configure)
+    })
+    .workers(2);
+    let server = match cfg.tls.server_config()? {
+        Some(tls) => server.bind_rustls_0_23(cfg.http_addr, tls),
+        None => server.bind(cfg.http_addr),
+    }
+    .with_context(|| format!("bind {}", cfg.http_addr))?
+    .run();
+    let ended = |what: &'static str| {
+        move |r: Result<anyhow::Result<()>, tokio::task::JoinError>| match r {
+            Ok(Ok(())) => anyhow::anyhow!("{what} ended"),
+            Ok(Err(e)) => e.context(what),
+            Err(e) => anyhow::anyhow!("{what} panicked: {e}"),
+        }
+    };
+    tokio::select! {
+        r = server => r.context("http server"),
+        r = follow => Err(ended("following BLOCKS")(r)),
+        r = authz => Err(ended("access decisions")(r)),
+        r = notices => Err(ended("break-glass notices")(r)),
+        r = reminders => Err(ended("reminders")(r)),
+    }
+}
+
+/// The binary's body: telemetry, then [`serve`].
+pub fn main_with(cfg: ContractsConfig) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env("contracts"))?;
+        let result = serve(cfg).await;
+        if let Err(e) = &result {
+            tracing::error!(error = format!("{e:#}"), "contracts engine stopped");
+        }
+        result
+    })
+}
