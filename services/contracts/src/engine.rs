@@ -170,25 +170,35 @@ pub fn decision_wire(d: &ReadDecision, height: u64) -> wire::AuthzDecision {
     }
 }
 
+async fn decide_request(engine: &Engine, payload: &[u8]) -> wire::AuthzDecision {
+    let Ok(req) = wire::AuthzRequest::decode(payload) else {
+        return decision_wire(&ReadDecision::Deny { reason: "malformed request".into() }, 0);
+    };
+    let (Ok(reader), Ok(patient)) = (ParticipantId::parse(&req.reader), ParticipantId::parse(&req.patient)) else {
+        return decision_wire(&ReadDecision::Deny { reason: "malformed participant id".into() }, 0);
+    };
+    // Catch up with the asker's view first (bounded wait).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while engine.chain.height() < req.min_height && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let at = if req.at_ms > 0 { Timestamp::from_unix_ms(req.at_ms) } else { Timestamp::now() };
+    let d = engine.decide(&reader, &patient, &req.purpose, at);
+    metrics::counter!("glucochain_authz_decisions_total", "allow" => d.allows().to_string()).increment(1);
+    decision_wire(&d, engine.chain.height())
+}
+
 /// Answers `emr.authz.decide` (queue group `contracts`, so replicas share the work).
 pub async fn serve_authz(engine: Arc<Engine>, bus: Bus) -> anyhow::Result<()> {
     let mut sub = bus.client().queue_subscribe(subjects::AUTHZ_DECIDE, "contracts".into()).await?;
     while let Some(m) = sub.next().await {
         let Some(reply) = m.reply.clone() else { continue };
-        let answer = match wire::AuthzRequest::decode(m.payload.as_ref()) {
-            Ok(req) => match (ParticipantId::parse(&req.reader), ParticipantId::parse(&req.patient)) {
-                (Ok(reader), Ok(patient)) => {
-                    let at = if req.at_ms > 0 { Timestamp::from_unix_ms(req.at_ms) } else { Timestamp::now() };
-                    let d = engine.decide(&reader, &patient, &req.purpose, at);
-                    metrics::counter!("glucochain_authz_decisions_total", "allow" => d.allows().to_string())
-                        .increment(1);
-                    decision_wire(&d, engine.chain.height())
-                }
-                _ => decision_wire(&ReadDecision::Deny { reason: "malformed participant id".into() }, 0),
-            },
-            Err(_) => decision_wire(&ReadDecision::Deny { reason: "malformed request".into() }, 0),
-        };
-        let _ = bus.client().publish(reply, Bytes::from(answer.encode_to_vec())).await;
+        let (engine, bus) = (engine.clone(), bus.clone());
+        // One task per request: a request waiting for the engine to catch up does not hold up others.
+        tokio::spawn(async move {
+            let answer = decide_request(&engine, &m.payload).await;
+            let _ = bus.client().publish(reply, Bytes::from(answer.encode_to_vec())).await;
+        });
     }
     anyhow::bail!("authz subscription ended")
 }

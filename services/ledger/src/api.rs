@@ -25,6 +25,40 @@ pub struct ApiState {
     pub ledger: Arc<Ledger>,
     /// Token rules.
     pub policy: TokenPolicy,
+    /// Where access decisions come from.
+    pub authz: Authz,
+}
+
+/// Who decides reads.
+pub enum Authz {
+    /// The contracts engine, over `emr.authz.decide` (fail closed: no answer, no read).
+    Contracts(glucochain_bus::Bus),
+    /// The ledger itself, with the same rules on its own verified state.
+    Local,
+}
+
+fn decision_from_wire(d: glucochain_wire::v1::AuthzDecision) -> ReadDecision {
+    use glucochain_types::tx::{Access, ConsentScope};
+    fn parse<T: serde::de::DeserializeOwned>(s: &String) -> Option<T> {
+        serde_json::from_value(serde_json::Value::String(s.clone())).ok()
+    }
+    if !d.allow {
+        return ReadDecision::Deny { reason: d.reason };
+    }
+    if d.all {
+        return ReadDecision::All { reason: d.reason };
+    }
+    let scopes = d
+        .scopes
+        .iter()
+        .map(|s| ConsentScope {
+            data_classes: s.data_classes.iter().filter_map(parse).collect(),
+            record_types: s.record_types.iter().filter_map(parse).collect(),
+            codes: s.codes.clone(),
+            access: vec![Access::Read],
+        })
+        .collect();
+    ReadDecision::Scoped { scopes, reason: d.reason }
 }
 
 type Data = web::Data<ApiState>;
@@ -95,10 +129,32 @@ async fn audited(
 }
 
 /// The contract rules' answer for `r` reading `patient`'s records now.
-fn decide(s: &ApiState, req: &HttpRequest, r: &Reader, patient: &ParticipantId) -> Result<ReadDecision, Problem> {
+async fn decide(s: &ApiState, req: &HttpRequest, r: &Reader, patient: &ParticipantId) -> Result<ReadDecision, Problem> {
+    use prost::Message as _;
     let purpose = purpose(req, r)?;
-    let view = s.ledger.chain.view.read().expect("view lock");
-    Ok(decide_read(view.state(), &r.id, patient, &purpose, Timestamp::now()))
+    match &s.authz {
+        Authz::Local => {
+            let view = s.ledger.chain.view.read().expect("view lock");
+            Ok(decide_read(view.state(), &r.id, patient, &purpose, Timestamp::now()))
+        }
+        Authz::Contracts(bus) => {
+            let q = glucochain_wire::v1::AuthzRequest {
+                reader: r.id.as_str().into(),
+                patient: patient.as_str().into(),
+                purpose,
+                at_ms: Timestamp::now().unix_ms(),
+                min_height: s.ledger.height(),
+            };
+            let ask = bus.client().request(glucochain_bus::subjects::AUTHZ_DECIDE, q.encode_to_vec().into());
+            let reply = tokio::time::timeout(std::time::Duration::from_secs(3), ask)
+                .await
+                .map_err(|_| Problem::unavailable("the contracts engine did not answer; no read without a decision"))?
+                .map_err(|_| Problem::unavailable("the contracts engine is unavailable; no read without a decision"))?;
+            let d =
+                glucochain_wire::v1::AuthzDecision::decode(reply.payload.as_ref()).map_err(|_| Problem::internal())?;
+            Ok(decision_from_wire(d))
+        }
+    }
 }
 
 fn parse_hash(s: &str) -> Result<Hash32, Problem> {
@@ -162,7 +218,7 @@ async fn load_tx(
         (true, "the signer of the transaction".to_string())
     } else if let Some(p) = &patient {
         // A patient's transaction: readable when the contract rules cover what it holds.
-        let d = decide(s, req, r, p)?;
+        let d = decide(s, req, r, p).await?;
         let entries = entries(&tx);
         let covered = match &d {
             ReadDecision::All { .. } => true,
@@ -241,7 +297,7 @@ pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result
         .map_err(|e| Problem::bad_request(format!("query: {e}")))?
         .into_inner();
     let query = RecordQuery::parse(&raw).map_err(Problem::bad_request)?;
-    let decision = decide(&s, &req, &r, &patient)?;
+    let decision = decide(&s, &req, &r, &patient).await?;
     audited(&s, &req, &r, Some(&patient), "search", decision.allows(), decision.reason()).await?;
     let mut all = Vec::new();
     let mut after = None;
@@ -273,7 +329,7 @@ pub async fn access_log(req: HttpRequest, s: Data, id: web::Path<String>) -> Res
         .unwrap_or(100)
         .clamp(1, 1000);
     // The access log is the patient's own (and the admins'): consents to records do not extend to it.
-    let decision = decide(&s, &req, &r, &patient)?;
+    let decision = decide(&s, &req, &r, &patient).await?;
     let own = matches!(decision, ReadDecision::All { .. });
     let reason = if own { decision.reason() } else { "only the patient and admins read the access log" };
     audited(&s, &req, &r, Some(&patient), "read", own, reason).await?;

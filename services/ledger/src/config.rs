@@ -30,6 +30,10 @@ pub struct LedgerConfig {
     /// Seconds between audit checkpoints (when the log grew).
     #[arg(long, env = "GLUCOCHAIN_CHECKPOINT_SECS", default_value_t = 60)]
     pub checkpoint_secs: u64,
+    /// Who decides reads: `contracts` (the contracts engine over NATS, as
+    /// deployed) or `local` (the same rules in this process; single-process setups).
+    #[arg(long, env = "GLUCOCHAIN_AUTHZ", default_value = "contracts", value_parser = ["contracts", "local"])]
+    pub authz: String,
     /// Audience read tokens must name.
     #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain")]
     pub token_audience: String,

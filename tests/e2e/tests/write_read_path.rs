@@ -104,6 +104,7 @@ struct System {
     _dir: tempfile::TempDir,
     procs: Vec<Proc>,
     ingest: String,
+    contracts: String,
     ledger: String,
     ledger_db: String,
     genesis: Genesis,
@@ -198,6 +199,25 @@ impl System {
         procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ingest"), &args, dir.path().join("ingest.log")));
         let ingest = format!("http://127.0.0.1:{ingest_port}");
         wait_ready(&reqwest::Client::new(), &ingest, &procs).await;
+        // The contracts engine, with a clock running an hour per second for reminders.
+        let contracts_port = free_port();
+        let args = vec![
+            "--genesis".into(),
+            g.clone(),
+            "--data-dir".into(),
+            dir.path().join("contracts").display().to_string(),
+            "--nats-url".into(),
+            nats.url(),
+            "--http-addr".into(),
+            format!("127.0.0.1:{contracts_port}"),
+            "--reminder-tick-secs".into(),
+            "1".into(),
+            "--clock-speed".into(),
+            "3600".into(),
+        ];
+        procs.push(spawn(env!("CARGO_BIN_EXE_e2e-contracts"), &args, dir.path().join("contracts.log")));
+        let contracts = format!("http://127.0.0.1:{contracts_port}");
+        wait_ready(&reqwest::Client::new(), &contracts, &procs).await;
         let ledger_db = pg.url().to_string();
         let mut sys = System {
             _nats: nats,
@@ -205,6 +225,7 @@ impl System {
             _dir: dir,
             procs,
             ingest,
+            contracts,
             ledger: String::new(),
             ledger_db,
             genesis,
@@ -769,4 +790,199 @@ async fn a_clinician_reads_exactly_what_the_patient_consented_and_refusals_are_a
     sys.wait_ledger(committed["height"].as_u64().unwrap(), &ptoken).await;
     let (code, _) = sys.read(&records, &ctoken).await;
     assert_eq!(code, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
+    use glucochain_types::tx::{
+        AccessEmergency, BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ContactChannel,
+        DiabetesType, EmergencyProfileSet, GlucoseThresholds, MedicationSchedule, Term,
+    };
+    let mut admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let sys = System::start(&admin, &ledger_key_path, false).await;
+    let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-contracts").await.unwrap();
+    let mut hospital = Actor::new();
+    let mut clinician = Actor::new();
+    let mut patient = Actor::new();
+    let caregiver = Actor::new();
+    let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let a = sys.submit(&admin.register(&hospital, Role::Institution, None)).await;
+    let b = sys.submit(&patient.register(&me, Role::Patient, None)).await;
+    sys.wait_committed(&a).await;
+    sys.wait_committed(&b).await;
+    let hid = hospital.id.clone();
+    let c = sys.submit(&hospital.register(&clinician, Role::Clinician, Some(&hid))).await;
+    let d = sys.submit(&patient.register(&caregiver, Role::Caregiver, None)).await;
+    sys.wait_committed(&c).await;
+    sys.wait_committed(&d).await;
+    let pid = patient.id.clone();
+
+    // Break-glass: the profile is out of reach until the clinician commits an access with the token.
+    let profile = |token: &str| {
+        TxBody::EmergencyProfileSet(EmergencyProfileSet {
+            blood_group: BloodGroup::APos,
+            allergies: vec!["penicillin".into()],
+            diabetes_type: DiabetesType::Type1,
+            medications: vec!["insulin aspart".into()],
+            emergency_contacts: vec![],
+            token_hash: glucochain_crypto::sha256(token.as_bytes()),
+        })
+    };
+    let set = sys.submit(&patient.sign(Some(&pid), profile("wristband-42"))).await;
+    sys.wait_committed(&set).await;
+    let ctoken = clinician.token(120, now_secs());
+    let glass = |token: &'static str| {
+        sys.http
+            .post(format!("{}/v1/emergency-access", sys.contracts))
+            .bearer_auth(&ctoken)
+            .json(&serde_json::json!({ "token": token }))
+            .send()
+    };
+    let r = glass("wristband-42").await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let mut notices = bus.client().subscribe("emr.alert.break_glass").await.unwrap();
+    let access = clinician.sign(
+        Some(&pid),
+        TxBody::AccessEmergency(AccessEmergency {
+            token_hash: glucochain_crypto::sha256(b"wristband-42"),
+            reason: "found unconscious, glucose unreadable".into(),
+        }),
+    );
+    let acc = sys.submit(&access).await;
+    sys.wait_committed(&acc).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let body: Value = loop {
+        let r = glass("wristband-42").await.unwrap();
+        if r.status() == 200 {
+            break r.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "no break-glass profile\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    };
+    assert_eq!(body["blood_group"], "A+");
+    assert_eq!(body["allergies"][0], "penicillin");
+    assert!(body.get("records").is_none(), "the profile and only the profile");
+    let notice =
+        tokio::time::timeout(Duration::from_secs(10), futures_next(&mut notices)).await.expect("break-glass notice");
+    let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(notice.as_slice()).unwrap();
+    assert_eq!(alert.patient, pid.as_str());
+    assert!(alert.reason.contains(clinician.id.as_str()));
+    // The patient rotates the token: the old one is refused from then on.
+    let rotate = sys.submit(&patient.sign(Some(&pid), profile("wristband-43"))).await;
+    sys.wait_committed(&rotate).await;
+    let stale = clinician.sign(
+        Some(&pid),
+        TxBody::AccessEmergency(AccessEmergency {
+            token_hash: glucochain_crypto::sha256(b"wristband-42"),
+            reason: "again".into(),
+        }),
+    );
+    let (code, problem) = sys.post(&stale, "application/jose").await;
+    assert_eq!((code, problem["type"].as_str()), (403, Some("urn:glucochain:problem:forbidden")), "{problem}");
+
+    // A care plan needs both signatures.
+    let grant = patient.sign(Some(&pid), common_consent(&clinician.id));
+    let g = sys.submit(&grant).await;
+    sys.wait_committed(&g).await;
+    let now = Timestamp::now().unix_ms();
+    let plan = CareplanPropose {
+        plan_id: glucochain_types::ids::LocalId::parse("plan-1", "plan_id").unwrap(),
+        version: 1,
+        thresholds: GlucoseThresholds::default(),
+        alert_kinds: vec![glucochain_types::tx::AlertKind::UrgentLow],
+        contacts: vec![CareContact {
+            participant: caregiver.id.clone(),
+            channels: vec![ContactChannel { kind: ChannelKind::Email, address: "parent@example.org".into() }],
+            escalate_after_minutes: 10,
+        }],
+        quiet_hours: None,
+        // Every hour: with the engine's clock at an hour per second, reminders come quickly.
+        medications: vec![MedicationSchedule {
+            name: "metformin".into(),
+            dose: "500 mg".into(),
+            times: (0..24).map(|h| format!("{h:02}:30")).collect(),
+        }],
+        checkups: vec![],
+        term: Term {
+            start: Timestamp::from_unix_ms(now - 3_600_000),
+            end: Timestamp::from_unix_ms(now + 400 * 86_400_000),
+        },
+        language: None,
+    };
+    let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
+    let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
+    let pr = sys.submit(&propose).await;
+    sys.wait_committed(&pr).await;
+    let ptoken = patient.token(120, now_secs());
+    let careplan = |token: String| {
+        let url = format!("{}/v1/patients/{pid}/careplan", sys.contracts);
+        let http = sys.http.clone();
+        async move { http.get(url).bearer_auth(token).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let wait_plan = |want: Value| {
+        let careplan = &careplan;
+        let ptoken = ptoken.clone();
+        let procs = &sys.procs;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let v = careplan(ptoken.clone()).await;
+                if v["careplans"][0]["active_version"] == want
+                    && v["careplans"][0]["versions"].as_array().is_some_and(|a| !a.is_empty())
+                {
+                    return v;
+                }
+                assert!(Instant::now() < deadline, "care plan not as expected: {v}\n{}", logs(procs));
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }
+    };
+    wait_plan(Value::Null).await; // proposed: one signature, no effect
+    let mut reminders = bus.client().subscribe("emr.reminder.medication").await.unwrap();
+    let accept = patient.sign(
+        Some(&pid),
+        TxBody::CareplanAccept(CareplanAccept {
+            plan_id: glucochain_types::ids::LocalId::parse("plan-1", "plan_id").unwrap(),
+            version: 1,
+            proposal_tx,
+        }),
+    );
+    let ac = sys.submit(&accept).await;
+    sys.wait_committed(&ac).await;
+    let v = wait_plan(serde_json::json!(1)).await;
+    assert_eq!(v["careplans"][0]["versions"][0]["accepted_at_height"].is_u64(), true);
+    // The care team (the caregiver named in the plan) reads it too.
+    let cg = careplan(caregiver.token(120, now_secs())).await;
+    assert_eq!(cg["careplans"][0]["active_version"], 1, "{cg}");
+
+    // Reminders fire on the engine's (fast) clock, each once.
+    let mut ids = std::collections::HashSet::new();
+    while ids.len() < 3 {
+        let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut reminders)).await.expect("reminders");
+        let r = <glucochain_wire::v1::Reminder as prost::Message>::decode(m.as_slice()).unwrap();
+        assert_eq!(r.patient, pid.as_str());
+        assert_eq!(r.subject, "metformin");
+        assert!(ids.insert(r.reminder_id.clone()), "a reminder was sent twice: {}", r.reminder_id);
+    }
+}
+
+/// A consent letting `grantee` read and write private data, for treatment.
+fn common_consent(grantee: &ParticipantId) -> TxBody {
+    use glucochain_types::tx::{Access, ConsentGrant, ConsentScope, Purpose};
+    TxBody::ConsentGrant(ConsentGrant {
+        consent_id: glucochain_types::ids::LocalId::parse("care-team", "consent_id").unwrap(),
+        grantee: grantee.clone(),
+        scope: ConsentScope {
+            data_classes: vec![DataClass::Private],
+            record_types: vec![],
+            codes: vec![],
+            access: vec![Access::Read, Access::Write],
+        },
+        purpose: Purpose::Treat,
+        valid_from: None,
+        valid_until: None,
+    })
 }
