@@ -32,15 +32,15 @@ pub struct ApiState {
 /// Who decides reads.
 pub enum Authz {
     /// The contracts engine, over `emr.authz.decide` (fail closed: no answer, no read).
-    Contracts(glucochain_bus::Bus),
+    Contracts(Box<glucochain_bus::Bus>),
     /// The ledger itself, with the same rules on its own verified state.
     Local,
 }
 
 fn decision_from_wire(d: glucochain_wire::v1::AuthzDecision) -> ReadDecision {
     use glucochain_types::tx::{Access, ConsentScope};
-    fn parse<T: serde::de::DeserializeOwned>(s: &String) -> Option<T> {
-        serde_json::from_value(serde_json::Value::String(s.clone())).ok()
+    fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
     }
     if !d.allow {
         return ReadDecision::Deny { reason: d.reason };
@@ -52,8 +52,8 @@ fn decision_from_wire(d: glucochain_wire::v1::AuthzDecision) -> ReadDecision {
         .scopes
         .iter()
         .map(|s| ConsentScope {
-            data_classes: s.data_classes.iter().filter_map(parse).collect(),
-            record_types: s.record_types.iter().filter_map(parse).collect(),
+            data_classes: s.data_classes.iter().filter_map(|c| parse(c)).collect(),
+            record_types: s.record_types.iter().filter_map(|c| parse(c)).collect(),
             codes: s.codes.clone(),
             access: vec![Access::Read],
         })

@@ -52,7 +52,7 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
     let state = actix_web::web::Data::new(api::ApiState {
         ledger,
         policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
-        authz: if cfg.authz == "local" { api::Authz::Local } else { api::Authz::Contracts(bus.clone()) },
+        authz: if cfg.authz == "local" { api::Authz::Local } else { api::Authz::Contracts(Box::new(bus.clone())) },
     });
     let r = ready.clone();
     let server = actix_web::HttpServer::new(move || {

@@ -953,7 +953,7 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     let ac = sys.submit(&accept).await;
     sys.wait_committed(&ac).await;
     let v = wait_plan(serde_json::json!(1)).await;
-    assert_eq!(v["careplans"][0]["versions"][0]["accepted_at_height"].is_u64(), true);
+    assert!(v["careplans"][0]["versions"][0]["accepted_at_height"].is_u64());
     // The care team (the caregiver named in the plan) reads it too.
     let cg = careplan(caregiver.token(120, now_secs())).await;
     assert_eq!(cg["careplans"][0]["active_version"], 1, "{cg}");
