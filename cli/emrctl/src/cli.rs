@@ -185,6 +185,21 @@ pub enum Command {
         ledger: String,
     },
 
+    /// Consents: grant or revoke (prints the signed transaction; pipe it to
+    /// `emrctl submit`), or list a patient's consents from the contracts engine.
+    #[command(subcommand)]
+    Consent(ConsentCmd),
+
+    /// Care plans: accept a proposal (patient), or show a patient's plans.
+    /// A proposal is `emrctl sign-tx --type careplan.propose --body plan.json`.
+    #[command(subcommand)]
+    Careplan(CareplanCmd),
+
+    /// Emergency (break-glass) access: make a device token with its QR code,
+    /// set the emergency profile, or break the glass as a clinician.
+    #[command(subcommand)]
+    Emergency(EmergencyCmd),
+
     /// Check a transaction: strict parsing and, given a key, its signature.
     ///
     /// The key comes from --public-key, or from --genesis when the signer is
@@ -260,5 +275,157 @@ pub enum Command {
         /// Number of validators.
         #[arg(long, default_value_t = 4)]
         validators: u8,
+    },
+}
+
+/// Signing options shared by the contract commands.
+#[derive(clap::Args, Debug)]
+pub struct SignArgs {
+    /// Signer's private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Chain id.
+    #[arg(long, env = "GLUCOCHAIN_CHAIN_ID")]
+    pub chain_id: String,
+    /// The patient concerned.
+    #[arg(long)]
+    pub patient: String,
+}
+
+/// `emrctl consent ...`
+#[derive(Subcommand, Debug)]
+pub enum ConsentCmd {
+    /// Sign a consent.grant (patient, or an admin on their behalf).
+    #[command(
+        after_help = "Example:\n  emrctl consent grant --key keys/patient.pem --chain-id glucochain-dev --patient p... \\\n    --id dr-ada --grantee p... --classes private --access read,write --purpose TREAT | emrctl submit --ingest http://127.0.0.1:8080 -"
+    )]
+    Grant {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Consent id (unique for the patient).
+        #[arg(long)]
+        id: String,
+        /// Who may access: a participant or an institution id.
+        #[arg(long)]
+        grantee: String,
+        /// Data classes: institution, private (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        classes: Vec<String>,
+        /// read and/or write (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        access: Vec<String>,
+        /// Record types (observation, document, careplan, alert, medication); default all.
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Codes (e.g. LOINC 99504-3); default all.
+        #[arg(long, value_delimiter = ',')]
+        codes: Vec<String>,
+        /// Purpose (HL7 ActReason): TREAT, ETREAT, CAREMGT, FAMRQT, PATRQT, HRESCH.
+        #[arg(long, default_value = "TREAT")]
+        purpose: String,
+        /// Valid until (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Sign a consent.revoke.
+    Revoke {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Consent id.
+        #[arg(long)]
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// A patient's consents and their status, from the contracts engine.
+    List {
+        /// The patient.
+        patient: String,
+        /// Reader's key (the patient or an admin).
+        #[arg(long)]
+        key: PathBuf,
+        /// Contracts engine base URL.
+        #[arg(long, env = "GLUCOCHAIN_CONTRACTS_URL", default_value = "http://127.0.0.1:8082")]
+        contracts: String,
+    },
+}
+
+/// `emrctl careplan ...`
+#[derive(Subcommand, Debug)]
+pub enum CareplanCmd {
+    /// Sign a careplan.accept for a proposal (the patient's second signature).
+    Accept {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Plan id.
+        #[arg(long)]
+        plan_id: String,
+        /// Version accepted.
+        #[arg(long)]
+        version: u32,
+        /// Hash of the careplan.propose transaction (hex).
+        #[arg(long)]
+        proposal_tx: String,
+    },
+    /// A patient's care plans (active version, proposals), from the contracts engine.
+    Show {
+        /// The patient.
+        patient: String,
+        /// Reader's key (the patient, an admin, or the care team).
+        #[arg(long)]
+        key: PathBuf,
+        /// Contracts engine base URL.
+        #[arg(long, env = "GLUCOCHAIN_CONTRACTS_URL", default_value = "http://127.0.0.1:8082")]
+        contracts: String,
+    },
+}
+
+/// `emrctl emergency ...`
+#[derive(Subcommand, Debug)]
+pub enum EmergencyCmd {
+    /// Make a new device token: prints it and its hash, writes its QR code as SVG.
+    Token {
+        /// Where to write the QR code (SVG).
+        #[arg(long)]
+        qr: PathBuf,
+    },
+    /// Sign an emergency.profile.set (patient): the profile and the token's hash.
+    Profile {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Blood group: O-, O+, A-, A+, B-, B+, AB-, AB+, unknown.
+        #[arg(long)]
+        blood_group: String,
+        /// Diabetes type: type1, type2, gestational, other.
+        #[arg(long)]
+        diabetes_type: String,
+        /// Allergies (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        allergies: Vec<String>,
+        /// Current medication (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        medications: Vec<String>,
+        /// The device token's hash (from `emrctl emergency token`).
+        #[arg(long)]
+        token_hash: String,
+    },
+    /// Break the glass (clinician): commit access.emergency with the scanned
+    /// token through ingest, then read the emergency profile.
+    Access {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// The device token as scanned.
+        #[arg(long)]
+        token: String,
+        /// Why (recorded on the chain, shown to the patient).
+        #[arg(long)]
+        reason: String,
+        /// Ingest base URL.
+        #[arg(long, env = "GLUCOCHAIN_INGEST_URL", default_value = "http://127.0.0.1:8080")]
+        ingest: String,
+        /// Contracts engine base URL.
+        #[arg(long, env = "GLUCOCHAIN_CONTRACTS_URL", default_value = "http://127.0.0.1:8082")]
+        contracts: String,
     },
 }

@@ -967,6 +967,80 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
         assert_eq!(r.subject, "metformin");
         assert!(ids.insert(r.reminder_id.clone()), "a reminder was sent twice: {}", r.reminder_id);
     }
+
+    // The same through the command line.
+    let work = tempfile::tempdir().unwrap();
+    let (pkey, ckey) = (work.path().join("patient.pem"), work.path().join("clinician.pem"));
+    patient.key.write_pem_file(&pkey, false).unwrap();
+    clinician.key.write_pem_file(&ckey, false).unwrap();
+    let qr = work.path().join("token.svg");
+    let (ok, out) = emrctl(&["emergency", "token", "--qr", qr.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let t: Value = serde_json::from_str(&out).unwrap();
+    assert!(std::fs::read_to_string(&qr).unwrap().contains("<svg"), "a QR code as SVG");
+    let (token, token_hash) = (t["token"].as_str().unwrap().to_string(), t["token_hash"].as_str().unwrap().to_string());
+    let base = ["--chain-id", CHAIN, "--patient", pid.as_str()];
+    let (ok, jws) =
+        emrctl(
+            &[
+                &["emergency", "profile", "--key", pkey.to_str().unwrap()][..],
+                &base[..],
+                &[
+                    "--blood-group",
+                    "O-",
+                    "--diabetes-type",
+                    "type1",
+                    "--allergies",
+                    "latex",
+                    "--token-hash",
+                    &token_hash,
+                ][..],
+            ]
+            .concat(),
+        );
+    assert!(ok, "{jws}");
+    let f = work.path().join("profile.jws");
+    std::fs::write(&f, jws.trim()).unwrap();
+    let (ok, out) = emrctl(&["submit", "--ingest", &sys.ingest, "--wait", "60", f.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let (ok, out) = emrctl(
+        &[
+            &["emergency", "access", "--key", ckey.to_str().unwrap()][..],
+            &base[..],
+            &[
+                "--token",
+                &token,
+                "--reason",
+                "hypoglycaemic, unresponsive",
+                "--ingest",
+                &sys.ingest,
+                "--contracts",
+                &sys.contracts,
+            ][..],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{out}");
+    let prof: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((prof["blood_group"].as_str(), prof["allergies"][0].as_str()), (Some("O-"), Some("latex")));
+    let (ok, out) =
+        emrctl(&["consent", "list", pid.as_str(), "--key", pkey.to_str().unwrap(), "--contracts", &sys.contracts]);
+    assert!(ok, "{out}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["consents"][0]["status"], "active");
+    let (ok, out) =
+        emrctl(&["careplan", "show", pid.as_str(), "--key", pkey.to_str().unwrap(), "--contracts", &sys.contracts]);
+    assert!(ok, "{out}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["careplans"][0]["active_version"], 1);
+    // Revoking the consent through the CLI ends it.
+    let (ok, jws) = emrctl(
+        &[&["consent", "revoke", "--key", pkey.to_str().unwrap()][..], &base[..], &["--id", "care-team"][..]].concat(),
+    );
+    assert!(ok, "{jws}");
+    let f = work.path().join("revoke.jws");
+    std::fs::write(&f, jws.trim()).unwrap();
+    let (ok, out) = emrctl(&["submit", "--ingest", &sys.ingest, "--wait", "60", f.to_str().unwrap()]);
+    assert!(ok, "{out}");
 }
 
 /// A consent letting `grantee` read and write private data, for treatment.

@@ -12,14 +12,14 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
 /// An HTTP(S) client. HTTPS uses rustls (ring) with the system's roots or,
 /// when `GLUCOCHAIN_CA_CERT` names a PEM file, only that certificate (a
 /// private CA, or a self-signed development certificate), like `curl --cacert`.
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
     if let Ok(path) = std::env::var("GLUCOCHAIN_CA_CERT") {
@@ -31,25 +31,25 @@ fn client() -> anyhow::Result<reqwest::Client> {
     Ok(b.build()?)
 }
 
-fn read_token(key: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_token(key: &Path) -> anyhow::Result<String> {
     let kp = KeyPair::read_pem_file(key)?;
     let id = ParticipantId::from_public_key(&kp.public());
     Ok(issue_token(&kp, id.as_str(), "glucochain", unix_now(), 120, &random_nonce()))
 }
 
 /// Prints a JSON answer; a problem document makes the exit status 1.
-async fn answer(r: reqwest::Response) -> anyhow::Result<(u16, Value)> {
+pub(crate) async fn answer(r: reqwest::Response) -> anyhow::Result<(u16, Value)> {
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap_or(Value::Null);
     Ok((status, body))
 }
 
-fn print(v: &Value) -> anyhow::Result<()> {
+pub(crate) fn print(v: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn outcome(status: u16, body: &Value) -> anyhow::Result<ExitCode> {
+pub(crate) fn outcome(status: u16, body: &Value) -> anyhow::Result<ExitCode> {
     print(body)?;
     Ok(if status < 300 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

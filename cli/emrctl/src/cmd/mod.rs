@@ -1,5 +1,6 @@
 //! Command implementations.
 
+mod contracts;
 mod http;
 mod keys;
 mod roundtrip;
@@ -35,6 +36,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Proof { hash, key, ledger, out } => http::proof(&hash, &key, &ledger, &out),
         Command::VerifyChain { genesis, key, ledger } => http::verify_chain(&genesis, &key, &ledger),
+        Command::Consent(c) => contracts::consent(c),
+        Command::Careplan(c) => contracts::careplan(c),
+        Command::Emergency(c) => contracts::emergency(c),
         Command::Hash { file, tx } => tx::hash(&file, tx),
         Command::Token { key, audience, ttl } => keys::token(&key, &audience, ttl),
         Command::VerifyProof { proof, genesis } => verify::verify_proof(&proof, &genesis),

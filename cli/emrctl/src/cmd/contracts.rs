@@ -1,0 +1,157 @@
+//! Contract commands: consents, care plans, emergency tokens and break-glass.
+
+use super::http::{answer, client, outcome, print, read_token, runtime};
+use super::random_nonce;
+use crate::cli::{CareplanCmd, ConsentCmd, EmergencyCmd, SignArgs};
+use anyhow::{Context, bail};
+use glucochain_crypto::{Hash32, KeyPair, sha256};
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::TxPayload;
+use glucochain_types::{ChainId, ParticipantId};
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Builds, checks with the validators' parsing rules, and signs a transaction.
+fn sign(args: &SignArgs, tx_type: &str, body: Value) -> anyhow::Result<String> {
+    let kp = KeyPair::read_pem_file(&args.key)?;
+    let signer = ParticipantId::from_public_key(&kp.public());
+    let payload = json!({
+        "type": tx_type,
+        "chain_id": ChainId::parse(&args.chain_id)?,
+        "nonce": random_nonce(),
+        "created_at": Timestamp::now(),
+        "patient": ParticipantId::parse(&args.patient)?,
+        "body": body,
+    });
+    let parsed = TxPayload::from_json(&serde_json::to_vec(&payload)?, &Default::default())?;
+    Ok(parsed.sign(&kp, &signer))
+}
+
+fn get_json(url: String, key: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let token = read_token(key)?;
+    runtime()?.block_on(async move {
+        let (status, body) =
+            answer(client()?.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?).await?;
+        outcome(status, &body)
+    })
+}
+
+/// `emrctl consent ...`
+pub fn consent(cmd: ConsentCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ConsentCmd::Grant { sign: s, id, grantee, classes, access, types, codes, purpose, until } => {
+            let body = json!({
+                "consent_id": id,
+                "grantee": grantee,
+                "scope": { "data_classes": classes, "record_types": types, "codes": codes, "access": access },
+                "purpose": purpose,
+                "valid_until": until,
+            });
+            let mut body = body;
+            if body["valid_until"].is_null() {
+                body.as_object_mut().expect("object").remove("valid_until");
+            }
+            println!("{}", sign(&s, "consent.grant", body)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ConsentCmd::Revoke { sign: s, id, reason } => {
+            let mut body = json!({ "consent_id": id });
+            if let Some(r) = reason {
+                body["reason"] = r.into();
+            }
+            println!("{}", sign(&s, "consent.revoke", body)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        ConsentCmd::List { patient, key, contracts } => {
+            get_json(format!("{}/v1/patients/{patient}/consents", contracts.trim_end_matches('/')), &key)
+        }
+    }
+}
+
+/// `emrctl careplan ...`
+pub fn careplan(cmd: CareplanCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CareplanCmd::Accept { sign: s, plan_id, version, proposal_tx } => {
+            let proposal = Hash32::from_hex(&proposal_tx).context("--proposal-tx is not a hex hash")?;
+            let body = json!({ "plan_id": plan_id, "version": version, "proposal_tx": proposal.to_string() });
+            println!("{}", sign(&s, "careplan.accept", body)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        CareplanCmd::Show { patient, key, contracts } => {
+            get_json(format!("{}/v1/patients/{patient}/careplan", contracts.trim_end_matches('/')), &key)
+        }
+    }
+}
+
+/// `emrctl emergency ...`
+pub fn emergency(cmd: EmergencyCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        EmergencyCmd::Token { qr } => {
+            let token = format!("gc-emergency-{}", random_nonce());
+            let code = qrcode::QrCode::new(token.as_bytes()).context("QR code")?;
+            let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).build();
+            std::fs::write(&qr, svg).with_context(|| format!("write {}", qr.display()))?;
+            print(&json!({ "token": token, "token_hash": sha256(token.as_bytes()).to_string(), "qr_svg": qr }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        EmergencyCmd::Profile { sign: s, blood_group, diabetes_type, allergies, medications, token_hash } => {
+            let body = json!({
+                "blood_group": blood_group,
+                "allergies": allergies,
+                "diabetes_type": diabetes_type,
+                "medications": medications,
+                "emergency_contacts": [],
+                "token_hash": Hash32::from_hex(&token_hash).context("--token-hash is not a hex hash")?.to_string(),
+            });
+            println!("{}", sign(&s, "emergency.profile.set", body)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        EmergencyCmd::Access { sign: s, token, reason, ingest, contracts } => {
+            let body = json!({ "token_hash": sha256(token.trim().as_bytes()).to_string(), "reason": reason });
+            let jws = sign(&s, "access.emergency", body)?;
+            let read = read_token(&s.key)?;
+            let (ingest, contracts) =
+                (ingest.trim_end_matches('/').to_string(), contracts.trim_end_matches('/').to_string());
+            runtime()?.block_on(async move {
+                let c = client()?;
+                let r = c
+                    .post(format!("{ingest}/v1/transactions"))
+                    .header("content-type", "application/jose")
+                    .body(jws)
+                    .send()
+                    .await?;
+                let (status, body) = answer(r).await?;
+                if status >= 300 {
+                    return outcome(status, &body);
+                }
+                let hash = body["tx_hash"].as_str().unwrap_or_default().to_string();
+                // Wait for the commit, then read the profile (the engine may trail by a block).
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                loop {
+                    let (_, st) = answer(c.get(format!("{ingest}/v1/transactions/{hash}")).send().await?).await?;
+                    if st["status"] == "rejected" {
+                        print(&st)?;
+                        return Ok(ExitCode::from(1));
+                    }
+                    if st["status"] == "committed" {
+                        let r = c
+                            .post(format!("{contracts}/v1/emergency-access"))
+                            .bearer_auth(&read)
+                            .json(&json!({ "token": token.trim() }))
+                            .send()
+                            .await?;
+                        let (status, profile) = answer(r).await?;
+                        if status == 200 || tokio::time::Instant::now() >= deadline {
+                            return outcome(status, &profile);
+                        }
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        bail!("access.emergency not committed within 60 s");
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+        }
+    }
+}
