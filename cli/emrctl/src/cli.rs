@@ -200,6 +200,10 @@ pub enum Command {
     #[command(subcommand)]
     Emergency(EmergencyCmd),
 
+    /// Tele-health consults: request (patient, sharing records) or respond (clinician).
+    #[command(subcommand)]
+    Consult(ConsultCmd),
+
     /// Check a transaction: strict parsing and, given a key, its signature.
     ///
     /// The key comes from --public-key, or from --genesis when the signer is
@@ -363,7 +367,7 @@ pub enum CareplanCmd {
         plan_id: String,
         /// Version accepted.
         #[arg(long)]
-        version: u32,
+        plan_version: u32,
         /// Hash of the careplan.propose transaction (hex).
         #[arg(long)]
         proposal_tx: String,
@@ -427,5 +431,44 @@ pub enum EmergencyCmd {
         /// Contracts engine base URL.
         #[arg(long, env = "GLUCOCHAIN_CONTRACTS_URL", default_value = "http://127.0.0.1:8082")]
         contracts: String,
+    },
+}
+
+/// `emrctl consult ...`
+#[derive(Subcommand, Debug)]
+pub enum ConsultCmd {
+    /// Sign a consult.request: the clinician may read the shared records until they answer.
+    Request {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Consult id.
+        #[arg(long)]
+        id: String,
+        /// The clinician asked.
+        #[arg(long)]
+        clinician: String,
+        /// Data classes shared: institution, private.
+        #[arg(long, value_delimiter = ',', required = true)]
+        classes: Vec<String>,
+        /// Codes shared (default all).
+        #[arg(long, value_delimiter = ',')]
+        codes: Vec<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Sign a consult.respond (the clinician asked): a note, optionally a prescription.
+    Respond {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Consult id.
+        #[arg(long)]
+        id: String,
+        /// The answer.
+        #[arg(long)]
+        note: String,
+        /// Prescribed medication, dose and instructions, as `NAME;DOSE;INSTRUCTIONS`.
+        #[arg(long)]
+        prescription: Option<String>,
     },
 }

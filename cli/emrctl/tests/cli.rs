@@ -214,3 +214,84 @@ fn token_is_a_short_lived_read_token() {
     assert_eq!(claims.iss, info["participant_id"].as_str().unwrap());
     assert_eq!(claims.exp - claims.iat, 60);
 }
+
+#[test]
+fn contract_commands_sign_valid_transactions_and_refuse_bad_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("patient.pem");
+    let info = json(&emrctl(&["keygen", "--out", p(&key)], None));
+    let id = info["participant_id"].as_str().unwrap().to_string();
+    let base = ["--key", p(&key), "--chain-id", "glucochain-dev", "--patient", &id];
+    let typed = |args: &[&str], want: &str| {
+        let out = emrctl(args, None);
+        assert!(out.status.success(), "{want}: {}", String::from_utf8_lossy(&out.stderr));
+        let jws = String::from_utf8(out.stdout).unwrap();
+        let v = json(&emrctl(&["verify-tx", "-"], Some(jws.trim())));
+        assert_eq!(v["type"], want);
+    };
+    let grant = [
+        &["consent", "grant"][..],
+        &base[..],
+        &["--id", "c1", "--grantee", &id, "--classes", "private", "--access", "read,write"][..],
+    ]
+    .concat();
+    typed(&grant, "consent.grant");
+    typed(&[&["consent", "revoke"][..], &base[..], &["--id", "c1"][..]].concat(), "consent.revoke");
+    let h = "ab".repeat(32);
+    typed(
+        &[
+            &["careplan", "accept"][..],
+            &base[..],
+            &["--plan-id", "plan-1", "--plan-version", "1", "--proposal-tx", &h][..],
+        ]
+        .concat(),
+        "careplan.accept",
+    );
+    typed(
+        &[
+            &["emergency", "profile"][..],
+            &base[..],
+            &["--blood-group", "B+", "--diabetes-type", "type2", "--token-hash", &h][..],
+        ]
+        .concat(),
+        "emergency.profile.set",
+    );
+    typed(
+        &[
+            &["consult", "request"][..],
+            &base[..],
+            &["--id", "k1", "--clinician", &id, "--classes", "private", "--reason", "lows"][..],
+        ]
+        .concat(),
+        "consult.request",
+    );
+    typed(
+        &[&["consult", "respond"][..], &base[..], &["--id", "k1", "--note", "ok", "--prescription", "a;b;c"][..]]
+            .concat(),
+        "consult.respond",
+    );
+    // Bad input is refused before anything is signed.
+    let bad = [
+        &["consent", "grant"][..],
+        &base[..],
+        &["--id", "c1", "--grantee", &id, "--classes", "secret", "--access", "read"][..],
+    ]
+    .concat();
+    let out = emrctl(&bad, None);
+    assert!(!out.status.success() && out.stdout.is_empty());
+    let out = emrctl(
+        &[
+            &["emergency", "profile"][..],
+            &base[..],
+            &["--blood-group", "C+", "--diabetes-type", "type1", "--token-hash", &h][..],
+        ]
+        .concat(),
+        None,
+    );
+    assert!(!out.status.success());
+    // A device token and its QR code.
+    let qr = dir.path().join("t.svg");
+    let t = json(&emrctl(&["emergency", "token", "--qr", p(&qr)], None));
+    assert_eq!(t["token_hash"].as_str().unwrap().len(), 64);
+    assert!(std::fs::read_to_string(&qr).unwrap().starts_with("<?xml"));
+}

@@ -177,7 +177,9 @@ fn careplan_json(s: &ApiState, patient: &ParticipantId, now: Timestamp) -> Resul
     Ok(HttpResponse::Ok().json(json!({ "patient": patient.as_str(), "careplans": plans })))
 }
 
-/// Reminders coming up for the patient in the next `hours` (default 24).
+/// Reminders for the patient from `hours` ago to `hours` ahead (default 24):
+/// medication reminders say whether a `medication.taken` was recorded
+/// within 90 minutes of the due time.
 #[utoipa::path(get, path = "/v1/patients/{id}/reminders", tag = "patients",
     params(("id" = String, Path, description = "the patient's secure id"), ("hours" = Option<u32>, Query, description = "how far ahead (1..=720)")),
     responses((status = 200, description = "medication and check-up reminders with due times"), (status = 401, body = Problem), (status = 403, body = Problem)))]
@@ -191,15 +193,30 @@ pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Resu
         .unwrap_or(24)
         .clamp(1, 720);
     let now = Timestamp::now();
+    let from = Timestamp::from_unix_ms(now.unix_ms() - hours * 3_600_000);
     let until = Timestamp::from_unix_ms(now.unix_ms() + hours * 3_600_000);
-    let upcoming: Vec<serde_json::Value> = s
-        .engine
-        .reminders(now, until)
+    let mut list = Vec::new();
+    // Past and future windows of at most a day each (the scheduler's catch-up bound).
+    let mut t = from;
+    while t < until {
+        let next = Timestamp::from_unix_ms((t.unix_ms() + 86_400_000).min(until.unix_ms()));
+        list.extend(s.engine.reminders(t, next).into_iter().filter(|r| r.patient == patient));
+        t = next;
+    }
+    let items: Vec<serde_json::Value> = list
         .into_iter()
-        .filter(|r| r.patient == patient)
-        .map(|r| json!({ "id": r.id, "kind": r.kind.as_str(), "plan_id": r.plan_id, "subject": r.subject, "text": r.text, "due": r.due.to_rfc3339() }))
+        .map(|r| {
+            let taken = (r.kind == crate::reminders::ReminderKind::Medication)
+                .then(|| s.engine.was_taken(&patient, &r.subject, r.due));
+            json!({
+                "id": r.id, "kind": r.kind.as_str(), "plan_id": r.plan_id, "subject": r.subject, "text": r.text,
+                "due": r.due.to_rfc3339(), "past": r.due < now, "taken": taken,
+            })
+        })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "patient": patient.as_str(), "from": now.to_rfc3339(), "until": until.to_rfc3339(), "reminders": upcoming })))
+    Ok(HttpResponse::Ok().json(json!({
+        "patient": patient.as_str(), "from": from.to_rfc3339(), "until": until.to_rfc3339(), "reminders": items,
+    })))
 }
 
 /// The OpenAPI document.

@@ -44,6 +44,8 @@ pub struct Engine {
     pub store: Store,
     /// Newest record time per (patient, code).
     pub last_record: RwLock<HashMap<(ParticipantId, String), Timestamp>>,
+    /// Times each medication was recorded as taken, per (patient, medication), newest last.
+    pub taken: RwLock<HashMap<(ParticipantId, String), Vec<Timestamp>>>,
     pending_notices: Mutex<Vec<BreakGlass>>,
 }
 
@@ -58,6 +60,7 @@ impl Engine {
             chain,
             store: store.clone(),
             last_record: RwLock::new(HashMap::new()),
+            taken: RwLock::new(HashMap::new()),
             pending_notices: Mutex::new(Vec::new()),
         });
         let top = engine.chain.height();
@@ -93,6 +96,15 @@ impl Engine {
                         *e = (*e).max(block.header.time);
                     }
                 }
+                TxBody::MedicationTaken(m) => {
+                    let mut taken = self.taken.write().expect("taken lock");
+                    let list = taken.entry((patient.clone(), m.medication.to_lowercase())).or_default();
+                    list.push(m.taken_at);
+                    list.sort();
+                    if list.len() > 512 {
+                        list.remove(0);
+                    }
+                }
                 TxBody::AccessEmergency(a) if notify => {
                     self.pending_notices.lock().expect("notices lock").push(BreakGlass {
                         tx_hash: tx.hash.to_string(),
@@ -124,6 +136,14 @@ impl Engine {
         let view = self.chain.view.read().expect("view lock");
         let last = self.last_record.read().expect("index lock");
         due_reminders(view.state().contracts(), &last, from, to)
+    }
+
+    /// Whether `medication` was recorded as taken within 90 minutes of `due`.
+    pub fn was_taken(&self, patient: &ParticipantId, medication: &str, due: Timestamp) -> bool {
+        let taken = self.taken.read().expect("taken lock");
+        taken
+            .get(&(patient.clone(), medication.to_lowercase()))
+            .is_some_and(|l| l.iter().any(|t| (t.unix_ms() - due.unix_ms()).abs() <= 90 * 60_000))
     }
 
     fn take_notices(&self) -> Vec<BreakGlass> {

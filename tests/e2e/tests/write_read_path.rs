@@ -968,6 +968,39 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
         assert!(ids.insert(r.reminder_id.clone()), "a reminder was sent twice: {}", r.reminder_id);
     }
 
+    // medication.taken by the caregiver shows against the nearest reminder.
+    let mut caregiver = caregiver;
+    let took = caregiver.sign(
+        Some(&pid),
+        TxBody::MedicationTaken(glucochain_types::tx::MedicationTaken {
+            medication: "metformin".into(),
+            dose: Some("500 mg".into()),
+            taken_at: Timestamp::now(),
+        }),
+    );
+    let tk = sys.submit(&took).await;
+    sys.wait_committed(&tk).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: Value = sys
+            .http
+            .get(format!("{}/v1/patients/{pid}/reminders?hours=2", sys.contracts))
+            .bearer_auth(patient.token(120, now_secs()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let list = v["reminders"].as_array().unwrap();
+        assert!(list.iter().any(|r| r["taken"] == false), "untaken slots stay untaken: {v}");
+        if list.iter().any(|r| r["taken"] == true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "medication.taken not matched: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // The same through the command line.
     let work = tempfile::tempdir().unwrap();
     let (pkey, ckey) = (work.path().join("patient.pem"), work.path().join("clinician.pem"));

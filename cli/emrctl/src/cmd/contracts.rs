@@ -2,7 +2,7 @@
 
 use super::http::{answer, client, outcome, print, read_token, runtime};
 use super::random_nonce;
-use crate::cli::{CareplanCmd, ConsentCmd, EmergencyCmd, SignArgs};
+use crate::cli::{CareplanCmd, ConsentCmd, ConsultCmd, EmergencyCmd, SignArgs};
 use anyhow::{Context, bail};
 use glucochain_crypto::{Hash32, KeyPair, sha256};
 use glucochain_types::time::Timestamp;
@@ -72,9 +72,9 @@ pub fn consent(cmd: ConsentCmd) -> anyhow::Result<ExitCode> {
 /// `emrctl careplan ...`
 pub fn careplan(cmd: CareplanCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        CareplanCmd::Accept { sign: s, plan_id, version, proposal_tx } => {
+        CareplanCmd::Accept { sign: s, plan_id, plan_version, proposal_tx } => {
             let proposal = Hash32::from_hex(&proposal_tx).context("--proposal-tx is not a hex hash")?;
-            let body = json!({ "plan_id": plan_id, "version": version, "proposal_tx": proposal.to_string() });
+            let body = json!({ "plan_id": plan_id, "version": plan_version, "proposal_tx": proposal.to_string() });
             println!("{}", sign(&s, "careplan.accept", body)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -154,4 +154,32 @@ pub fn emergency(cmd: EmergencyCmd) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// `emrctl consult ...`
+pub fn consult(cmd: ConsultCmd) -> anyhow::Result<ExitCode> {
+    let jws = match cmd {
+        ConsultCmd::Request { sign: s, id, clinician, classes, codes, reason } => {
+            let body = json!({
+                "consult_id": id,
+                "clinician": clinician,
+                "shared": { "data_classes": classes, "codes": codes, "access": ["read"] },
+                "reason": reason,
+            });
+            sign(&s, "consult.request", body)?
+        }
+        ConsultCmd::Respond { sign: s, id, note, prescription } => {
+            let mut body = json!({ "consult_id": id, "note": note });
+            if let Some(p) = prescription {
+                let parts: Vec<&str> = p.splitn(3, ';').collect();
+                let [name, dose, instructions] = parts[..] else {
+                    bail!("--prescription is NAME;DOSE;INSTRUCTIONS");
+                };
+                body["prescription"] = json!({ "medication": name, "dose": dose, "instructions": instructions });
+            }
+            sign(&s, "consult.respond", body)?
+        }
+    };
+    println!("{jws}");
+    Ok(ExitCode::SUCCESS)
 }

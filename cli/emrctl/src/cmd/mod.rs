@@ -39,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Consent(c) => contracts::consent(c),
         Command::Careplan(c) => contracts::careplan(c),
         Command::Emergency(c) => contracts::emergency(c),
+        Command::Consult(c) => contracts::consult(c),
         Command::Hash { file, tx } => tx::hash(&file, tx),
         Command::Token { key, audience, ttl } => keys::token(&key, &audience, ttl),
         Command::VerifyProof { proof, genesis } => verify::verify_proof(&proof, &genesis),
