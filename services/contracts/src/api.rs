@@ -233,7 +233,7 @@ pub struct ApiDoc;
 
 async fn openapi() -> HttpResponse {
     use utoipa::OpenApi as _;
-    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+    glucochain_api::service::openapi_response(&ApiDoc::openapi())
 }
 
 /// Routes.
@@ -245,7 +245,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/patients/{id}/consents", web::get().to(consents))
         .route("/v1/patients/{id}/careplan", web::get().to(careplan))
         .route("/v1/patients/{id}/reminders", web::get().to(reminders))
-        .default_service(web::to(|| async {
-            actix_web::ResponseError::error_response(&Problem::not_found("no such endpoint"))
-        }));
+        .default_service(web::to(glucochain_api::service::no_such_endpoint));
 }

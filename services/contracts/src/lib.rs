@@ -13,6 +13,7 @@ pub mod reminders;
 pub use config::ContractsConfig;
 
 use anyhow::Context as _;
+use glucochain_api::service::{ended, http_server};
 use glucochain_bus::Bus;
 use glucochain_crypto::jose::TokenPolicy;
 use glucochain_store::Store;
@@ -53,44 +54,20 @@ pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
         engine,
         policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
     });
-    let r = ready.clone();
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .configure(|c| glucochain_telemetry::http::configure(c, r.clone()))
-            .configure(api::configure)
-    })
-    .workers(2);
-    let server = match cfg.tls.server_config()? {
-        Some(tls) => server.bind_rustls_0_23(cfg.http_addr, tls),
-        None => server.bind(cfg.http_addr),
-    }
-    .with_context(|| format!("bind {}", cfg.http_addr))?
-    .run();
-    let ended = |what: &'static str| {
-        move |r: Result<anyhow::Result<()>, tokio::task::JoinError>| match r {
-            Ok(Ok(())) => anyhow::anyhow!("{what} ended"),
-            Ok(Err(e)) => e.context(what),
-            Err(e) => anyhow::anyhow!("{what} panicked: {e}"),
-        }
-    };
+    let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
+        c.app_data(state.clone());
+        api::configure(c);
+    })?;
     tokio::select! {
         r = server => r.context("http server"),
-        r = follow => Err(ended("following BLOCKS")(r)),
-        r = authz => Err(ended("access decisions")(r)),
-        r = notices => Err(ended("break-glass notices")(r)),
-        r = reminders => Err(ended("reminders")(r)),
+        r = follow => Err(ended("following BLOCKS", r)),
+        r = authz => Err(ended("access decisions", r)),
+        r = notices => Err(ended("break-glass notices", r)),
+        r = reminders => Err(ended("reminders", r)),
     }
 }
 
 /// The binary's body: telemetry, then [`serve`].
 pub fn main_with(cfg: ContractsConfig) -> anyhow::Result<()> {
-    actix_web::rt::System::new().block_on(async move {
-        let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env("contracts"))?;
-        let result = serve(cfg).await;
-        if let Err(e) = &result {
-            tracing::error!(error = format!("{e:#}"), "contracts engine stopped");
-        }
-        result
-    })
+    glucochain_api::service::run("contracts", || serve(cfg))
 }

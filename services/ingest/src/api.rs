@@ -128,7 +128,7 @@ pub struct ApiDoc;
 
 async fn openapi() -> HttpResponse {
     use utoipa::OpenApi as _;
-    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+    glucochain_api::service::openapi_response(&ApiDoc::openapi())
 }
 
 /// Routes.
@@ -137,7 +137,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/openapi.json", web::get().to(openapi))
         .route("/v1/transactions", web::post().to(submit))
         .route("/v1/transactions/{hash}", web::get().to(status))
-        .default_service(web::to(|| async {
-            actix_web::ResponseError::error_response(&Problem::not_found("no such endpoint"))
-        }));
+        .default_service(web::to(glucochain_api::service::no_such_endpoint));
 }

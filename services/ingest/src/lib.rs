@@ -12,6 +12,7 @@ pub mod rate;
 pub use config::IngestConfig;
 
 use anyhow::Context as _;
+use glucochain_api::service::{ended, http_server};
 use glucochain_bus::Bus;
 use glucochain_bus::streams::StreamSpec;
 use glucochain_store::Store;
@@ -45,42 +46,18 @@ pub async fn serve(cfg: IngestConfig) -> anyhow::Result<()> {
         }
     });
     let data = actix_web::web::Data::new(ingest);
-    let r = ready.clone();
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(data.clone())
-            .configure(|c| glucochain_telemetry::http::configure(c, r.clone()))
-            .configure(api::configure)
-    })
-    .workers(2);
-    let server = match cfg.tls.server_config()? {
-        Some(tls) => server.bind_rustls_0_23(cfg.http_addr, tls),
-        None => server.bind(cfg.http_addr),
-    }
-    .with_context(|| format!("bind {}", cfg.http_addr))?
-    .run();
-    let ended = |what: &'static str| {
-        move |r: Result<anyhow::Result<()>, tokio::task::JoinError>| match r {
-            Ok(Ok(())) => anyhow::anyhow!("{what} ended"),
-            Ok(Err(e)) => e.context(what),
-            Err(e) => anyhow::anyhow!("{what} panicked: {e}"),
-        }
-    };
+    let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
+        c.app_data(data.clone());
+        api::configure(c);
+    })?;
     tokio::select! {
         r = server => r.context("http server"),
-        r = blocks => Err(ended("following BLOCKS")(r)),
-        r = rejections => Err(ended("following rejections")(r)),
+        r = blocks => Err(ended("following BLOCKS", r)),
+        r = rejections => Err(ended("following rejections", r)),
     }
 }
 
 /// The binary's body: telemetry, then [`serve`].
 pub fn main_with(cfg: IngestConfig) -> anyhow::Result<()> {
-    actix_web::rt::System::new().block_on(async move {
-        let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env("ingest"))?;
-        let result = serve(cfg).await;
-        if let Err(e) = &result {
-            tracing::error!(error = format!("{e:#}"), "ingest stopped");
-        }
-        result
-    })
+    glucochain_api::service::run("ingest", || serve(cfg))
 }

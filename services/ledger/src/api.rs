@@ -372,7 +372,7 @@ pub struct ApiDoc;
 
 async fn openapi() -> HttpResponse {
     use utoipa::OpenApi as _;
-    HttpResponse::Ok().content_type("application/json").body(ApiDoc::openapi().to_pretty_json().unwrap_or_default())
+    glucochain_api::service::openapi_response(&ApiDoc::openapi())
 }
 
 /// Routes of the read API.
@@ -386,15 +386,5 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/v1/transactions/{hash}/proof", web::get().to(proof))
         .route("/v1/patients/{id}/records", web::get().to(records))
         .route("/v1/patients/{id}/access-log", web::get().to(access_log))
-        .default_service(web::to(|| async { Problem::not_found("no such endpoint").error_response_owned() }));
-}
-
-trait OwnedResponse {
-    fn error_response_owned(self) -> HttpResponse;
-}
-
-impl OwnedResponse for Problem {
-    fn error_response_owned(self) -> HttpResponse {
-        actix_web::ResponseError::error_response(&self)
-    }
+        .default_service(web::to(glucochain_api::service::no_such_endpoint));
 }

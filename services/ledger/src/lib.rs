@@ -11,6 +11,7 @@ pub mod ledger;
 pub use config::LedgerConfig;
 
 use anyhow::Context as _;
+use glucochain_api::service::{ended, http_server};
 use glucochain_bus::Bus;
 use glucochain_crypto::jose::TokenPolicy;
 use glucochain_store::Store;
@@ -54,36 +55,18 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
         policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
         authz: if cfg.authz == "local" { api::Authz::Local } else { api::Authz::Contracts(Box::new(bus.clone())) },
     });
-    let r = ready.clone();
-    let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new()
-            .app_data(state.clone())
-            .wrap(actix_web::middleware::Compress::default())
-            .configure(|c| glucochain_telemetry::http::configure(c, r.clone()))
-            .configure(api::configure)
-    })
-    .workers(2);
-    let server = match cfg.tls.server_config()? {
-        Some(tls) => server.bind_rustls_0_23(cfg.http_addr, tls),
-        None => server.bind(cfg.http_addr),
-    }
-    .with_context(|| format!("bind {}", cfg.http_addr))?
-    .run();
+    let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
+        c.app_data(state.clone());
+        api::configure(c);
+    })?;
     tokio::select! {
         r = server => r.context("http server"),
-        r = follow => Err(r.map_or_else(|e| anyhow::anyhow!("follower panicked: {e}"), |r| r.err().unwrap_or_else(|| anyhow::anyhow!("follower ended")))),
-        r = checkpoints => Err(r.map_or_else(|e| anyhow::anyhow!("checkpoints panicked: {e}"), |r| r.err().unwrap_or_else(|| anyhow::anyhow!("checkpoints ended")))),
+        r = follow => Err(ended("following BLOCKS", r)),
+        r = checkpoints => Err(ended("audit checkpoints", r)),
     }
 }
 
 /// The binary's body: telemetry, then [`serve`].
 pub fn main_with(cfg: LedgerConfig) -> anyhow::Result<()> {
-    actix_web::rt::System::new().block_on(async move {
-        let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env("ledger"))?;
-        let result = serve(cfg).await;
-        if let Err(e) = &result {
-            tracing::error!(error = format!("{e:#}"), "ledger stopped");
-        }
-        result
-    })
+    glucochain_api::service::run("ledger", || serve(cfg))
 }

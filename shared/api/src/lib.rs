@@ -2,6 +2,8 @@
 //! stable type per error, and authentication of reads by a short-lived
 //! EdDSA JWT from a key registered on the chain.
 
+pub mod service;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use glucochain_crypto::jose::{TokenPolicy, parse_compact, verify_token};

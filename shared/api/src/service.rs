@@ -1,0 +1,72 @@
+//! What every HTTP service binary does the same way: run in an actix
+//! system with telemetry, serve its routes plus health and metrics over
+//! HTTP or HTTPS, and stop when any of its background tasks ends.
+
+use crate::TlsArgs;
+use actix_web::{HttpResponse, web};
+use glucochain_telemetry::http::Readiness;
+use std::net::SocketAddr;
+
+/// Runs `serve` for the service `name` inside an actix system with telemetry
+/// installed; logs the error that stopped it.
+pub fn run<F, Fut>(name: &'static str, serve: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    actix_web::rt::System::new().block_on(async move {
+        let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env(name))?;
+        let result = serve().await;
+        if let Err(e) = &result {
+            tracing::error!(service = name, error = format!("{e:#}"), "stopped");
+        }
+        result
+    })
+}
+
+/// An HTTP(S) server on `addr` with `/healthz`, `/readyz`, `/metrics` and
+/// the routes `configure` adds (with its own app data).
+pub fn http_server<F>(
+    addr: SocketAddr,
+    tls: &TlsArgs,
+    ready: Readiness,
+    configure: F,
+) -> anyhow::Result<actix_web::dev::Server>
+where
+    F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
+{
+    let server = actix_web::HttpServer::new(move || {
+        let configure = configure.clone();
+        let ready = ready.clone();
+        actix_web::App::new()
+            .wrap(actix_web::middleware::Compress::default())
+            .configure(move |c| glucochain_telemetry::http::configure(c, ready))
+            .configure(configure)
+    })
+    .workers(2);
+    let server = match tls.server_config()? {
+        Some(config) => server.bind_rustls_0_23(addr, config),
+        None => server.bind(addr),
+    }
+    .map_err(|e| anyhow::anyhow!("bind {addr}: {e}"))?;
+    Ok(server.run())
+}
+
+/// The error for a background task that ended (they are meant to run forever).
+pub fn ended(what: &'static str, r: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Error {
+    match r {
+        Ok(Ok(())) => anyhow::anyhow!("{what} ended"),
+        Ok(Err(e)) => e.context(what),
+        Err(e) => anyhow::anyhow!("{what} panicked: {e}"),
+    }
+}
+
+/// `GET /openapi.json` for a service's document.
+pub fn openapi_response(doc: &utoipa::openapi::OpenApi) -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(doc.to_pretty_json().unwrap_or_default())
+}
+
+/// The fallback for unknown paths: a 404 problem document.
+pub async fn no_such_endpoint() -> HttpResponse {
+    actix_web::ResponseError::error_response(&crate::Problem::not_found("no such endpoint"))
+}
