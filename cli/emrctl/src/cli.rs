@@ -204,6 +204,40 @@ pub enum Command {
     #[command(subcommand)]
     Consult(ConsultCmd),
 
+    /// Run the detector (exactly the service's code) over CGM CSV files
+    /// (`patient_id,timestamp,glucose_mg_dl`) and write one JSON alert per
+    /// line; with --labels, print the scorer's table too.
+    #[command(
+        after_help = "Example:\n  emrctl detect --input tests/fixtures/cgm/dev/adult-001.csv --out alerts.jsonl --labels tests/fixtures/cgm/dev/labels.json"
+    )]
+    Detect {
+        /// CSV files (one or more patients each).
+        #[arg(long = "input", required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
+        /// Where to write the alerts (JSON lines); `-` for standard output.
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+        /// Ground-truth labels to score against.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Print the score as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Score an alert stream (JSON lines) against labels, as the test set's scorer does.
+    Score {
+        /// Labels (JSON).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Alerts (JSON lines).
+        #[arg(long)]
+        alerts: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Check a transaction: strict parsing and, given a key, its signature.
     ///
     /// The key comes from --public-key, or from --genesis when the signer is

@@ -1,6 +1,7 @@
 //! Command implementations.
 
 mod contracts;
+mod detect;
 mod http;
 mod keys;
 mod roundtrip;
@@ -40,6 +41,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Careplan(c) => contracts::careplan(c),
         Command::Emergency(c) => contracts::emergency(c),
         Command::Consult(c) => contracts::consult(c),
+        Command::Detect { inputs, out, labels, json } => detect::detect(&inputs, &out, labels.as_deref(), json),
+        Command::Score { labels, alerts, json } => detect::score(&labels, &alerts, json),
         Command::Hash { file, tx } => tx::hash(&file, tx),
         Command::Token { key, audience, ttl } => keys::token(&key, &audience, ttl),
         Command::VerifyProof { proof, genesis } => verify::verify_proof(&proof, &genesis),

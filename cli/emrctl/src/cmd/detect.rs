@@ -1,0 +1,91 @@
+//! `emrctl detect` and `emrctl score`: the detector's offline evaluation.
+
+use super::read_input;
+use anyhow::{Context, bail};
+use glucochain_detect::score::{Labels, ScoredAlert, render};
+use glucochain_detect::{DetectorConfig, Reading, kind_name, run_trace};
+use glucochain_types::time::Timestamp;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Readings by patient from a CGM CSV (`patient_id,timestamp,glucose_mg_dl`).
+pub fn read_csv(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Reading>>> {
+    let text = String::from_utf8(read_input(path)?).context("the CSV is not UTF-8")?;
+    let mut out: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || (i == 0 && line.starts_with("patient_id")) {
+            continue;
+        }
+        let cols: Vec<&str> = line.split(',').collect();
+        let [patient, ts, g] = cols[..] else { bail!("{}:{}: expected 3 columns", path.display(), i + 1) };
+        let at = Timestamp::parse(ts.trim()).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+        let mg_dl: f64 = g.trim().parse().with_context(|| format!("{}:{}: glucose {g:?}", path.display(), i + 1))?;
+        out.entry(patient.trim().to_string()).or_default().push(Reading { at_ms: at.unix_ms(), mg_dl });
+    }
+    for r in out.values_mut() {
+        r.sort_by_key(|x| x.at_ms);
+    }
+    Ok(out)
+}
+
+/// Runs the detector over `inputs`; writes alerts to `out`; scores with `labels`.
+pub fn detect(
+    inputs: &[std::path::PathBuf],
+    out: &Path,
+    labels: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let cfg = DetectorConfig::default();
+    let mut lines = Vec::new();
+    let mut scored = Vec::new();
+    for input in inputs {
+        for (patient, readings) in read_csv(input)? {
+            for a in run_trace(&cfg, &readings) {
+                let timestamp = Timestamp::from_unix_ms(a.at_ms).to_rfc3339();
+                lines.push(serde_json::json!({
+                    "patient_id": patient, "timestamp": timestamp, "kind": kind_name(a.kind), "episode": a.episode,
+                    "glucose_mg_dl": a.glucose, "slope_mg_dl_per_min": a.slope.map(|s| (s * 100.0).round() / 100.0),
+                    "predicted_mg_dl": a.predicted.map(|p| p.round()), "reason": a.reason,
+                }));
+                scored.push(ScoredAlert { patient_id: patient.clone(), timestamp, kind: kind_name(a.kind).into() });
+            }
+        }
+    }
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if out == Path::new("-") {
+        std::io::stdout().write_all(text.as_bytes())?;
+    } else {
+        std::fs::write(out, text).with_context(|| format!("write {}", out.display()))?;
+    }
+    if let Some(l) = labels {
+        print_score(l, &scored, json)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_score(labels: &Path, alerts: &[ScoredAlert], json: bool) -> anyhow::Result<()> {
+    let labels: Labels = serde_json::from_slice(&read_input(labels)?).context("labels")?;
+    let report = glucochain_detect::score::score(&labels, alerts).map_err(anyhow::Error::msg)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprint!("{}", render(&report));
+    }
+    Ok(())
+}
+
+/// `emrctl score`.
+pub fn score(labels: &Path, alerts: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let text = String::from_utf8(read_input(alerts)?)?;
+    let alerts: Vec<ScoredAlert> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("alerts: one JSON object per line with patient_id, timestamp, kind")?;
+    print_score(labels, &alerts, json)?;
+    Ok(ExitCode::SUCCESS)
+}
