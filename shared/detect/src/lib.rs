@@ -92,6 +92,19 @@ struct Episode {
     clear_since: Option<i64>,
 }
 
+/// A low is predicted only while glucose is within this of the low threshold, mg/dL.
+const PREDICT_BAND: f64 = 30.0;
+/// ... and falling at least this fast, mg/dL/min.
+const PREDICT_MIN_FALL: f64 = 1.0;
+/// An urgent-low episode ends this far above the urgent threshold (held 15 min), mg/dL.
+const URGENT_REARM: f64 = 4.0;
+/// A low episode ends this far above the low threshold (held 15 min), mg/dL.
+const LOW_REARM: f64 = 5.0;
+/// A drop faster than this (mg/dL/min) out of a steady level is held as a possible compression low.
+const COMPRESSION_RATE: f64 = 3.0;
+/// Rapid change needs the care plan's rate times this (the sensor's noise inflates short slopes).
+const RAPID_MARGIN: f64 = 1.15;
+
 /// Least-squares slope (mg/dL/min) of `points` (minutes, mg/dL).
 fn slope(points: &[(f64, f64)]) -> Option<f64> {
     if points.len() < 3 {
@@ -153,12 +166,19 @@ pub struct PatientDetector {
     hist: VecDeque<Reading>,
     next_episode: u64,
     low: Option<Episode>,
+    urgent: Option<Episode>,
+    predicted: Option<Episode>,
     high: Option<Episode>,
+    very_high: Option<Episode>,
     fall: Option<Episode>,
     rise: Option<Episode>,
     /// A suspected compression low: (since, level before the drop).
     suspect: Option<(i64, f64)>,
+    /// Until when the recovery from a compression low is still going on.
+    artefact_until: i64,
     signal_lost: bool,
+    /// When each kind last fired.
+    last_fired: std::collections::BTreeMap<AlertKind, i64>,
 }
 
 impl PatientDetector {
@@ -169,11 +189,16 @@ impl PatientDetector {
             hist: VecDeque::new(),
             next_episode: 1,
             low: None,
+            urgent: None,
+            predicted: None,
             high: None,
+            very_high: None,
             fall: None,
             rise: None,
             suspect: None,
+            artefact_until: 0,
             signal_lost: false,
+            last_fired: std::collections::BTreeMap::new(),
         }
     }
 
@@ -230,7 +255,12 @@ impl PatientDetector {
             let dt = (now - p.at_ms) as f64 / MIN as f64;
             let before = slope(&self.points(p.at_ms, 20).iter().map(|(x, y)| (*x, *y)).collect::<Vec<_>>());
             let steady_before = before.is_some_and(|b| b > -1.2);
-            if dt > 0.0 && dt <= 10.0 && (g - p.mg_dl) / dt < -3.0 && steady_before && self.suspect.is_none() {
+            if dt > 0.0
+                && dt <= 10.0
+                && (g - p.mg_dl) / dt < -COMPRESSION_RATE
+                && steady_before
+                && self.suspect.is_none()
+            {
                 self.suspect = Some((now, p.mg_dl));
             }
         }
@@ -240,8 +270,13 @@ impl PatientDetector {
             if recovered || persisted {
                 self.suspect = None;
             }
+            if recovered {
+                self.artefact_until = now + 30 * MIN;
+            }
         }
         let held = self.suspect.is_some();
+        // The climb back from an artefact is not a rapid rise.
+        let after_artefact = now < self.artefact_until;
 
         let mut out = Vec::new();
         let mut fire = |kind: AlertKind,
@@ -276,7 +311,7 @@ impl PatientDetector {
             if g < t.urgent_low {
                 fire(
                     AlertKind::UrgentLow,
-                    &mut self.low,
+                    &mut self.urgent,
                     &mut self.next_episode,
                     format!("glucose {g:.0} mg/dL is below {:.0} (urgent low)", t.urgent_low),
                     &enabled,
@@ -293,12 +328,12 @@ impl PatientDetector {
             }
             if let (Some(p), Some(sl)) = (prediction, s)
                 && p.mg_dl < t.low
-                && g < t.low + 50.0
-                && sl < -0.6
+                && g < t.low + PREDICT_BAND
+                && sl < -PREDICT_MIN_FALL
             {
                 fire(
                     AlertKind::PredictedLow,
-                    &mut self.low,
+                    &mut self.predicted,
                     &mut self.next_episode,
                     format!(
                         "glucose {g:.0} mg/dL falling {sl:.1} mg/dL/min, predicted {:.0} in {:.0} min ({})",
@@ -310,7 +345,7 @@ impl PatientDetector {
                 );
             }
             if let Some(sl) = s
-                && sl < -t.rapid_change_per_min
+                && sl < -t.rapid_change_per_min * RAPID_MARGIN
                 && recent.len() >= 4
             {
                 fire(
@@ -326,13 +361,15 @@ impl PatientDetector {
         if g > t.very_high {
             fire(
                 AlertKind::VeryHigh,
-                &mut self.high,
+                &mut self.very_high,
                 &mut self.next_episode,
                 format!("glucose {g:.0} mg/dL is above {:.0}", t.very_high),
                 &enabled,
             );
         }
-        if self.hist.len() >= 3 && self.hist.iter().rev().take(3).all(|x| x.mg_dl > t.high) {
+        if self.hist.front().is_some_and(|f| f.at_ms <= now - 60 * MIN)
+            && self.hist.iter().filter(|x| x.at_ms > now - 60 * MIN).all(|x| x.mg_dl > t.high)
+        {
             fire(
                 AlertKind::High,
                 &mut self.high,
@@ -342,7 +379,9 @@ impl PatientDetector {
             );
         }
         if let Some(sl) = s
-            && sl > t.rapid_change_per_min
+            && !held
+            && !after_artefact
+            && sl > t.rapid_change_per_min * RAPID_MARGIN
             && recent.len() >= 4
         {
             fire(
@@ -354,9 +393,43 @@ impl PatientDetector {
             );
         }
 
+        // One excursion, one alert where one already covers it: a low after its
+        // prediction, a rapid fall during a low, a very high right after a rapid rise.
+        let covered =
+            |kinds: &[AlertKind], within: i64, out: &[Alert], last: &std::collections::BTreeMap<AlertKind, i64>| {
+                kinds
+                    .iter()
+                    .any(|k| out.iter().any(|a| a.kind == *k) || last.get(k).is_some_and(|t| now - t <= within * MIN))
+            };
+        let mut kept = Vec::new();
+        for a in &out {
+            let skip = match a.kind {
+                AlertKind::Low => covered(&[AlertKind::PredictedLow], 60, &kept, &self.last_fired),
+                AlertKind::RapidFall => covered(
+                    &[AlertKind::PredictedLow, AlertKind::Low, AlertKind::UrgentLow],
+                    60,
+                    &kept,
+                    &self.last_fired,
+                ),
+                AlertKind::VeryHigh => covered(&[AlertKind::RapidRise], 30, &kept, &self.last_fired),
+                AlertKind::High => covered(&[AlertKind::RapidRise, AlertKind::VeryHigh], 120, &kept, &self.last_fired),
+                _ => false,
+            };
+            if !skip {
+                kept.push(a.clone());
+            }
+        }
+        for a in &kept {
+            self.last_fired.insert(a.kind, now);
+        }
+        let out = kept;
+
         // Episodes end after a while back in range.
-        Self::settle(&mut self.low, g >= t.low + 10.0 && s.is_none_or(|x| x > -0.5), now, 30);
+        Self::settle(&mut self.urgent, g >= t.urgent_low + URGENT_REARM, now, 15);
+        Self::settle(&mut self.low, g >= t.low + LOW_REARM, now, 15);
+        Self::settle(&mut self.predicted, g >= t.low + 10.0 && s.is_none_or(|x| x > 0.0), now, 15);
         Self::settle(&mut self.high, g <= t.high - 20.0, now, 30);
+        Self::settle(&mut self.very_high, g <= t.very_high - 30.0, now, 30);
         Self::settle(&mut self.fall, s.is_some_and(|x| x > -1.0), now, 30);
         Self::settle(&mut self.rise, s.is_some_and(|x| x < 1.0), now, 30);
         out
