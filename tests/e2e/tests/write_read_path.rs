@@ -292,6 +292,40 @@ impl System {
         wait_ready(&self.http, &self.ledger, &self.procs).await;
     }
 
+    /// Starts the detector with its service key and waits until it has seen block `height`.
+    async fn start_detector(&mut self, key: &Path, height: u64) {
+        let port = free_port();
+        let args = vec![
+            "--genesis".into(),
+            self._dir.path().join("genesis.json").display().to_string(),
+            "--data-dir".into(),
+            self._dir.path().join("detector").display().to_string(),
+            "--nats-url".into(),
+            self._nats.url(),
+            "--http-addr".into(),
+            format!("127.0.0.1:{port}"),
+            "--key".into(),
+            key.display().to_string(),
+        ];
+        self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-detector"), &args, self._dir.path().join("detector.log")));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_ready(&reqwest::Client::new(), &url, &self.procs).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+            let seen = text
+                .lines()
+                .find(|l| l.starts_with("glucochain_detector_height"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if seen >= height as f64 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "detector not caught up\n{}", logs(&self.procs));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn post(&self, jws: &str, content_type: &str) -> (u16, Value) {
         let r = self
             .http
@@ -1092,4 +1126,64 @@ fn common_consent(grantee: &ParticipantId) -> TxBody {
         valid_from: None,
         valid_until: None,
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
+    let mut admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let mut sys = System::start(&admin, &ledger_key_path, true).await;
+    let detector = Actor::new();
+    let detector_key = keydir.path().join("detector.pem");
+    detector.key.write_pem_file(&detector_key, false).unwrap();
+    let mut patient = Actor::new();
+    let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let a = sys.submit(&admin.register(&detector, Role::Service, None)).await;
+    let b = sys.submit(&patient.register(&me, Role::Patient, None)).await;
+    sys.wait_committed(&a).await;
+    let registered = sys.wait_committed(&b).await;
+    sys.start_detector(&detector_key, registered["height"].as_u64().unwrap()).await;
+    let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-alerts").await.unwrap();
+    let mut alerts = bus.client().subscribe("emr.alert.>").await.unwrap();
+    // Fifteen readings over 70 minutes, falling from 150 to 45 mg/dL, uploaded one by one.
+    let pid = patient.id.clone();
+    let start = Timestamp::now().unix_ms() - 70 * 60_000;
+    for i in 0..15i64 {
+        let at = Timestamp::from_unix_ms(start + i * 5 * 60_000);
+        let mg = 150.0 - 7.5 * i as f64;
+        let obs = cgm_observation(pid.as_str(), at, mg.max(40.0), Some(&format!("r{i}")));
+        let jws = patient.sign(
+            Some(&pid),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+        );
+        sys.submit(&jws).await;
+    }
+    // Alert events arrive on emr.alert.<kind> at once.
+    let mut kinds = std::collections::BTreeSet::new();
+    while !kinds.contains(&(glucochain_wire::v1::AlertKind::UrgentLow as i32)) {
+        let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts)).await.expect("alert events");
+        let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();
+        assert_eq!(alert.patient, pid.as_str());
+        assert!(!alert.reason.is_empty(), "every alert says why");
+        kinds.insert(alert.kind);
+    }
+    assert!(
+        kinds.contains(&(glucochain_wire::v1::AlertKind::PredictedLow as i32)),
+        "the fall was predicted: {kinds:?}"
+    );
+    // And alert.raise transactions signed by the detector are committed.
+    let store = Store::connect(&sys.ledger_db).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = store.latest_of_type("alert.raise").await.unwrap() {
+            assert_eq!(t.signer, detector.id.as_str());
+            assert_eq!(t.patient.as_deref(), Some(pid.as_str()));
+            break;
+        }
+        assert!(Instant::now() < deadline, "no alert.raise committed\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    store.close().await;
 }

@@ -1,0 +1,294 @@
+//! The GlucoChain detector service: CGM observations arrive on the fast
+//! path (`emr.obs.<patient>`, published by ingest once the transaction is in
+//! the `TXS` stream, so an alert does not wait for a block); each patient's
+//! readings go through the shared detector (`glucochain-detect`) configured
+//! from the patient's active care plan; every alert is published at once on
+//! `emr.alert.<kind>` (ALERTS stream) for the notifier, and recorded on the
+//! chain as an `alert.raise` transaction signed by the detector's own key.
+
+pub mod config;
+
+pub use config::DetectorServiceConfig;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use glucochain_api::service::{ended, http_server};
+use glucochain_bus::streams::StreamSpec;
+use glucochain_bus::{Bus, subjects};
+use glucochain_crypto::{KeyPair, sha256, sha256_parts};
+use glucochain_detect::{Alert, DetectorConfig, PatientDetector, Reading, kind_name};
+use glucochain_follow::{StoredChain, follow_stored};
+use glucochain_store::Store;
+use glucochain_telemetry::http::Readiness;
+use glucochain_types::genesis::Genesis;
+use glucochain_types::ids::LocalId;
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::{AlertKind, AlertRaise, Severity, TxBody, TxPayload};
+use glucochain_types::{ChainId, ParticipantId, Transaction};
+use glucochain_wire::v1 as wire;
+use prost::Message as _;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct PatientState {
+    detector: PatientDetector,
+    /// The care plan version the detector was configured from.
+    plan: Option<(String, u32)>,
+    last_at: i64,
+}
+
+/// The service's state.
+pub struct DetectorService {
+    chain: Arc<StoredChain>,
+    bus: Bus,
+    key: Option<KeyPair>,
+    chain_id: ChainId,
+    patients: Mutex<HashMap<ParticipantId, PatientState>>,
+}
+
+fn severity(kind: AlertKind) -> Severity {
+    match kind {
+        AlertKind::UrgentLow => Severity::Urgent,
+        AlertKind::Low | AlertKind::PredictedLow | AlertKind::RapidFall | AlertKind::VeryHigh => Severity::Warning,
+        _ => Severity::Info,
+    }
+}
+
+fn wire_kind(kind: AlertKind) -> wire::AlertKind {
+    match kind {
+        AlertKind::UrgentLow => wire::AlertKind::UrgentLow,
+        AlertKind::Low => wire::AlertKind::Low,
+        AlertKind::High => wire::AlertKind::High,
+        AlertKind::VeryHigh => wire::AlertKind::VeryHigh,
+        AlertKind::RapidFall => wire::AlertKind::RapidFall,
+        AlertKind::RapidRise => wire::AlertKind::RapidRise,
+        AlertKind::PredictedLow => wire::AlertKind::PredictedLow,
+        AlertKind::Anomaly => wire::AlertKind::Anomaly,
+        AlertKind::SignalLoss => wire::AlertKind::SignalLoss,
+    }
+}
+
+fn wire_severity(s: Severity) -> wire::Severity {
+    match s {
+        Severity::Urgent => wire::Severity::Urgent,
+        Severity::Warning => wire::Severity::Warning,
+        Severity::Info => wire::Severity::Info,
+    }
+}
+
+/// Deterministic ids: the same alert (patient, kind, time) always has the same id.
+fn ids(patient: &ParticipantId, a: &Alert) -> (LocalId, LocalId) {
+    let h = sha256_parts(&[patient.as_str().as_bytes(), kind_name(a.kind).as_bytes(), &a.at_ms.to_be_bytes()]);
+    let e = sha256_parts(&[patient.as_str().as_bytes(), &a.episode.to_be_bytes(), kind_name(a.kind).as_bytes()]);
+    let alert_id = LocalId::parse(&format!("a-{}", &h.to_string()[..24]), "alert_id").expect("valid id");
+    let episode_id = LocalId::parse(&format!("e-{}", &e.to_string()[..24]), "episode_id").expect("valid id");
+    (alert_id, episode_id)
+}
+
+impl DetectorService {
+    /// The detector configuration for `patient` now (care plan or defaults).
+    fn config_for(&self, patient: &ParticipantId) -> (DetectorConfig, Option<(String, u32)>) {
+        let view = self.chain.view.read().expect("view lock");
+        let contracts = view.state().contracts();
+        let mut cfg = DetectorConfig::default();
+        match contracts.active_careplan(patient, Timestamp::now()) {
+            Some(v) => {
+                cfg.thresholds = v.plan.thresholds.clone();
+                if !v.plan.alert_kinds.is_empty() {
+                    cfg.enabled = v.plan.alert_kinds.iter().copied().collect();
+                }
+                (cfg, Some((v.plan.plan_id.to_string(), v.plan.version)))
+            }
+            None => (cfg, None),
+        }
+    }
+
+    /// Glucose readings of a fast-path observation transaction whose
+    /// signature verifies with the signer's registered key.
+    fn readings(&self, jws: &[u8]) -> Option<(ParticipantId, Vec<Reading>)> {
+        let tx = Transaction::parse(std::str::from_utf8(jws).ok()?, &Default::default()).ok()?;
+        let key = {
+            let view = self.chain.view.read().expect("view lock");
+            view.state().participant(&tx.signer).filter(|p| p.is_active()).map(|p| p.public_key)
+        };
+        // A signer registered in a block this service has not seen yet is
+        // checked by the validators; the fast path only takes what verifies now.
+        tx.verify_signature(&key?).ok()?;
+        let TxBody::ObservationRecord(r) = &tx.payload.body else { return None };
+        let patient = tx.payload.patient.clone()?;
+        let mut readings: Vec<Reading> = r
+            .observations
+            .iter()
+            .filter_map(|o| Some(Reading { at_ms: o.effective_date_time.unix_ms(), mg_dl: o.glucose_mg_dl()? }))
+            .collect();
+        readings.sort_by_key(|r| r.at_ms);
+        Some((patient, readings))
+    }
+
+    /// Runs readings through the patient's detector; returns the alerts.
+    fn detect(&self, patient: &ParticipantId, readings: &[Reading]) -> Vec<Alert> {
+        let (cfg, plan) = self.config_for(patient);
+        let mut patients = self.patients.lock().expect("patients lock");
+        let st = patients.entry(patient.clone()).or_insert_with(|| PatientState {
+            detector: PatientDetector::new(cfg.clone()),
+            plan: plan.clone(),
+            last_at: 0,
+        });
+        if st.plan != plan {
+            // A new care plan (or version): its thresholds apply from now on.
+            st.detector = PatientDetector::new(cfg);
+            st.plan = plan;
+        }
+        let mut out = Vec::new();
+        for r in readings {
+            if r.at_ms > st.last_at {
+                out.extend(st.detector.push(*r));
+                st.last_at = r.at_ms;
+            }
+        }
+        out
+    }
+
+    /// Publishes an alert on `emr.alert.<kind>` and records it on the chain.
+    async fn raise(&self, patient: &ParticipantId, a: &Alert) -> anyhow::Result<()> {
+        let (alert_id, episode_id) = ids(patient, a);
+        let sev = severity(a.kind);
+        let event = wire::Alert {
+            alert_id: alert_id.to_string(),
+            patient: patient.as_str().into(),
+            kind: wire_kind(a.kind) as i32,
+            severity: wire_severity(sev) as i32,
+            episode_id: episode_id.to_string(),
+            observed_at_ms: a.at_ms,
+            glucose_mg_dl: a.glucose.unwrap_or_default(),
+            slope_mg_dl_per_min: a.slope.unwrap_or_default(),
+            predicted_mg_dl: a.predicted.unwrap_or_default(),
+            predicted_at_ms: a.predicted_at_ms.unwrap_or_default(),
+            model_score: a.model_score.unwrap_or_default(),
+            reason: a.reason.clone(),
+            ..Default::default()
+        };
+        self.bus
+            .publish(&subjects::alert(kind_name(a.kind)), alert_id.as_str(), Bytes::from(event.encode_to_vec()))
+            .await?;
+        metrics::counter!("glucochain_alerts_total", "kind" => kind_name(a.kind)).increment(1);
+        tracing::info!(patient = %patient, kind = kind_name(a.kind), alert = %alert_id, "alert raised");
+        let Some(key) = &self.key else { return Ok(()) };
+        let me = ParticipantId::from_public_key(&key.public());
+        let body = TxBody::AlertRaise(AlertRaise {
+            alert_id: alert_id.clone(),
+            kind: a.kind,
+            severity: sev,
+            episode_id,
+            observed_at: Timestamp::from_unix_ms(a.at_ms),
+            glucose_mg_dl: a.glucose,
+            slope_mg_dl_per_min: a.slope.map(|s| (s * 100.0).round() / 100.0),
+            predicted_mg_dl: a.predicted.map(f64::round),
+            model_score: a.model_score,
+            reason: a.reason.clone(),
+        });
+        let nonce = format!("alert-{}", &alert_id.as_str()[2..]);
+        let jws =
+            TxPayload::new(self.chain_id.clone(), nonce, Timestamp::now(), Some(patient.clone()), body).sign(key, &me);
+        let hash = sha256(jws.as_bytes());
+        let env = wire::TxEnvelope {
+            jws: jws.into_bytes(),
+            tx_hash: hash.0.to_vec(),
+            received_at_ms: Timestamp::now().unix_ms(),
+            tx_type: "alert.raise".into(),
+        };
+        self.bus.publish(&subjects::tx("alert.raise"), &hash.to_string(), Bytes::from(env.encode_to_vec())).await?;
+        Ok(())
+    }
+
+    /// Consumes the observation fast path.
+    pub async fn consume(self: Arc<Self>) -> anyhow::Result<()> {
+        let mut sub = self.bus.client().subscribe(subjects::OBS_ALL).await?;
+        while let Some(m) = sub.next().await {
+            let Ok(env) = wire::TxEnvelope::decode(m.payload.as_ref()) else { continue };
+            let Some((patient, readings)) = self.readings(&env.jws) else {
+                metrics::counter!("glucochain_detector_ignored_total").increment(1);
+                continue;
+            };
+            for a in self.detect(&patient, &readings) {
+                if let Err(e) = self.raise(&patient, &a).await {
+                    tracing::warn!(error = format!("{e:#}"), "alert not published");
+                }
+            }
+        }
+        anyhow::bail!("fast-path subscription ended")
+    }
+
+    /// Checks every patient for signal loss once a minute.
+    pub async fn watch_signal(self: Arc<Self>) -> anyhow::Result<()> {
+        let mut interval = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            interval.tick().await;
+            let now = Timestamp::now().unix_ms();
+            let due: Vec<(ParticipantId, Alert)> = {
+                let mut patients = self.patients.lock().expect("patients lock");
+                patients
+                    .iter_mut()
+                    .flat_map(|(p, st)| st.detector.tick(now).into_iter().map(|a| (p.clone(), a)))
+                    .collect()
+            };
+            for (p, a) in due {
+                if let Err(e) = self.raise(&p, &a).await {
+                    tracing::warn!(error = format!("{e:#}"), "signal-loss alert not published");
+                }
+            }
+        }
+    }
+}
+
+/// Runs the detector until a fatal error.
+pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
+    let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
+    let key = match &cfg.key {
+        Some(p) => Some(KeyPair::read_pem_file(p).context("detector key")?),
+        None => {
+            tracing::warn!("no --key: alerts are published but not recorded on the chain");
+            None
+        }
+    };
+    if !cfg.database_url().starts_with("postgres") {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
+    }
+    let ready = Readiness::new(&["database", "nats"]);
+    let store = Store::connect(&cfg.database_url()).await.context("database")?;
+    ready.set("database", true);
+    let chain = Arc::new(StoredChain::open(store, &genesis).await?);
+    let bus = Bus::connect(&cfg.nats_url, "detector").await.context("nats")?;
+    bus.ensure_stream(&StreamSpec::alerts()).await?;
+    bus.ensure_stream(&StreamSpec::txs()).await?;
+    ready.set("nats", true);
+    let service = Arc::new(DetectorService {
+        chain: chain.clone(),
+        bus: bus.clone(),
+        key,
+        chain_id: genesis.chain_id.clone(),
+        patients: Mutex::new(HashMap::new()),
+    });
+    let follow = tokio::spawn(async move {
+        let on_new = Box::new(|b: &glucochain_consensus::block::Block| {
+            metrics::gauge!("glucochain_detector_height").set(b.header.height as f64);
+        });
+        follow_stored(chain, bus, "detector", on_new).await.map_err(anyhow::Error::from)
+    });
+    let consume = tokio::spawn(service.clone().consume());
+    let signal = tokio::spawn(service.clone().watch_signal());
+    let server = http_server(cfg.http_addr, &cfg.tls, ready, |_| {})?;
+    tokio::select! {
+        r = server => r.context("http server"),
+        r = follow => Err(ended("following BLOCKS", r)),
+        r = consume => Err(ended("the observation fast path", r)),
+        r = signal => Err(ended("signal-loss checks", r)),
+    }
+}
+
+/// The binary's body: telemetry, then [`serve`].
+pub fn main_with(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
+    glucochain_api::service::run("detector", || serve(cfg))
+}
