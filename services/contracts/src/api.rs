@@ -203,11 +203,27 @@ pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Resu
         list.extend(s.engine.reminders(t, next).into_iter().filter(|r| r.patient == patient));
         t = next;
     }
+    // Each medication.taken counts for the nearest scheduled dose of that
+    // medication, within 90 minutes.
+    let mut taken_ids = std::collections::HashSet::new();
+    let meds: std::collections::BTreeSet<String> = list
+        .iter()
+        .filter(|r| r.kind == crate::reminders::ReminderKind::Medication)
+        .map(|r| r.subject.clone())
+        .collect();
+    for med in &meds {
+        let slots: Vec<&crate::reminders::Reminder> = list.iter().filter(|r| &r.subject == med).collect();
+        for t in s.engine.taken_times(&patient, med) {
+            let nearest = slots.iter().min_by_key(|r| (r.due.unix_ms() - t.unix_ms()).abs());
+            if let Some(r) = nearest.filter(|r| (r.due.unix_ms() - t.unix_ms()).abs() <= 90 * 60_000) {
+                taken_ids.insert(r.id.clone());
+            }
+        }
+    }
     let items: Vec<serde_json::Value> = list
         .into_iter()
         .map(|r| {
-            let taken = (r.kind == crate::reminders::ReminderKind::Medication)
-                .then(|| s.engine.was_taken(&patient, &r.subject, r.due));
+            let taken = (r.kind == crate::reminders::ReminderKind::Medication).then(|| taken_ids.contains(&r.id));
             json!({
                 "id": r.id, "kind": r.kind.as_str(), "plan_id": r.plan_id, "subject": r.subject, "text": r.text,
                 "due": r.due.to_rfc3339(), "past": r.due < now, "taken": taken,

@@ -138,12 +138,10 @@ impl Engine {
         due_reminders(view.state().contracts(), &last, from, to)
     }
 
-    /// Whether `medication` was recorded as taken within 90 minutes of `due`.
-    pub fn was_taken(&self, patient: &ParticipantId, medication: &str, due: Timestamp) -> bool {
+    /// When `medication` was recorded as taken by or for `patient`.
+    pub fn taken_times(&self, patient: &ParticipantId, medication: &str) -> Vec<Timestamp> {
         let taken = self.taken.read().expect("taken lock");
-        taken
-            .get(&(patient.clone(), medication.to_lowercase()))
-            .is_some_and(|l| l.iter().any(|t| (t.unix_ms() - due.unix_ms()).abs() <= 90 * 60_000))
+        taken.get(&(patient.clone(), medication.to_lowercase())).cloned().unwrap_or_default()
     }
 
     fn take_notices(&self) -> Vec<BreakGlass> {

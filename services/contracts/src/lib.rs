@@ -16,7 +16,6 @@ use anyhow::Context as _;
 use glucochain_api::service::{ended, http_server};
 use glucochain_bus::Bus;
 use glucochain_crypto::jose::TokenPolicy;
-use glucochain_store::Store;
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::time::Timestamp;
@@ -25,9 +24,6 @@ use std::time::Duration;
 /// Runs the engine until a fatal error.
 pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
     let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
-    if !cfg.database_url().starts_with("postgres") {
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
-    }
     let clock = if (cfg.clock_speed - 1.0).abs() > f64::EPSILON || cfg.clock_start.is_some() {
         let start = match &cfg.clock_start {
             Some(s) => Timestamp::parse(s).map_err(anyhow::Error::msg).context("--clock-start")?,
@@ -38,8 +34,7 @@ pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
         engine::Clock::real()
     };
     let ready = Readiness::new(&["database", "nats"]);
-    let store = Store::connect(&cfg.database_url()).await.context("database")?;
-    ready.set("database", true);
+    let store = glucochain_api::service::open_store(&cfg.database_url(), &cfg.data_dir, &ready).await?;
     let engine = engine::Engine::open(store, &genesis).await?;
     tracing::info!(height = engine.chain.height(), "contracts engine opened");
     let bus = Bus::connect(&cfg.nats_url, "contracts").await.context("nats")?;

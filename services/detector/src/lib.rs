@@ -19,7 +19,6 @@ use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::{KeyPair, sha256, sha256_parts};
 use glucochain_detect::{Alert, DetectorConfig, PatientDetector, Reading, kind_name};
 use glucochain_follow::{StoredChain, follow_stored};
-use glucochain_store::Store;
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::ids::LocalId;
@@ -253,12 +252,8 @@ pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
             None
         }
     };
-    if !cfg.database_url().starts_with("postgres") {
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
-    }
     let ready = Readiness::new(&["database", "nats"]);
-    let store = Store::connect(&cfg.database_url()).await.context("database")?;
-    ready.set("database", true);
+    let store = glucochain_api::service::open_store(&cfg.database_url(), &cfg.data_dir, &ready).await?;
     let chain = Arc::new(StoredChain::open(store, &genesis).await?);
     let bus = Bus::connect(&cfg.nats_url, "detector").await.context("nats")?;
     bus.ensure_stream(&StreamSpec::alerts()).await?;

@@ -15,7 +15,6 @@ use anyhow::Context as _;
 use glucochain_api::service::{ended, http_server};
 use glucochain_bus::Bus;
 use glucochain_bus::streams::StreamSpec;
-use glucochain_store::Store;
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
 use std::sync::Arc;
@@ -24,12 +23,8 @@ use std::time::Duration;
 /// Runs ingest until a fatal error.
 pub async fn serve(cfg: IngestConfig) -> anyhow::Result<()> {
     let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
-    if !cfg.database_url().starts_with("postgres") {
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
-    }
     let ready = Readiness::new(&["database", "nats", "registry"]);
-    let store = Store::connect(&cfg.database_url()).await.context("database")?;
-    ready.set("database", true);
+    let store = glucochain_api::service::open_store(&cfg.database_url(), &cfg.data_dir, &ready).await?;
     let bus = Bus::connect(&cfg.nats_url, "ingest").await.context("nats")?;
     bus.ensure_stream(&StreamSpec::txs()).await?;
     ready.set("nats", true);

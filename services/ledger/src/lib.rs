@@ -14,7 +14,6 @@ use anyhow::Context as _;
 use glucochain_api::service::{ended, http_server};
 use glucochain_bus::Bus;
 use glucochain_crypto::jose::TokenPolicy;
-use glucochain_store::Store;
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
 use std::time::Duration;
@@ -26,12 +25,8 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
         Some(p) => Some(glucochain_crypto::KeyPair::read_pem_file(p).context("ledger key")?),
         None => None,
     };
-    if !cfg.database_url().starts_with("postgres") {
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("data dir {}", cfg.data_dir.display()))?;
-    }
     let ready = Readiness::new(&["database", "nats"]);
-    let store = Store::connect(&cfg.database_url()).await.context("database")?;
-    ready.set("database", true);
+    let store = glucochain_api::service::open_store(&cfg.database_url(), &cfg.data_dir, &ready).await?;
     let ledger = ledger::Ledger::open(store, genesis).await?;
     tracing::info!(height = ledger.height(), "ledger opened");
     let bus = Bus::connect(&cfg.nats_url, "ledger").await.context("nats")?;

@@ -70,3 +70,18 @@ pub fn openapi_response(doc: &utoipa::openapi::OpenApi) -> HttpResponse {
 pub async fn no_such_endpoint() -> HttpResponse {
     actix_web::ResponseError::error_response(&crate::Problem::not_found("no such endpoint"))
 }
+
+/// Connects the service's database (`url`, or SQLite under `data_dir`
+/// which is created when needed) and marks `database` ready.
+pub async fn open_store(
+    url: &str,
+    data_dir: &std::path::Path,
+    ready: &Readiness,
+) -> anyhow::Result<glucochain_store::Store> {
+    if !url.starts_with("postgres") {
+        std::fs::create_dir_all(data_dir).map_err(|e| anyhow::anyhow!("data dir {}: {e}", data_dir.display()))?;
+    }
+    let store = glucochain_store::Store::connect(url).await.map_err(|e| anyhow::anyhow!("database: {e}"))?;
+    ready.set("database", true);
+    Ok(store)
+}

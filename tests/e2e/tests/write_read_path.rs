@@ -47,6 +47,23 @@ fn spawn(bin: &str, args: &[String], log: PathBuf) -> Proc {
     Proc { child, log }
 }
 
+/// The flags every service takes: genesis, NATS, HTTP address (and data directory).
+fn service_args(genesis: &Path, nats: &str, port: u16, data: Option<&Path>, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "--genesis".to_string(),
+        genesis.display().to_string(),
+        "--nats-url".into(),
+        nats.to_string(),
+        "--http-addr".into(),
+        format!("127.0.0.1:{port}"),
+    ];
+    if let Some(d) = data {
+        args.extend(["--data-dir".to_string(), d.display().to_string()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
 struct Actor {
     key: KeyPair,
     id: ParticipantId,
@@ -162,59 +179,35 @@ impl System {
         };
         let gpath = dir.path().join("genesis.json");
         std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
-        let g = gpath.display().to_string();
         let mut procs = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             let kp = dir.path().join(format!("v{i}.pem"));
             k.write_pem_file(&kp, false).unwrap();
-            let args = vec![
-                "--genesis".into(),
-                g.clone(),
-                "--key".into(),
-                kp.display().to_string(),
-                "--data-dir".into(),
-                dir.path().join(format!("v{i}")).display().to_string(),
-                "--nats-url".into(),
-                nats.url(),
-                "--http-addr".into(),
-                format!("127.0.0.1:{}", free_port()),
-            ];
+            let data = dir.path().join(format!("v{i}"));
+            let key = kp.display().to_string();
+            let args = service_args(&gpath, &nats.url(), free_port(), Some(&data), &["--key", &key]);
             procs.push(spawn(env!("CARGO_BIN_EXE_e2e-validator"), &args, dir.path().join(format!("v{i}.log"))));
         }
         let ingest_port = free_port();
-        let args = vec![
-            "--genesis".into(),
-            g.clone(),
-            "--data-dir".into(),
-            dir.path().join("ingest").display().to_string(),
-            "--nats-url".into(),
-            nats.url(),
-            "--http-addr".into(),
-            format!("127.0.0.1:{ingest_port}"),
-            "--rate-per-sec".into(),
-            "5".into(),
-            "--rate-burst".into(),
-            "60".into(),
-        ];
+        let args = service_args(
+            &gpath,
+            &nats.url(),
+            ingest_port,
+            Some(&dir.path().join("ingest")),
+            &["--rate-per-sec", "5", "--rate-burst", "60"],
+        );
         procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ingest"), &args, dir.path().join("ingest.log")));
         let ingest = format!("http://127.0.0.1:{ingest_port}");
         wait_ready(&reqwest::Client::new(), &ingest, &procs).await;
         // The contracts engine, with a clock running an hour per second for reminders.
         let contracts_port = free_port();
-        let args = vec![
-            "--genesis".into(),
-            g.clone(),
-            "--data-dir".into(),
-            dir.path().join("contracts").display().to_string(),
-            "--nats-url".into(),
-            nats.url(),
-            "--http-addr".into(),
-            format!("127.0.0.1:{contracts_port}"),
-            "--reminder-tick-secs".into(),
-            "1".into(),
-            "--clock-speed".into(),
-            "3600".into(),
-        ];
+        let args = service_args(
+            &gpath,
+            &nats.url(),
+            contracts_port,
+            Some(&dir.path().join("contracts")),
+            &["--reminder-tick-secs", "1", "--clock-speed", "3600"],
+        );
         procs.push(spawn(env!("CARGO_BIN_EXE_e2e-contracts"), &args, dir.path().join("contracts.log")));
         let contracts = format!("http://127.0.0.1:{contracts_port}");
         wait_ready(&reqwest::Client::new(), &contracts, &procs).await;
@@ -243,20 +236,15 @@ impl System {
     /// certificate that the test client and emrctl (`GLUCOCHAIN_CA_CERT`) trust.
     async fn start_ledger(&mut self, tls: bool) {
         let ledger_port = free_port();
-        let mut args: Vec<String> = vec![
-            "--genesis".into(),
-            self._dir.path().join("genesis.json").display().to_string(),
-            "--database-url".into(),
-            self.ledger_db.clone(),
-            "--nats-url".into(),
-            self._nats.url(),
-            "--http-addr".into(),
-            format!("127.0.0.1:{ledger_port}"),
-            "--key".into(),
-            self.ledger_key.display().to_string(),
-            "--checkpoint-secs".into(),
-            "1".into(),
-        ];
+        let key = self.ledger_key.display().to_string();
+        let genesis = self._dir.path().join("genesis.json");
+        let mut args = service_args(
+            &genesis,
+            &self._nats.url(),
+            ledger_port,
+            None,
+            &["--database-url", &self.ledger_db, "--key", &key, "--checkpoint-secs", "1"],
+        );
         let scheme = if tls {
             // A private CA and a server certificate it issued, as a hospital would run.
             let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -295,18 +283,9 @@ impl System {
     /// Starts the detector with its service key and waits until it has seen block `height`.
     async fn start_detector(&mut self, key: &Path, height: u64) {
         let port = free_port();
-        let args = vec![
-            "--genesis".into(),
-            self._dir.path().join("genesis.json").display().to_string(),
-            "--data-dir".into(),
-            self._dir.path().join("detector").display().to_string(),
-            "--nats-url".into(),
-            self._nats.url(),
-            "--http-addr".into(),
-            format!("127.0.0.1:{port}"),
-            "--key".into(),
-            key.display().to_string(),
-        ];
+        let (genesis, data) = (self._dir.path().join("genesis.json"), self._dir.path().join("detector"));
+        let key = key.display().to_string();
+        let args = service_args(&genesis, &self._nats.url(), port, Some(&data), &["--key", &key]);
         self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-detector"), &args, self._dir.path().join("detector.log")));
         let url = format!("http://127.0.0.1:{port}");
         wait_ready(&reqwest::Client::new(), &url, &self.procs).await;
