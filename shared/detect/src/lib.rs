@@ -17,6 +17,7 @@
 //!   persists with plausible dynamics; signal loss is its own alert.
 //! * Every alert says why: value, slope, prediction.
 
+pub mod model;
 pub mod score;
 
 use glucochain_types::tx::{AlertKind, GlucoseThresholds};
@@ -53,7 +54,7 @@ impl Default for DetectorConfig {
         use AlertKind::*;
         DetectorConfig {
             thresholds: GlucoseThresholds::default(),
-            enabled: [UrgentLow, Low, High, VeryHigh, RapidFall, RapidRise, PredictedLow, SignalLoss]
+            enabled: [UrgentLow, Low, High, VeryHigh, RapidFall, RapidRise, PredictedLow, Anomaly, SignalLoss]
                 .into_iter()
                 .collect(),
             horizon_min: 30.0,
@@ -102,6 +103,8 @@ const URGENT_REARM: f64 = 4.0;
 const LOW_REARM: f64 = 5.0;
 /// A drop faster than this (mg/dL/min) out of a steady level is held as a possible compression low.
 const COMPRESSION_RATE: f64 = 3.0;
+/// A reading this many usual spreads away from the patient's daily profile is an anomaly.
+const ANOMALY_SCORE: f64 = 3.5;
 /// Rapid change needs the care plan's rate times this (the sensor's noise inflates short slopes).
 const RAPID_MARGIN: f64 = 1.15;
 
@@ -177,6 +180,9 @@ pub struct PatientDetector {
     /// Until when the recovery from a compression low is still going on.
     artefact_until: i64,
     signal_lost: bool,
+    /// The per-patient daily profile (anomaly alerts).
+    model: model::AnomalyModel,
+    anomaly: Option<Episode>,
     /// When each kind last fired.
     last_fired: std::collections::BTreeMap<AlertKind, i64>,
 }
@@ -199,6 +205,8 @@ impl PatientDetector {
             artefact_until: 0,
             signal_lost: false,
             last_fired: std::collections::BTreeMap::new(),
+            model: model::AnomalyModel::default(),
+            anomaly: None,
         }
     }
 
@@ -249,6 +257,7 @@ impl PatientDetector {
         let recent = self.points(now, 20);
         let s = slope(&recent);
         let prediction = predict(&self.points(now, 30), self.cfg.horizon_min);
+        let unusual = self.model.observe(r);
 
         // Compression low: a sudden drop (> 3 mg/dL/min) out of a steady level.
         if let Some(p) = prev {
@@ -298,7 +307,11 @@ impl PatientDetector {
                     slope: s,
                     predicted: prediction.map(|p| p.mg_dl),
                     predicted_at_ms: prediction.map(|_| now + (self.cfg.horizon_min * MIN as f64) as i64),
-                    model_score: None,
+                    model_score: if kind == AlertKind::Anomaly {
+                        unusual.map(|(z, _)| (z * 10.0).round() / 10.0)
+                    } else {
+                        None
+                    },
                     reason,
                 });
             }
@@ -393,6 +406,21 @@ impl PatientDetector {
             );
         }
 
+        if let Some((z, expected)) = unusual
+            && z > ANOMALY_SCORE
+            && !held
+        {
+            fire(
+                AlertKind::Anomaly,
+                &mut self.anomaly,
+                &mut self.next_episode,
+                format!(
+                    "glucose {g:.0} mg/dL is unusual for this patient at this time of day (usually about {expected:.0}; score {z:.1})"
+                ),
+                &enabled,
+            );
+        }
+
         // One excursion, one alert where one already covers it: a low after its
         // prediction, a rapid fall during a low, a very high right after a rapid rise.
         let covered =
@@ -413,6 +441,21 @@ impl PatientDetector {
                 ),
                 AlertKind::VeryHigh => covered(&[AlertKind::RapidRise], 30, &kept, &self.last_fired),
                 AlertKind::High => covered(&[AlertKind::RapidRise, AlertKind::VeryHigh], 120, &kept, &self.last_fired),
+                // The model only speaks where the rules have not.
+                AlertKind::Anomaly => covered(
+                    &[
+                        AlertKind::UrgentLow,
+                        AlertKind::Low,
+                        AlertKind::PredictedLow,
+                        AlertKind::RapidFall,
+                        AlertKind::RapidRise,
+                        AlertKind::VeryHigh,
+                        AlertKind::High,
+                    ],
+                    120,
+                    &kept,
+                    &self.last_fired,
+                ),
                 _ => false,
             };
             if !skip {
@@ -430,6 +473,7 @@ impl PatientDetector {
         Self::settle(&mut self.predicted, g >= t.low + 10.0 && s.is_none_or(|x| x > 0.0), now, 15);
         Self::settle(&mut self.high, g <= t.high - 20.0, now, 30);
         Self::settle(&mut self.very_high, g <= t.very_high - 30.0, now, 30);
+        Self::settle(&mut self.anomaly, unusual.is_none_or(|(z, _)| z < 2.0), now, 60);
         Self::settle(&mut self.fall, s.is_some_and(|x| x > -1.0), now, 30);
         Self::settle(&mut self.rise, s.is_some_and(|x| x < 1.0), now, 30);
         out

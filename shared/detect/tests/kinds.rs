@@ -189,3 +189,28 @@ fn dev_set_quality_does_not_regress() {
     assert!(r.false_alerts_per_patient_day <= 1.7);
     assert!(r.alerts_per_patient_day <= 8.0);
 }
+
+#[test]
+fn anomaly_flags_what_is_unusual_for_this_patient_once() {
+    // Three days of a steady personal pattern (about 110 at night, 160 after lunch) ...
+    let day0 = T0 - T0 % 86_400_000;
+    let usual = |t: i64| {
+        let h = ((t - day0) % 86_400_000) as f64 / 3_600_000.0;
+        110.0 + 50.0 * (-(h - 13.0).powi(2) / 8.0).exp() + ((t / 300_000) % 5) as f64 - 2.0
+    };
+    let mut r: Vec<Reading> =
+        (0..3 * 288).map(|i| day0 + i * 5 * MIN).map(|t| Reading { at_ms: t, mg_dl: usual(t) }).collect();
+    let quiet = run_trace(&DetectorConfig::default(), &r);
+    assert!(!quiet.iter().any(|a| a.kind == AlertKind::Anomaly), "{:?}", kinds(&quiet));
+    // ... then a night slowly drifting to 175: inside every threshold, unusual for this patient.
+    let night = day0 + 3 * 86_400_000;
+    for i in 0..36 {
+        let t = night + i * 5 * MIN;
+        r.push(Reading { at_ms: t, mg_dl: 110.0 + (65.0 * i as f64 / 24.0).min(65.0) });
+    }
+    let a = run_trace(&DetectorConfig::default(), &r);
+    let anomalies: Vec<&Alert> = a.iter().filter(|x| x.kind == AlertKind::Anomaly).collect();
+    assert_eq!(anomalies.len(), 1, "{:?}", kinds(&a));
+    assert!(anomalies[0].model_score.unwrap() >= 3.5);
+    assert!(anomalies[0].reason.contains("unusual for this patient"));
+}
