@@ -83,7 +83,7 @@ impl AnomalyModel {
             self.history.pop_front();
         }
         let stale = self.profile.as_ref().is_none_or(|p| r.at_ms - p.fitted_at >= REFIT_MS);
-        if stale && self.history.len() % 12 == 0 {
+        if stale && self.history.len().is_multiple_of(12) {
             let h: Vec<Reading> = self.history.iter().copied().collect();
             if let Some(p) = DailyProfile::fit(&h) {
                 self.profile = Some(p);
