@@ -94,11 +94,6 @@ impl AnomalyModel {
     }
 }
 
-/// Minutes, for messages.
-pub fn minutes(ms: i64) -> i64 {
-    ms / MIN
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
