@@ -5,7 +5,7 @@
 //! is unusual *for this patient*, even when it is inside the population
 //! thresholds.
 
-use crate::{MIN, Reading};
+use crate::Reading;
 use linfa::prelude::*;
 use linfa_linear::LinearRegression;
 use ndarray::{Array1, Array2};
@@ -97,6 +97,7 @@ impl AnomalyModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MIN;
 
     #[test]
     fn learns_a_daily_pattern_and_flags_what_breaks_it() {
