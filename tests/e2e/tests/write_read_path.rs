@@ -128,6 +128,8 @@ struct System {
     http: reqwest::Client,
     ledger_key: PathBuf,
     ca_cert: Option<PathBuf>,
+    /// How each validator was started (they are `procs[0..4]`).
+    validator_args: Vec<Vec<String>>,
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str, procs: &[Proc]) {
@@ -180,6 +182,7 @@ impl System {
         let gpath = dir.path().join("genesis.json");
         std::fs::write(&gpath, serde_json::to_vec(&genesis).unwrap()).unwrap();
         let mut procs = Vec::new();
+        let mut validator_args = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             let kp = dir.path().join(format!("v{i}.pem"));
             k.write_pem_file(&kp, false).unwrap();
@@ -187,6 +190,7 @@ impl System {
             let key = kp.display().to_string();
             let args = service_args(&gpath, &nats.url(), free_port(), Some(&data), &["--key", &key]);
             procs.push(spawn(env!("CARGO_BIN_EXE_e2e-validator"), &args, dir.path().join(format!("v{i}.log"))));
+            validator_args.push(args);
         }
         let ingest_port = free_port();
         let args = service_args(
@@ -225,6 +229,7 @@ impl System {
             http: reqwest::Client::new(),
             ledger_key: ledger_key.to_path_buf(),
             ca_cert: None,
+            validator_args,
         };
         if start_ledger {
             sys.start_ledger(false).await;
@@ -278,6 +283,18 @@ impl System {
         self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ledger"), &args, self._dir.path().join("ledger.log")));
         self.ledger = format!("{scheme}://127.0.0.1:{ledger_port}");
         wait_ready(&self.http, &self.ledger, &self.procs).await;
+    }
+
+    /// SIGKILLs validator `i`.
+    fn stop_validator(&mut self, i: usize) {
+        let _ = self.procs[i].child.kill();
+        let _ = self.procs[i].child.wait();
+    }
+
+    /// Starts validator `i` again on its data directory.
+    fn restart_validator(&mut self, i: usize) {
+        let log = self._dir.path().join(format!("v{i}-restarted.log"));
+        self.procs[i] = spawn(env!("CARGO_BIN_EXE_e2e-validator"), &self.validator_args[i], log);
     }
 
     /// Starts the detector with its service key and waits until it has seen block `height`.
@@ -1165,4 +1182,51 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_ingest_accepted_but_the_validators_refused_shows_as_rejected() {
+    let admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let mut sys = System::start(&admin, &ledger_key_path, false).await;
+    let mut patient = Actor::new();
+    let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let r = sys.submit(&patient.register(&me, Role::Patient, None)).await;
+    sys.wait_committed(&r).await;
+    // Without a quorum nothing commits, so ingest admits two transactions that reuse one nonce.
+    sys.stop_validator(2);
+    sys.stop_validator(3);
+    let pid = patient.id.clone();
+    let reading = |mg: f64| {
+        let obs = cgm_observation(pid.as_str(), Timestamp::now(), mg, None);
+        TxPayload::new(
+            ChainId::parse(CHAIN).unwrap(),
+            "reused-nonce-0001".into(),
+            Timestamp::now(),
+            Some(pid.clone()),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+        )
+        .sign(&patient.key, &pid)
+    };
+    let first = sys.submit(&reading(101.0)).await;
+    let second = sys.submit(&reading(102.0)).await;
+    assert_eq!(sys.tx_status(&second).await.1["status"], "pending");
+    // The quorum returns: the first is committed, the second refused as a replay, and ingest says so.
+    sys.restart_validator(2);
+    sys.restart_validator(3);
+    sys.wait_committed(&first).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, st) = sys.tx_status(&second).await;
+        if st["status"] == "rejected" {
+            assert_eq!(st["code"], "replay", "{st}");
+            assert!(st["reason"].as_str().unwrap().contains("nonce"), "{st}");
+            break;
+        }
+        assert_ne!(st["status"], "committed", "a replay was committed: {st}");
+        assert!(Instant::now() < deadline, "no rejection: {st}\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
