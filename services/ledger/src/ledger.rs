@@ -45,7 +45,9 @@ pub struct Ledger {
     pub store: Store,
     /// The genesis file.
     pub genesis: Genesis,
-    audit_lock: tokio::sync::Mutex<()>,
+    /// The audit log's head (sequence number, entry hash), held while appending:
+    /// this process is the log's only writer.
+    audit_head: tokio::sync::Mutex<(u64, Vec<u8>)>,
 }
 
 const AUDIT_TAG: &[u8] = b"glucochain/v1/audit\0";
@@ -70,7 +72,11 @@ impl Ledger {
     /// Opens the database and rebuilds the verified view from it.
     pub async fn open(store: Store, genesis: Genesis) -> anyhow::Result<Arc<Self>> {
         let chain = Arc::new(StoredChain::open(store.clone(), &genesis).await?);
-        Ok(Arc::new(Ledger { chain, store, genesis, audit_lock: tokio::sync::Mutex::new(()) }))
+        let head = match store.audit_head().await? {
+            Some(h) => (h.seq, h.entry_hash),
+            None => (0, vec![0u8; 32]),
+        };
+        Ok(Arc::new(Ledger { chain, store, genesis, audit_head: tokio::sync::Mutex::new(head) }))
     }
 
     /// The committed height.
@@ -80,12 +86,8 @@ impl Ledger {
 
     /// Appends an audit entry (hash-chained) and returns its sequence number.
     pub async fn audit(&self, a: Access<'_>) -> anyhow::Result<u64> {
-        let _guard = self.audit_lock.lock().await;
-        let head = self.store.audit_head().await?;
-        let (seq, prev) = match head {
-            Some(h) => (h.seq + 1, h.entry_hash),
-            None => (1, vec![0u8; 32]),
-        };
+        let mut head = self.audit_head.lock().await;
+        let (seq, prev) = (head.0 + 1, head.1.clone());
         let mut row = AuditRow {
             seq,
             at_ms: Timestamp::now().unix_ms(),
@@ -102,6 +104,7 @@ impl Ledger {
         };
         row.entry_hash = audit_hash(&prev, &row).0.to_vec();
         self.store.insert_audit(&row).await?;
+        *head = (seq, row.entry_hash.clone());
         metrics::counter!("glucochain_ledger_reads_total", "outcome" => row.outcome.clone()).increment(1);
         Ok(seq)
     }

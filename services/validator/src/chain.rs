@@ -4,7 +4,9 @@
 //! before the state moves on and before anything is acknowledged.
 
 use glucochain_consensus::block::Block;
-use glucochain_state::{BlockError, LedgerState};
+use glucochain_crypto::Hash32;
+use glucochain_follow::StoredChain;
+use glucochain_state::{BlockEffects, BlockError, LedgerState};
 use glucochain_store::{InsertOutcome, Store, StoreError};
 use glucochain_types::block::CommitCertificate;
 use glucochain_types::genesis::Genesis;
@@ -35,23 +37,18 @@ fn invalid(height: u64, reason: impl ToString) -> ChainError {
 pub struct Chain {
     store: Store,
     state: LedgerState,
+    /// Effects of blocks already checked against the current state (built
+    /// here or validated as a proposal), so the commit does not check every
+    /// transaction again. Cleared whenever the state moves.
+    checked: std::collections::HashMap<Hash32, BlockEffects>,
 }
 
 impl Chain {
     /// Opens the store and rebuilds the state by re-checking every stored
     /// block (hash links, certificates, transactions) from genesis.
     pub async fn open(store: Store, genesis: &Genesis) -> Result<Self, ChainError> {
-        let mut state = LedgerState::genesis(genesis);
-        let latest = store.latest_height().await?.unwrap_or(0);
-        for height in 1..=latest {
-            let stored = store.block(height).await?.ok_or_else(|| invalid(height, "missing from the store"))?;
-            let (block, cert) = from_stored(&stored).map_err(|e| invalid(height, e))?;
-            cert.verify(height, &block.hash(), state.validators()).map_err(|e| invalid(height, e))?;
-            let exec = state.check_block(&block.header, &block.txs).map_err(|e| invalid(height, e))?;
-            let effects = exec.finish();
-            state.apply(&block.header, effects);
-        }
-        Ok(Chain { store, state })
+        let stored = StoredChain::open(store.clone(), genesis).await.map_err(|e| invalid(0, e))?;
+        Ok(Chain { store, state: stored.into_state(), checked: Default::default() })
     }
 
     /// The committed state.
@@ -64,9 +61,18 @@ impl Chain {
         &self.store
     }
 
-    /// Checks a proposed block (header and transactions) against the state.
-    pub fn check(&self, block: &Block) -> Result<(), BlockError> {
-        self.state.check_block(&block.header, &block.txs).map(|_| ())
+    /// Checks a proposed block (header and transactions) against the state
+    /// and keeps its effects for the commit.
+    pub fn check(&mut self, block: &Block) -> Result<(), BlockError> {
+        let effects = self.state.check_block(&block.header, &block.txs)?.finish();
+        self.checked.insert(block.hash(), effects);
+        Ok(())
+    }
+
+    /// Records the effects of a block this validator built from transactions
+    /// it admitted one by one against the current state.
+    pub fn built(&mut self, block: &Block, effects: BlockEffects) {
+        self.checked.insert(block.hash(), effects);
     }
 
     /// Stores a decided block with its certificate, then applies it. The
@@ -78,20 +84,20 @@ impl Chain {
         cert: &CommitCertificate,
     ) -> Result<wire::CommittedBlock, ChainError> {
         let height = block.header.height;
-        let exec = self.state.check_block(&block.header, &block.txs).map_err(|e| invalid(height, e))?;
+        let effects = match self.checked.remove(&block.hash()) {
+            // Checked against this very state (header included) when proposed or built.
+            Some(effects) => effects,
+            // Decided without being seen whole here (block sync): check it now.
+            None => self.state.check_block(&block.header, &block.txs).map_err(|e| invalid(height, e))?.finish(),
+        };
         let committed = committed_wire(block, cert);
         let stored = to_stored(block, cert).map_err(|e| invalid(height, e))?;
         match self.store.insert_block(&stored).await? {
             InsertOutcome::Inserted | InsertOutcome::AlreadyPresent => {}
         }
-        let effects = exec.finish();
         self.state.apply(&block.header, effects);
+        self.checked.clear();
         Ok(committed)
-    }
-
-    /// Committed blocks from `from`, at most `max`, for block sync.
-    pub async fn committed_blocks(&self, from: u64, max: u64) -> Result<Vec<wire::CommittedBlock>, ChainError> {
-        committed_range(&self.store, from, max).await
     }
 }
 

@@ -579,7 +579,7 @@ impl Validator {
                 Err(r) => refused.push((*hash, r)),
             }
         }
-        drop(exec);
+        let effects = exec.finish();
         let header = BlockHeader {
             chain_id: state.chain_id().clone(),
             height,
@@ -592,6 +592,7 @@ impl Validator {
             tx_count: 0,
         };
         let block = Block::new(header, txs);
+        self.chain.built(&block, effects);
         for (hash, r) in refused {
             if let Some(p) = self.mempool.remove(&hash) {
                 if r.code == "duplicate" && self.chain.store().transaction(&hash.0).await.ok().flatten().is_some() {
@@ -606,7 +607,7 @@ impl Validator {
         block
     }
 
-    fn validate(&self, block: &Block) -> bool {
+    fn validate(&mut self, block: &Block) -> bool {
         let skew = self.cfg.max_clock_skew_secs as i64 * 1000;
         if block.header.time.unix_ms() > Timestamp::now().unix_ms() + skew {
             tracing::warn!(height = block.header.height, "proposed block time is in the future");

@@ -149,13 +149,6 @@ impl Follower {
         self.state.apply(&v.block.header, v.effects);
         (v.block, v.certificate)
     }
-
-    /// Decodes, verifies and applies the next block.
-    pub fn follow(&mut self, c: &wire::CommittedBlock) -> Result<(Block, CommitCertificate), FollowError> {
-        let (block, cert) = decode_committed(c)?;
-        let v = self.verify(block, cert)?;
-        Ok(self.apply(v))
-    }
 }
 
 /// Asks the validators for committed blocks from `from` (up to their batch size).
@@ -287,6 +280,11 @@ impl StoredChain {
     /// The committed height.
     pub fn height(&self) -> u64 {
         self.view.read().expect("view lock").state().height()
+    }
+
+    /// The verified state, for a caller that extends the chain itself (a validator).
+    pub fn into_state(self) -> LedgerState {
+        self.view.into_inner().expect("view lock").follower.state
     }
 
     /// Verifies, stores and applies a committed block. Returns the block when

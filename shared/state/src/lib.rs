@@ -242,7 +242,7 @@ impl LedgerState {
 
     /// Starts checking the transactions of block `height + 1` at `time`.
     pub fn execute(&self, time: Timestamp) -> BlockExecution<'_> {
-        BlockExecution { state: self, time, effects: BlockEffects::default(), admitted: 0 }
+        BlockExecution { state: self, time, effects: BlockEffects::default() }
     }
 
     /// Checks a header against this state (the parent of the block):
@@ -394,15 +394,9 @@ pub struct BlockExecution<'a> {
     state: &'a LedgerState,
     time: Timestamp,
     effects: BlockEffects,
-    admitted: usize,
 }
 
 impl<'a> BlockExecution<'a> {
-    /// How many transactions were admitted so far.
-    pub fn admitted(&self) -> usize {
-        self.admitted
-    }
-
     /// Bytes of the admitted transactions.
     pub fn bytes(&self) -> u64 {
         self.effects.bytes
@@ -484,7 +478,6 @@ impl<'a> BlockExecution<'a> {
         self.effects.nonce_set.insert(nonce_key);
         self.effects.nonces.push((tx.signer.clone(), tx.payload.nonce.clone(), created, tx.hash));
         self.effects.bytes += jws.len() as u64;
-        self.admitted += 1;
         Ok(Admitted { tx })
     }
 

@@ -1,6 +1,6 @@
 //! Contract commands: consents, care plans, emergency tokens and break-glass.
 
-use super::http::{answer, client, outcome, print, read_token, runtime};
+use super::http::{answer, client, outcome, post_and_follow, print, read_token, runtime};
 use super::random_nonce;
 use crate::cli::{CareplanCmd, ConsentCmd, ConsultCmd, EmergencyCmd, SignArgs};
 use anyhow::{Context, bail};
@@ -115,39 +115,23 @@ pub fn emergency(cmd: EmergencyCmd) -> anyhow::Result<ExitCode> {
                 (ingest.trim_end_matches('/').to_string(), contracts.trim_end_matches('/').to_string());
             runtime()?.block_on(async move {
                 let c = client()?;
-                let r = c
-                    .post(format!("{ingest}/v1/transactions"))
-                    .header("content-type", "application/jose")
-                    .body(jws)
-                    .send()
-                    .await?;
-                let (status, body) = answer(r).await?;
-                if status >= 300 {
-                    return outcome(status, &body);
+                let (status, body) = post_and_follow(&c, &ingest, &jws, 60).await?;
+                if status >= 300 || body["status"] == "rejected" {
+                    print(&body)?;
+                    return Ok(ExitCode::from(1));
                 }
-                let hash = body["tx_hash"].as_str().unwrap_or_default().to_string();
-                // Wait for the commit, then read the profile (the engine may trail by a block).
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                // Committed; the contracts engine may trail by a block.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                 loop {
-                    let (_, st) = answer(c.get(format!("{ingest}/v1/transactions/{hash}")).send().await?).await?;
-                    if st["status"] == "rejected" {
-                        print(&st)?;
-                        return Ok(ExitCode::from(1));
-                    }
-                    if st["status"] == "committed" {
-                        let r = c
-                            .post(format!("{contracts}/v1/emergency-access"))
-                            .bearer_auth(&read)
-                            .json(&json!({ "token": token.trim() }))
-                            .send()
-                            .await?;
-                        let (status, profile) = answer(r).await?;
-                        if status == 200 || tokio::time::Instant::now() >= deadline {
-                            return outcome(status, &profile);
-                        }
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        bail!("access.emergency not committed within 60 s");
+                    let r = c
+                        .post(format!("{contracts}/v1/emergency-access"))
+                        .bearer_auth(&read)
+                        .json(&json!({ "token": token.trim() }))
+                        .send()
+                        .await?;
+                    let (status, profile) = answer(r).await?;
+                    if status == 200 || tokio::time::Instant::now() >= deadline {
+                        return outcome(status, &profile);
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

@@ -55,39 +55,50 @@ pub(crate) fn outcome(status: u16, body: &Value) -> anyhow::Result<ExitCode> {
 }
 
 /// `emrctl submit --ingest URL`: POST the JWS, optionally wait for the outcome.
+/// POSTs `jws` to ingest and, with `wait` > 0, follows its status until it
+/// is committed or rejected. Returns the last HTTP status and answer.
+pub(crate) async fn post_and_follow(
+    c: &reqwest::Client,
+    ingest: &str,
+    jws: &str,
+    wait: u64,
+) -> anyhow::Result<(u16, Value)> {
+    let r = c
+        .post(format!("{ingest}/v1/transactions"))
+        .header("content-type", "application/jose")
+        .body(jws.trim().to_string())
+        .send()
+        .await
+        .with_context(|| format!("POST {ingest}/v1/transactions"))?;
+    let (status, body) = answer(r).await?;
+    if status >= 300 || wait == 0 {
+        return Ok((status, body));
+    }
+    let hash = body["tx_hash"].as_str().unwrap_or_default().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    loop {
+        let (s, b) = answer(c.get(format!("{ingest}/v1/transactions/{hash}")).send().await?).await?;
+        match b["status"].as_str() {
+            Some("committed" | "rejected") => return Ok((s, b)),
+            _ if tokio::time::Instant::now() >= deadline => {
+                print(&b)?;
+                bail!("still pending after {wait} s");
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
 pub fn submit(jws: &Path, ingest: &str, wait: u64) -> anyhow::Result<ExitCode> {
     let text = String::from_utf8(read_input(jws)?).context("the JWS is not UTF-8")?;
     let base = ingest.trim_end_matches('/').to_string();
     runtime()?.block_on(async move {
-        let c = client()?;
-        let r = c
-            .post(format!("{base}/v1/transactions"))
-            .header("content-type", "application/jose")
-            .body(text.trim().to_string())
-            .send()
-            .await
-            .with_context(|| format!("POST {base}/v1/transactions"))?;
-        let (status, body) = answer(r).await?;
-        if status >= 300 || wait == 0 {
-            return outcome(status, &body);
+        let (status, body) = post_and_follow(&client()?, &base, &text, wait).await?;
+        if body["status"] == "rejected" {
+            print(&body)?;
+            return Ok(ExitCode::from(1));
         }
-        let hash = body["tx_hash"].as_str().unwrap_or_default().to_string();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-        loop {
-            let (s, b) = answer(c.get(format!("{base}/v1/transactions/{hash}")).send().await?).await?;
-            match b["status"].as_str() {
-                Some("committed") => return outcome(s, &b),
-                Some("rejected") => {
-                    print(&b)?;
-                    return Ok(ExitCode::from(1));
-                }
-                _ if tokio::time::Instant::now() >= deadline => {
-                    print(&b)?;
-                    bail!("still pending after {wait} s");
-                }
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
+        outcome(status, &body)
     })
 }
 
