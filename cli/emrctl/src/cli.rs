@@ -247,8 +247,8 @@ pub enum Command {
         /// JWS file, or `-` for standard input.
         #[arg(default_value = "-")]
         jws: PathBuf,
-        /// Signer's public key (unpadded base64url).
-        #[arg(long)]
+        /// Signer's public key (unpadded base64url; it may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         public_key: Option<String>,
         /// Genesis file to look the signer's key up in.
         #[arg(long)]

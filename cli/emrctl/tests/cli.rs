@@ -295,3 +295,25 @@ fn contract_commands_sign_valid_transactions_and_refuse_bad_arguments() {
     assert_eq!(t["token_hash"].as_str().unwrap().len(), 64);
     assert!(std::fs::read_to_string(&qr).unwrap().starts_with("<?xml"));
 }
+
+#[test]
+fn a_public_key_starting_with_a_hyphen_is_a_value_not_a_flag() {
+    // Unpadded base64url keys start with '-' one time in 64; find such a key.
+    let dir = tempfile::tempdir().unwrap();
+    let (key, pk) = (0..2000)
+        .find_map(|i| {
+            let key = dir.path().join(format!("k{i}.pem"));
+            let info = json(&emrctl(&["keygen", "--out", p(&key)], None));
+            let pk = info["public_key"].as_str().unwrap().to_string();
+            pk.starts_with('-').then_some((key, pk))
+        })
+        .expect("a key starting with '-'");
+    let jws = emrctl(
+        &["sign-tx", "--key", p(&key), "--chain-id", "glucochain-dev", "--type", "audit.checkpoint", "--body", "-"],
+        Some(&format!("{{\"log_id\":\"ledger\",\"head\":\"{}\",\"entries\":1}}", "ab".repeat(32))),
+    );
+    assert!(jws.status.success(), "{}", String::from_utf8_lossy(&jws.stderr));
+    let v =
+        json(&emrctl(&["verify-tx", "-", "--public-key", &pk], Some(String::from_utf8(jws.stdout).unwrap().trim())));
+    assert_eq!(v["signature"], "valid");
+}
