@@ -150,12 +150,9 @@ fn the_scorer_agrees_with_the_reference_scorer_on_the_baseline() {
     }
 }
 
-/// The detector on the 15 dev patients. These floors guard against
-/// regressions at today's level; the targets (docs/detector.md) are
-/// not all met yet.
-#[test]
-fn dev_set_quality_does_not_regress() {
-    let dir = fixtures().join("dev");
+/// Runs the detector (default care plan) over every patient of a fixture set and scores it.
+fn score_set(set: &str) -> glucochain_detect::score::Report {
+    let dir = fixtures().join(set);
     let labels: Labels = serde_json::from_slice(&std::fs::read(dir.join("labels.json")).unwrap()).unwrap();
     let mut alerts = Vec::new();
     for pid in labels.patients.keys() {
@@ -178,16 +175,104 @@ fn dev_set_quality_does_not_regress() {
         }
     }
     let r = score(&labels, &alerts).unwrap();
-    println!("{}", glucochain_detect::score::render(&r));
-    let e = |k: &str| r.events[k].clone();
-    assert!(e("hypo_l2").sensitivity.unwrap() >= 0.95);
-    assert!(e("hypo_l1").sensitivity.unwrap() >= 0.95);
-    assert!(e("hypo_l1").timely.unwrap() >= 0.70, "better than the baseline's 0.62");
-    assert!(e("hyper_l2").timely.unwrap() >= 0.85, "better than the baseline's 0.80");
-    assert!(e("rapid_fall").sensitivity.unwrap() >= 0.8);
-    assert!(e("rapid_rise").sensitivity.unwrap() >= 0.8);
-    assert!(r.false_alerts_per_patient_day <= 1.7);
-    assert!(r.alerts_per_patient_day <= 8.0);
+    println!("{set}:\n{}", glucochain_detect::score::render(&r));
+    r
+}
+
+/// One quality figure: the target and the floor this detector is held to.
+/// Where the target is not reached, the floor is today's measured level (docs/detector.md
+/// says so and what was tried); where it is, floor and target are the same.
+struct Goal {
+    what: &'static str,
+    target: f64,
+    floor: f64,
+    higher_is_better: bool,
+}
+
+fn check(r: &glucochain_detect::score::Report, goals: &[Goal]) {
+    let value = |what: &str| -> f64 {
+        match what {
+            "alerts_per_patient_day" => r.alerts_per_patient_day,
+            "false_alerts_per_patient_day" => r.false_alerts_per_patient_day,
+            other => {
+                let (event, field) = other.split_once('.').unwrap();
+                let e = &r.events[event];
+                match field {
+                    "sensitivity" => e.sensitivity.unwrap(),
+                    "timely" => e.timely.unwrap(),
+                    "lead" => e.median_lead_min.unwrap(),
+                    f => panic!("unknown figure {f}"),
+                }
+            }
+        }
+    };
+    let mut failed = Vec::new();
+    for g in goals {
+        let v = value(g.what);
+        let (meets_target, meets_floor) =
+            if g.higher_is_better { (v >= g.target, v >= g.floor) } else { (v <= g.target, v <= g.floor) };
+        println!(
+            "{:32} {v:>7.3}  target {:>6}  {}",
+            g.what,
+            g.target,
+            if meets_target { "met" } else { "NOT MET (held at today's level)" }
+        );
+        if !meets_floor {
+            failed.push(format!("{} = {v} (floor {}, target {})", g.what, g.floor, g.target));
+        }
+    }
+    assert!(failed.is_empty(), "quality fell: {failed:?}");
+}
+
+const fn at_least(what: &'static str, target: f64, floor: f64) -> Goal {
+    Goal { what, target, floor, higher_is_better: true }
+}
+
+const fn at_most(what: &'static str, target: f64, floor: f64) -> Goal {
+    Goal { what, target, floor, higher_is_better: false }
+}
+
+/// The detector on the 15 dev patients against the targets.
+#[test]
+fn dev_set_quality_against_the_targets() {
+    let r = score_set("dev");
+    check(
+        &r,
+        &[
+            at_least("hypo_l2.sensitivity", 0.95, 0.95),
+            at_least("hypo_l2.timely", 0.98, 0.87),
+            at_least("hypo_l1.sensitivity", 0.95, 0.95),
+            at_least("hypo_l1.timely", 0.90, 0.74),
+            at_least("hypo_l1.lead", 15.0, 10.0),
+            at_least("hyper_l2.timely", 0.95, 0.88),
+            at_least("rapid_fall.sensitivity", 0.80, 0.80),
+            at_least("rapid_rise.sensitivity", 0.80, 0.80),
+            at_most("false_alerts_per_patient_day", 0.5, 1.6),
+            at_most("alerts_per_patient_day", 6.0, 7.8),
+        ],
+    );
+}
+
+/// Nine simulated patients that are not in the dev set (generated with another
+/// seed): the detector was never tuned on them. Floors at their measured level.
+#[test]
+fn holdout_patients_quality_does_not_regress() {
+    let r = score_set("holdout");
+    check(
+        &r,
+        &[
+            at_least("hypo_l2.sensitivity", 0.95, 0.95),
+            at_least("hypo_l2.timely", 0.98, 0.97),
+            at_least("hypo_l1.sensitivity", 0.95, 0.95),
+            at_least("hypo_l1.timely", 0.90, 0.86),
+            at_least("hypo_l1.lead", 15.0, 15.0),
+            at_least("hyper_l2.timely", 0.95, 0.90),
+            at_least("rapid_fall.sensitivity", 0.80, 0.80),
+            at_least("rapid_rise.sensitivity", 0.80, 0.75),
+            at_most("false_alerts_per_patient_day", 0.5, 1.1),
+            at_most("alerts_per_patient_day", 6.0, 6.9),
+        ],
+    );
 }
 
 #[test]
