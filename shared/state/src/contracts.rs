@@ -559,6 +559,20 @@ impl BlockExecution<'_> {
     ) -> Result<(), Rejection> {
         let key = (patient.clone(), a.alert_id.clone());
         let mut alert = self.c_alert(&key).cloned().ok_or_else(|| not_found(format!("no alert {}", a.alert_id)))?;
+        // A service relays an acknowledgement given through a keyless channel;
+        // the care-team rules then apply to the person it names.
+        let (who, role) = match (&a.on_behalf_of, role) {
+            (Some(person), Role::Service) => {
+                let role = match self.lookup(person) {
+                    Some((p, true)) => p.role,
+                    _ => return Err(deny(format!("{person} is not an active participant"))),
+                };
+                (person, role)
+            }
+            (Some(_), _) => return Err(deny("only a service may acknowledge on behalf of someone")),
+            (None, Role::Service) => return Err(deny("a service acknowledges only on behalf of a care-team member")),
+            (None, role) => (who, role),
+        };
         let in_plan = self
             .state
             .contracts

@@ -414,7 +414,7 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
         }),
     );
     let ack = |who: &mut Actor, alert: &str| {
-        who.sign(t, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id(alert), note: Some("gave juice".into()) }))
+        who.sign(t, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id(alert), note: Some("gave juice".into()), on_behalf_of: None }))
     };
     let early = ack(&mut w.caregiver, "a1");
     assert_eq!(w.chain.reject(vec![early]).1, "unknown-contract", "no such alert yet");
@@ -425,10 +425,48 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
     let mine = ack(&mut w.caregiver, "a1");
     w.chain.commit(vec![mine]);
     let t2 = w.chain.now();
-    let twice = w.caregiver.sign(t2, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None }));
+    let twice = w.caregiver.sign(t2, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None }));
     assert_eq!(w.chain.reject(vec![twice]).1, "conflict");
-    let by_patient = w.patient_signs(TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None }));
+    let by_patient = w.patient_signs(TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None }));
     w.chain.commit(vec![by_patient]);
+
+    // A service (the notifier) relays acknowledgements given by link or SMS,
+    // on behalf of someone the care-team rules allow; nobody else relays.
+    let raise2 = w.detector.sign(
+        w.chain.now(),
+        Some(&p),
+        TxBody::AlertRaise(AlertRaise {
+            alert_id: id("a2"),
+            kind: AlertKind::Low,
+            severity: Severity::Warning,
+            episode_id: id("e2"),
+            observed_at: Timestamp::from_unix_ms(w.chain.now()),
+            glucose_mg_dl: Some(65.0),
+            slope_mg_dl_per_min: None,
+            predicted_mg_dl: None,
+            model_score: None,
+            reason: "65 mg/dL".into(),
+        }),
+    );
+    w.chain.commit(vec![raise2]);
+    let relay = |who: &mut Actor, t: i64, behalf: Option<ParticipantId>| {
+        who.sign(t, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id("a2"), note: None, on_behalf_of: behalf }))
+    };
+    let t3 = w.chain.now();
+    let stranger = w.stranger_caregiver.id.clone();
+    let carer = w.caregiver.id.clone();
+    assert_eq!(w.chain.reject(vec![relay(&mut w.detector, t3, None)]).1, "forbidden", "a service acks for someone");
+    assert_eq!(
+        w.chain.reject(vec![relay(&mut w.detector, t3, Some(stranger))]).1,
+        "forbidden",
+        "not on this patient's care team"
+    );
+    assert_eq!(
+        w.chain.reject(vec![relay(&mut w.stranger_caregiver, t3, Some(carer.clone()))]).1,
+        "forbidden",
+        "only services relay"
+    );
+    w.chain.commit(vec![relay(&mut w.detector, t3, Some(carer))]);
 }
 
 #[derive(Debug, Clone)]

@@ -160,7 +160,7 @@ tx_types! {
     ConsultRespond => "consult.respond", ConsultRespond, patient: true, signers: [Clinician];
     MedicationTaken => "medication.taken", MedicationTaken, patient: true, signers: [Patient, Caregiver];
     AlertRaise => "alert.raise", AlertRaise, patient: true, signers: [Service];
-    AlertAck => "alert.ack", AlertAck, patient: true, signers: [Caregiver, Clinician, Patient];
+    AlertAck => "alert.ack", AlertAck, patient: true, signers: [Caregiver, Clinician, Patient, Service];
     AuditCheckpoint => "audit.checkpoint", AuditCheckpoint, patient: false, signers: [Service, Admin];
 }
 
@@ -970,6 +970,11 @@ pub struct AlertAck {
     /// Optional note ("gave juice, rechecking").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set only by a service (the notifier) that records an acknowledgement
+    /// a care-team member gave through a channel without a key: a signed
+    /// single-use link sent to them, or an SMS reply code from their number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<ParticipantId>,
 }
 
 impl AlertAck {
