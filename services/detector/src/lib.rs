@@ -126,8 +126,9 @@ impl DetectorService {
         Some((patient, readings))
     }
 
-    /// Runs readings through the patient's detector; returns the alerts.
-    fn detect(&self, patient: &ParticipantId, readings: &[Reading]) -> Vec<Alert> {
+    /// Runs readings through the patient's detector; returns the alerts and
+    /// the last three hours of readings (for the notification's chart).
+    fn detect(&self, patient: &ParticipantId, readings: &[Reading]) -> (Vec<Alert>, Vec<Reading>) {
         let (cfg, plan) = self.config_for(patient);
         let mut patients = self.patients.lock().expect("patients lock");
         let st = patients.entry(patient.clone()).or_insert_with(|| PatientState {
@@ -147,11 +148,12 @@ impl DetectorService {
                 st.last_at = r.at_ms;
             }
         }
-        out
+        let recent = if out.is_empty() { Vec::new() } else { st.detector.recent(180) };
+        (out, recent)
     }
 
     /// Publishes an alert on `emr.alert.<kind>` and records it on the chain.
-    async fn raise(&self, patient: &ParticipantId, a: &Alert) -> anyhow::Result<()> {
+    async fn raise(&self, patient: &ParticipantId, a: &Alert, recent: &[Reading]) -> anyhow::Result<()> {
         let (alert_id, episode_id) = ids(patient, a);
         let sev = severity(a.kind);
         let event = wire::Alert {
@@ -167,7 +169,7 @@ impl DetectorService {
             predicted_at_ms: a.predicted_at_ms.unwrap_or_default(),
             model_score: a.model_score.unwrap_or_default(),
             reason: a.reason.clone(),
-            ..Default::default()
+            recent: recent.iter().map(|r| wire::GlucosePoint { at_ms: r.at_ms, mg_dl: r.mg_dl }).collect(),
         };
         self.bus
             .publish(&subjects::alert(kind_name(a.kind)), alert_id.as_str(), Bytes::from(event.encode_to_vec()))
@@ -211,8 +213,9 @@ impl DetectorService {
                 metrics::counter!("glucochain_detector_ignored_total").increment(1);
                 continue;
             };
-            for a in self.detect(&patient, &readings) {
-                if let Err(e) = self.raise(&patient, &a).await {
+            let (alerts, recent) = self.detect(&patient, &readings);
+            for a in alerts {
+                if let Err(e) = self.raise(&patient, &a, &recent).await {
                     tracing::warn!(error = format!("{e:#}"), "alert not published");
                 }
             }
@@ -234,7 +237,7 @@ impl DetectorService {
                     .collect()
             };
             for (p, a) in due {
-                if let Err(e) = self.raise(&p, &a).await {
+                if let Err(e) = self.raise(&p, &a, &[]).await {
                     tracing::warn!(error = format!("{e:#}"), "signal-loss alert not published");
                 }
             }

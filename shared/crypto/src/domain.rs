@@ -38,6 +38,8 @@ pub enum Domain {
     Certificate,
     /// A block-sync request or response between validators.
     Sync,
+    /// A notifier's single-use acknowledge link.
+    NotifyLink,
 }
 
 impl Domain {
@@ -53,6 +55,7 @@ impl Domain {
             Domain::Evidence => "glucochain/v1/evidence",
             Domain::Certificate => "glucochain/v1/certificate",
             Domain::Sync => "glucochain/v1/sync",
+            Domain::NotifyLink => "glucochain/v1/notify-link",
         }
     }
 

@@ -210,6 +210,13 @@ impl PatientDetector {
         }
     }
 
+    /// The readings of the last `minutes` up to the newest, oldest first
+    /// (what a notification's chart shows).
+    pub fn recent(&self, minutes: i64) -> Vec<Reading> {
+        let Some(last) = self.hist.back() else { return Vec::new() };
+        self.hist.iter().filter(|r| r.at_ms >= last.at_ms - minutes * MIN).copied().collect()
+    }
+
     fn points(&self, now: i64, minutes: i64) -> Vec<(f64, f64)> {
         self.hist
             .iter()

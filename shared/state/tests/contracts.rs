@@ -414,7 +414,11 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
         }),
     );
     let ack = |who: &mut Actor, alert: &str| {
-        who.sign(t, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id(alert), note: Some("gave juice".into()), on_behalf_of: None }))
+        who.sign(
+            t,
+            Some(&p),
+            TxBody::AlertAck(AlertAck { alert_id: id(alert), note: Some("gave juice".into()), on_behalf_of: None }),
+        )
     };
     let early = ack(&mut w.caregiver, "a1");
     assert_eq!(w.chain.reject(vec![early]).1, "unknown-contract", "no such alert yet");
@@ -425,7 +429,11 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
     let mine = ack(&mut w.caregiver, "a1");
     w.chain.commit(vec![mine]);
     let t2 = w.chain.now();
-    let twice = w.caregiver.sign(t2, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None }));
+    let twice = w.caregiver.sign(
+        t2,
+        Some(&p),
+        TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None }),
+    );
     assert_eq!(w.chain.reject(vec![twice]).1, "conflict");
     let by_patient = w.patient_signs(TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None }));
     w.chain.commit(vec![by_patient]);

@@ -77,3 +77,38 @@ mod tests {
         assert!(Timestamp::parse("yesterday").is_err());
     }
 }
+
+/// A service clock: real time, or (for demos and tests) time running
+/// `speed` times faster from a start.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    start_real: i64,
+    start: i64,
+    speed: f64,
+}
+
+impl Clock {
+    /// Real time.
+    pub fn real() -> Self {
+        Clock { start_real: 0, start: 0, speed: 1.0 }
+    }
+
+    /// Time starting at `start` and running `speed` times faster than real time.
+    pub fn accelerated(start: Timestamp, speed: f64) -> Self {
+        Clock { start_real: Timestamp::now().unix_ms(), start: start.unix_ms(), speed }
+    }
+
+    /// How many times faster than real time it runs.
+    pub fn speed(&self) -> f64 {
+        self.speed
+    }
+
+    /// Now.
+    pub fn now(&self) -> Timestamp {
+        if self.start_real == 0 {
+            return Timestamp::now();
+        }
+        let elapsed = (Timestamp::now().unix_ms() - self.start_real) as f64 * self.speed;
+        Timestamp::from_unix_ms(self.start + elapsed as i64)
+    }
+}

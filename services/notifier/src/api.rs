@@ -1,0 +1,335 @@
+//! The notifier's HTTP API: an alert's delivery state, acknowledgement (by
+//! a signed link, a read token, a signed `alert.ack`, or an SMS reply), and
+//! the page an acknowledge link opens.
+
+use crate::message::esc;
+use crate::outbox::SourceRow;
+use crate::{Notifier, link, mask};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
+use glucochain_api::{Problem, authenticate};
+use glucochain_crypto::jose::TokenPolicy;
+use glucochain_types::ParticipantId;
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::ChannelKind;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Handler state.
+pub struct ApiState {
+    /// The notifier.
+    pub notifier: Arc<Notifier>,
+    /// Read-token rules.
+    pub policy: TokenPolicy,
+}
+
+type Data = web::Data<ApiState>;
+
+fn internal(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "notifier API");
+    Problem::internal()
+}
+
+fn forbidden(detail: impl Into<String>) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not authorized", detail)
+}
+
+fn bearer(req: &HttpRequest, s: &ApiState) -> Result<Option<ParticipantId>, Problem> {
+    let Some(header) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let view = s.notifier.chain.view.read().expect("view lock");
+    let p = authenticate(Some(header), view.state(), &s.policy, Timestamp::now().unix_ms() / 1000)?;
+    Ok(Some(p.id.clone()))
+}
+
+async fn source_of(s: &ApiState, id: &str) -> Result<SourceRow, Problem> {
+    s.notifier.outbox.source(id).await.map_err(internal)?.ok_or_else(|| Problem::not_found(format!("no alert {id}")))
+}
+
+/// The delivery and its source a link token names.
+async fn by_link(s: &ApiState, token: &str) -> Result<(crate::outbox::DeliveryRow, SourceRow), Problem> {
+    let refused =
+        |e: link::LinkError| Problem::new(StatusCode::UNAUTHORIZED, "bad-link", "Link not valid", e.to_string());
+    let delivery_id = link::verify(&s.notifier.public_key(), token, Timestamp::now().unix_ms()).map_err(refused)?;
+    let d = s
+        .notifier
+        .outbox
+        .delivery(&delivery_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| Problem::not_found("no such notification"))?;
+    let src = source_of(s, &d.source_id).await?;
+    Ok((d, src))
+}
+
+fn channel_kind(name: &str) -> ChannelKind {
+    match name {
+        "email" => ChannelKind::Email,
+        "sms" => ChannelKind::Sms,
+        _ => ChannelKind::Webhook,
+    }
+}
+
+fn time(ms: Option<i64>) -> serde_json::Value {
+    ms.map(|m| json!(Timestamp::from_unix_ms(m).to_rfc3339())).unwrap_or(serde_json::Value::Null)
+}
+
+async fn status_json(s: &ApiState, src: &SourceRow) -> Result<serde_json::Value, Problem> {
+    let group = s.notifier.outbox.group(&src.group_id).await.map_err(internal)?;
+    let deliveries = s.notifier.outbox.group_deliveries(&src.group_id).await.map_err(internal)?;
+    let head = group.iter().find(|g| g.next_escalation_ms.is_some());
+    Ok(json!({
+        "alert_id": src.id,
+        "source_kind": src.source_kind,
+        "patient": src.patient,
+        "kind": src.kind,
+        "level": crate::policy::Level::from_i32(src.severity).as_str(),
+        "group_id": src.group_id,
+        "received": time(Some(src.received_ms)),
+        "acknowledged": src.acked_ms.map(|_| json!({
+            "by": src.acked_by, "via": src.ack_via, "at": time(src.acked_ms),
+        })),
+        "escalation": {
+            "step": group.iter().map(|g| g.step).max().unwrap_or(0),
+            "next_at": time(head.and_then(|h| h.next_escalation_ms)),
+        },
+        "alerts_in_group": group.iter().map(|g| json!({
+            "alert_id": g.id, "kind": g.kind, "received": time(Some(g.received_ms)),
+        })).collect::<Vec<_>>(),
+        "deliveries": deliveries.iter().map(|d| json!({
+            "contact": d.contact,
+            "channel": d.channel,
+            "address": mask(channel_kind(&d.channel), &d.address),
+            "step": d.step,
+            "state": d.state,
+            "attempts": d.attempts,
+            "due": time(Some(d.due_ms)),
+            "sent": time(d.sent_ms),
+            "last_error": d.last_error,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// Query of a status read.
+#[derive(serde::Deserialize)]
+struct LinkQuery {
+    token: Option<String>,
+}
+
+/// An alert's delivery state: who was told, on which channel, when, whether
+/// it was sent, and who acknowledged. For the patient, the care team and
+/// admins (read token), or the holder of one of its acknowledge links.
+#[utoipa::path(get, path = "/v1/alerts/{id}", tag = "alerts",
+    params(("id" = String, Path, description = "alert id"), ("token" = Option<String>, Query, description = "an acknowledge link token")),
+    responses((status = 200, description = "delivery state per contact and channel"), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn alert_status(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    let q = web::Query::<LinkQuery>::from_query(req.query_string()).map_err(|e| Problem::bad_request(e.to_string()))?;
+    let src = if let Some(token) = &q.token {
+        let (_, src) = by_link(&s, token).await?;
+        let asked = source_of(&s, &id).await?;
+        if asked.group_id != src.group_id {
+            return Err(forbidden("the link is for another alert"));
+        }
+        asked
+    } else {
+        let who = bearer(&req, &s)?.ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                "a read token or link token",
+            )
+        })?;
+        let src = source_of(&s, &id).await?;
+        if !s.notifier.on_care_team(&who, &src.patient) {
+            return Err(forbidden("only the patient, the care team and admins"));
+        }
+        src
+    };
+    Ok(HttpResponse::Ok().json(status_json(&s, &src).await?))
+}
+
+/// Body of an acknowledgement.
+#[derive(serde::Deserialize, utoipa::ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// The acknowledge link token (from the email).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A signed `alert.ack` transaction (JWS) by a care-team member (`emrctl alert ack`).
+    #[serde(default)]
+    pub tx: Option<String>,
+}
+
+/// Acknowledges an alert (and its group): escalation stops on every channel.
+/// With a link token or a read token the notifier records the `alert.ack` on
+/// the chain on the person's behalf; a signed `alert.ack` is forwarded as is.
+#[utoipa::path(post, path = "/v1/alerts/{id}/ack", tag = "alerts", request_body = AckRequest,
+    params(("id" = String, Path, description = "alert id")),
+    responses((status = 200, description = "acknowledged (or already was)"), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn ack(
+    req: HttpRequest,
+    s: Data,
+    id: web::Path<String>,
+    body: Option<web::Json<AckRequest>>,
+) -> Result<HttpResponse, Problem> {
+    let body = body.map(|b| b.into_inner()).unwrap_or_default();
+    let src = source_of(&s, &id).await?;
+    if src.source_kind != "alert" {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "not-acknowledgeable",
+            "Not an alert",
+            "reminders and notices need no acknowledgement",
+        ));
+    }
+    let (by, first) = if let Some(token) = &body.token {
+        let (d, link_src) = by_link(&s, token).await?;
+        if link_src.group_id != src.group_id {
+            return Err(forbidden("the link is for another alert"));
+        }
+        let by = ParticipantId::parse(&d.contact).map_err(internal)?;
+        s.notifier.outbox.use_link(&d.id, Timestamp::now().unix_ms()).await.map_err(internal)?;
+        let first = s.notifier.acknowledge(&src, &by, "link", true).await.map_err(internal)?;
+        (by, first)
+    } else if let Some(tx) = &body.tx {
+        let by = s
+            .notifier
+            .acknowledge_signed(&src, tx.trim())
+            .await
+            .map_err(|e| Problem::new(StatusCode::FORBIDDEN, "ack-refused", "Acknowledgement refused", e))?;
+        (by, true)
+    } else {
+        let who = bearer(&req, &s)?.ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                "a link token, a signed alert.ack or a read token",
+            )
+        })?;
+        if !s.notifier.on_care_team(&who, &src.patient) {
+            return Err(forbidden("only the patient and the care team"));
+        }
+        let first = s.notifier.acknowledge(&src, &who, "api", true).await.map_err(internal)?;
+        (who, first)
+    };
+    Ok(HttpResponse::Ok().json(json!({ "alert_id": src.id, "acknowledged_by": by.as_str(), "first": first })))
+}
+
+fn page(title: &str, body: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'"))
+        .insert_header(("referrer-policy", "no-referrer"))
+        .body(format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title></head>\
+             <body style=\"font-family:Arial,Helvetica,sans-serif;max-width:560px;margin:1em auto;padding:0 1em;color:#111\">{body}</body></html>",
+            t = esc(title)
+        ))
+}
+
+fn problem_page(p: &Problem) -> HttpResponse {
+    let mut r = page("Link not valid", &format!("<h1>This link cannot be used</h1><p>{}</p>", esc(&p.to_string())));
+    *r.status_mut() = p.status_code();
+    r
+}
+
+/// The page an acknowledge link opens: what happened and an Acknowledge
+/// button (a GET never acknowledges, so mail scanners that follow links do not).
+pub async fn link_page(s: Data, token: web::Path<String>) -> HttpResponse {
+    let (d, src) = match by_link(&s, &token).await {
+        Ok(x) => x,
+        Err(p) => return problem_page(&p),
+    };
+    let n = s.notifier.notice_for(&src, &d);
+    let email = n.email();
+    let status = if let Some(at) = src.acked_ms {
+        format!("<p><strong>Already acknowledged</strong> at {}.</p>", esc(&Timestamp::from_unix_ms(at).to_rfc3339()))
+    } else {
+        format!(
+            "<form method=\"post\" action=\"/a/{}\"><button type=\"submit\" style=\"font-size:18px;padding:12px 24px\">Acknowledge</button></form>",
+            esc(&token)
+        )
+    };
+    let body = email.html.split("<body").nth(1).and_then(|b| b.split_once('>')).map(|(_, b)| b).unwrap_or("");
+    let body = body.split("</body>").next().unwrap_or("");
+    // The email's own button points here; on the page, the form takes its place.
+    let body = body.split("<p><a href=").next().unwrap_or(body);
+    page(n.headline(), &format!("{body}{status}"))
+}
+
+/// The Acknowledge button of the link page.
+pub async fn link_ack(s: Data, token: web::Path<String>) -> HttpResponse {
+    let (d, src) = match by_link(&s, &token).await {
+        Ok(x) => x,
+        Err(p) => return problem_page(&p),
+    };
+    let Ok(by) = ParticipantId::parse(&d.contact) else { return problem_page(&Problem::internal()) };
+    let used = s.notifier.outbox.use_link(&d.id, Timestamp::now().unix_ms()).await;
+    match used {
+        Ok(true) => match s.notifier.acknowledge(&src, &by, "link", true).await {
+            Ok(_) => page(
+                "Acknowledged",
+                "<h1>Thank you</h1><p>The alert is acknowledged; others will not be alerted about it.</p>",
+            ),
+            Err(e) => problem_page(&internal(format!("{e:#}"))),
+        },
+        Ok(false) => page("Already used", "<h1>Already acknowledged</h1><p>This link was used before.</p>"),
+        Err(e) => problem_page(&internal(e)),
+    }
+}
+
+/// An inbound SMS from the gateway (form-encoded `From`, `Body`).
+#[derive(serde::Deserialize)]
+pub struct InboundSms {
+    /// The sender's number.
+    #[serde(rename = "From")]
+    pub from: String,
+    /// The text.
+    #[serde(rename = "Body")]
+    pub body: String,
+}
+
+/// An SMS reply: the code of an alert notification sent to that number acknowledges it.
+pub async fn sms_inbound(s: Data, form: web::Form<InboundSms>) -> Result<HttpResponse, Problem> {
+    let code: String = form.body.trim().to_uppercase().chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+    let Some(d) = s.notifier.outbox.by_sms_code(form.from.trim(), &code).await.map_err(internal)? else {
+        return Ok(HttpResponse::Ok().content_type("text/plain").body("Code not recognised."));
+    };
+    let src = source_of(&s, &d.source_id).await?;
+    let by = ParticipantId::parse(&d.contact).map_err(internal)?;
+    s.notifier.acknowledge(&src, &by, "sms", true).await.map_err(internal)?;
+    Ok(HttpResponse::Ok().content_type("text/plain").body("Acknowledged. Thank you."))
+}
+
+/// The OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "GlucoChain notifier API",
+        description = "Alert delivery state and acknowledgement. Reads need a read token (`emrctl token`) or an acknowledge link token."
+    ),
+    paths(alert_status, ack),
+    components(schemas(Problem, AckRequest))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> HttpResponse {
+    use utoipa::OpenApi as _;
+    glucochain_api::service::openapi_response(&ApiDoc::openapi())
+}
+
+/// Routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(glucochain_api::json_config())
+        .app_data(glucochain_api::path_config())
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/v1/alerts/{id}", web::get().to(alert_status))
+        .route("/v1/alerts/{id}/ack", web::post().to(ack))
+        .route("/a/{token}", web::get().to(link_page))
+        .route("/a/{token}", web::post().to(link_ack))
+        .route("/v1/sms/inbound", web::post().to(sms_inbound))
+        .default_service(web::to(glucochain_api::service::no_such_endpoint));
+}

@@ -1,0 +1,678 @@
+//! The GlucoChain notifier: takes alerts (`emr.alert.*`) and reminders
+//! (`emr.reminder.*`) from durable JetStream consumers, routes each by the
+//! patient's active care plan, writes every delivery to the outbox before
+//! sending it (email over SMTP, SMS through an HTTP gateway, webhooks),
+//! escalates to the next contact and then the responsible clinician when
+//! nobody acknowledges, and stops once someone does — by the link in the
+//! email, an SMS reply code, the API or an `alert.ack` on the chain.
+//! See `docs/alerts.md`.
+
+pub mod api;
+pub mod channels;
+pub mod config;
+pub mod directory;
+pub mod link;
+pub mod message;
+pub mod outbox;
+pub mod policy;
+
+pub use config::NotifierConfig;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use futures::StreamExt as _;
+use glucochain_api::service::{ended, http_server};
+use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
+use glucochain_bus::{Bus, subjects};
+use glucochain_crypto::{KeyPair, sha256};
+use glucochain_follow::{StoredChain, follow_stored};
+use glucochain_telemetry::http::Readiness;
+use glucochain_types::genesis::Genesis;
+use glucochain_types::ids::LocalId;
+use glucochain_types::time::{Clock, Timestamp};
+use glucochain_types::tx::{AlertAck, ChannelKind, TxBody, TxPayload};
+use glucochain_types::{ChainId, ParticipantId, Transaction};
+use glucochain_wire::v1 as wire;
+use message::Notice;
+use outbox::{NewDelivery, Outbox, SourceRow};
+use policy::{Fold, Level, OpenGroup, Routing, Target};
+use prost::Message as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The notifier's state.
+pub struct Notifier {
+    /// The verified chain (care plans, registry).
+    pub chain: Arc<StoredChain>,
+    /// The outbox.
+    pub outbox: Outbox,
+    bus: Bus,
+    key: KeyPair,
+    me: ParticipantId,
+    chain_id: ChainId,
+    /// Names and channels the care plans do not carry.
+    pub directory: directory::Directory,
+    mailer: Option<channels::Mailer>,
+    http: channels::Http,
+    /// The escalation clock.
+    pub clock: Clock,
+    public_url: String,
+    lease_ms: i64,
+    wake: tokio::sync::Notify,
+}
+
+fn kind_of_alert(k: i32) -> &'static str {
+    match wire::AlertKind::try_from(k).unwrap_or(wire::AlertKind::Unspecified) {
+        wire::AlertKind::UrgentLow => "urgent_low",
+        wire::AlertKind::Low => "low",
+        wire::AlertKind::High => "high",
+        wire::AlertKind::VeryHigh => "very_high",
+        wire::AlertKind::RapidFall => "rapid_fall",
+        wire::AlertKind::RapidRise => "rapid_rise",
+        wire::AlertKind::PredictedLow => "predicted_low",
+        wire::AlertKind::Anomaly => "anomaly",
+        wire::AlertKind::SignalLoss => "signal_loss",
+        wire::AlertKind::BreakGlass => "break_glass",
+        wire::AlertKind::Unspecified => "unspecified",
+    }
+}
+
+fn kind_of_reminder(k: i32) -> &'static str {
+    match wire::ReminderKind::try_from(k).unwrap_or(wire::ReminderKind::Unspecified) {
+        wire::ReminderKind::Medication => "medication",
+        wire::ReminderKind::Checkup => "checkup",
+        wire::ReminderKind::CheckupOverdue => "checkup_overdue",
+        wire::ReminderKind::Unspecified => "reminder",
+    }
+}
+
+fn deliveries_for(targets: &[Target], step: u32, due_ms: i64) -> Vec<NewDelivery> {
+    targets
+        .iter()
+        .flat_map(|t| {
+            t.channels.iter().map(move |c| NewDelivery {
+                contact: t.participant.as_str().to_string(),
+                channel: policy::channel_name(c.kind),
+                address: c.address.clone(),
+                step,
+                due_ms,
+            })
+        })
+        .collect()
+}
+
+impl Notifier {
+    /// Who to reach for `patient` now: the active care plan's contacts and
+    /// quiet hours, and the responsible clinician from the directory.
+    pub fn routing(&self, patient: &ParticipantId) -> Routing {
+        let view = self.chain.view.read().expect("view lock");
+        let Some(plan) = view.state().contracts().active_careplan(patient, Timestamp::now()) else {
+            return Routing::default();
+        };
+        let clinician = self
+            .directory
+            .channels(&plan.proposer)
+            .map(|channels| Target { participant: plan.proposer.clone(), channels });
+        Routing { contacts: plan.plan.contacts.clone(), clinician, quiet_hours: plan.plan.quiet_hours.clone() }
+    }
+
+    /// The patient's own channels: a care-plan contact entry for them, else the directory.
+    fn patient_target(&self, patient: &ParticipantId, routing: &Routing) -> Option<Target> {
+        if let Some(c) = routing.contacts.iter().find(|c| &c.participant == patient) {
+            return Some(Target { participant: patient.clone(), channels: c.channels.clone() });
+        }
+        self.directory.channels(patient).map(|channels| Target { participant: patient.clone(), channels })
+    }
+
+    /// Takes on an alert event (idempotent: a redelivered one changes nothing).
+    pub async fn take_alert(&self, a: &wire::Alert) -> anyhow::Result<()> {
+        if a.alert_id.is_empty() || self.outbox.has_source(&a.alert_id).await? {
+            return Ok(());
+        }
+        let patient = ParticipantId::parse(&a.patient).map_err(|e| anyhow::anyhow!("alert patient: {e}"))?;
+        let now = self.clock.now().unix_ms();
+        let level = Level::from_i32(a.severity);
+        let kind = kind_of_alert(a.kind);
+        let routing = self.routing(&patient);
+        let mut source = SourceRow {
+            id: a.alert_id.clone(),
+            source_kind: "alert".into(),
+            patient: patient.as_str().into(),
+            kind: kind.into(),
+            severity: level as i32,
+            group_id: a.alert_id.clone(),
+            payload: a.encode_to_vec(),
+            received_ms: now,
+            step: 0,
+            next_escalation_ms: None,
+            acked_ms: None,
+            acked_by: None,
+            ack_via: None,
+            resolved_ms: None,
+        };
+        if kind == "break_glass" {
+            // A notice for the patient and everyone on the care plan at once; no escalation.
+            source.source_kind = "notice".into();
+            let mut targets: Vec<Target> = self.patient_target(&patient, &routing).into_iter().collect();
+            targets.extend(
+                routing
+                    .contacts
+                    .iter()
+                    .filter(|c| c.participant != patient)
+                    .map(|c| Target { participant: c.participant.clone(), channels: c.channels.clone() }),
+            );
+            let d = deliveries_for(&targets, 0, now);
+            self.outbox.take(&source, &d, false, now).await?;
+            self.wake.notify_one();
+            return Ok(());
+        }
+        let open = self.outbox.open_group(patient.as_str()).await?.map(|g| OpenGroup {
+            group: g.group_id,
+            level: Level::from_i32(g.severity),
+            step: g.step.max(0) as u32,
+            last_ms: g.last_ms,
+        });
+        let (deliveries, carries) = match policy::fold(open.as_ref(), level, now) {
+            Fold::NewGroup => {
+                let step = policy::escalation_step(&routing, level, 0, now);
+                let due = policy::send_time(level, routing.quiet_hours.as_ref(), now);
+                source.next_escalation_ms = step.next_at_ms.map(|t| t + (due - now));
+                (deliveries_for(&step.targets, 0, due), true)
+            }
+            Fold::Into { group } => {
+                metrics::counter!("glucochain_notify_grouped_total", "kind" => kind).increment(1);
+                source.group_id = group;
+                (Vec::new(), false)
+            }
+            Fold::Raise { group, step } => {
+                // Everyone the group reached so far hears of the higher level now.
+                let mut targets = Vec::new();
+                for s in 0..=step {
+                    targets.extend(policy::escalation_step(&routing, level, s, now).targets);
+                }
+                targets.dedup_by(|a, b| a.participant == b.participant);
+                let next = policy::escalation_step(&routing, level, step, now).next_at_ms;
+                source.group_id = group;
+                source.step = step as i32;
+                source.next_escalation_ms = next;
+                (deliveries_for(&targets, step, policy::send_time(level, routing.quiet_hours.as_ref(), now)), true)
+            }
+        };
+        if self.outbox.take(&source, &deliveries, carries, now).await? {
+            metrics::counter!("glucochain_notify_sources_total", "kind" => kind).increment(1);
+            tracing::info!(alert = %a.alert_id, kind, deliveries = deliveries.len(), "alert taken on");
+        }
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Takes on a reminder: the patient, and for an overdue check-up the
+    /// care plan's contacts too. No escalation; quiet hours apply.
+    pub async fn take_reminder(&self, r: &wire::Reminder) -> anyhow::Result<()> {
+        if r.reminder_id.is_empty() || self.outbox.has_source(&r.reminder_id).await? {
+            return Ok(());
+        }
+        let patient = ParticipantId::parse(&r.patient).map_err(|e| anyhow::anyhow!("reminder patient: {e}"))?;
+        let now = self.clock.now().unix_ms();
+        let kind = kind_of_reminder(r.kind);
+        let routing = self.routing(&patient);
+        let mut targets: Vec<Target> = self.patient_target(&patient, &routing).into_iter().collect();
+        if kind == "checkup_overdue" {
+            targets.extend(
+                routing
+                    .contacts
+                    .iter()
+                    .filter(|c| c.participant != patient)
+                    .map(|c| Target { participant: c.participant.clone(), channels: c.channels.clone() }),
+            );
+        }
+        let source = SourceRow {
+            id: r.reminder_id.clone(),
+            source_kind: "reminder".into(),
+            patient: patient.as_str().into(),
+            kind: kind.into(),
+            severity: Level::Info as i32,
+            group_id: r.reminder_id.clone(),
+            payload: r.encode_to_vec(),
+            received_ms: now,
+            step: 0,
+            next_escalation_ms: None,
+            acked_ms: None,
+            acked_by: None,
+            ack_via: None,
+            resolved_ms: None,
+        };
+        let due = policy::send_time(Level::Info, routing.quiet_hours.as_ref(), now);
+        if targets.is_empty() {
+            tracing::warn!(reminder = %r.reminder_id, "no channel for the patient or contacts: recorded, not sent");
+        }
+        self.outbox.take(&source, &deliveries_for(&targets, 0, due), false, now).await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// The public key acknowledge links are signed with.
+    pub fn public_key(&self) -> glucochain_crypto::PublicKey {
+        self.key.public()
+    }
+
+    /// What a delivery says.
+    pub fn notice_for(&self, source: &SourceRow, delivery: &outbox::DeliveryRow) -> Notice {
+        let patient = ParticipantId::parse(&source.patient).ok();
+        let patient_name =
+            patient.as_ref().and_then(|p| self.directory.name(p)).unwrap_or_else(|| "your patient".to_string());
+        let level = Level::from_i32(source.severity);
+        let base = Notice {
+            source_kind: match source.source_kind.as_str() {
+                "alert" => "alert",
+                "reminder" => "reminder",
+                _ => "notice",
+            },
+            kind: source.kind.clone(),
+            level,
+            patient_name,
+            detail: String::new(),
+            glucose: None,
+            slope: None,
+            predicted: None,
+            at_ms: source.received_ms,
+            recent: Vec::new(),
+            ack_url: None,
+            ack_code: delivery.ack_code.clone(),
+            step: delivery.step.max(0) as u32,
+        };
+        match source.source_kind.as_str() {
+            "reminder" => match wire::Reminder::decode(source.payload.as_slice()) {
+                Ok(r) => Notice { detail: r.text, at_ms: r.due_at_ms, ..base },
+                Err(_) => base,
+            },
+            _ => match wire::Alert::decode(source.payload.as_slice()) {
+                Ok(a) => Notice {
+                    detail: a.reason,
+                    glucose: (a.glucose_mg_dl > 0.0).then_some(a.glucose_mg_dl),
+                    slope: (a.slope_mg_dl_per_min != 0.0).then_some(a.slope_mg_dl_per_min),
+                    predicted: (a.predicted_mg_dl > 0.0).then_some((a.predicted_mg_dl, a.predicted_at_ms)),
+                    at_ms: a.observed_at_ms,
+                    recent: a.recent.iter().map(|p| (p.at_ms, p.mg_dl)).collect(),
+                    ack_url: (source.source_kind == "alert").then(|| {
+                        let exp = Timestamp::now().unix_ms() + link::LINK_TTL_MS;
+                        format!("{}/a/{}", self.public_url, link::sign(&self.key, &delivery.id, exp))
+                    }),
+                    ..base
+                },
+                Err(_) => base,
+            },
+        }
+    }
+
+    /// Sends one claimed delivery.
+    async fn send(&self, source: &SourceRow, d: &outbox::DeliveryRow) -> Result<(), channels::SendError> {
+        let n = self.notice_for(source, d);
+        match d.channel.as_str() {
+            "email" => {
+                let mailer = self.mailer.as_ref().ok_or(channels::SendError::NotConfigured("email"))?;
+                mailer.send(&d.address, &n.email(), &d.id).await
+            }
+            "sms" => self.http.sms(&d.address, &n.sms()).await,
+            "webhook" => self.http.webhook(&d.address, &n.webhook(&source.id)).await,
+            _ => Err(channels::SendError::Permanent(format!("unknown channel {}", d.channel))),
+        }
+    }
+
+    /// One pass over the due deliveries.
+    pub async fn dispatch(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now().unix_ms();
+        let due = self.outbox.due_deliveries(now, 64).await?;
+        let mut done = 0;
+        for d in due {
+            let lease = now + (self.lease_ms as f64 * self.clock.speed()) as i64;
+            if !self.outbox.claim(&d.id, now, lease).await? {
+                continue;
+            }
+            let Some(source) = self.outbox.source(&d.source_id).await? else { continue };
+            if source.acked_ms.is_some() {
+                self.outbox.suppress(&d.id).await?;
+                continue;
+            }
+            let attempts = d.attempts.max(0) as u32 + 1;
+            let channel = match d.channel.as_str() {
+                "email" => "email",
+                "sms" => "sms",
+                _ => "webhook",
+            };
+            match self.send(&source, &d).await {
+                Ok(()) => {
+                    self.outbox.sent(&d.id, self.clock.now().unix_ms()).await?;
+                    metrics::counter!("glucochain_notify_deliveries_total", "channel" => channel, "outcome" => "sent")
+                        .increment(1);
+                    tracing::info!(delivery = %d.id, source = %d.source_id, channel, step = d.step, "delivered");
+                    done += 1;
+                }
+                Err(e) => {
+                    let retry = match &e {
+                        channels::SendError::Temporary(_) if attempts < policy::MAX_ATTEMPTS => {
+                            Some(self.clock.now().unix_ms() + policy::backoff_ms(attempts))
+                        }
+                        _ => None,
+                    };
+                    let outcome = if retry.is_some() { "retry" } else { "failed" };
+                    metrics::counter!("glucochain_notify_deliveries_total", "channel" => channel, "outcome" => outcome)
+                        .increment(1);
+                    tracing::warn!(delivery = %d.id, channel, attempts, error = %e, outcome, "delivery failed");
+                    self.outbox.failed(&d.id, &e.to_string(), retry).await?;
+                }
+            }
+        }
+        if let Ok(depth) = self.outbox.depth().await {
+            metrics::gauge!("glucochain_notify_outbox_depth").set(depth as f64);
+        }
+        Ok(done)
+    }
+
+    /// One pass over due escalations.
+    pub async fn escalate(&self) -> anyhow::Result<usize> {
+        let now = self.clock.now().unix_ms();
+        let mut moved = 0;
+        for s in self.outbox.due_escalations(now).await? {
+            let Ok(patient) = ParticipantId::parse(&s.patient) else { continue };
+            let routing = self.routing(&patient);
+            let level = Level::from_i32(s.severity);
+            let next_step = s.step.max(0) as u32 + 1;
+            let step = policy::escalation_step(&routing, level, next_step, now);
+            let due = policy::send_time(level, routing.quiet_hours.as_ref(), now);
+            let d = deliveries_for(&step.targets, next_step, due);
+            if self.outbox.advance(&s.id, s.step, next_step, step.next_at_ms, &d, now).await? {
+                metrics::counter!("glucochain_notify_escalations_total").increment(1);
+                tracing::info!(source = %s.id, step = next_step, deliveries = d.len(), "escalated");
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            self.wake.notify_one();
+        }
+        Ok(moved)
+    }
+
+    /// Acknowledges the group of `source_id` by `by`, received `via` a
+    /// channel; `relay` records it on the chain as an `alert.ack` this
+    /// service signs on behalf of `by`. Returns whether it was news.
+    pub async fn acknowledge(
+        &self,
+        source: &SourceRow,
+        by: &ParticipantId,
+        via: &str,
+        relay: bool,
+    ) -> anyhow::Result<bool> {
+        let now = self.clock.now().unix_ms();
+        let first = self.outbox.ack_group(&source.group_id, by.as_str(), via, now).await?;
+        if first {
+            let since = self.outbox.group(&source.group_id).await?.first().map(|s| s.received_ms).unwrap_or(now);
+            metrics::histogram!("glucochain_notify_ack_seconds").record((now - since) as f64 / 1000.0);
+            metrics::counter!("glucochain_notify_acks_total", "via" => via.to_string()).increment(1);
+            tracing::info!(source = %source.id, via, "acknowledged");
+        }
+        if relay && source.source_kind == "alert" {
+            self.relay_ack(source, by).await?;
+        }
+        Ok(first)
+    }
+
+    async fn relay_ack(&self, source: &SourceRow, by: &ParticipantId) -> anyhow::Result<()> {
+        let patient = ParticipantId::parse(&source.patient).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let alert_id = LocalId::parse(&source.id, "alert_id").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let body = TxBody::AlertAck(AlertAck { alert_id, note: None, on_behalf_of: Some(by.clone()) });
+        let nonce = format!("ack-{}", &sha256(format!("{}|{by}", source.id).as_bytes()).to_string()[..24]);
+        let jws = TxPayload::new(self.chain_id.clone(), nonce, Timestamp::now(), Some(patient), body)
+            .sign(&self.key, &self.me);
+        self.publish_tx(jws, "alert.ack").await
+    }
+
+    /// Forwards a signed transaction to the TXS stream.
+    async fn publish_tx(&self, jws: String, tx_type: &str) -> anyhow::Result<()> {
+        let hash = sha256(jws.as_bytes());
+        let env = wire::TxEnvelope {
+            jws: jws.into_bytes(),
+            tx_hash: hash.0.to_vec(),
+            received_at_ms: Timestamp::now().unix_ms(),
+            tx_type: tx_type.into(),
+        };
+        self.bus.publish(&subjects::tx(tx_type), &hash.to_string(), Bytes::from(env.encode_to_vec())).await?;
+        Ok(())
+    }
+
+    /// Acknowledgement by a signed `alert.ack` transaction (the CLI's way):
+    /// checked here and forwarded to the validators, who apply the rules.
+    pub async fn acknowledge_signed(&self, source: &SourceRow, jws: &str) -> Result<ParticipantId, String> {
+        let tx = Transaction::parse(jws, &Default::default()).map_err(|e| e.to_string())?;
+        let TxBody::AlertAck(a) = &tx.payload.body else { return Err("not an alert.ack transaction".into()) };
+        if a.alert_id.as_str() != source.id || tx.payload.patient.as_ref().map(|p| p.as_str()) != Some(&source.patient)
+        {
+            return Err("the transaction acknowledges another alert".into());
+        }
+        if a.on_behalf_of.is_some() {
+            return Err("on_behalf_of is for services".into());
+        }
+        let key = {
+            let view = self.chain.view.read().expect("view lock");
+            view.state().participant(&tx.signer).filter(|p| p.is_active()).map(|p| p.public_key)
+        };
+        let key = key.ok_or("the signer is not an active participant")?;
+        tx.verify_signature(&key).map_err(|e| e.to_string())?;
+        if !self.on_care_team(&tx.signer, &source.patient) {
+            return Err("the signer is not on this patient's care team".into());
+        }
+        self.publish_tx(jws.to_string(), "alert.ack").await.map_err(|e| format!("{e:#}"))?;
+        self.acknowledge(source, &tx.signer, "api", false).await.map_err(|e| format!("{e:#}"))?;
+        Ok(tx.signer)
+    }
+
+    /// The patient, a care-plan contact or the plan's clinician, or an admin.
+    pub fn on_care_team(&self, who: &ParticipantId, patient: &str) -> bool {
+        let Ok(patient) = ParticipantId::parse(patient) else { return false };
+        if who == &patient {
+            return true;
+        }
+        let view = self.chain.view.read().expect("view lock");
+        let state = view.state();
+        if state.participant(who).is_some_and(|p| p.role == glucochain_types::Role::Admin) {
+            return true;
+        }
+        state
+            .contracts()
+            .active_careplan(&patient, Timestamp::now())
+            .is_some_and(|v| &v.proposer == who || v.plan.contacts.iter().any(|c| &c.participant == who))
+    }
+
+    /// Acknowledgements committed on the chain (from any client) stop escalation too.
+    async fn chain_acks(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<(String, ParticipantId)>) {
+        while let Some((alert_id, by)) = rx.recv().await {
+            match self.outbox.source(&alert_id).await {
+                Ok(Some(s)) => {
+                    if let Err(e) = self.acknowledge(&s, &by, "chain", false).await {
+                        tracing::warn!(error = format!("{e:#}"), "chain acknowledgement not recorded");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox"),
+            }
+        }
+    }
+
+    /// The dispatcher: sends due deliveries and escalates, every tick or when woken.
+    async fn run_outbox(self: Arc<Self>, tick: Duration) -> anyhow::Result<()> {
+        loop {
+            if let Err(e) = self.escalate().await {
+                tracing::warn!(error = format!("{e:#}"), "escalation pass failed");
+            }
+            if let Err(e) = self.dispatch().await {
+                tracing::warn!(error = format!("{e:#}"), "outbox pass failed");
+            }
+            let _ = tokio::time::timeout(tick, self.wake.notified()).await;
+        }
+    }
+
+    /// Watches the SMTP server's health for the `glucochain_notify_smtp_up` gauge.
+    async fn probe_smtp(self: Arc<Self>) -> anyhow::Result<()> {
+        let Some(mailer) = self.mailer.clone() else { return std::future::pending().await };
+        loop {
+            let up = mailer.probe().await;
+            metrics::gauge!("glucochain_notify_smtp_up").set(if up { 1.0 } else { 0.0 });
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        }
+    }
+}
+
+/// Consumes a JetStream stream with a durable consumer; each message is
+/// acked only once `take` recorded it (a failure leaves it for redelivery).
+async fn consume<F, Fut>(bus: Bus, spec: StreamSpec, durable: &str, take: F) -> anyhow::Result<()>
+where
+    F: Fn(Bytes) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let stream = bus.ensure_stream(&spec).await?;
+    let consumer = bus.ensure_consumer(&stream, &ConsumerSpec::durable(durable)).await?;
+    let mut messages = consumer.messages().await.context("consumer")?;
+    while let Some(m) = messages.next().await {
+        let Ok(m) = m else { continue };
+        match take(m.payload.clone()).await {
+            Ok(()) => {
+                if let Err(e) = m.ack().await {
+                    tracing::warn!(error = %e, "ack to JetStream failed; the message will be redelivered");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), stream = spec.name, "not recorded; will be redelivered");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    anyhow::bail!("{} consumer ended", spec.name)
+}
+
+/// Runs the notifier until a fatal error.
+pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
+    let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
+    let key = KeyPair::read_pem_file(&cfg.key).context("notifier key")?;
+    let directory = match &cfg.directory {
+        Some(p) => directory::Directory::read_file(p).context("directory")?,
+        None => directory::Directory::default(),
+    };
+    let clock = if (cfg.clock_speed - 1.0).abs() > f64::EPSILON || cfg.clock_start.is_some() {
+        let start = match &cfg.clock_start {
+            Some(s) => Timestamp::parse(s).map_err(anyhow::Error::msg).context("--clock-start")?,
+            None => Timestamp::now(),
+        };
+        Clock::accelerated(start, cfg.clock_speed)
+    } else {
+        Clock::real()
+    };
+    let mailer = channels::Mailer::from_config(&cfg)?;
+    if mailer.is_none() {
+        tracing::warn!("no --smtp-host: email deliveries will fail as not configured");
+    }
+    let http = channels::Http::from_config(&cfg)?;
+    let ready = Readiness::new(&["database", "nats"]);
+    let store = glucochain_api::service::open_store(&cfg.database_url(), &cfg.data_dir, &ready).await?;
+    let chain = Arc::new(StoredChain::open(store.clone(), &genesis).await?);
+    let bus = Bus::connect(&cfg.nats_url, "notifier").await.context("nats")?;
+    bus.ensure_stream(&StreamSpec::txs()).await?;
+    ready.set("nats", true);
+    let me = ParticipantId::from_public_key(&key.public());
+    let notifier = Arc::new(Notifier {
+        chain: chain.clone(),
+        outbox: Outbox::new(store),
+        bus: bus.clone(),
+        key,
+        me,
+        chain_id: genesis.chain_id.clone(),
+        directory,
+        mailer,
+        http,
+        clock,
+        public_url: cfg.public_url(),
+        lease_ms: cfg.lease_secs as i64 * 1000,
+        wake: tokio::sync::Notify::new(),
+    });
+    let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
+    let follow = tokio::spawn(async move {
+        let on_new = Box::new(move |b: &glucochain_consensus::block::Block| {
+            for jws in &b.txs {
+                let Ok(tx) = Transaction::parse(std::str::from_utf8(jws).unwrap_or(""), &Default::default()) else {
+                    continue;
+                };
+                if let TxBody::AlertAck(a) = &tx.payload.body {
+                    let by = a.on_behalf_of.clone().unwrap_or(tx.signer.clone());
+                    let _ = ack_tx.send((a.alert_id.to_string(), by));
+                }
+            }
+        });
+        follow_stored(chain, bus, "notifier", on_new).await.map_err(anyhow::Error::from)
+    });
+    let acks = tokio::spawn(notifier.clone().chain_acks(ack_rx));
+    let n = notifier.clone();
+    let alerts = tokio::spawn(consume(notifier.bus.clone(), StreamSpec::alerts(), "notifier-alerts", move |p| {
+        let n = n.clone();
+        async move {
+            match wire::Alert::decode(p.as_ref()) {
+                Ok(a) => n.take_alert(&a).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "undecodable alert dropped");
+                    Ok(())
+                }
+            }
+        }
+    }));
+    let n = notifier.clone();
+    let reminders =
+        tokio::spawn(consume(notifier.bus.clone(), StreamSpec::reminders(), "notifier-reminders", move |p| {
+            let n = n.clone();
+            async move {
+                match wire::Reminder::decode(p.as_ref()) {
+                    Ok(r) => n.take_reminder(&r).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "undecodable reminder dropped");
+                        Ok(())
+                    }
+                }
+            }
+        }));
+    let outbox = tokio::spawn(notifier.clone().run_outbox(Duration::from_millis(cfg.tick_ms.max(50))));
+    let smtp = tokio::spawn(notifier.clone().probe_smtp());
+    let state = actix_web::web::Data::new(api::ApiState {
+        notifier,
+        policy: glucochain_crypto::jose::TokenPolicy { audience: cfg.token_audience.clone(), ..Default::default() },
+    });
+    let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
+        c.app_data(state.clone());
+        api::configure(c);
+    })?;
+    tokio::select! {
+        r = server => r.context("http server"),
+        r = follow => Err(ended("following BLOCKS", r)),
+        r = alerts => Err(ended("the ALERTS consumer", r)),
+        r = reminders => Err(ended("the REMINDERS consumer", r)),
+        r = outbox => Err(ended("the outbox", r)),
+        r = smtp => Err(ended("the SMTP probe", r)),
+        _ = acks => Err(anyhow::anyhow!("chain acknowledgements ended")),
+    }
+}
+
+/// The binary's body: telemetry, then [`serve`].
+pub fn main_with(cfg: NotifierConfig) -> anyhow::Result<()> {
+    glucochain_api::service::run("notifier", || serve(cfg))
+}
+
+/// Masks an address for display to other care-team members (`s***@example.org`, `+44******89`).
+pub fn mask(channel: ChannelKind, address: &str) -> String {
+    match channel {
+        ChannelKind::Email => match address.split_once('@') {
+            Some((user, domain)) => format!("{}***@{domain}", user.chars().next().unwrap_or('*')),
+            None => "***".into(),
+        },
+        ChannelKind::Sms => {
+            let n = address.chars().count();
+            address.chars().enumerate().map(|(i, c)| if i < 3 || i + 2 >= n { c } else { '*' }).collect()
+        }
+        ChannelKind::Webhook => address.split('/').take(3).collect::<Vec<_>>().join("/"),
+    }
+}

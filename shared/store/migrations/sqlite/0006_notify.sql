@@ -1,0 +1,45 @@
+-- The notifier's outbox. A source is an alert, reminder or notice the
+-- notifier took on (written before the JetStream message is acked); a
+-- delivery is one message to one contact on one channel (written before it
+-- is sent, claimed with a lease while sending, so a crash between send and
+-- record costs at most one duplicate, never a loss).
+CREATE TABLE notify_source (
+    id                  TEXT PRIMARY KEY,      -- alert id / reminder id
+    source_kind         TEXT NOT NULL,         -- alert | reminder | notice
+    patient             TEXT NOT NULL,
+    kind                TEXT NOT NULL,         -- urgent_low, medication, break_glass, ...
+    severity            INTEGER NOT NULL,      -- 1 info, 2 warning, 3 urgent
+    group_id            TEXT NOT NULL,         -- sources folded together share it; an ack acks the group
+    payload             BLOB NOT NULL,          -- the protobuf event as received
+    received_ms         INTEGER NOT NULL,
+    step                INTEGER NOT NULL DEFAULT 0,
+    next_escalation_ms  INTEGER,                    -- NULL: nothing more to escalate
+    acked_ms            INTEGER,
+    acked_by            TEXT,
+    ack_via             TEXT,
+    resolved_ms         INTEGER
+);
+CREATE INDEX notify_source_escalation ON notify_source (next_escalation_ms);
+CREATE INDEX notify_source_patient ON notify_source (patient, received_ms);
+CREATE INDEX notify_source_group ON notify_source (group_id);
+
+CREATE TABLE notify_delivery (
+    id              TEXT PRIMARY KEY,          -- hash of (source, step, round, contact, channel)
+    source_id       TEXT NOT NULL REFERENCES notify_source (id),
+    contact         TEXT NOT NULL,             -- participant id
+    channel         TEXT NOT NULL,             -- email | sms | webhook
+    address         TEXT NOT NULL,
+    step            INTEGER NOT NULL,
+    state           TEXT NOT NULL,             -- pending | sending | sent | failed | suppressed
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    due_ms          INTEGER NOT NULL,
+    lease_until_ms  INTEGER,
+    sent_ms         INTEGER,
+    last_error      TEXT,
+    ack_code        TEXT NOT NULL,
+    link_used_ms    INTEGER,
+    created_ms      INTEGER NOT NULL
+);
+CREATE INDEX notify_delivery_due ON notify_delivery (state, due_ms);
+CREATE INDEX notify_delivery_source ON notify_delivery (source_id);
+CREATE INDEX notify_delivery_code ON notify_delivery (address, ack_code);
