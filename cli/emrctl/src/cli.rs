@@ -204,6 +204,10 @@ pub enum Command {
     #[command(subcommand)]
     Consult(ConsultCmd),
 
+    /// Alerts at the notifier: acknowledge one (signed alert.ack) or see who was told.
+    #[command(subcommand)]
+    Alert(AlertCmd),
+
     /// Run the detector (exactly the service's code) over CGM CSV files
     /// (`patient_id,timestamp,glucose_mg_dl`) and write one JSON alert per
     /// line; with --labels, print the scorer's table too.
@@ -465,6 +469,41 @@ pub enum EmergencyCmd {
         /// Contracts engine base URL.
         #[arg(long, env = "GLUCOCHAIN_CONTRACTS_URL", default_value = "http://127.0.0.1:8082")]
         contracts: String,
+    },
+}
+
+/// `emrctl alert ...`
+#[derive(Subcommand, Debug)]
+pub enum AlertCmd {
+    /// Acknowledge an alert as a care-team member: signs `alert.ack` and hands
+    /// it to the notifier, which stops escalation at once and forwards it to the chain.
+    #[command(
+        after_help = "Example:\n  emrctl alert ack --key keys/parent.pem --chain-id glucochain-dev --patient p... \\\n    --id a-3f2c... --notifier http://127.0.0.1:8084 --note \"gave juice\""
+    )]
+    Ack {
+        #[command(flatten)]
+        sign: SignArgs,
+        /// Alert id.
+        #[arg(long)]
+        id: String,
+        /// The notifier's base URL.
+        #[arg(long, env = "GLUCOCHAIN_NOTIFIER_URL")]
+        notifier: String,
+        /// A note for the care team.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Who was told about an alert, on which channel, whether it was sent and who acknowledged.
+    Status {
+        /// Your private key (signs a short read token).
+        #[arg(long)]
+        key: PathBuf,
+        /// Alert id.
+        #[arg(long)]
+        id: String,
+        /// The notifier's base URL.
+        #[arg(long, env = "GLUCOCHAIN_NOTIFIER_URL")]
+        notifier: String,
     },
 }
 

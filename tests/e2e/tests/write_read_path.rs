@@ -1621,6 +1621,62 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         assert!(Instant::now() < deadline, "no alert.ack committed\n{}", logs(&sys.procs));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The second parent acknowledges too, with the CLI (a signed alert.ack of their own),
+    // and reads who was told.
+    let carer2_key = keydir.path().join("carer2.pem");
+    carer2.key.write_pem_file(&carer2_key, false).unwrap();
+    let (ok, out) = emrctl(&[
+        "alert",
+        "ack",
+        "--key",
+        carer2_key.to_str().unwrap(),
+        "--chain-id",
+        CHAIN,
+        "--patient",
+        pid.as_str(),
+        "--id",
+        &alert.alert_id,
+        "--notifier",
+        &public,
+        "--note",
+        "on my way",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains(carer2.id.as_str()), "{out}");
+    let (ok, out) = emrctl(&[
+        "alert",
+        "status",
+        "--key",
+        carer2_key.to_str().unwrap(),
+        "--id",
+        &alert.alert_id,
+        "--notifier",
+        &public,
+    ]);
+    assert!(ok && out.contains("\"deliveries\""), "{out}");
+    let (ok, out) = emrctl(&[
+        "alert",
+        "ack",
+        "--key",
+        carer2_key.to_str().unwrap(),
+        "--chain-id",
+        CHAIN,
+        "--patient",
+        pid.as_str(),
+        "--id",
+        "a-not-this-one",
+        "--notifier",
+        &public,
+    ]);
+    assert!(!ok && out.contains("404"), "an unknown alert: {out}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if store.latest_of_type("alert.ack").await.unwrap().is_some_and(|t| t.signer == carer2.id.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the CLI's alert.ack not committed\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     store.close().await;
     drop(notify_db);
 }

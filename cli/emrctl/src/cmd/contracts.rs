@@ -2,7 +2,7 @@
 
 use super::http::{answer, client, outcome, post_and_follow, print, read_token, runtime};
 use super::random_nonce;
-use crate::cli::{CareplanCmd, ConsentCmd, ConsultCmd, EmergencyCmd, SignArgs};
+use crate::cli::{AlertCmd, CareplanCmd, ConsentCmd, ConsultCmd, EmergencyCmd, SignArgs};
 use anyhow::{Context, bail};
 use glucochain_crypto::{Hash32, KeyPair, sha256};
 use glucochain_types::time::Timestamp;
@@ -166,4 +166,32 @@ pub fn consult(cmd: ConsultCmd) -> anyhow::Result<ExitCode> {
     };
     println!("{jws}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `emrctl alert ack|status`.
+pub fn alert(cmd: AlertCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AlertCmd::Ack { sign: s, id, notifier, note } => {
+            let mut body = json!({ "alert_id": id });
+            if let Some(n) = note {
+                body["note"] = json!(n);
+            }
+            let jws = sign(&s, "alert.ack", body)?;
+            let url = format!("{}/v1/alerts/{id}/ack", notifier.trim_end_matches('/'));
+            runtime()?.block_on(async move {
+                let r = client()?.post(url).json(&json!({ "tx": jws })).send().await?;
+                let (status, body) = answer(r).await?;
+                outcome(status, &body)
+            })
+        }
+        AlertCmd::Status { key, id, notifier } => {
+            let read = read_token(&key)?;
+            let url = format!("{}/v1/alerts/{id}", notifier.trim_end_matches('/'));
+            runtime()?.block_on(async move {
+                let r = client()?.get(url).bearer_auth(read).send().await?;
+                let (status, body) = answer(r).await?;
+                outcome(status, &body)
+            })
+        }
+    }
 }

@@ -41,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Careplan(c) => contracts::careplan(c),
         Command::Emergency(c) => contracts::emergency(c),
         Command::Consult(c) => contracts::consult(c),
+        Command::Alert(c) => contracts::alert(c),
         Command::Detect { inputs, out, labels, json } => detect::detect(&inputs, &out, labels.as_deref(), json),
         Command::Score { labels, alerts, json } => detect::score(&labels, &alerts, json),
         Command::Hash { file, tx } => tx::hash(&file, tx),

@@ -1,0 +1,105 @@
+//! The outbox on real PostgreSQL and SQLite: a redelivered source is taken
+//! once, a send whose sender died is retried once its lease runs out (at
+//! most one duplicate, never a loss), an acknowledgement suppresses what was
+//! not yet sent and stops escalation, and escalation advances exactly once.
+
+use glucochain_notifier::outbox::{NewDelivery, Outbox, SourceRow};
+use glucochain_store::Store;
+use glucochain_testkit::PgTestDb;
+
+fn source(id: &str, group: &str, next: Option<i64>) -> SourceRow {
+    SourceRow {
+        id: id.into(),
+        source_kind: "alert".into(),
+        patient: "p-test".into(),
+        kind: "low".into(),
+        severity: 2,
+        group_id: group.into(),
+        payload: vec![1, 2, 3],
+        received_ms: 1_000,
+        step: 0,
+        next_escalation_ms: next,
+        acked_ms: None,
+        acked_by: None,
+        ack_via: None,
+        resolved_ms: None,
+    }
+}
+
+fn email(step: u32, due: i64) -> NewDelivery {
+    NewDelivery { contact: "c1".into(), channel: "email", address: "a@example.org".into(), step, due_ms: due }
+}
+
+async fn exercise(store: Store) {
+    let ob = Outbox::new(store);
+    let s = source("a-1", "a-1", Some(61_000));
+    assert!(ob.take(&s, &[email(0, 1_000)], true, 1_000).await.unwrap());
+    assert!(!ob.take(&s, &[email(0, 1_000)], true, 1_000).await.unwrap(), "a redelivered alert is taken once");
+    assert_eq!(ob.depth().await.unwrap(), 1);
+    assert!(ob.has_source("a-1").await.unwrap());
+    let g = ob.open_group("p-test").await.unwrap().unwrap();
+    assert_eq!((g.group_id.as_str(), g.severity, g.step), ("a-1", 2, 0));
+
+    // A sender claims it and dies before recording the send.
+    let due = ob.due_deliveries(1_000, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let id = due[0].id.clone();
+    assert!(ob.claim(&id, 1_000, 31_000).await.unwrap());
+    assert!(!ob.claim(&id, 2_000, 32_000).await.unwrap(), "held by the lease");
+    assert!(ob.due_deliveries(20_000, 10).await.unwrap().is_empty());
+    // After the lease it is due again: resent once, then recorded.
+    let again = ob.due_deliveries(31_001, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert!(ob.claim(&id, 31_001, 61_001).await.unwrap());
+    ob.sent(&id, 31_500).await.unwrap();
+    let d = ob.delivery(&id).await.unwrap().unwrap();
+    assert_eq!((d.state.as_str(), d.attempts, d.sent_ms), ("sent", 2, Some(31_500)));
+    assert!(ob.due_deliveries(100_000, 10).await.unwrap().is_empty());
+
+    // A temporary failure comes back at its retry time; a give-up stays failed.
+    let s2 = source("a-2", "a-1", None);
+    let d2 = NewDelivery { contact: "c2".into(), channel: "sms", address: "+15550002".into(), step: 0, due_ms: 40_000 };
+    assert!(ob.take(&s2, std::slice::from_ref(&d2), false, 40_000).await.unwrap());
+    let id2 = d2.id("a-2");
+    assert!(ob.claim(&id2, 40_000, 70_000).await.unwrap());
+    ob.failed(&id2, "temporary: gateway 503", Some(45_000)).await.unwrap();
+    assert!(ob.due_deliveries(44_999, 10).await.unwrap().is_empty());
+    assert_eq!(ob.due_deliveries(45_000, 10).await.unwrap()[0].id, id2);
+    let code = ob.delivery(&id2).await.unwrap().unwrap().ack_code;
+    assert_eq!(code.len(), 6);
+    assert_eq!(ob.by_sms_code("+15550002", &code).await.unwrap().unwrap().id, id2);
+    assert!(ob.by_sms_code("+15550009", &code).await.unwrap().is_none(), "the code works from that number only");
+
+    // Escalation advances once even if two passes race.
+    let due_esc = ob.due_escalations(61_000).await.unwrap();
+    assert_eq!(due_esc.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["a-1"]);
+    let next =
+        NewDelivery { contact: "c2".into(), channel: "sms", address: "+15550002".into(), step: 1, due_ms: 61_000 };
+    assert!(ob.advance("a-1", 0, 1, Some(121_000), std::slice::from_ref(&next), 61_000).await.unwrap());
+    assert!(!ob.advance("a-1", 0, 1, Some(121_000), std::slice::from_ref(&next), 61_000).await.unwrap());
+
+    // The acknowledgement: the group stops escalating, unsent deliveries are suppressed.
+    assert!(ob.ack_group("a-1", "c1", "link", 62_000).await.unwrap());
+    assert!(!ob.ack_group("a-1", "c2", "sms", 63_000).await.unwrap(), "the first ack counts");
+    assert!(ob.due_escalations(1_000_000).await.unwrap().is_empty());
+    assert!(ob.due_deliveries(1_000_000, 10).await.unwrap().is_empty());
+    assert_eq!(ob.delivery(&next.id("a-1")).await.unwrap().unwrap().state, "suppressed");
+    let s1 = ob.source("a-1").await.unwrap().unwrap();
+    assert_eq!((s1.acked_by.as_deref(), s1.ack_via.as_deref()), (Some("c1"), Some("link")));
+    assert!(ob.open_group("p-test").await.unwrap().is_none());
+    assert!(ob.use_link(&id, 70_000).await.unwrap());
+    assert!(!ob.use_link(&id, 71_000).await.unwrap(), "a link is used once");
+}
+
+#[tokio::test]
+async fn outbox_on_postgres() {
+    let db = PgTestDb::create().await.unwrap();
+    exercise(Store::connect(db.url()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn outbox_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("n.db").display());
+    exercise(Store::connect(&url).await.unwrap()).await;
+}
