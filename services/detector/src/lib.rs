@@ -17,7 +17,7 @@ use glucochain_api::service::{ended, http_server};
 use glucochain_bus::streams::StreamSpec;
 use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::{KeyPair, sha256, sha256_parts};
-use glucochain_detect::{Alert, DetectorConfig, PatientDetector, Reading, kind_name};
+use glucochain_detect::{Alert, DetectorConfig, PatientDetector, Reading, Resolved, kind_name};
 use glucochain_follow::{StoredChain, follow_stored};
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
@@ -78,9 +78,9 @@ fn wire_severity(s: Severity) -> wire::Severity {
 }
 
 /// Deterministic ids: the same alert (patient, kind, time) always has the same id.
-fn ids(patient: &ParticipantId, a: &Alert) -> (LocalId, LocalId) {
-    let h = sha256_parts(&[patient.as_str().as_bytes(), kind_name(a.kind).as_bytes(), &a.at_ms.to_be_bytes()]);
-    let e = sha256_parts(&[patient.as_str().as_bytes(), &a.episode.to_be_bytes(), kind_name(a.kind).as_bytes()]);
+fn ids(patient: &ParticipantId, kind: AlertKind, at_ms: i64, episode: u64) -> (LocalId, LocalId) {
+    let h = sha256_parts(&[patient.as_str().as_bytes(), kind_name(kind).as_bytes(), &at_ms.to_be_bytes()]);
+    let e = sha256_parts(&[patient.as_str().as_bytes(), &episode.to_be_bytes(), kind_name(kind).as_bytes()]);
     let alert_id = LocalId::parse(&format!("a-{}", &h.to_string()[..24]), "alert_id").expect("valid id");
     let episode_id = LocalId::parse(&format!("e-{}", &e.to_string()[..24]), "episode_id").expect("valid id");
     (alert_id, episode_id)
@@ -128,17 +128,19 @@ impl DetectorService {
 
     /// Runs readings through the patient's detector; returns the alerts and
     /// the last three hours of readings (for the notification's chart).
-    fn detect(&self, patient: &ParticipantId, readings: &[Reading]) -> (Vec<Alert>, Vec<Reading>) {
+    #[allow(clippy::type_complexity)]
+    fn detect(&self, patient: &ParticipantId, readings: &[Reading]) -> (Vec<Alert>, Vec<Reading>, Vec<Resolved>) {
         let (cfg, plan) = self.config_for(patient);
         let mut patients = self.patients.lock().expect("patients lock");
+        let first_episode = Timestamp::now().unix_ms() as u64;
         let st = patients.entry(patient.clone()).or_insert_with(|| PatientState {
-            detector: PatientDetector::new(cfg.clone()),
+            detector: PatientDetector::new(cfg.clone()).starting_episodes_at(first_episode),
             plan: plan.clone(),
             last_at: 0,
         });
         if st.plan != plan {
             // A new care plan (or version): its thresholds apply from now on.
-            st.detector = PatientDetector::new(cfg);
+            st.detector = PatientDetector::new(cfg).starting_episodes_at(first_episode);
             st.plan = plan;
         }
         let mut out = Vec::new();
@@ -149,12 +151,38 @@ impl DetectorService {
             }
         }
         let recent = if out.is_empty() { Vec::new() } else { st.detector.recent(180) };
-        (out, recent)
+        let resolved = st.detector.take_resolved();
+        (out, recent, resolved)
+    }
+
+    /// Tells the notifier an episode ended (`emr.alert.resolved`, one event
+    /// per kind the episode raised, msg-id derived from its episode id).
+    async fn resolve(&self, patient: &ParticipantId, r: &Resolved) -> anyhow::Result<()> {
+        for kind in &r.kinds {
+            let (_, episode_id) = ids(patient, *kind, r.at_ms, r.episode);
+            let event = wire::Alert {
+                patient: patient.as_str().into(),
+                kind: wire_kind(*kind) as i32,
+                episode_id: episode_id.to_string(),
+                observed_at_ms: r.at_ms,
+                reason: "back in range".into(),
+                resolved: true,
+                ..Default::default()
+            };
+            self.bus
+                .publish(
+                    &subjects::alert("resolved"),
+                    &format!("resolved-{episode_id}"),
+                    Bytes::from(event.encode_to_vec()),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Publishes an alert on `emr.alert.<kind>` and records it on the chain.
     async fn raise(&self, patient: &ParticipantId, a: &Alert, recent: &[Reading]) -> anyhow::Result<()> {
-        let (alert_id, episode_id) = ids(patient, a);
+        let (alert_id, episode_id) = ids(patient, a.kind, a.at_ms, a.episode);
         let sev = severity(a.kind);
         let event = wire::Alert {
             alert_id: alert_id.to_string(),
@@ -170,6 +198,7 @@ impl DetectorService {
             model_score: a.model_score.unwrap_or_default(),
             reason: a.reason.clone(),
             recent: recent.iter().map(|r| wire::GlucosePoint { at_ms: r.at_ms, mg_dl: r.mg_dl }).collect(),
+            resolved: false,
         };
         self.bus
             .publish(&subjects::alert(kind_name(a.kind)), alert_id.as_str(), Bytes::from(event.encode_to_vec()))
@@ -213,7 +242,12 @@ impl DetectorService {
                 metrics::counter!("glucochain_detector_ignored_total").increment(1);
                 continue;
             };
-            let (alerts, recent) = self.detect(&patient, &readings);
+            let (alerts, recent, resolved) = self.detect(&patient, &readings);
+            for r in &resolved {
+                if let Err(e) = self.resolve(&patient, r).await {
+                    tracing::warn!(error = format!("{e:#}"), "episode resolution not published");
+                }
+            }
             for a in alerts {
                 if let Err(e) = self.raise(&patient, &a, &recent).await {
                     tracing::warn!(error = format!("{e:#}"), "alert not published");

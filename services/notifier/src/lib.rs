@@ -126,11 +126,20 @@ impl Notifier {
 
     /// Takes on an alert event (idempotent: a redelivered one changes nothing).
     pub async fn take_alert(&self, a: &wire::Alert) -> anyhow::Result<()> {
+        let patient = ParticipantId::parse(&a.patient).map_err(|e| anyhow::anyhow!("alert patient: {e}"))?;
+        let now = self.clock.now().unix_ms();
+        if a.resolved {
+            // The episode ended: stop escalating it (idempotent).
+            let n = self.outbox.resolve_episode(patient.as_str(), &a.episode_id, now).await?;
+            if n > 0 {
+                metrics::counter!("glucochain_notify_resolved_total").increment(n);
+                tracing::info!(episode = %a.episode_id, sources = n, "episode resolved; escalation stopped");
+            }
+            return Ok(());
+        }
         if a.alert_id.is_empty() || self.outbox.has_source(&a.alert_id).await? {
             return Ok(());
         }
-        let patient = ParticipantId::parse(&a.patient).map_err(|e| anyhow::anyhow!("alert patient: {e}"))?;
-        let now = self.clock.now().unix_ms();
         let level = Level::from_i32(a.severity);
         let kind = kind_of_alert(a.kind);
         let routing = self.routing(&patient);
@@ -141,6 +150,7 @@ impl Notifier {
             kind: kind.into(),
             severity: level as i32,
             group_id: a.alert_id.clone(),
+            episode_id: if a.episode_id.is_empty() { a.alert_id.clone() } else { a.episode_id.clone() },
             payload: a.encode_to_vec(),
             received_ms: now,
             step: 0,
@@ -233,6 +243,7 @@ impl Notifier {
             kind: kind.into(),
             severity: Level::Info as i32,
             group_id: r.reminder_id.clone(),
+            episode_id: r.reminder_id.clone(),
             payload: r.encode_to_vec(),
             received_ms: now,
             step: 0,

@@ -23,6 +23,8 @@ pub struct SourceRow {
     pub severity: i32,
     /// Group id (an ack acknowledges the whole group).
     pub group_id: String,
+    /// The detector's episode id (the source's own id for reminders and notices).
+    pub episode_id: String,
     /// The event as received (protobuf).
     pub payload: Vec<u8>,
     /// When it was taken on.
@@ -134,6 +136,7 @@ fn source_row(r: &AnyRow) -> Result<SourceRow, sqlx::Error> {
         kind: r.try_get("kind")?,
         severity: r.try_get("severity")?,
         group_id: r.try_get("group_id")?,
+        episode_id: r.try_get("episode_id")?,
         payload: r.try_get("payload")?,
         received_ms: r.try_get("received_ms")?,
         step: r.try_get("step")?,
@@ -165,7 +168,7 @@ fn delivery_row(r: &AnyRow) -> Result<DeliveryRow, sqlx::Error> {
     })
 }
 
-const SOURCE_COLS: &str = "id, source_kind, patient, kind, severity, group_id, payload, received_ms, step, \
+const SOURCE_COLS: &str = "id, source_kind, patient, kind, severity, group_id, episode_id, payload, received_ms, step, \
      next_escalation_ms, acked_ms, acked_by, ack_via, resolved_ms";
 const DELIVERY_COLS: &str = "id, source_id, contact, channel, address, step, state, attempts, due_ms, \
      lease_until_ms, sent_ms, last_error, ack_code, link_used_ms, created_ms";
@@ -257,7 +260,7 @@ impl Outbox {
     ) -> Result<bool, StoreError> {
         let mut tx = self.store.pool().begin().await?;
         let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO notify_source ({SOURCE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, NULL, NULL, NULL) \
+            "INSERT INTO notify_source ({SOURCE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, NULL, NULL) \
              ON CONFLICT (id) DO NOTHING"
         )))
         .bind(source.id.clone())
@@ -266,6 +269,7 @@ impl Outbox {
         .bind(source.kind.clone())
         .bind(source.severity)
         .bind(source.group_id.clone())
+        .bind(source.episode_id.clone())
         .bind(source.payload.clone())
         .bind(source.received_ms)
         .bind(source.step)
@@ -424,6 +428,33 @@ impl Outbox {
         .await?;
         tx.commit().await?;
         Ok(n > 0)
+    }
+
+    /// Ends a detector episode: its sources are resolved, stop escalating,
+    /// and their unsent deliveries are suppressed. Returns how many sources
+    /// it ended (0 when they were acknowledged or resolved already).
+    pub async fn resolve_episode(&self, patient: &str, episode_id: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.store.pool().begin().await?;
+        let n = sqlx::query(
+            "UPDATE notify_source SET resolved_ms = $1, next_escalation_ms = NULL \
+             WHERE patient = $2 AND episode_id = $3 AND acked_ms IS NULL AND resolved_ms IS NULL",
+        )
+        .bind(now_ms)
+        .bind(patient.to_string())
+        .bind(episode_id.to_string())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE notify_delivery SET state = 'suppressed' WHERE state = 'pending' AND source_id IN \
+             (SELECT id FROM notify_source WHERE patient = $1 AND episode_id = $2 AND resolved_ms IS NOT NULL)",
+        )
+        .bind(patient.to_string())
+        .bind(episode_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// A source by id.

@@ -15,6 +15,7 @@ fn source(id: &str, group: &str, next: Option<i64>) -> SourceRow {
         kind: "low".into(),
         severity: 2,
         group_id: group.into(),
+        episode_id: format!("e-{id}"),
         payload: vec![1, 2, 3],
         received_ms: 1_000,
         step: 0,
@@ -87,6 +88,15 @@ async fn exercise(store: Store) {
     let s1 = ob.source("a-1").await.unwrap().unwrap();
     assert_eq!((s1.acked_by.as_deref(), s1.ack_via.as_deref()), (Some("c1"), Some("link")));
     assert!(ob.open_group("p-test").await.unwrap().is_none());
+    // A resolved episode stops escalating and its unsent deliveries are dropped.
+    let s3 = source("a-3", "a-3", Some(200_000));
+    let d3 = email(0, 150_000);
+    assert!(ob.take(&s3, std::slice::from_ref(&d3), true, 100_000).await.unwrap());
+    assert_eq!(ob.resolve_episode("p-test", "e-a-3", 120_000).await.unwrap(), 1);
+    assert_eq!(ob.resolve_episode("p-test", "e-a-3", 121_000).await.unwrap(), 0, "once");
+    assert!(ob.due_escalations(1_000_000).await.unwrap().is_empty());
+    assert_eq!(ob.delivery(&d3.id("a-3")).await.unwrap().unwrap().state, "suppressed");
+    assert_eq!(ob.source("a-3").await.unwrap().unwrap().resolved_ms, Some(120_000));
     assert!(ob.use_link(&id, 70_000).await.unwrap());
     assert!(!ob.use_link(&id, 71_000).await.unwrap(), "a link is used once");
 }

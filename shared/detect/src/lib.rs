@@ -185,6 +185,19 @@ pub struct PatientDetector {
     anomaly: Option<Episode>,
     /// When each kind last fired.
     last_fired: std::collections::BTreeMap<AlertKind, i64>,
+    /// Episodes ended since the last `take_resolved`.
+    resolved: Vec<Resolved>,
+}
+
+/// An episode that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The episode.
+    pub episode: u64,
+    /// The kinds it had raised.
+    pub kinds: Vec<AlertKind>,
+    /// When it ended.
+    pub at_ms: i64,
 }
 
 impl PatientDetector {
@@ -207,6 +220,7 @@ impl PatientDetector {
             last_fired: std::collections::BTreeMap::new(),
             model: model::AnomalyModel::default(),
             anomaly: None,
+            resolved: Vec::new(),
         }
     }
 
@@ -215,6 +229,13 @@ impl PatientDetector {
     pub fn recent(&self, minutes: i64) -> Vec<Reading> {
         let Some(last) = self.hist.back() else { return Vec::new() };
         self.hist.iter().filter(|r| r.at_ms >= last.at_ms - minutes * MIN).copied().collect()
+    }
+
+    /// Numbers episodes from `first` on (a service passes the time it
+    /// created the detector, so episode ids stay unique across restarts).
+    pub fn starting_episodes_at(mut self, first: u64) -> Self {
+        self.next_episode = first.max(1);
+        self
     }
 
     fn points(&self, now: i64, minutes: i64) -> Vec<(f64, f64)> {
@@ -233,18 +254,28 @@ impl PatientDetector {
         ep.as_ref().map(|e| e.id).unwrap_or(0)
     }
 
-    /// Updates the episode's end condition; closes it after `hold` minutes of `clear`.
-    fn settle(ep: &mut Option<Episode>, clear: bool, now: i64, hold: i64) {
+    /// Updates the episode's end condition; closes it after `hold` minutes of
+    /// `clear`, noting it as resolved when it had raised alerts.
+    fn settle(ep: &mut Option<Episode>, clear: bool, now: i64, hold: i64, resolved: &mut Vec<Resolved>) {
         if let Some(e) = ep {
             if clear {
                 let since = *e.clear_since.get_or_insert(now);
                 if now - since >= hold * MIN {
+                    if !e.fired.is_empty() {
+                        resolved.push(Resolved { episode: e.id, kinds: e.fired.iter().copied().collect(), at_ms: now });
+                    }
                     *ep = None;
                 }
             } else {
                 e.clear_since = None;
             }
         }
+    }
+
+    /// Episodes that ended (back in range long enough) since the last call,
+    /// each with the kinds it had raised: the notifier stops escalating them.
+    pub fn take_resolved(&mut self) -> Vec<Resolved> {
+        std::mem::take(&mut self.resolved)
     }
 
     /// Feeds a reading; returns the alerts it raises (in a stable order).
@@ -475,14 +506,15 @@ impl PatientDetector {
         let out = kept;
 
         // Episodes end after a while back in range.
-        Self::settle(&mut self.urgent, g >= t.urgent_low + URGENT_REARM, now, 15);
-        Self::settle(&mut self.low, g >= t.low + LOW_REARM, now, 15);
-        Self::settle(&mut self.predicted, g >= t.low + 10.0 && s.is_none_or(|x| x > 0.0), now, 15);
-        Self::settle(&mut self.high, g <= t.high - 20.0, now, 30);
-        Self::settle(&mut self.very_high, g <= t.very_high - 30.0, now, 30);
-        Self::settle(&mut self.anomaly, unusual.is_none_or(|(z, _)| z < 2.0), now, 60);
-        Self::settle(&mut self.fall, s.is_some_and(|x| x > -1.0), now, 30);
-        Self::settle(&mut self.rise, s.is_some_and(|x| x < 1.0), now, 30);
+        let r = &mut self.resolved;
+        Self::settle(&mut self.urgent, g >= t.urgent_low + URGENT_REARM, now, 15, r);
+        Self::settle(&mut self.low, g >= t.low + LOW_REARM, now, 15, r);
+        Self::settle(&mut self.predicted, g >= t.low + 10.0 && s.is_none_or(|x| x > 0.0), now, 15, r);
+        Self::settle(&mut self.high, g <= t.high - 20.0, now, 30, r);
+        Self::settle(&mut self.very_high, g <= t.very_high - 30.0, now, 30, r);
+        Self::settle(&mut self.anomaly, unusual.is_none_or(|(z, _)| z < 2.0), now, 60, r);
+        Self::settle(&mut self.fall, s.is_some_and(|x| x > -1.0), now, 30, r);
+        Self::settle(&mut self.rise, s.is_some_and(|x| x < 1.0), now, 30, r);
         out
     }
 

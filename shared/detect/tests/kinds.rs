@@ -4,7 +4,7 @@
 //! dev set.
 
 use glucochain_detect::score::{Labels, ScoredAlert, score};
-use glucochain_detect::{Alert, DetectorConfig, MIN, Reading, kind_name, run_trace};
+use glucochain_detect::{Alert, DetectorConfig, MIN, PatientDetector, Reading, kind_name, run_trace};
 use glucochain_types::tx::AlertKind;
 
 const T0: i64 = 1_790_000_000_000;
@@ -46,6 +46,28 @@ fn urgent_low_fires_once_per_episode_and_again_after_recovery() {
     let first = a.iter().find(|x| x.kind == AlertKind::UrgentLow).unwrap();
     assert!(first.glucose.unwrap() < 54.0);
     assert!(first.reason.contains("mg/dL"), "every alert says why: {}", first.reason);
+}
+
+#[test]
+fn an_episode_is_resolved_once_glucose_has_been_back_long_enough() {
+    let mut d = PatientDetector::new(DetectorConfig::default());
+    let mut raised = Vec::new();
+    let mut resolved = Vec::new();
+    // Down to 50 for an hour, back to 75 at minute 180, then 85.
+    for r in trace(&[(0, 80.0), (60, 60.0), (90, 50.0), (150, 50.0), (180, 75.0), (240, 85.0)]) {
+        raised.extend(d.push(r));
+        resolved.extend(d.take_resolved());
+    }
+    assert!(d.take_resolved().is_empty(), "taken");
+    let episodes: std::collections::BTreeSet<u64> = raised.iter().map(|a| a.episode).collect();
+    let ended: std::collections::BTreeSet<u64> = resolved.iter().map(|r| r.episode).collect();
+    assert_eq!(ended, episodes, "every episode that alerted ends, once: {resolved:?}");
+    assert_eq!(resolved.len(), episodes.len());
+    // The low episode ends 15 minutes after glucose is back above 75, not before.
+    let low = resolved.iter().find(|r| r.kinds.contains(&AlertKind::Low)).expect("the low episode ends");
+    assert_eq!(low.at_ms, T0 + 195 * MIN);
+    let urgent = resolved.iter().find(|r| r.kinds.contains(&AlertKind::UrgentLow)).expect("the urgent episode ends");
+    assert!(urgent.at_ms >= T0 + 170 * MIN, "15 minutes above 58 first: {urgent:?}");
 }
 
 #[test]

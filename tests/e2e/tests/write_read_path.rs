@@ -1143,13 +1143,14 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
     sys.start_detector(&detector_key, registered["height"].as_u64().unwrap()).await;
     let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-alerts").await.unwrap();
     let mut alerts = bus.client().subscribe("emr.alert.>").await.unwrap();
-    // Fifteen readings over 70 minutes, falling from 150 to 45 mg/dL, uploaded one by one.
+    // Fifteen readings over 70 minutes, falling from 150 to 45 mg/dL, uploaded
+    // one by one; then half an hour back at 120.
     let pid = patient.id.clone();
-    let start = Timestamp::now().unix_ms() - 70 * 60_000;
-    for i in 0..15i64 {
+    let start = Timestamp::now().unix_ms() - 100 * 60_000;
+    for i in 0..21i64 {
         let at = Timestamp::from_unix_ms(start + i * 5 * 60_000);
-        let mg = 150.0 - 7.5 * i as f64;
-        let obs = cgm_observation(pid.as_str(), at, mg.max(40.0), Some(&format!("r{i}")));
+        let mg = if i < 15 { (150.0 - 7.5 * i as f64).max(40.0) } else { 120.0 };
+        let obs = cgm_observation(pid.as_str(), at, mg, Some(&format!("r{i}")));
         let jws = patient.sign(
             Some(&pid),
             TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
@@ -1169,6 +1170,15 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         kinds.contains(&(glucochain_wire::v1::AlertKind::PredictedLow as i32)),
         "the fall was predicted: {kinds:?}"
     );
+    // Back in range long enough: the urgent-low episode is resolved, for the notifier.
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts)).await.expect("a resolution");
+        let event = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();
+        if event.resolved && event.kind == glucochain_wire::v1::AlertKind::UrgentLow as i32 {
+            assert!(!event.episode_id.is_empty());
+            break;
+        }
+    }
     // And alert.raise transactions signed by the detector are committed.
     let store = Store::connect(&sys.ledger_db).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -10,6 +10,7 @@ CREATE TABLE notify_source (
     kind                TEXT NOT NULL,         -- urgent_low, medication, break_glass, ...
     severity            INTEGER NOT NULL,      -- 1 info, 2 warning, 3 urgent
     group_id            TEXT NOT NULL,         -- sources folded together share it; an ack acks the group
+    episode_id          TEXT NOT NULL,         -- the detector's episode (resolution ends it)
     payload             BYTEA NOT NULL,          -- the protobuf event as received
     received_ms         BIGINT NOT NULL,
     step                INTEGER NOT NULL DEFAULT 0,
@@ -22,6 +23,7 @@ CREATE TABLE notify_source (
 CREATE INDEX notify_source_escalation ON notify_source (next_escalation_ms);
 CREATE INDEX notify_source_patient ON notify_source (patient, received_ms);
 CREATE INDEX notify_source_group ON notify_source (group_id);
+CREATE INDEX notify_source_episode ON notify_source (patient, episode_id);
 
 CREATE TABLE notify_delivery (
     id              TEXT PRIMARY KEY,          -- hash of (source, step, round, contact, channel)
