@@ -208,6 +208,31 @@ pub enum Command {
     #[command(subcommand)]
     Alert(AlertCmd),
 
+    /// A local devnet: every service as a process on this machine.
+    #[command(subcommand)]
+    Devnet(DevnetCmd),
+
+    /// Start a devnet and play the whole story end to end: registrations,
+    /// consents, care plans, CGM streaming, alerts by email, acknowledgement
+    /// and escalation, break-glass, a reminder, chain and proof verification.
+    Demo {
+        /// Directory for the devnet (keys, logs, data, mail).
+        #[arg(long, default_value = "glucochain-demo")]
+        dir: PathBuf,
+        /// Validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// PostgreSQL server URL (e.g. postgres://postgres@127.0.0.1:5432); default embedded SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Where the service binaries are (default: next to emrctl).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Leave the devnet running afterwards (stop it with `emrctl devnet down`).
+        #[arg(long)]
+        keep: bool,
+    },
+
     /// Run the detector (exactly the service's code) over CGM CSV files
     /// (`patient_id,timestamp,glucose_mg_dl`) and write one JSON alert per
     /// line; with --labels, print the scorer's table too.
@@ -469,6 +494,55 @@ pub enum EmergencyCmd {
         /// Contracts engine base URL.
         #[arg(long, env = "GLUCOCHAIN_CONTRACTS_URL", default_value = "http://127.0.0.1:8082")]
         contracts: String,
+    },
+}
+
+/// `emrctl devnet ...`
+#[derive(Subcommand, Debug)]
+pub enum DevnetCmd {
+    /// Start NATS, validators, ingest, ledger, contracts, detector, notifier and
+    /// a mail sink; write keys, genesis and devnet.json under DIR; wait until ready.
+    #[command(after_help = "Example:\n  emrctl devnet up --dir /tmp/devnet && emrctl devnet status --dir /tmp/devnet")]
+    Up {
+        /// Directory (created).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// PostgreSQL server URL (one database per service is created); default embedded SQLite.
+        #[arg(long)]
+        postgres: Option<String>,
+        /// NATS port (default: a free one).
+        #[arg(long)]
+        nats_port: Option<u16>,
+        /// Where the service binaries are (default: next to emrctl).
+        #[arg(long)]
+        bin_dir: Option<PathBuf>,
+        /// Run the escalation and reminder clocks this many times faster.
+        #[arg(long, default_value_t = 1.0)]
+        clock_speed: f64,
+    },
+    /// Height, validators, services and lag.
+    Status {
+        /// Directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Stop every process of the devnet.
+    Down {
+        /// Directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// The mail sink's inbox; `--show N` prints message N.
+    Mail {
+        /// Directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Message number to print.
+        #[arg(long)]
+        show: Option<usize>,
     },
 }
 

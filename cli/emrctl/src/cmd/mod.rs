@@ -1,7 +1,9 @@
 //! Command implementations.
 
 mod contracts;
+mod demo;
 mod detect;
+mod devnet;
 mod http;
 mod keys;
 mod roundtrip;
@@ -42,6 +44,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emergency(c) => contracts::emergency(c),
         Command::Consult(c) => contracts::consult(c),
         Command::Alert(c) => contracts::alert(c),
+        Command::Devnet(c) => match c {
+            crate::cli::DevnetCmd::Up { dir, validators, postgres, nats_port, bin_dir, clock_speed } => {
+                let net =
+                    devnet::up(&devnet::UpOptions { dir, validators, postgres, nats_port, bin_dir, clock_speed })?;
+                println!("devnet up in {} (emrctl devnet status --dir {0})", net.dir.display());
+                println!("{}", serde_json::to_string_pretty(&net)?);
+                Ok(ExitCode::SUCCESS)
+            }
+            crate::cli::DevnetCmd::Status { dir } => devnet::status(&dir),
+            crate::cli::DevnetCmd::Down { dir } => devnet::down(&dir),
+            crate::cli::DevnetCmd::Mail { dir, show } => devnet::mail(&dir, show),
+        },
+        Command::Demo { dir, validators, postgres, bin_dir, keep } => {
+            demo::run(&demo::DemoOptions { dir, validators, postgres, bin_dir, keep })
+        }
         Command::Detect { inputs, out, labels, json } => detect::detect(&inputs, &out, labels.as_deref(), json),
         Command::Score { labels, alerts, json } => detect::score(&labels, &alerts, json),
         Command::Hash { file, tx } => tx::hash(&file, tx),
