@@ -220,7 +220,8 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     let validators: Vec<KeyPair> =
         (0..o.validators.max(1)).map(|i| key(&dir, &format!("validator-{i}"))).collect::<anyhow::Result<_>>()?;
     let gpath = dir.join("genesis.json");
-    if !gpath.exists() {
+    let fresh = !gpath.exists();
+    if fresh {
         let genesis = Genesis {
             chain_id: ChainId::parse(DEVNET_CHAIN)?,
             genesis_time: Timestamp::from_unix_ms(Timestamp::now().unix_ms() - 60_000),
@@ -312,14 +313,22 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         launch(&format!("validator-{i}"), "glucochain-validator", args, Some(free_port()?))?;
     }
 
+    // PostgreSQL databases are named after the devnet's directory, so two
+    // devnets on one server never share one; a new genesis starts them empty.
+    let prefix = format!(
+        "glucochain_devnet_{}",
+        &glucochain_crypto::sha256(dir.display().to_string().as_bytes()).to_string()[..8]
+    );
     let db = |name: &str| -> Vec<String> {
         match &o.postgres {
-            Some(url) => vec!["--database-url".into(), format!("{}/{name}", url.trim_end_matches('/'))],
+            Some(url) => vec!["--database-url".into(), format!("{}/{prefix}_{name}", url.trim_end_matches('/'))],
             None => vec!["--data-dir".into(), dir.join(format!("data/{name}")).display().to_string()],
         }
     };
     if let Some(url) = &o.postgres {
-        create_databases(url, &["ingest", "ledger", "contracts", "detector", "notifier"])?;
+        let names: Vec<String> =
+            ["ingest", "ledger", "contracts", "detector", "notifier"].iter().map(|n| format!("{prefix}_{n}")).collect();
+        create_databases(url, &names, fresh)?;
     }
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect::<Result<_, _>>()?;
     let (ingest_p, ledger_p, contracts_p, detector_p, notifier_p) = (ports[0], ports[1], ports[2], ports[3], ports[4]);
@@ -412,9 +421,16 @@ fn redact(url: &str) -> String {
 }
 
 /// Creates the per-service databases on a PostgreSQL server (psql).
-fn create_databases(url: &str, names: &[&str]) -> anyhow::Result<()> {
+fn create_databases(url: &str, names: &[String], fresh: bool) -> anyhow::Result<()> {
     let admin = format!("{}/postgres", url.trim_end_matches('/'));
     for n in names {
+        if fresh {
+            let ok =
+                Command::new("psql").args([&admin, "-qc", &format!("DROP DATABASE IF EXISTS \"{n}\"")]).status()?;
+            if !ok.success() {
+                bail!("could not drop the old database {n} on {}", redact(url));
+            }
+        }
         let exists = Command::new("psql")
             .args([&admin, "-Atqc", &format!("SELECT 1 FROM pg_database WHERE datname = '{n}'")])
             .output()
