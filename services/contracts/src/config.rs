@@ -31,7 +31,8 @@ pub struct ContractsConfig {
     /// `--clock-start` (demos and tests; 1 = real time).
     #[arg(long, env = "GLUCOCHAIN_CLOCK_SPEED", default_value_t = 1.0)]
     pub clock_speed: f64,
-    /// Start of an accelerated clock (RFC 3339); default now.
+    /// Where the accelerated clock equals real time (RFC 3339; default now).
+    /// Give a restarted engine the same start and its time continues.
     #[arg(long, env = "GLUCOCHAIN_CLOCK_START")]
     pub clock_start: Option<String>,
     /// Audience read tokens must name.

@@ -18,21 +18,13 @@ use glucochain_bus::Bus;
 use glucochain_crypto::jose::TokenPolicy;
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
-use glucochain_types::time::Timestamp;
+use glucochain_types::time::Clock;
 use std::time::Duration;
 
 /// Runs the engine until a fatal error.
 pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
     let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
-    let clock = if (cfg.clock_speed - 1.0).abs() > f64::EPSILON || cfg.clock_start.is_some() {
-        let start = match &cfg.clock_start {
-            Some(s) => Timestamp::parse(s).map_err(anyhow::Error::msg).context("--clock-start")?,
-            None => Timestamp::now(),
-        };
-        engine::Clock::accelerated(start, cfg.clock_speed)
-    } else {
-        engine::Clock::real()
-    };
+    let clock = Clock::from_flags(cfg.clock_speed, cfg.clock_start.as_deref()).map_err(anyhow::Error::msg)?;
     let ready = Readiness::new(&["database", "nats"]);
     let store = glucochain_api::service::open_store(&cfg.database_url(), &cfg.data_dir, &ready).await?;
     let engine = engine::Engine::open(store, &genesis).await?;

@@ -34,6 +34,10 @@ fn forbidden(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not authorized", detail)
 }
 
+fn unauthenticated(detail: &str) -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "unauthenticated", "Authentication required", detail.to_string())
+}
+
 fn bearer(req: &HttpRequest, s: &ApiState) -> Result<Option<ParticipantId>, Problem> {
     let Some(header) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) else { return Ok(None) };
     let view = s.notifier.chain.view.read().expect("view lock");
@@ -132,14 +136,7 @@ pub async fn alert_status(req: HttpRequest, s: Data, id: web::Path<String>) -> R
         }
         asked
     } else {
-        let who = bearer(&req, &s)?.ok_or_else(|| {
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Authentication required",
-                "a read token or link token",
-            )
-        })?;
+        let who = bearer(&req, &s)?.ok_or_else(|| unauthenticated("a read token or link token"))?;
         let src = source_of(&s, &id).await?;
         if !s.notifier.on_care_team(&who, &src.patient) {
             return Err(forbidden("only the patient, the care team and admins"));
@@ -201,14 +198,8 @@ pub async fn ack(
             .map_err(|e| Problem::new(StatusCode::FORBIDDEN, "ack-refused", "Acknowledgement refused", e))?;
         (by, true)
     } else {
-        let who = bearer(&req, &s)?.ok_or_else(|| {
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Authentication required",
-                "a link token, a signed alert.ack or a read token",
-            )
-        })?;
+        let who =
+            bearer(&req, &s)?.ok_or_else(|| unauthenticated("a link token, a signed alert.ack or a read token"))?;
         if !s.notifier.on_care_team(&who, &src.patient) {
             return Err(forbidden("only the patient and the care team"));
         }

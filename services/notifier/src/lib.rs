@@ -143,34 +143,16 @@ impl Notifier {
         let level = Level::from_i32(a.severity);
         let kind = kind_of_alert(a.kind);
         let routing = self.routing(&patient);
-        let mut source = SourceRow {
-            id: a.alert_id.clone(),
-            source_kind: "alert".into(),
-            patient: patient.as_str().into(),
-            kind: kind.into(),
-            severity: level as i32,
-            group_id: a.alert_id.clone(),
-            episode_id: if a.episode_id.is_empty() { a.alert_id.clone() } else { a.episode_id.clone() },
-            payload: a.encode_to_vec(),
-            received_ms: now,
-            step: 0,
-            next_escalation_ms: None,
-            acked_ms: None,
-            acked_by: None,
-            ack_via: None,
-            resolved_ms: None,
-        };
+        let mut source =
+            SourceRow::received(&a.alert_id, "alert", patient.as_str(), kind, level as i32, a.encode_to_vec(), now);
+        if !a.episode_id.is_empty() {
+            source.episode_id = a.episode_id.clone();
+        }
         if kind == "break_glass" {
             // A notice for the patient and everyone on the care plan at once; no escalation.
             source.source_kind = "notice".into();
             let mut targets: Vec<Target> = self.patient_target(&patient, &routing).into_iter().collect();
-            targets.extend(
-                routing
-                    .contacts
-                    .iter()
-                    .filter(|c| c.participant != patient)
-                    .map(|c| Target { participant: c.participant.clone(), channels: c.channels.clone() }),
-            );
+            targets.extend(routing.others_than(&patient));
             let d = deliveries_for(&targets, 0, now);
             self.outbox.take(&source, &d, false, now).await?;
             self.wake.notify_one();
@@ -228,31 +210,17 @@ impl Notifier {
         let routing = self.routing(&patient);
         let mut targets: Vec<Target> = self.patient_target(&patient, &routing).into_iter().collect();
         if kind == "checkup_overdue" {
-            targets.extend(
-                routing
-                    .contacts
-                    .iter()
-                    .filter(|c| c.participant != patient)
-                    .map(|c| Target { participant: c.participant.clone(), channels: c.channels.clone() }),
-            );
+            targets.extend(routing.others_than(&patient));
         }
-        let source = SourceRow {
-            id: r.reminder_id.clone(),
-            source_kind: "reminder".into(),
-            patient: patient.as_str().into(),
-            kind: kind.into(),
-            severity: Level::Info as i32,
-            group_id: r.reminder_id.clone(),
-            episode_id: r.reminder_id.clone(),
-            payload: r.encode_to_vec(),
-            received_ms: now,
-            step: 0,
-            next_escalation_ms: None,
-            acked_ms: None,
-            acked_by: None,
-            ack_via: None,
-            resolved_ms: None,
-        };
+        let source = SourceRow::received(
+            &r.reminder_id,
+            "reminder",
+            patient.as_str(),
+            kind,
+            Level::Info as i32,
+            r.encode_to_vec(),
+            now,
+        );
         let due = policy::send_time(Level::Info, routing.quiet_hours.as_ref(), now);
         if targets.is_empty() {
             tracing::warn!(reminder = %r.reminder_id, "no channel for the patient or contacts: recorded, not sent");
@@ -568,15 +536,7 @@ pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
         Some(p) => directory::Directory::read_file(p).context("directory")?,
         None => directory::Directory::default(),
     };
-    let clock = if (cfg.clock_speed - 1.0).abs() > f64::EPSILON || cfg.clock_start.is_some() {
-        let start = match &cfg.clock_start {
-            Some(s) => Timestamp::parse(s).map_err(anyhow::Error::msg).context("--clock-start")?,
-            None => Timestamp::now(),
-        };
-        Clock::anchored(start, cfg.clock_speed)
-    } else {
-        Clock::real()
-    };
+    let clock = Clock::from_flags(cfg.clock_speed, cfg.clock_start.as_deref()).map_err(anyhow::Error::msg)?;
     // One TLS provider for the SMTP and HTTP clients (ring, as everywhere here).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mailer = channels::Mailer::from_config(&cfg)?;

@@ -43,6 +43,37 @@ pub struct SourceRow {
     pub resolved_ms: Option<i64>,
 }
 
+impl SourceRow {
+    /// A newly received source: its own group and episode, step 0, nothing acknowledged.
+    pub fn received(
+        id: &str,
+        source_kind: &str,
+        patient: &str,
+        kind: &str,
+        severity: i32,
+        payload: Vec<u8>,
+        now_ms: i64,
+    ) -> Self {
+        SourceRow {
+            id: id.into(),
+            source_kind: source_kind.into(),
+            patient: patient.into(),
+            kind: kind.into(),
+            severity,
+            group_id: id.into(),
+            episode_id: id.into(),
+            payload,
+            received_ms: now_ms,
+            step: 0,
+            next_escalation_ms: None,
+            acked_ms: None,
+            acked_by: None,
+            ack_via: None,
+            resolved_ms: None,
+        }
+    }
+}
+
 /// One message to one contact on one channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRow {

@@ -75,6 +75,17 @@ pub struct Routing {
     pub quiet_hours: Option<QuietHours>,
 }
 
+impl Routing {
+    /// Every care-plan contact but `who`, as targets (notices go to all at once).
+    pub fn others_than(&self, who: &ParticipantId) -> Vec<Target> {
+        self.contacts
+            .iter()
+            .filter(|c| &c.participant != who)
+            .map(|c| Target { participant: c.participant.clone(), channels: c.channels.clone() })
+            .collect()
+    }
+}
+
 /// What one escalation step does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {

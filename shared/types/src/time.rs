@@ -93,16 +93,28 @@ impl Clock {
         Clock { start_real: 0, start: 0, speed: 1.0 }
     }
 
-    /// Time starting at `start` and running `speed` times faster than real time.
-    pub fn accelerated(start: Timestamp, speed: f64) -> Self {
-        Clock { start_real: Timestamp::now().unix_ms(), start: start.unix_ms(), speed }
-    }
-
     /// Time that equals real time at `start` and runs `speed` times faster
     /// from then: a restarted service given the same start keeps its time.
     pub fn anchored(start: Timestamp, speed: f64) -> Self {
         let start = start.unix_ms();
         Clock { start_real: start.max(1), start, speed }
+    }
+
+    /// The clock a service's `--clock-speed` and `--clock-start` ask for:
+    /// real time when the speed is 1 and no start is given, else anchored
+    /// at the start (default now).
+    pub fn from_flags(speed: f64, start: Option<&str>) -> Result<Self, String> {
+        if (speed - 1.0).abs() <= f64::EPSILON && start.is_none() {
+            return Ok(Clock::real());
+        }
+        if !(speed.is_finite() && speed > 0.0) {
+            return Err(format!("--clock-speed must be a positive number, not {speed}"));
+        }
+        let start = match start {
+            Some(s) => Timestamp::parse(s).map_err(|e| format!("--clock-start: {e}"))?,
+            None => Timestamp::now(),
+        };
+        Ok(Clock::anchored(start, speed))
     }
 
     /// How many times faster than real time it runs.
@@ -117,5 +129,24 @@ impl Clock {
         }
         let elapsed = (Timestamp::now().unix_ms() - self.start_real) as f64 * self.speed;
         Timestamp::from_unix_ms(self.start + elapsed as i64)
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn flags_choose_real_or_an_anchored_clock_and_refuse_nonsense() {
+        let real = Clock::from_flags(1.0, None).unwrap();
+        assert!((real.now().unix_ms() - Timestamp::now().unix_ms()).abs() < 1_000);
+        assert!(Clock::from_flags(0.0, None).is_err());
+        assert!(Clock::from_flags(60.0, Some("yesterday")).is_err());
+        // Anchored an hour ago at 60x: 60 hours ahead of the anchor, whenever it is asked.
+        let start = Timestamp::from_unix_ms(Timestamp::now().unix_ms() - 3_600_000);
+        let c = Clock::from_flags(60.0, Some(&start.to_rfc3339())).unwrap();
+        let ahead = c.now().unix_ms() - start.unix_ms();
+        assert!((ahead - 60 * 3_600_000).abs() < 120_000, "{ahead}");
+        assert_eq!(c.speed(), 60.0);
     }
 }

@@ -145,6 +145,24 @@ async fn wait_ready(client: &reqwest::Client, url: &str, procs: &[Proc]) {
     }
 }
 
+/// Waits until a service's height gauge (`metric` on `/metrics`) reaches `height`.
+async fn wait_height(url: &str, metric: &str, height: u64, procs: &[Proc]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
+        let seen = text
+            .lines()
+            .find(|l| l.starts_with(metric))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if seen >= height as f64 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} not caught up to {height}\n{}", logs(procs));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn logs(procs: &[Proc]) -> String {
     procs
         .iter()
@@ -306,20 +324,7 @@ impl System {
         self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-detector"), &args, self._dir.path().join("detector.log")));
         let url = format!("http://127.0.0.1:{port}");
         wait_ready(&reqwest::Client::new(), &url, &self.procs).await;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let text = reqwest::get(format!("{url}/metrics")).await.unwrap().text().await.unwrap();
-            let seen = text
-                .lines()
-                .find(|l| l.starts_with("glucochain_detector_height"))
-                .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            if seen >= height as f64 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "detector not caught up\n{}", logs(&self.procs));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_height(&url, "glucochain_detector_height", height, &self.procs).await;
     }
 
     async fn post(&self, jws: &str, content_type: &str) -> (u16, Value) {
@@ -1476,20 +1481,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     sys.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-notifier"), &notifier_args, sys._dir.path().join("notifier.log")));
     let notifier_proc = sys.procs.len() - 1;
     wait_ready(&sys.http, &public, &sys.procs).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = sys.http.get(format!("{public}/metrics")).send().await.unwrap().text().await.unwrap();
-        let seen = text
-            .lines()
-            .find(|l| l.starts_with("glucochain_notifier_height"))
-            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if seen >= height as f64 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "notifier not caught up\n{}", logs(&sys.procs));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_height(&public, "glucochain_notifier_height", height, &sys.procs).await;
 
     // A falling trace.
     let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-notify").await.unwrap();
