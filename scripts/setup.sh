@@ -8,7 +8,8 @@
 #   * Python's joserfc and cryptography, the independent JOSE implementation
 #     the interoperability tests compare against;
 #   * Python's aiosmtpd, the real SMTP server the notifier's tests (and the
-#     devnet's mail sink) deliver to.
+#     devnet's mail sink) deliver to;
+#   * promtool (Debian prometheus), which checks and unit-tests the alert rules.
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -75,6 +76,10 @@ fi
 if ! python3 -c 'import joserfc, cryptography' 2>/dev/null; then
   say "installing joserfc and cryptography"
   pip_install joserfc cryptography
+fi
+if ! command -v promtool >/dev/null; then
+  say "installing promtool (Debian prometheus) for the alert-rule checks"
+  apt_install prometheus
 fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   say "installing aiosmtpd"

@@ -25,7 +25,9 @@ where
 }
 
 /// An HTTP(S) server on `addr` with `/healthz`, `/readyz`, `/metrics` and
-/// the routes `configure` adds (with its own app data).
+/// the routes `configure` adds (with its own app data). Every request is
+/// counted in `glucochain_http_requests_total{route,method,status}` and timed
+/// in `glucochain_http_request_seconds{route}`.
 pub fn http_server<F>(
     addr: SocketAddr,
     tls: &TlsArgs,
@@ -39,6 +41,23 @@ where
         let configure = configure.clone();
         let ready = ready.clone();
         actix_web::App::new()
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service as _;
+                let started = std::time::Instant::now();
+                let method = req.method().to_string();
+                let call = srv.call(req);
+                async move {
+                    let res = call.await?;
+                    // The route pattern, not the path: ids never become label values.
+                    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                    let status = res.status().as_u16().to_string();
+                    metrics::counter!("glucochain_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
+                        .increment(1);
+                    metrics::histogram!("glucochain_http_request_seconds", "route" => route)
+                        .record(started.elapsed().as_secs_f64());
+                    Ok(res)
+                }
+            })
             .wrap(actix_web::middleware::Compress::default())
             .configure(move |c| glucochain_telemetry::http::configure(c, ready))
             .configure(configure)

@@ -1175,6 +1175,14 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         kinds.contains(&(glucochain_wire::v1::AlertKind::PredictedLow as i32)),
         "the fall was predicted: {kinds:?}"
     );
+    // Every request is counted by route and status (for the SRE dashboards and alerts).
+    let m = sys.http.get(format!("{}/metrics", sys.ingest)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        m.lines().any(|l| l.starts_with("glucochain_http_requests_total")
+            && l.contains("route=\"/v1/transactions\"")
+            && l.contains("status=\"202\"")),
+        "{m}"
+    );
     // Back in range long enough: the urgent-low episode is resolved, for the notifier.
     loop {
         let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts)).await.expect("a resolution");

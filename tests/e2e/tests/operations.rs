@@ -1,0 +1,42 @@
+//! Operations artefacts checked with the real tools: the Prometheus alert
+//! rules parse (`promtool check rules`), their unit tests pass (`promtool
+//! test rules`), and every alert has a runbook section that exists.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn promtool(args: &[&str]) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(repo().join("deploy/prometheus"))
+        .output()
+        .expect("promtool (Debian package prometheus; scripts/setup.sh installs it)");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn alert_rules_parse_and_their_unit_tests_pass() {
+    let (ok, out) = promtool(&["check", "rules", "glucochain-rules.yaml"]);
+    assert!(ok, "{out}");
+    let (ok, out) = promtool(&["test", "rules", "glucochain-rules.test.yaml"]);
+    assert!(ok, "{out}");
+}
+
+#[test]
+fn every_alert_links_a_runbook_section_that_exists() {
+    let rules = std::fs::read_to_string(repo().join("deploy/prometheus/glucochain-rules.yaml")).unwrap();
+    let runbook = std::fs::read_to_string(repo().join("docs/runbook.md")).unwrap();
+    let anchors: Vec<String> =
+        runbook.lines().filter_map(|l| l.strip_prefix("## ")).map(|h| h.to_lowercase().replace(' ', "-")).collect();
+    let alerts = rules.lines().filter(|l| l.trim_start().starts_with("- alert:")).count();
+    let links: Vec<&str> = rules.lines().filter_map(|l| l.split("docs/runbook.md#").nth(1)).collect();
+    assert_eq!(links.len(), alerts, "one runbook link per alert");
+    for l in links {
+        let anchor = l.trim_end_matches('"');
+        assert!(anchors.iter().any(|a| a == anchor), "no runbook section for #{anchor}: {anchors:?}");
+    }
+}
