@@ -9,7 +9,9 @@
 #     the interoperability tests compare against;
 #   * Python's aiosmtpd, the real SMTP server the notifier's tests (and the
 #     devnet's mail sink) deliver to;
-#   * promtool (Debian prometheus), which checks and unit-tests the alert rules.
+#   * promtool (Debian prometheus), which checks and unit-tests the alert rules;
+#   * helm-python-sdk (Helm's library) and kubernetes-validate, which lint,
+#     render and validate the Helm chart offline (helm/check.py).
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -80,6 +82,10 @@ fi
 if ! command -v promtool >/dev/null; then
   say "installing promtool (Debian prometheus) for the alert-rule checks"
   apt_install prometheus
+fi
+if ! python3 -c 'import helm_python, kubernetes_validate, yaml' 2>/dev/null; then
+  say "installing helm-python-sdk and kubernetes-validate (offline chart checks)"
+  pip_install helm-python-sdk kubernetes-validate pyyaml
 fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   say "installing aiosmtpd"

@@ -1,6 +1,8 @@
 //! Operations artefacts checked with the real tools: the Prometheus alert
 //! rules parse (`promtool check rules`), their unit tests pass (`promtool
-//! test rules`), and every alert has a runbook section that exists.
+//! test rules`), every alert has a runbook section that exists, and the Helm
+//! chart lints, renders, validates and refuses bad values (`helm/check.py`:
+//! Helm's library, kubernetes-validate, promtool).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,4 +41,12 @@ fn every_alert_links_a_runbook_section_that_exists() {
         let anchor = l.trim_end_matches('"');
         assert!(anchors.iter().any(|a| a == anchor), "no runbook section for #{anchor}: {anchors:?}");
     }
+}
+
+#[test]
+fn the_helm_chart_lints_renders_validates_and_refuses_bad_values() {
+    let out = Command::new("python3").arg(repo().join("helm/check.py")).output().expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("chart checks passed"), "{text}");
 }

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Checks the Helm chart offline with real tools: Helm's own library (lint,
+render, values.schema.json) through helm-python-sdk, kubernetes-validate
+(strict, against the Kubernetes API schemas) on every rendered manifest, and
+promtool on the PrometheusRule it renders. Exits non-zero on any failure.
+
+usage: python3 helm/check.py
+"""
+import json, os, subprocess, sys, tempfile
+
+import helm_python
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHART = os.path.join(HERE, "glucochain")
+RULES = os.path.join(HERE, "..", "deploy", "prometheus", "glucochain-rules.yaml")
+GENESIS = json.dumps({"chain_id": "glucochain-prod"})
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def render(values):
+    with helm_python.Chart.load(CHART) as c:
+        return c.render(values, name="gc", namespace="emr", is_install=True)
+
+
+def docs(rendered):
+    out = []
+    for name, text in rendered.items():
+        if name.endswith(".txt"):
+            continue
+        out.extend(d for d in yaml.safe_load_all(text) if d)
+    return out
+
+
+def refused(values, needle):
+    try:
+        render(values)
+    except helm_python.HelmError as e:
+        return needle in str(e), str(e).splitlines()[0][:160]
+    return False, "rendered without error"
+
+
+lint = helm_python.lint(CHART, {"genesis": GENESIS}, strict=True)
+check(not lint["errors"] and all(m["severity"] < 2 for m in lint["messages"]), f"helm lint --strict: {lint}")
+
+base = {"genesis": GENESIS, "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}
+objs = docs(render(base))
+kinds = sorted({o["kind"] for o in objs})
+check({"StatefulSet", "Deployment", "Service", "Ingress", "NetworkPolicy", "PodDisruptionBudget",
+       "HorizontalPodAutoscaler", "ConfigMap", "ServiceMonitor", "PrometheusRule"} <= set(kinds), f"kinds rendered: {kinds}")
+
+with tempfile.TemporaryDirectory() as tmp:
+    core = [o for o in objs if not o["apiVersion"].startswith("monitoring.coreos.com")]
+    path = os.path.join(tmp, "manifests.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump_all(core, f)
+    r = subprocess.run(["kubernetes-validate", "--strict", "-k", "1.30.0", "--quiet", path], capture_output=True, text=True)
+    check(r.returncode == 0, f"kubernetes-validate --strict of {len(core)} manifests {r.stdout[-500:]}{r.stderr[-500:]}")
+    rule = next(o for o in objs if o["kind"] == "PrometheusRule")
+    rp = os.path.join(tmp, "rules.yaml")
+    with open(rp, "w") as f:
+        yaml.safe_dump(rule["spec"], f)
+    r = subprocess.run(["promtool", "check", "rules", rp], capture_output=True, text=True)
+    check(r.returncode == 0, "promtool check rules on the rendered PrometheusRule " + r.stdout.strip().splitlines()[-1])
+with open(os.path.join(CHART, "files", "glucochain-rules.yaml")) as a, open(RULES) as b:
+    check(a.read() == b.read(), "the chart ships deploy/prometheus/glucochain-rules.yaml unchanged")
+
+# Validators: one identity each, own key only, a PDB that keeps the quorum.
+for n, want in [(4, 1), (7, 2), (10, 3)]:
+    o = docs(render({"genesis": GENESIS, "validators": {"replicas": n, "maxUnavailable": 5}}))
+    sets = [x for x in o if x["kind"] == "StatefulSet"]
+    pdb = next(x for x in o if x["kind"] == "PodDisruptionBudget")
+    check(len(sets) == n and all(s["spec"]["replicas"] == 1 for s in sets), f"{n} validators: {n} StatefulSets of one")
+    check(pdb["spec"]["maxUnavailable"] == want, f"{n} validators: PDB allows {pdb['spec']['maxUnavailable']} down (f = {want})")
+    keys = [[v["secret"]["secretName"] for v in s["spec"]["template"]["spec"]["volumes"] if "secret" in v] for s in sets]
+    check(all(k == [f"glucochain-validator-key-{i}"] for i, k in enumerate(keys)), f"{n} validators: each mounts only its own key")
+
+# Hardened pods.
+pods = [o["spec"]["template"]["spec"] for o in objs if o["kind"] in ("Deployment", "StatefulSet")]
+check(all(p["securityContext"]["runAsNonRoot"] and not p["automountServiceAccountToken"] for p in pods), "pods run as non-root without a service-account token")
+check(all(c["securityContext"]["readOnlyRootFilesystem"] and c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+          for p in pods for c in p["containers"]), "containers: read-only root, no capabilities")
+
+# Bad values are refused with a clear message.
+for values, needle, what in [
+    ({"genesis": GENESIS, "validators": {"replicas": 3}}, "minimum", "3 validators"),
+    ({"genesis": GENESIS, "chainId": "Bad_Id"}, "chainId", "a bad chain id"),
+    ({"genesis": GENESIS, "notifier": {"smtp": {"tls": "maybe"}}}, "tls", "an unknown SMTP TLS mode"),
+    ({"genesis": GENESIS, "ingress": {"enabled": True, "host": ""}}, "host", "an ingress without a host"),
+    ({}, "genesis", "no genesis"),
+]:
+    ok, msg = refused(values, needle)
+    check(ok, f"refuses {what}: {msg}")
+
+if failures:
+    print(f"{len(failures)} check(s) failed", file=sys.stderr)
+    sys.exit(1)
+print("chart checks passed")

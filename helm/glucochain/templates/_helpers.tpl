@@ -1,0 +1,49 @@
+{{/* Names and labels. */}}
+{{- define "glucochain.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 50 | trimSuffix "-" }}{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+
+{{- define "glucochain.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "glucochain.selector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "glucochain.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+
+{{/* Environment every service shares. */}}
+{{- define "glucochain.env" -}}
+- name: GLUCOCHAIN_GENESIS
+  value: /etc/glucochain/genesis.json
+- name: GLUCOCHAIN_NATS_URL
+  value: {{ .Values.nats.url | quote }}
+- name: GLUCOCHAIN_HTTP_ADDR
+  value: "0.0.0.0:8080"
+- name: GLUCOCHAIN_DATA_DIR
+  value: /data
+- name: GLUCOCHAIN_LOG_FORMAT
+  value: json
+{{- if .Values.otel.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .Values.otel.endpoint | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "glucochain.probes" -}}
+livenessProbe:
+  httpGet: {path: /healthz, port: http}
+  periodSeconds: 10
+readinessProbe:
+  httpGet: {path: /readyz, port: http}
+  periodSeconds: 5
+{{- end -}}
