@@ -50,13 +50,20 @@ lint = helm_python.lint(CHART, {"genesis": GENESIS}, strict=True)
 check(not lint["errors"] and all(m["severity"] < 2 for m in lint["messages"]), f"helm lint --strict: {lint}")
 
 base = {"genesis": GENESIS, "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}
+with open(os.path.join(CHART, "values-production.example.yaml")) as f:
+    production = yaml.safe_load(f)
+production["genesis"] = GENESIS
+lint = helm_python.lint(CHART, production, strict=True)
+check(not lint["errors"] and all(m["severity"] < 2 for m in lint["messages"]), "helm lint --strict with the production-like values")
+prod_objs = docs(render(production))
+check(sum(o["kind"] == "StatefulSet" for o in prod_objs) == 7, "production-like values: 7 validators")
 objs = docs(render(base))
 kinds = sorted({o["kind"] for o in objs})
 check({"StatefulSet", "Deployment", "Service", "Ingress", "NetworkPolicy", "PodDisruptionBudget",
        "HorizontalPodAutoscaler", "ConfigMap", "ServiceMonitor", "PrometheusRule"} <= set(kinds), f"kinds rendered: {kinds}")
 
 with tempfile.TemporaryDirectory() as tmp:
-    core = [o for o in objs if not o["apiVersion"].startswith("monitoring.coreos.com")]
+    core = [o for o in objs + prod_objs if not o["apiVersion"].startswith("monitoring.coreos.com")]
     path = os.path.join(tmp, "manifests.yaml")
     with open(path, "w") as f:
         yaml.safe_dump_all(core, f)
