@@ -57,6 +57,9 @@ lint = helm_python.lint(CHART, production, strict=True)
 check(not lint["errors"] and all(m["severity"] < 2 for m in lint["messages"]), "helm lint --strict with the production-like values")
 prod_objs = docs(render(production))
 check(sum(o["kind"] == "StatefulSet" for o in prod_objs) == 7, "production-like values: 7 validators")
+boards = [o for o in prod_objs if o["kind"] == "ConfigMap" and o["metadata"]["labels"].get("grafana_dashboard") == "1"]
+check(len(boards) == 4 and all(json.loads(next(iter(b["data"].values())))["panels"] for b in boards),
+      "four Grafana dashboards shipped as sidecar ConfigMaps, each with panels")
 objs = docs(render(base))
 kinds = sorted({o["kind"] for o in objs})
 check({"StatefulSet", "Deployment", "Service", "Ingress", "NetworkPolicy", "PodDisruptionBudget",

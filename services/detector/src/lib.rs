@@ -243,6 +243,11 @@ impl DetectorService {
                 continue;
             };
             let (alerts, recent, resolved) = self.detect(&patient, &readings);
+            if !alerts.is_empty() && env.received_at_ms > 0 {
+                // From ingest accepting the reading to the alert going out.
+                let secs = (Timestamp::now().unix_ms() - env.received_at_ms).max(0) as f64 / 1000.0;
+                metrics::histogram!("glucochain_detector_alert_latency_seconds").record(secs);
+            }
             for r in &resolved {
                 if let Err(e) = self.resolve(&patient, r).await {
                     tracing::warn!(error = format!("{e:#}"), "episode resolution not published");

@@ -170,6 +170,9 @@ pub async fn run(
         misbehave,
     };
     metrics::gauge!("glucochain_consensus_height").set(v.chain.state().height() as f64);
+    // Counters that alerts and dashboards watch exist from the start, at zero.
+    metrics::counter!("glucochain_consensus_rounds_beyond_zero_total").increment(0);
+    metrics::counter!("glucochain_evidence_total").increment(0);
     if !v.node.is_started() {
         // Nothing in flight at this height: wait for work (a tx, a peer) to start it.
         v.idle_next = Some(height);

@@ -79,7 +79,17 @@ static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 /// The process's Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
-        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+        // Histograms as Prometheus histograms (buckets), so dashboards can
+        // aggregate quantiles across instances.
+        const SECONDS: &[f64] =
+            &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+        const COUNTS: &[f64] = &[0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full("glucochain_block_txs".into()), COUNTS))
+            .expect("bucket lists are not empty")
+            .build_recorder();
         let handle = recorder.handle();
         // Another recorder may already be installed (tests): keep ours usable anyway.
         let _ = metrics::set_global_recorder(recorder);

@@ -1,7 +1,9 @@
 //! The README's first command, end to end: `emrctl demo` brings up a devnet
 //! (every service a process, NATS, a real SMTP mail sink) and plays the whole
 //! story; every step must pass, and `devnet status`, `devnet mail` and
-//! `devnet down` work on what it leaves running.
+//! `devnet down` work on what it leaves running. A real Prometheus server
+//! scrapes the devnet while the story plays, and every panel of every
+//! Grafana dashboard must return data from it: no dead panels.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,12 +30,116 @@ fn emrctl(args: &[&str]) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
 }
 
+/// A Prometheus server scraping the targets of a file (file service
+/// discovery, re-read every second), each target's `component` label as its job.
+struct Prometheus {
+    child: std::process::Child,
+    url: String,
+    targets: std::path::PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn prometheus(dir: &Path) -> Prometheus {
+    let targets = dir.join("targets.json");
+    std::fs::write(&targets, "[]").unwrap();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             scrape_configs:\n  - job_name: glucochain\n    file_sd_configs: [{{files: ['{}'], refresh_interval: 1s}}]\n\
+             \x20   relabel_configs:\n      - {{source_labels: [component], target_label: job}}\n",
+            targets.display()
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus (Debian package prometheus; scripts/setup.sh installs it)");
+    Prometheus { child, url: format!("http://127.0.0.1:{port}"), targets }
+}
+
+/// Points Prometheus at every HTTP service of the devnet.
+fn scrape_devnet(p: &Prometheus, devnet_json: &Path) {
+    let net: serde_json::Value = serde_json::from_slice(&std::fs::read(devnet_json).unwrap()).unwrap();
+    let targets: Vec<serde_json::Value> = net["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            let url = s["url"].as_str()?;
+            let name = s["name"].as_str()?;
+            let component = if name.starts_with("validator-") { "validator" } else { name };
+            Some(serde_json::json!({
+                "targets": [url.trim_start_matches("http://")],
+                "labels": { "component": format!("glucochain-{component}"), "instance": name },
+            }))
+        })
+        .collect();
+    let tmp = p.targets.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&targets).unwrap()).unwrap();
+    std::fs::rename(&tmp, &p.targets).unwrap();
+}
+
+/// Every panel query of a dashboard that returns no sample or only NaN.
+fn dead_panels(prom: &str, dashboard: &Path) -> Vec<String> {
+    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(dashboard).unwrap()).unwrap();
+    let mut dead = Vec::new();
+    for panel in d["panels"].as_array().unwrap() {
+        for t in panel["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            let out = Command::new("curl")
+                .args(["-sfG", &format!("{prom}/api/v1/query"), "--data-urlencode", &format!("query={expr}")])
+                .output()
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let live = v["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|s| s["value"][1].as_str().is_some_and(|x| x != "NaN")));
+            if !live {
+                dead.push(format!("{} / {}: {expr} -> {v}", d["title"], panel["title"]));
+            }
+        }
+    }
+    dead
+}
+
 #[test]
-fn the_demo_story_passes_every_step_on_a_devnet() {
+fn the_demo_story_passes_every_step_on_a_devnet_and_every_dashboard_panel_has_data() {
     let work = tempfile::tempdir().unwrap();
     let bins = bin_dir(work.path());
     let net = work.path().join("devnet");
-    let (ok, out) = emrctl(&["demo", "--dir", net.to_str().unwrap(), "--bin-dir", bins.to_str().unwrap(), "--keep"]);
+    let prom = prometheus(work.path());
+    let child = Command::new(env!("CARGO_BIN_EXE_e2e-emrctl"))
+        .args(["demo", "--dir", net.to_str().unwrap(), "--bin-dir", bins.to_str().unwrap(), "--keep"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Scrape the devnet as soon as it says where its services are.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !net.join("devnet.json").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if net.join("devnet.json").exists() {
+        scrape_devnet(&prom, &net.join("devnet.json"));
+    }
+    let done = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&done.stdout).into_owned() + &String::from_utf8_lossy(&done.stderr);
+    let ok = done.status.success();
     let tail = || {
         let logs = std::fs::read_dir(net.join("logs")).map(|d| d.count()).unwrap_or(0);
         format!("{out}\n({logs} log files in {})", net.join("logs").display())
@@ -44,8 +150,8 @@ fn the_demo_story_passes_every_step_on_a_devnet() {
         stop();
         panic!("demo failed:\n{t}");
     }
-    assert!(out.contains("All 10 steps passed"), "{}", tail());
-    assert_eq!(out.matches("passed: ").count(), 10);
+    assert!(out.contains("All 11 steps passed"), "{}", tail());
+    assert_eq!(out.matches("passed: ").count(), 11);
 
     // What it left running answers.
     let (ok, status) = emrctl(&["devnet", "status", "--dir", net.to_str().unwrap()]);
@@ -55,8 +161,16 @@ fn the_demo_story_passes_every_step_on_a_devnet() {
     assert!(ok && mail.contains("sam.father@example.org"), "{mail}");
     let (ok, first) = emrctl(&["devnet", "mail", "--dir", net.to_str().unwrap(), "--show", "1"]);
     assert!(ok && first.contains("Subject:") && first.contains("What to do"), "{first}");
+    // Every dashboard panel returns data from the scrapes of the story.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let boards = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/glucochain/files/dashboards");
+    let mut dead = Vec::new();
+    for b in std::fs::read_dir(&boards).unwrap() {
+        dead.extend(dead_panels(&prom.url, &b.unwrap().path()));
+    }
     let (ok, down) = stop();
     assert!(ok, "{down}");
+    assert!(dead.is_empty(), "dead panels:\n{}", dead.join("\n"));
     let (ok, after) = emrctl(&["devnet", "status", "--dir", net.to_str().unwrap()]);
     assert!(!ok, "nothing runs after down: {after}");
 }

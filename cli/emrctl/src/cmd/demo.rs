@@ -150,7 +150,7 @@ pub fn run(o: &DemoOptions) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(o.dir.join("keys"))?;
     let dir = std::fs::canonicalize(&o.dir)?;
     let mut steps =
-        Steps { n: 0, total: 10, started: Instant::now(), step_started: Instant::now(), passed: Vec::new() };
+        Steps { n: 0, total: 11, started: Instant::now(), step_started: Instant::now(), passed: Vec::new() };
     let clinician = person(&dir, "clinician")?;
     let lab = person(&dir, "lab")?;
     let sam = person(&dir, "patient-sam")?;
@@ -350,9 +350,31 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
             println!();
         }
+        // A reading that claims to be Sam's but is signed with another key is refused.
+        let obs = cgm_observation(sam.id.as_str(), Timestamp::now(), 40.0, Some("forged"));
+        let body =
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] });
+        let forged = TxPayload::new(
+            ChainId::parse(DEVNET_CHAIN)?,
+            super::random_nonce(),
+            Timestamp::now(),
+            Some(sam.id.clone()),
+            body,
+        )
+        .sign(&alex.key, &sam.id);
+        let r = c
+            .post(format!("{ingest}/v1/transactions"))
+            .header("content-type", "application/jose")
+            .body(forged)
+            .send()
+            .await?;
+        let (status, _) = answer(r).await?;
+        if status != 401 {
+            bail!("a forged reading got {status}, not 401");
+        }
         anyhow::Ok(())
     })?;
-    steps.pass(&format!("{total} readings accepted"));
+    steps.pass(&format!("{total} readings accepted; a forged one refused (401)"));
 
     steps.begin("the detector raises alerts; caregivers' emails arrive in the mail sink");
     let (sam_mail, alex_mail) = rt.block_on(async {
@@ -399,6 +421,34 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         "Alex's alert acknowledged; Sam's escalated to {}, then acknowledged",
         escalated.header("To").unwrap_or("")
     ));
+
+    steps.begin("the clinician reads Sam's records under consent; Sam sees the read in the access log");
+    let (entries, logged) = rt.block_on(async {
+        let token = read_token(&clinician.file)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let bundle = loop {
+            let r = c.get(format!("{}/v1/patients/{}/records", net.ledger, sam.id)).bearer_auth(&token).send().await?;
+            let (status, body) = answer(r).await?;
+            if status == 200 && body["entry"].as_array().is_some_and(|e| !e.is_empty()) {
+                break body;
+            }
+            if Instant::now() > deadline {
+                bail!("the clinician's read failed ({status}): {body}");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        let mine = read_token(&sam.file)?;
+        let r = c.get(format!("{}/v1/patients/{}/access-log", net.ledger, sam.id)).bearer_auth(&mine).send().await?;
+        let (status, log) = answer(r).await?;
+        if status != 200 || !log.to_string().contains(clinician.id.as_str()) {
+            bail!("the access log does not show the clinician's read ({status}): {log}");
+        }
+        anyhow::Ok((
+            bundle["entry"].as_array().map(Vec::len).unwrap_or(0),
+            log["entry"].as_array().map(Vec::len).unwrap_or(0),
+        ))
+    })?;
+    steps.pass(&format!("a FHIR bundle of {entries} records; {logged} audited reads in Sam's access log"));
 
     steps.begin("a clinician breaks the glass with Sam's wristband token");
     let profile = rt.block_on(async {
