@@ -87,6 +87,7 @@ for n, want in [(4, 1), (7, 2), (10, 3)]:
     sets = [x for x in o if x["kind"] == "StatefulSet"]
     pdb = next(x for x in o if x["kind"] == "PodDisruptionBudget")
     check(len(sets) == n and all(s["spec"]["replicas"] == 1 for s in sets), f"{n} validators: {n} StatefulSets of one")
+    check(all(s["spec"]["updateStrategy"]["type"] == "OnDelete" for s in sets), f"{n} validators: restarted one at a time by the operator")
     check(pdb["spec"]["maxUnavailable"] == want, f"{n} validators: PDB allows {pdb['spec']['maxUnavailable']} down (f = {want})")
     keys = [[v["secret"]["secretName"] for v in s["spec"]["template"]["spec"]["volumes"] if "secret" in v] for s in sets]
     check(all(k == [f"glucochain-validator-key-{i}"] for i, k in enumerate(keys)), f"{n} validators: each mounts only its own key")
