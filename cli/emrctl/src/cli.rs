@@ -219,15 +219,8 @@ pub enum Command {
         /// Directory for the devnet (keys, logs, data, mail).
         #[arg(long, default_value = "glucochain-demo")]
         dir: PathBuf,
-        /// Validators.
-        #[arg(long, default_value_t = 4)]
-        validators: usize,
-        /// PostgreSQL server URL (e.g. postgres://postgres@127.0.0.1:5432); default embedded SQLite.
-        #[arg(long)]
-        postgres: Option<String>,
-        /// Where the service binaries are (default: next to emrctl).
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
+        #[command(flatten)]
+        shape: DevnetShape,
         /// Leave the devnet running afterwards (stop it with `emrctl devnet down`).
         #[arg(long)]
         keep: bool,
@@ -497,6 +490,21 @@ pub enum EmergencyCmd {
     },
 }
 
+/// What a devnet runs and where its programs are (`devnet up` and `demo`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct DevnetShape {
+    /// Validators.
+    #[arg(long, default_value_t = 4)]
+    pub validators: usize,
+    /// PostgreSQL server URL, e.g. postgres://postgres@127.0.0.1:5432 (one database per
+    /// service is created); default embedded SQLite.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Where the service binaries are (default: next to emrctl).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+}
+
 /// `emrctl devnet ...`
 #[derive(Subcommand, Debug)]
 pub enum DevnetCmd {
@@ -507,18 +515,11 @@ pub enum DevnetCmd {
         /// Directory (created).
         #[arg(long)]
         dir: PathBuf,
-        /// Validators.
-        #[arg(long, default_value_t = 4)]
-        validators: usize,
-        /// PostgreSQL server URL (one database per service is created); default embedded SQLite.
-        #[arg(long)]
-        postgres: Option<String>,
+        #[command(flatten)]
+        shape: DevnetShape,
         /// NATS port (default: a free one).
         #[arg(long)]
         nats_port: Option<u16>,
-        /// Where the service binaries are (default: next to emrctl).
-        #[arg(long)]
-        bin_dir: Option<PathBuf>,
         /// Run the escalation and reminder clocks this many times faster.
         #[arg(long, default_value_t = 1.0)]
         clock_speed: f64,

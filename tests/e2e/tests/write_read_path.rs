@@ -1470,6 +1470,9 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
             "none",
             "--smtp-timeout-secs",
             "3",
+            // A send interrupted by the SIGKILL below is taken up again after 5 s.
+            "--lease-secs",
+            "5",
             "--sms-url",
             &format!("http://127.0.0.1:{sms_port}/2010-04-01/Accounts/AC1/Messages.json"),
             "--sms-account",

@@ -10,6 +10,7 @@
 
 use super::devnet::{self, DEVNET_CHAIN, Devnet, Mail, UpOptions, commit, key, mailbox, register};
 use super::http::{answer, client, read_token, runtime};
+use crate::cli::DevnetShape;
 use anyhow::{Context, bail};
 use glucochain_crypto::{KeyPair, sha256};
 use glucochain_types::fhir::cgm_observation;
@@ -35,12 +36,8 @@ const ALEX_TRACE: &str = include_str!("../../../../tests/fixtures/cgm/dev/child-
 pub struct DemoOptions {
     /// Directory.
     pub dir: PathBuf,
-    /// Validators.
-    pub validators: usize,
-    /// PostgreSQL server URL, or embedded SQLite.
-    pub postgres: Option<String>,
-    /// Where the service binaries are.
-    pub bin_dir: Option<PathBuf>,
+    /// Validators, database, binaries.
+    pub shape: DevnetShape,
     /// Leave the devnet running.
     pub keep: bool,
 }
@@ -58,14 +55,7 @@ fn person(dir: &std::path::Path, name: &str) -> anyhow::Result<Person> {
 }
 
 fn sign(who: &Person, patient: Option<&ParticipantId>, body: TxBody) -> String {
-    TxPayload::new(
-        ChainId::parse(DEVNET_CHAIN).expect("valid"),
-        super::random_nonce(),
-        Timestamp::now(),
-        patient.cloned(),
-        body,
-    )
-    .sign(&who.key, &who.id)
+    devnet::sign(&who.key, patient, body)
 }
 
 /// Step reporting.
@@ -170,15 +160,8 @@ pub fn run(o: &DemoOptions) -> anyhow::Result<ExitCode> {
     )?;
 
     steps.begin("starting the devnet (NATS, validators, ingest, ledger, contracts, detector, notifier, mail sink)");
-    let net = devnet::up(&UpOptions {
-        dir: dir.clone(),
-        validators: o.validators,
-        postgres: o.postgres.clone(),
-        nats_port: None,
-        bin_dir: o.bin_dir.clone(),
-        clock_speed: 60.0,
-    })?;
-    steps.pass(&format!("{} processes ready, {} validators", net.services.len(), o.validators));
+    let net = devnet::up(&UpOptions { dir: dir.clone(), shape: o.shape.clone(), nats_port: None, clock_speed: 60.0 })?;
+    steps.pass(&format!("{} processes ready, {} validators", net.services.len(), o.shape.validators));
     let result = story(&net, &mut steps, [&clinician, &lab, &sam, &alex, &mother, &father, &partner]);
     if !o.keep {
         devnet::down(&dir)?;

@@ -4,6 +4,7 @@
 //! genesis and `devnet.json` (every endpoint) under one directory.
 
 use super::http::{client, post_and_follow, runtime};
+use crate::cli::DevnetShape;
 use anyhow::{Context, bail};
 use glucochain_crypto::KeyPair;
 use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
@@ -78,14 +79,10 @@ impl Devnet {
 pub struct UpOptions {
     /// Directory.
     pub dir: PathBuf,
-    /// Validators.
-    pub validators: usize,
-    /// PostgreSQL URL (a server URL; one database per service is created), or embedded SQLite.
-    pub postgres: Option<String>,
+    /// Validators, database, binaries.
+    pub shape: DevnetShape,
     /// NATS port (default: a free one).
     pub nats_port: Option<u16>,
-    /// Where the service binaries are (default: next to this emrctl).
-    pub bin_dir: Option<PathBuf>,
     /// Escalation and reminder clocks run this much faster than real time.
     pub clock_speed: f64,
 }
@@ -145,7 +142,8 @@ async fn wait_http(c: &reqwest::Client, name: &str, url: &str, path: &str, pid: 
     }
 }
 
-fn sign(key: &KeyPair, patient: Option<&ParticipantId>, body: TxBody) -> String {
+/// A devnet transaction signed by `key` (fresh nonce, now).
+pub fn sign(key: &KeyPair, patient: Option<&ParticipantId>, body: TxBody) -> String {
     let me = ParticipantId::from_public_key(&key.public());
     TxPayload::new(
         ChainId::parse(DEVNET_CHAIN).expect("valid"),
@@ -206,7 +204,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     for sub in ["keys", "logs", "data", "mail/tmp", "mail/new", "mail/cur"] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
-    let bins = match &o.bin_dir {
+    let bins = match &o.shape.bin_dir {
         Some(b) => b.clone(),
         None => std::env::current_exe()?.parent().context("emrctl's directory")?.to_path_buf(),
     };
@@ -218,7 +216,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         ("ledger", key(&dir, "ledger")?),
     ];
     let validators: Vec<KeyPair> =
-        (0..o.validators.max(1)).map(|i| key(&dir, &format!("validator-{i}"))).collect::<anyhow::Result<_>>()?;
+        (0..o.shape.validators.max(1)).map(|i| key(&dir, &format!("validator-{i}"))).collect::<anyhow::Result<_>>()?;
     let gpath = dir.join("genesis.json");
     let fresh = !gpath.exists();
     if fresh {
@@ -320,12 +318,12 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         &glucochain_crypto::sha256(dir.display().to_string().as_bytes()).to_string()[..8]
     );
     let db = |name: &str| -> Vec<String> {
-        match &o.postgres {
+        match &o.shape.postgres {
             Some(url) => vec!["--database-url".into(), format!("{}/{prefix}_{name}", url.trim_end_matches('/'))],
             None => vec!["--data-dir".into(), dir.join(format!("data/{name}")).display().to_string()],
         }
     };
-    if let Some(url) = &o.postgres {
+    if let Some(url) = &o.shape.postgres {
         let names: Vec<String> =
             ["ingest", "ledger", "contracts", "detector", "notifier"].iter().map(|n| format!("{prefix}_{n}")).collect();
         create_databases(url, &names, fresh)?;
@@ -380,7 +378,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         notifier: notifier_url,
         smtp_port,
         maildir,
-        database: o.postgres.clone().map(|u| redact(&u)).unwrap_or_else(|| "sqlite".into()),
+        database: o.shape.postgres.clone().map(|u| redact(&u)).unwrap_or_else(|| "sqlite".into()),
         admin_key: dir.join("keys/admin.pem"),
         hospital_key: dir.join("keys/hospital.pem"),
         services,

@@ -45,9 +45,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Consult(c) => contracts::consult(c),
         Command::Alert(c) => contracts::alert(c),
         Command::Devnet(c) => match c {
-            crate::cli::DevnetCmd::Up { dir, validators, postgres, nats_port, bin_dir, clock_speed } => {
-                let net =
-                    devnet::up(&devnet::UpOptions { dir, validators, postgres, nats_port, bin_dir, clock_speed })?;
+            crate::cli::DevnetCmd::Up { dir, shape, nats_port, clock_speed } => {
+                let net = devnet::up(&devnet::UpOptions { dir, shape, nats_port, clock_speed })?;
                 println!("devnet up in {} (emrctl devnet status --dir {0})", net.dir.display());
                 println!("{}", serde_json::to_string_pretty(&net)?);
                 Ok(ExitCode::SUCCESS)
@@ -56,9 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::cli::DevnetCmd::Down { dir } => devnet::down(&dir),
             crate::cli::DevnetCmd::Mail { dir, show } => devnet::mail(&dir, show),
         },
-        Command::Demo { dir, validators, postgres, bin_dir, keep } => {
-            demo::run(&demo::DemoOptions { dir, validators, postgres, bin_dir, keep })
-        }
+        Command::Demo { dir, shape, keep } => demo::run(&demo::DemoOptions { dir, shape, keep }),
         Command::Detect { inputs, out, labels, json } => detect::detect(&inputs, &out, labels.as_deref(), json),
         Command::Score { labels, alerts, json } => detect::score(&labels, &alerts, json),
         Command::Hash { file, tx } => tx::hash(&file, tx),
