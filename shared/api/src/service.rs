@@ -43,14 +43,26 @@ where
         actix_web::App::new()
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service as _;
+                use tracing::Instrument as _;
+                use tracing_opentelemetry::OpenTelemetrySpanExt as _;
                 let started = std::time::Instant::now();
                 let method = req.method().to_string();
-                let call = srv.call(req);
+                // One span per request, continuing the client's trace (`traceparent`).
+                let span = tracing::info_span!(
+                    "http.request",
+                    http.method = %method,
+                    http.route = tracing::field::Empty,
+                    http.status = tracing::field::Empty
+                );
+                let _ = span.set_parent(glucochain_telemetry::http::request_context(req.headers()));
+                let call = srv.call(req).instrument(span.clone());
                 async move {
                     let res = call.await?;
                     // The route pattern, not the path: ids never become label values.
                     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
                     let status = res.status().as_u16().to_string();
+                    span.record("http.route", route.as_str());
+                    span.record("http.status", status.as_str());
                     metrics::counter!("glucochain_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
                         .increment(1);
                     metrics::histogram!("glucochain_http_request_seconds", "route" => route)

@@ -56,6 +56,26 @@ async fn metrics_text() -> HttpResponse {
 }
 
 /// Registers the three endpoints; `readiness` is what `/readyz` reports.
+/// Reads W3C trace context from an HTTP request's headers.
+struct RequestHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for RequestHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The trace context a request carries (`traceparent`), so a client's trace
+/// continues through the service; an empty context when there is none.
+pub fn request_context(headers: &actix_web::http::header::HeaderMap) -> opentelemetry::Context {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&RequestHeaders(headers))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig, readiness: Readiness) {
     cfg.app_data(web::Data::new(readiness))
         .route("/healthz", web::get().to(healthz))
