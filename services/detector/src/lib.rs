@@ -30,6 +30,7 @@ use prost::Message as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 struct PatientState {
     detector: PatientDetector,
@@ -242,24 +243,33 @@ impl DetectorService {
                 metrics::counter!("glucochain_detector_ignored_total").increment(1);
                 continue;
             };
-            let (alerts, recent, resolved) = self.detect(&patient, &readings);
-            if !alerts.is_empty() && env.received_at_ms > 0 {
-                // From ingest accepting the reading to the alert going out.
-                let secs = (Timestamp::now().unix_ms() - env.received_at_ms).max(0) as f64 / 1000.0;
-                metrics::histogram!("glucochain_detector_alert_latency_seconds").record(secs);
-            }
-            for r in &resolved {
-                if let Err(e) = self.resolve(&patient, r).await {
-                    tracing::warn!(error = format!("{e:#}"), "episode resolution not published");
-                }
-            }
-            for a in alerts {
-                if let Err(e) = self.raise(&patient, &a, &recent).await {
-                    tracing::warn!(error = format!("{e:#}"), "alert not published");
-                }
-            }
+            // The reading's trace (from the submitter, through ingest) continues
+            // into the alert events and transactions published below.
+            let span = tracing::info_span!("detector.readings", readings = readings.len());
+            glucochain_bus::trace::set_parent_from(&span, m.headers.as_ref());
+            self.handle(&patient, &readings, env.received_at_ms).instrument(span).await;
         }
         anyhow::bail!("fast-path subscription ended")
+    }
+
+    /// Detects on a patient's new readings and publishes what it finds.
+    async fn handle(&self, patient: &ParticipantId, readings: &[Reading], received_at_ms: i64) {
+        let (alerts, recent, resolved) = self.detect(patient, readings);
+        if !alerts.is_empty() && received_at_ms > 0 {
+            // From ingest accepting the reading to the alert going out.
+            let secs = (Timestamp::now().unix_ms() - received_at_ms).max(0) as f64 / 1000.0;
+            metrics::histogram!("glucochain_detector_alert_latency_seconds").record(secs);
+        }
+        for r in &resolved {
+            if let Err(e) = self.resolve(patient, r).await {
+                tracing::warn!(error = format!("{e:#}"), "episode resolution not published");
+            }
+        }
+        for a in alerts {
+            if let Err(e) = self.raise(patient, &a, &recent).await {
+                tracing::warn!(error = format!("{e:#}"), "alert not published");
+            }
+        }
     }
 
     /// Checks every patient for signal loss once a minute.

@@ -1129,6 +1129,9 @@ fn common_consent(grantee: &ParticipantId) -> TxBody {
     })
 }
 
+/// The W3C trace id of the CGM upload in the detector test.
+const UPLOAD_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
     let mut admin = Actor::new();
@@ -1160,12 +1163,29 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
             Some(&pid),
             TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
         );
-        sys.submit(&jws).await;
+        // The uploading app's trace: it continues through ingest and the detector.
+        let r = sys
+            .http
+            .post(format!("{}/v1/transactions", sys.ingest))
+            .header("content-type", "application/jose")
+            .header("traceparent", format!("00-{UPLOAD_TRACE}-{:016x}-01", i + 1))
+            .body(jws)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
     }
-    // Alert events arrive on emr.alert.<kind> at once.
+    // Alert events arrive on emr.alert.<kind> at once, in the upload's trace.
     let mut kinds = std::collections::BTreeSet::new();
     while !kinds.contains(&(glucochain_wire::v1::AlertKind::UrgentLow as i32)) {
-        let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts)).await.expect("alert events");
+        use futures::StreamExt as _;
+        let msg = tokio::time::timeout(Duration::from_secs(30), alerts.next()).await.expect("alert events").unwrap();
+        assert_eq!(
+            glucochain_bus::trace::trace_id(msg.headers.as_ref()).as_deref(),
+            Some(UPLOAD_TRACE),
+            "the alert event continues the upload's trace"
+        );
+        let m = msg.payload.to_vec();
         let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();
         assert_eq!(alert.patient, pid.as_str());
         assert!(!alert.reason.is_empty(), "every alert says why");
