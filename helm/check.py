@@ -92,6 +92,18 @@ for n, want in [(4, 1), (7, 2), (10, 3)]:
     keys = [[v["secret"]["secretName"] for v in s["spec"]["template"]["spec"]["volumes"] if "secret" in v] for s in sets]
     check(all(k == [f"glucochain-validator-key-{i}"] for i, k in enumerate(keys)), f"{n} validators: each mounts only its own key")
 
+# Traces: exported where the values say, with the egress to reach the collector.
+env = {e["name"]: e.get("value") for o in prod_objs if o["kind"] == "Deployment"
+       for c in o["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}
+check(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") == production["otel"]["endpoint"] and env.get("OTEL_EXPORTER_OTLP_PROTOCOL") == "grpc",
+      "production-like values: services export spans to the collector over gRPC")
+egress = next(o for o in prod_objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"].endswith("-egress"))
+ports = {p["port"] for rule in egress["spec"]["egress"] for p in rule.get("ports", [])}
+check(4317 in ports, "production-like values: egress to the OTLP collector allowed")
+default_env = {e["name"] for o in objs if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]
+               for e in c.get("env", [])}
+check("OTEL_EXPORTER_OTLP_ENDPOINT" not in default_env, "default values: no trace export")
+
 # Hardened pods.
 pods = [o["spec"]["template"]["spec"] for o in objs if o["kind"] in ("Deployment", "StatefulSet")]
 check(all(p["securityContext"]["runAsNonRoot"] and not p["automountServiceAccountToken"] for p in pods), "pods run as non-root without a service-account token")
@@ -105,6 +117,8 @@ for values, needle, what in [
     ({"genesis": GENESIS, "notifier": {"smtp": {"tls": "maybe"}}}, "tls", "an unknown SMTP TLS mode"),
     ({"genesis": GENESIS, "ingress": {"enabled": True, "host": ""}}, "host", "an ingress without a host"),
     ({}, "genesis", "no genesis"),
+    ({"genesis": GENESIS, "otel": {"endpoint": "http://c:4317", "protocol": "zipkin"}}, "protocol", "an unknown OTLP protocol"),
+    ({"genesis": GENESIS, "otel": {"sampleRatio": 2}}, "sampleRatio", "a sample ratio above 1"),
 ]:
     ok, msg = refused(values, needle)
     check(ok, f"refuses {what}: {msg}")

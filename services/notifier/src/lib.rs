@@ -39,6 +39,7 @@ use policy::{Fold, Level, OpenGroup, Routing, Target};
 use prost::Message as _;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// The notifier's state.
 pub struct Notifier {
@@ -148,6 +149,7 @@ impl Notifier {
         if !a.episode_id.is_empty() {
             source.episode_id = a.episode_id.clone();
         }
+        source.traceparent = glucochain_bus::trace::span_traceparent(&tracing::Span::current());
         if kind == "break_glass" {
             // A notice for the patient and everyone on the care plan at once; no escalation.
             source.source_kind = "notice".into();
@@ -212,7 +214,7 @@ impl Notifier {
         if kind == "checkup_overdue" {
             targets.extend(routing.others_than(&patient));
         }
-        let source = SourceRow::received(
+        let mut source = SourceRow::received(
             &r.reminder_id,
             "reminder",
             patient.as_str(),
@@ -221,6 +223,7 @@ impl Notifier {
             r.encode_to_vec(),
             now,
         );
+        source.traceparent = glucochain_bus::trace::span_traceparent(&tracing::Span::current());
         let due = policy::send_time(Level::Info, routing.quiet_hours.as_ref(), now);
         if targets.is_empty() {
             tracing::warn!(reminder = %r.reminder_id, "no channel for the patient or contacts: recorded, not sent");
@@ -319,7 +322,11 @@ impl Notifier {
                 "sms" => "sms",
                 _ => "webhook",
             };
-            match self.send(&source, &d).await {
+            let span = tracing::info_span!("notifier.deliver", delivery = %d.id, channel, step = d.step, attempts);
+            if let Some(tp) = &source.traceparent {
+                glucochain_bus::trace::set_parent_traceparent(&span, tp);
+            }
+            match self.send(&source, &d).instrument(span).await {
                 Ok(()) => {
                     self.outbox.sent(&d.id, self.clock.now().unix_ms()).await?;
                     metrics::counter!("glucochain_notify_deliveries_total", "channel" => channel, "outcome" => "sent")
@@ -513,7 +520,10 @@ where
     let mut messages = consumer.messages().await.context("consumer")?;
     while let Some(m) = messages.next().await {
         let Ok(m) = m else { continue };
-        match take(m.payload.clone()).await {
+        // The event's trace (the reading's, for an alert) goes on here.
+        let span = tracing::info_span!("notifier.event_taken", stream = spec.name);
+        glucochain_bus::trace::set_parent_from(&span, m.headers.as_ref());
+        match take(m.payload.clone()).instrument(span).await {
             Ok(()) => {
                 if let Err(e) = m.ack().await {
                     tracing::warn!(error = %e, "ack to JetStream failed; the message will be redelivered");

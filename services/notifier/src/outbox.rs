@@ -41,6 +41,8 @@ pub struct SourceRow {
     pub ack_via: Option<String>,
     /// When resolved (the episode ended without an ack).
     pub resolved_ms: Option<i64>,
+    /// The trace the event arrived in (W3C `traceparent`), continued by each send.
+    pub traceparent: Option<String>,
 }
 
 impl SourceRow {
@@ -70,6 +72,7 @@ impl SourceRow {
             acked_by: None,
             ack_via: None,
             resolved_ms: None,
+            traceparent: None,
         }
     }
 }
@@ -176,6 +179,7 @@ fn source_row(r: &AnyRow) -> Result<SourceRow, sqlx::Error> {
         acked_by: r.try_get("acked_by")?,
         ack_via: r.try_get("ack_via")?,
         resolved_ms: r.try_get("resolved_ms")?,
+        traceparent: r.try_get("traceparent")?,
     })
 }
 
@@ -200,7 +204,7 @@ fn delivery_row(r: &AnyRow) -> Result<DeliveryRow, sqlx::Error> {
 }
 
 const SOURCE_COLS: &str = "id, source_kind, patient, kind, severity, group_id, episode_id, payload, received_ms, step, \
-     next_escalation_ms, acked_ms, acked_by, ack_via, resolved_ms";
+     next_escalation_ms, acked_ms, acked_by, ack_via, resolved_ms, traceparent";
 const DELIVERY_COLS: &str = "id, source_id, contact, channel, address, step, state, attempts, due_ms, \
      lease_until_ms, sent_ms, last_error, ack_code, link_used_ms, created_ms";
 
@@ -291,7 +295,7 @@ impl Outbox {
     ) -> Result<bool, StoreError> {
         let mut tx = self.store.pool().begin().await?;
         let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO notify_source ({SOURCE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, NULL, NULL) \
+            "INSERT INTO notify_source ({SOURCE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, NULL, NULL, NULL, $12) \
              ON CONFLICT (id) DO NOTHING"
         )))
         .bind(source.id.clone())
@@ -305,6 +309,7 @@ impl Outbox {
         .bind(source.received_ms)
         .bind(source.step)
         .bind(source.next_escalation_ms)
+        .bind(source.traceparent.clone())
         .execute(&mut *tx)
         .await?
         .rows_affected()

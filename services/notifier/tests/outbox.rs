@@ -24,6 +24,7 @@ fn source(id: &str, group: &str, next: Option<i64>) -> SourceRow {
         acked_by: None,
         ack_via: None,
         resolved_ms: None,
+        traceparent: Some(format!("00-{:0>32}-00f067aa0ba902b7-01", id.len())),
     }
 }
 
@@ -38,6 +39,7 @@ async fn exercise(store: Store) {
     assert!(!ob.take(&s, &[email(0, 1_000)], true, 1_000).await.unwrap(), "a redelivered alert is taken once");
     assert_eq!(ob.depth().await.unwrap(), 1);
     assert!(ob.has_source("a-1").await.unwrap());
+    assert_eq!(ob.source("a-1").await.unwrap(), Some(s.clone()), "the source reads back as written, trace included");
     let g = ob.open_group("p-test").await.unwrap().unwrap();
     assert_eq!((g.group_id.as_str(), g.severity, g.step), ("a-1", 2, 0));
 

@@ -13,6 +13,9 @@ pub struct Pending<A> {
     pub jws: Vec<u8>,
     /// The stream acknowledgement handle.
     pub ack: A,
+    /// The transaction's span, from admission to commit, in the submitter's
+    /// trace (only while spans are exported).
+    pub span: Option<tracing::Span>,
     seq: u64,
 }
 
@@ -56,7 +59,7 @@ impl<A> Mempool<A> {
         self.next_seq += 1;
         self.bytes += jws.len();
         self.order.insert(seq, hash);
-        self.by_hash.insert(hash, Pending { jws, ack, seq });
+        self.by_hash.insert(hash, Pending { jws, ack, span: None, seq });
         (Inserted::New, None)
     }
 
@@ -66,6 +69,11 @@ impl<A> Mempool<A> {
         self.order.remove(&p.seq);
         self.bytes -= p.jws.len();
         Some(p)
+    }
+
+    /// A waiting transaction.
+    pub fn get_mut(&mut self, hash: &Hash32) -> Option<&mut Pending<A>> {
+        self.by_hash.get_mut(hash)
     }
 
     /// Whether `hash` is waiting.

@@ -44,7 +44,7 @@ pub enum Misbehavior {
 enum Event {
     Net(Box<ConsensusMessage>),
     Timer { height: u64, timeout: Timeout, epoch: u64 },
-    Tx { hash: Hash32, jws: Vec<u8>, ack: Box<Acker> },
+    Tx { hash: Hash32, jws: Vec<u8>, ack: Box<Acker>, traceparent: Option<String> },
     SyncReply(Vec<wire::CommittedBlock>),
     SyncFailed,
     VoteSetRequest { reply: async_nats::Subject, height: u64, round: u32 },
@@ -229,7 +229,8 @@ async fn spawn_tx_consumer(
                 Err(_) => msg.payload.to_vec(),
             };
             let hash = sha256(&jws);
-            if tx.send(Event::Tx { hash, jws, ack: Box::new(ack) }).await.is_err() {
+            let traceparent = msg.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string());
+            if tx.send(Event::Tx { hash, jws, ack: Box::new(ack), traceparent }).await.is_err() {
                 return;
             }
         }
@@ -292,7 +293,7 @@ impl Validator {
                     self.handle(outs).await?;
                 }
             }
-            Event::Tx { hash, jws, ack } => self.on_tx(hash, jws, *ack).await?,
+            Event::Tx { hash, jws, ack, traceparent } => self.on_tx(hash, jws, *ack, traceparent).await?,
             Event::SyncReply(blocks) => {
                 self.sync_inflight = false;
                 for c in blocks {
@@ -336,7 +337,13 @@ impl Validator {
         Ok(())
     }
 
-    async fn on_tx(&mut self, hash: Hash32, jws: Vec<u8>, ack: Acker) -> anyhow::Result<()> {
+    async fn on_tx(
+        &mut self,
+        hash: Hash32,
+        jws: Vec<u8>,
+        ack: Acker,
+        traceparent: Option<String>,
+    ) -> anyhow::Result<()> {
         // Committed already (a redelivery after our ack was lost): just acknowledge.
         if self.chain.store().transaction(&hash.0).await?.is_some() {
             let _ = ack.ack().await;
@@ -353,7 +360,17 @@ impl Validator {
         }
         match self.mempool.insert(hash, jws, ack) {
             (Inserted::Full, _) => metrics::counter!("glucochain_mempool_full_total").increment(1),
-            (_, old) => drop(old),
+            (Inserted::New, _) => {
+                // The submitter's trace goes on: one span from admission to commit.
+                if let Some(tp) = traceparent.filter(|_| glucochain_telemetry::exporting())
+                    && let Some(p) = self.mempool.get_mut(&hash)
+                {
+                    let span = tracing::info_span!("validator.tx_pending", tx = %hash, height = tracing::field::Empty, outcome = tracing::field::Empty);
+                    glucochain_bus::trace::set_parent_traceparent(&span, &tp);
+                    p.span = Some(span);
+                }
+            }
+            (Inserted::Redelivered, old) => drop(old),
         }
         metrics::gauge!("glucochain_mempool_txs").set(self.mempool.len() as f64);
         if let Some(next) = self.idle_next {
@@ -602,6 +619,9 @@ impl Validator {
                     let _ = p.ack.ack().await;
                     continue;
                 }
+                if let Some(span) = &p.span {
+                    span.record("outcome", r.code);
+                }
                 self.reject(hash, r.code, &r.reason).await;
                 let _ = p.ack.ack().await;
             }
@@ -649,13 +669,42 @@ impl Validator {
                 tracing::warn!(validator = %e.validator, kind, height = e.height, round = e.round, "equivocation evidence recorded");
             }
         }
+        // The committed transactions leave the pool; their traces ride on the block message.
+        let mut headers = async_nats::HeaderMap::new();
+        let mut traced = 0usize;
+        for tx in &d.block.txs {
+            let tx_hash = sha256(tx);
+            if let Some(p) = self.mempool.remove(&tx_hash) {
+                if let Some(span) = p.span {
+                    span.record("height", height);
+                    span.record("outcome", "committed");
+                    let tp = glucochain_bus::trace::span_traceparent(&span);
+                    match tp {
+                        Some(tp) if traced < glucochain_bus::trace::MAX_TX_TRACES => {
+                            glucochain_bus::trace::add_tx_trace(&mut headers, &tx_hash.to_string(), &tp);
+                            traced += 1;
+                        }
+                        _ => metrics::counter!("glucochain_trace_contexts_dropped_total").increment(1),
+                    }
+                }
+                let _ = p.ack.ack().await;
+            }
+        }
         // Every validator publishes; the stream keeps one copy per block hash.
         let bus = self.bus.clone();
         let hash = d.block.hash();
         tokio::spawn(async move {
             let payload = Bytes::from(committed.encode_to_vec());
             for attempt in 0..30u32 {
-                match bus.publish(subjects::BLOCK_COMMITTED, &hash.to_string(), payload.clone()).await {
+                match bus
+                    .publish_with_headers(
+                        subjects::BLOCK_COMMITTED,
+                        &hash.to_string(),
+                        headers.clone(),
+                        payload.clone(),
+                    )
+                    .await
+                {
                     Ok(_) => return,
                     Err(e) => {
                         tracing::warn!(error = %e, attempt, "publishing the committed block failed; retrying");
@@ -664,11 +713,6 @@ impl Validator {
                 }
             }
         });
-        for tx in &d.block.txs {
-            if let Some(p) = self.mempool.remove(&sha256(tx)) {
-                let _ = p.ack.ack().await;
-            }
-        }
         // Metrics: height, interval, size, who signed.
         let interval = self.last_commit.elapsed().as_secs_f64();
         self.last_commit = Instant::now();

@@ -102,7 +102,18 @@ impl Bus {
     /// window) and the current trace context, and waits for the server's
     /// acknowledgement. Only an acknowledged message is stored.
     pub async fn publish(&self, subject: &str, msg_id: &str, payload: Bytes) -> Result<Published, BusError> {
-        let mut headers = async_nats::HeaderMap::new();
+        self.publish_with_headers(subject, msg_id, async_nats::HeaderMap::new(), payload).await
+    }
+
+    /// [`Bus::publish`] with more headers of the caller's (such as
+    /// [`trace::TX_TRACE_HEADER`]).
+    pub async fn publish_with_headers(
+        &self,
+        subject: &str,
+        msg_id: &str,
+        mut headers: async_nats::HeaderMap,
+        payload: Bytes,
+    ) -> Result<Published, BusError> {
         headers.insert("Nats-Msg-Id", msg_id);
         trace::inject_current(&mut headers);
         let err = |reason: String| BusError::Publish { subject: subject.to_string(), reason };

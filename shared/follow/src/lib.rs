@@ -364,6 +364,19 @@ pub async fn follow_stored(
             continue;
         };
         let height = c.block.as_ref().and_then(|b| b.header.as_ref()).map(|h| h.height).unwrap_or(0);
+        // Each traced transaction's trace goes on through this follower.
+        let spans: Vec<tracing::Span> = if glucochain_telemetry::exporting() {
+            glucochain_bus::trace::tx_traces(m.headers.as_ref())
+                .into_iter()
+                .map(|(tx, cx)| {
+                    let span = tracing::info_span!("follow.block_stored", consumer = durable, tx, height);
+                    glucochain_bus::trace::set_parent(&span, cx);
+                    span
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let result = async {
             chain.fill_gap(&bus, height, on_new.as_mut()).await?;
             if let Some(block) = chain.ingest(&c).await? {
@@ -375,8 +388,10 @@ pub async fn follow_stored(
         match result {
             Ok(()) => {
                 let _ = m.ack().await;
+                drop(spans);
             }
             Err(e) => {
+                drop(spans);
                 tracing::warn!(height, error = %e, "block not stored yet; will retry");
                 let _ = m.ack_with(async_nats::jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
             }

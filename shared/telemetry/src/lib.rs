@@ -4,7 +4,9 @@
 //!   `GLUCOCHAIN_LOG_FORMAT=text`; level from `RUST_LOG`, default `info`);
 //! * OpenTelemetry traces: always recorded (so trace ids exist and travel in
 //!   NATS headers), exported over OTLP only when `OTEL_EXPORTER_OTLP_ENDPOINT`
-//!   is set;
+//!   is set, with gRPC (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`, the default, port
+//!   4317) or protobuf over HTTP (`http/protobuf`, port 4318); the SDK's
+//!   standard variables (`OTEL_BSP_*`, `OTEL_TRACES_SAMPLER`, ...) apply;
 //! * Prometheus metrics through the `metrics` facade, rendered at `/metrics`;
 //! * `/healthz` (alive) and `/readyz` (named readiness checks) for actix-web.
 //!
@@ -16,6 +18,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -29,6 +32,29 @@ pub enum TelemetryError {
     /// The OTLP exporter could not be built.
     #[error("OTLP exporter: {0}")]
     Otlp(String),
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` names a protocol we do not speak.
+    #[error("OTEL_EXPORTER_OTLP_PROTOCOL={0:?}: expected grpc or http/protobuf")]
+    Protocol(String),
+}
+
+/// How spans travel to the OTLP endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (collector port 4317).
+    Grpc,
+    /// OTLP protobuf over HTTP, `POST <endpoint>/v1/traces` (collector port 4318).
+    HttpProtobuf,
+}
+
+impl OtlpProtocol {
+    /// Parses the values of `OTEL_EXPORTER_OTLP_PROTOCOL` we support.
+    pub fn parse(s: &str) -> Result<Self, TelemetryError> {
+        match s {
+            "grpc" => Ok(OtlpProtocol::Grpc),
+            "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+            other => Err(TelemetryError::Protocol(other.to_string())),
+        }
+    }
 }
 
 /// Log output format.
@@ -47,19 +73,27 @@ pub struct TelemetryConfig {
     pub service: String,
     /// Log format.
     pub log_format: LogFormat,
-    /// OTLP gRPC endpoint (e.g. `http://127.0.0.1:4317`); none = no export.
+    /// OTLP endpoint (e.g. `http://127.0.0.1:4317`); none = no export.
     pub otlp_endpoint: Option<String>,
+    /// The protocol spoken to `otlp_endpoint`, or the unsupported value the
+    /// variable held (refused by [`init`] when export is on).
+    pub otlp_protocol: Result<OtlpProtocol, String>,
 }
 
 impl TelemetryConfig {
-    /// Reads `GLUCOCHAIN_LOG_FORMAT` and `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    /// Reads `GLUCOCHAIN_LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT` and
+    /// `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL`.
     pub fn from_env(service: &str) -> Self {
         let log_format = match std::env::var("GLUCOCHAIN_LOG_FORMAT").as_deref() {
             Ok("text") => LogFormat::Text,
             _ => LogFormat::Json,
         };
         let otlp_endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|s| !s.is_empty());
-        TelemetryConfig { service: service.to_string(), log_format, otlp_endpoint }
+        let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+            .unwrap_or_else(|_| "grpc".into());
+        let otlp_protocol = OtlpProtocol::parse(protocol.trim()).map_err(|_| protocol);
+        TelemetryConfig { service: service.to_string(), log_format, otlp_endpoint, otlp_protocol }
     }
 }
 
@@ -75,6 +109,13 @@ impl Drop for Telemetry {
 }
 
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether spans leave the process (an OTLP endpoint is configured). Work
+/// done only for traces, such as one span per transaction, is skipped when not.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
 
 /// The process's Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -105,12 +146,22 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if let Some(endpoint) = &config.otlp_endpoint {
         use opentelemetry_otlp::WithExportConfig;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint.clone())
-            .build()
-            .map_err(|e| TelemetryError::Otlp(e.to_string()))?;
+        let protocol = config.otlp_protocol.clone().map_err(TelemetryError::Protocol)?;
+        // The HTTP exporter's client needs a TLS provider chosen (ours: ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let exporter = match protocol {
+            OtlpProtocol::Grpc => {
+                opentelemetry_otlp::SpanExporter::builder().with_tonic().with_endpoint(endpoint.clone()).build()
+            }
+            OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(traces_url(endpoint))
+                .build(),
+        }
+        .map_err(|e| TelemetryError::Otlp(e.to_string()))?;
         builder = builder.with_batch_exporter(exporter);
+        EXPORTING.store(true, Ordering::Relaxed);
     }
     let provider = builder.build();
     let tracer = provider.tracer(config.service.clone());
@@ -131,6 +182,15 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     let _ = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init();
     prometheus();
     Ok(Telemetry { provider })
+}
+
+/// The URL spans are posted to over HTTP: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+/// as given, else the base endpoint with `/v1/traces` (as the OTLP spec says).
+fn traces_url(base: &str) -> String {
+    match std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+        Ok(url) if !url.is_empty() => url,
+        _ => format!("{}/v1/traces", base.trim_end_matches('/')),
+    }
 }
 
 /// The current span's OpenTelemetry trace id (32 hex), if any.

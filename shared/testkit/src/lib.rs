@@ -1,6 +1,7 @@
 //! Helpers for integration tests that need real servers: a `nats-server` with
 //! JetStream on a free port (its own store directory, killed on drop) and a
-//! fresh PostgreSQL database per test (dropped afterwards).
+//! fresh PostgreSQL database per test (dropped afterwards); an OTLP/HTTP
+//! endpoint that keeps the spans services export.
 //!
 //! Nothing here is mocked: these are the real servers the services use.
 //! Configuration (all optional):
@@ -10,9 +11,11 @@
 //!   `postgres://postgres@127.0.0.1:5432/postgres`).
 
 pub mod nats;
+pub mod otlp;
 pub mod postgres;
 
 pub use nats::NatsServer;
+pub use otlp::{OtlpCollector, ReceivedSpan};
 pub use postgres::PgTestDb;
 
 /// A free TCP port on 127.0.0.1 (bound then released; the caller binds it

@@ -8,7 +8,7 @@
 use glucochain_crypto::jose::issue_token;
 use glucochain_crypto::{Hash32, KeyPair};
 use glucochain_store::Store;
-use glucochain_testkit::{NatsServer, PgTestDb, free_port};
+use glucochain_testkit::{NatsServer, OtlpCollector, PgTestDb, free_port};
 use glucochain_types::fhir::cgm_observation;
 use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
 use glucochain_types::proof::InclusionProof;
@@ -34,12 +34,13 @@ impl Drop for Proc {
     }
 }
 
-fn spawn(bin: &str, args: &[String], log: PathBuf) -> Proc {
+fn spawn(bin: &str, args: &[String], log: PathBuf, env: &[(String, String)]) -> Proc {
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(bin)
         .args(args)
         .env("GLUCOCHAIN_LOG_FORMAT", "text")
         .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out))
         .spawn()
@@ -130,6 +131,8 @@ struct System {
     ca_cert: Option<PathBuf>,
     /// How each validator was started (they are `procs[0..4]`).
     validator_args: Vec<Vec<String>>,
+    /// Extra environment of every service process (e.g. where to export spans).
+    env: Vec<(String, String)>,
 }
 
 async fn wait_ready(client: &reqwest::Client, url: &str, procs: &[Proc]) {
@@ -176,6 +179,11 @@ fn logs(procs: &[Proc]) -> String {
 
 impl System {
     async fn start(admin: &Actor, ledger_key: &Path, start_ledger: bool) -> Self {
+        Self::start_with_env(admin, ledger_key, start_ledger, Vec::new()).await
+    }
+
+    /// [`System::start`] with more environment for every service process.
+    async fn start_with_env(admin: &Actor, ledger_key: &Path, start_ledger: bool, env: Vec<(String, String)>) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let nats = NatsServer::start().unwrap();
         let pg = PgTestDb::create().await.unwrap();
@@ -207,7 +215,7 @@ impl System {
             let data = dir.path().join(format!("v{i}"));
             let key = kp.display().to_string();
             let args = service_args(&gpath, &nats.url(), free_port(), Some(&data), &["--key", &key]);
-            procs.push(spawn(env!("CARGO_BIN_EXE_e2e-validator"), &args, dir.path().join(format!("v{i}.log"))));
+            procs.push(spawn(env!("CARGO_BIN_EXE_e2e-validator"), &args, dir.path().join(format!("v{i}.log")), &env));
             validator_args.push(args);
         }
         let ingest_port = free_port();
@@ -218,7 +226,7 @@ impl System {
             Some(&dir.path().join("ingest")),
             &["--rate-per-sec", "5", "--rate-burst", "60"],
         );
-        procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ingest"), &args, dir.path().join("ingest.log")));
+        procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ingest"), &args, dir.path().join("ingest.log"), &env));
         let ingest = format!("http://127.0.0.1:{ingest_port}");
         wait_ready(&reqwest::Client::new(), &ingest, &procs).await;
         // The contracts engine, with a clock running an hour per second for reminders.
@@ -230,7 +238,7 @@ impl System {
             Some(&dir.path().join("contracts")),
             &["--reminder-tick-secs", "1", "--clock-speed", "3600"],
         );
-        procs.push(spawn(env!("CARGO_BIN_EXE_e2e-contracts"), &args, dir.path().join("contracts.log")));
+        procs.push(spawn(env!("CARGO_BIN_EXE_e2e-contracts"), &args, dir.path().join("contracts.log"), &env));
         let contracts = format!("http://127.0.0.1:{contracts_port}");
         wait_ready(&reqwest::Client::new(), &contracts, &procs).await;
         let ledger_db = pg.url().to_string();
@@ -248,6 +256,7 @@ impl System {
             ledger_key: ledger_key.to_path_buf(),
             ca_cert: None,
             validator_args,
+            env,
         };
         if start_ledger {
             sys.start_ledger(false).await;
@@ -298,7 +307,7 @@ impl System {
         } else {
             "http"
         };
-        self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ledger"), &args, self._dir.path().join("ledger.log")));
+        self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-ledger"), &args, self._dir.path().join("ledger.log"), &self.env));
         self.ledger = format!("{scheme}://127.0.0.1:{ledger_port}");
         wait_ready(&self.http, &self.ledger, &self.procs).await;
     }
@@ -312,7 +321,7 @@ impl System {
     /// Starts validator `i` again on its data directory.
     fn restart_validator(&mut self, i: usize) {
         let log = self._dir.path().join(format!("v{i}-restarted.log"));
-        self.procs[i] = spawn(env!("CARGO_BIN_EXE_e2e-validator"), &self.validator_args[i], log);
+        self.procs[i] = spawn(env!("CARGO_BIN_EXE_e2e-validator"), &self.validator_args[i], log, &self.env);
     }
 
     /// Starts the detector with its service key and waits until it has seen block `height`.
@@ -321,7 +330,12 @@ impl System {
         let (genesis, data) = (self._dir.path().join("genesis.json"), self._dir.path().join("detector"));
         let key = key.display().to_string();
         let args = service_args(&genesis, &self._nats.url(), port, Some(&data), &["--key", &key]);
-        self.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-detector"), &args, self._dir.path().join("detector.log")));
+        self.procs.push(spawn(
+            env!("CARGO_BIN_EXE_e2e-detector"),
+            &args,
+            self._dir.path().join("detector.log"),
+            &self.env,
+        ));
         let url = format!("http://127.0.0.1:{port}");
         wait_ready(&reqwest::Client::new(), &url, &self.procs).await;
         wait_height(&url, "glucochain_detector_height", height, &self.procs).await;
@@ -1380,7 +1394,9 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     let keydir = tempfile::tempdir().unwrap();
     let ledger_key_path = keydir.path().join("ledger.pem");
     KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
-    let mut sys = System::start(&admin, &ledger_key_path, true).await;
+    // Every service exports its spans to a collector, to follow one trace across them.
+    let collector = OtlpCollector::start().unwrap();
+    let mut sys = System::start_with_env(&admin, &ledger_key_path, true, collector.env()).await;
     let (detector, notifier) = (Actor::new(), Actor::new());
     let (detector_key, notifier_key) = (keydir.path().join("detector.pem"), keydir.path().join("notifier.pem"));
     detector.key.write_pem_file(&detector_key, false).unwrap();
@@ -1509,12 +1525,17 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
             "200",
         ],
     );
-    sys.procs.push(spawn(env!("CARGO_BIN_EXE_e2e-notifier"), &notifier_args, sys._dir.path().join("notifier.log")));
+    sys.procs.push(spawn(
+        env!("CARGO_BIN_EXE_e2e-notifier"),
+        &notifier_args,
+        sys._dir.path().join("notifier.log"),
+        &sys.env,
+    ));
     let notifier_proc = sys.procs.len() - 1;
     wait_ready(&sys.http, &public, &sys.procs).await;
     wait_height(&public, "glucochain_notifier_height", height, &sys.procs).await;
 
-    // A falling trace.
+    // A falling trace, uploaded by an app that traces its uploads.
     let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-notify").await.unwrap();
     let mut alerts = bus.client().subscribe("emr.alert.>").await.unwrap();
     let start = Timestamp::now().unix_ms() - 70 * 60_000;
@@ -1525,7 +1546,16 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
             Some(&pid),
             TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
         );
-        sys.submit(&jws).await;
+        let r = sys
+            .http
+            .post(format!("{}/v1/transactions", sys.ingest))
+            .header("content-type", "application/jose")
+            .header("traceparent", format!("00-{NOTIFY_TRACE}-{:016x}-01", i + 1))
+            .body(jws)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
     }
     let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts)).await.expect("an alert");
     let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();
@@ -1553,8 +1583,12 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     // The notifier dies and comes back; nothing in the outbox is lost.
     let _ = sys.procs[notifier_proc].child.kill();
     let _ = sys.procs[notifier_proc].child.wait();
-    sys.procs[notifier_proc] =
-        spawn(env!("CARGO_BIN_EXE_e2e-notifier"), &notifier_args, sys._dir.path().join("notifier-restarted.log"));
+    sys.procs[notifier_proc] = spawn(
+        env!("CARGO_BIN_EXE_e2e-notifier"),
+        &notifier_args,
+        sys._dir.path().join("notifier-restarted.log"),
+        &sys.env,
+    );
     wait_ready(&sys.http, &public, &sys.procs).await;
     // The SMTP server comes up: the email arrives.
     let maildir = sys._dir.path().join("maildir");
@@ -1571,7 +1605,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     .iter()
     .map(|s| s.to_string())
     .collect();
-    sys.procs.push(spawn("python3", &smtp_args, sys._dir.path().join("smtp.log")));
+    sys.procs.push(spawn("python3", &smtp_args, sys._dir.path().join("smtp.log"), &[]));
     let deadline = Instant::now() + Duration::from_secs(60);
     let email = loop {
         if let Some(m) = mailbox(&maildir).into_iter().find(|m| header(m, "To") == Some("parent.one@example.org")) {
@@ -1711,5 +1745,53 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     store.close().await;
+
+    // One trace, from the upload through ingest, the validators, the ledger,
+    // the detector and the notifier to the email: every span in it hangs on
+    // the uploading app's spans or on another span of the trace.
+    let wanted = [
+        ("ingest", "http.request"),
+        ("validator", "validator.tx_pending"),
+        ("ledger", "follow.block_stored"),
+        ("detector", "detector.readings"),
+        ("notifier", "notifier.event_taken"),
+        ("notifier", "notifier.deliver"),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let spans = loop {
+        let spans = collector.trace(NOTIFY_TRACE);
+        let missing: Vec<_> =
+            wanted.iter().filter(|(svc, name)| !spans.iter().any(|s| s.service == *svc && s.name == *name)).collect();
+        if missing.is_empty() {
+            break spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "spans missing from the trace: {missing:?}\nreceived: {:?}\n{}",
+            spans.iter().map(|s| (&s.service, &s.name)).collect::<Vec<_>>(),
+            logs(&sys.procs)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let validators: std::collections::BTreeSet<String> =
+        spans.iter().filter(|s| s.name == "validator.tx_pending").map(|s| s.span_id.clone()).collect();
+    assert!(validators.len() >= 15, "each reading's transaction is traced by the validators: {}", validators.len());
+    let client_spans: std::collections::BTreeSet<String> = (1..=15).map(|i| format!("{i:016x}")).collect();
+    let known: std::collections::BTreeSet<&String> = spans.iter().map(|s| &s.span_id).collect();
+    for s in &spans {
+        if s.name == "http.request" {
+            assert!(client_spans.contains(&s.parent_span_id), "ingest continues the app's span: {s:?}");
+        } else if s.name == "validator.tx_pending" || s.name == "follow.block_stored" {
+            // Children of a span exported before them (the notifier's first
+            // process was killed, so its spans may be missing; these are not).
+            assert!(known.contains(&s.parent_span_id), "{s:?} hangs on a span of the trace");
+        } else {
+            assert!(!s.parent_span_id.is_empty(), "{s:?} is not a root");
+        }
+    }
+    let ledger_parent = spans.iter().find(|s| s.service == "ledger").map(|s| s.parent_span_id.clone()).unwrap();
+    assert!(validators.contains(&ledger_parent), "the ledger continues a validator's span");
     drop(notify_db);
 }
+
+const NOTIFY_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
