@@ -57,6 +57,9 @@ pub struct Devnet {
     pub maildir: PathBuf,
     /// Database behind ledger, contracts, detector and notifier (`sqlite` when embedded).
     pub database: String,
+    /// PostgreSQL database of each service (`ledger` → name), when on PostgreSQL.
+    #[serde(default)]
+    pub databases: std::collections::BTreeMap<String, String>,
     /// The admin's key.
     pub admin_key: PathBuf,
     /// The hospital (institution) key.
@@ -379,6 +382,13 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         smtp_port,
         maildir,
         database: o.shape.postgres.clone().map(|u| redact(&u)).unwrap_or_else(|| "sqlite".into()),
+        databases: match &o.shape.postgres {
+            Some(_) => ["ingest", "ledger", "contracts", "detector", "notifier"]
+                .iter()
+                .map(|n| (n.to_string(), format!("{prefix}_{n}")))
+                .collect(),
+            None => Default::default(),
+        },
         admin_key: dir.join("keys/admin.pem"),
         hospital_key: dir.join("keys/hospital.pem"),
         services,

@@ -1,0 +1,146 @@
+//! `glucochain-bench`: measures the crypto ceiling and the write path of a
+//! devnet under load, prints Markdown tables and writes the figures as JSON.
+//! See `docs/benchmarks.md`.
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+use glucochain_bench::load::{Load, Target};
+use glucochain_bench::report::{Machine, Report};
+use glucochain_bench::{crypto, load::RunResult};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "glucochain-bench", about = "GlucoChain benchmarks: crypto limits and the write path of a devnet")]
+struct Args {
+    /// Validator counts, one devnet each.
+    #[arg(long, value_delimiter = ',', default_value = "4,7")]
+    validators: Vec<usize>,
+    /// Open-loop base rate, transactions per second.
+    #[arg(long, default_value_t = 100.0)]
+    base_rate: f64,
+    /// Multiples of the base rate to offer.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    multipliers: Vec<f64>,
+    /// Closed-loop client counts.
+    #[arg(long, value_delimiter = ',', default_value = "64,256")]
+    clients: Vec<usize>,
+    /// Seconds per load run.
+    #[arg(long, default_value_t = 20.0)]
+    secs: f64,
+    /// Patients (signers) in the workload.
+    #[arg(long, default_value_t = 300)]
+    patients: usize,
+    /// PostgreSQL server for the devnet's services.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
+    postgres: String,
+    /// Where emrctl and the service binaries are.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Seconds spent on each crypto figure.
+    #[arg(long, default_value_t = 1.0)]
+    crypto_secs: f64,
+    /// Only the crypto limits.
+    #[arg(long)]
+    crypto_only: bool,
+}
+
+fn emrctl(bin_dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let program = bin_dir.join("emrctl");
+    let status = Command::new(&program)
+        .args(args)
+        // Measure the pipeline, not the per-signer rate limiter.
+        .env("GLUCOCHAIN_RATE_PER_SEC", "1000000")
+        .env("GLUCOCHAIN_RATE_BURST", "1000000")
+        .env("RUST_LOG", "warn")
+        .status()
+        .with_context(|| format!("{} (cargo build --release --workspace --bins)", program.display()))?;
+    if !status.success() {
+        bail!("emrctl {} failed", args.join(" "));
+    }
+    Ok(())
+}
+
+async fn runs_for(args: &Args, validators: usize) -> anyhow::Result<Vec<RunResult>> {
+    let dir = tempfile_dir(validators)?;
+    let d = dir.display().to_string();
+    let v = validators.to_string();
+    let bins = args.bin_dir.display().to_string();
+    emrctl(
+        &args.bin_dir,
+        &["devnet", "up", "--dir", &d, "--validators", &v, "--postgres", &args.postgres, "--bin-dir", &bins],
+    )?;
+    let result = async {
+        let target = Target::read(&dir, Some(&args.postgres))?;
+        let mut load = Load::prepare(target, args.patients, validators).await?;
+        let mut runs = Vec::new();
+        for m in &args.multipliers {
+            let rate = args.base_rate * m;
+            eprintln!("bench: {validators} validators, open loop {rate:.0} tx/s for {} s", args.secs);
+            let r = load.open_loop(rate, args.secs).await?;
+            eprintln!("bench:   committed {:.0} tx/s, p99 {:.0} ms", r.committed_tps, r.commit_latency.p99_ms);
+            runs.push(r);
+        }
+        for c in &args.clients {
+            eprintln!("bench: {validators} validators, closed loop {c} clients for {} s", args.secs);
+            let r = load.closed_loop(*c, args.secs).await?;
+            eprintln!("bench:   committed {:.0} tx/s, p99 {:.0} ms", r.committed_tps, r.commit_latency.p99_ms);
+            runs.push(r);
+        }
+        anyhow::Ok(runs)
+    }
+    .await;
+    let _ = emrctl(&args.bin_dir, &["devnet", "down", "--dir", &d]);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn tempfile_dir(validators: usize) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("glucochain-bench-{}-v{validators}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn nats_server() -> String {
+    // The same search the devnet makes (PATH, then Python's scripts directory).
+    let scripts = Command::new("python3")
+        .args(["-c", "import sysconfig; print(sysconfig.get_path('scripts'))"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let pip = Path::new(&scripts).join("nats-server");
+    if pip.is_file() { pip.display().to_string() } else { "nats-server".into() }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    eprintln!("bench: crypto limits ({} s each)", args.crypto_secs);
+    let crypto = crypto::measure(Duration::from_secs_f64(args.crypto_secs));
+    let mut runs = Vec::new();
+    if !args.crypto_only {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        for v in &args.validators {
+            runs.extend(rt.block_on(runs_for(&args, *v))?);
+        }
+    }
+    let now = glucochain_types::time::Timestamp::now();
+    let report = Report {
+        taken_at: now.to_rfc3339(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: Machine::this(&nats_server()),
+        crypto,
+        runs,
+    };
+    std::fs::create_dir_all(&args.out)?;
+    let path = args.out.join(format!("{}.json", now.to_rfc3339().replace(':', "")));
+    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+    std::fs::write(args.out.join("latest.md"), report.markdown())?;
+    println!("{}", report.markdown());
+    eprintln!("bench: results in {} and {}", path.display(), args.out.join("latest.md").display());
+    Ok(())
+}

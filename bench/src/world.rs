@@ -1,0 +1,114 @@
+//! Signed workloads: patients registered by an admin, and CGM observation
+//! transactions from them, signed ahead of time so that signing stays out of
+//! what is measured.
+
+use glucochain_crypto::{KeyPair, sha256};
+use glucochain_types::fhir::cgm_observation;
+use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::{ObservationRecord, ParticipantRegister, TxBody, TxPayload};
+use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
+
+/// Someone who signs transactions, with their own nonce counter.
+pub struct Signer {
+    /// Key.
+    pub key: KeyPair,
+    /// Participant id (from the key).
+    pub id: ParticipantId,
+    nonce: u64,
+    /// Distinguishes this run's nonces from an earlier run's with the same key.
+    run: String,
+}
+
+impl Signer {
+    /// A signer for `key`.
+    pub fn new(key: KeyPair, run: &str) -> Self {
+        let id = ParticipantId::from_public_key(&key.public());
+        Signer { key, id, nonce: 0, run: run.to_string() }
+    }
+
+    /// Signs `body` with the next nonce.
+    pub fn sign(&mut self, chain: &ChainId, at: Timestamp, patient: Option<&ParticipantId>, body: TxBody) -> String {
+        self.nonce += 1;
+        let payload =
+            TxPayload::new(chain.clone(), format!("b{}-{}", self.run, self.nonce), at, patient.cloned(), body);
+        payload.sign(&self.key, &self.id)
+    }
+}
+
+/// A chain id, an admin and patients.
+pub struct World {
+    /// Chain.
+    pub chain: ChainId,
+    /// Registers the patients.
+    pub admin: Signer,
+    /// Patients, each signing their own readings.
+    pub patients: Vec<Signer>,
+    next: usize,
+    reading: u64,
+}
+
+impl World {
+    /// `patients` patients with keys derived from `seed` (the same seed gives
+    /// the same patients).
+    pub fn new(chain: ChainId, admin: KeyPair, patients: usize, seed: &str) -> Self {
+        let patients = (0..patients)
+            .map(|i| Signer::new(KeyPair::from_seed(sha256(format!("{seed}/patient/{i}").as_bytes()).0), seed))
+            .collect();
+        World { chain, admin: Signer::new(admin, seed), patients, next: 0, reading: 0 }
+    }
+
+    /// The admin's registration of every patient.
+    pub fn registrations(&mut self, at: Timestamp) -> Vec<String> {
+        let bodies: Vec<TxBody> = self
+            .patients
+            .iter()
+            .map(|p| {
+                TxBody::ParticipantRegister(ParticipantRegister {
+                    id: p.id.clone(),
+                    role: Role::Patient,
+                    public_key: p.key.public(),
+                    display_name: None,
+                    institution: None,
+                })
+            })
+            .collect();
+        bodies.into_iter().map(|b| self.admin.sign(&self.chain, at, None, b)).collect()
+    }
+
+    /// `n` observation transactions (one CGM reading each), the patients in
+    /// turn, created at `at`.
+    pub fn observations(&mut self, n: usize, at: Timestamp) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let i = self.next % self.patients.len();
+                self.next += 1;
+                self.reading += 1;
+                let p = &mut self.patients[i];
+                let mg = 80.0 + (self.reading % 120) as f64;
+                let obs = cgm_observation(p.id.as_str(), at, mg, Some(&format!("r{}", self.reading)));
+                let pid = p.id.clone();
+                let body = TxBody::ObservationRecord(ObservationRecord {
+                    data_class: DataClass::Private,
+                    observations: vec![obs],
+                });
+                p.sign(&self.chain, at, Some(&pid), body)
+            })
+            .collect()
+    }
+}
+
+/// A genesis for in-process benchmarks: `validators` validators and `admin`.
+pub fn genesis(chain: &ChainId, admin: &KeyPair, validators: &[KeyPair], time: Timestamp) -> Genesis {
+    Genesis {
+        chain_id: chain.clone(),
+        genesis_time: time,
+        validators: validators
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisValidator { name: format!("v{i}"), public_key: k.public(), power: 10 })
+            .collect(),
+        admins: vec![GenesisAdmin { name: "admin".into(), public_key: admin.public() }],
+        params: ConsensusParams::default(),
+    }
+}
