@@ -2,12 +2,15 @@
 //! never asserts wall time (that is what tests must not do).
 //!
 //! * [`crypto`]: the per-core ceiling of Ed25519 and SHA-256;
-//! * [`load`]: the write path of a devnet under open- and closed-loop load;
+//! * [`load`]: the write path of a devnet under open- and closed-loop load,
+//!   and reads under writes;
+//! * [`clinical`]: reading → alert event → caregiver email;
 //! * [`world`]: signed workloads (patients, CGM observation transactions);
 //! * [`stats`], [`procstat`], [`report`]: summaries, `/proc` counters, tables.
 //!
 //! Criterion micro-benchmarks of the pure functions are in `benches/micro.rs`.
 
+pub mod clinical;
 pub mod crypto;
 pub mod load;
 pub mod procstat;

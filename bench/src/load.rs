@@ -26,12 +26,18 @@ pub struct Target {
     pub dir: PathBuf,
     /// Ingest base URL.
     pub ingest: String,
+    /// Ledger base URL (reads).
+    pub ledger: String,
     /// NATS URL.
     pub nats_url: String,
     /// Chain id.
     pub chain: ChainId,
     /// Admin key (registers the patients).
     pub admin: KeyPair,
+    /// The hospital's key (registers the clinician).
+    pub hospital: KeyPair,
+    /// The mail sink's Maildir.
+    pub maildir: PathBuf,
     /// (name, pid) of every process.
     pub services: Vec<(String, u32)>,
     /// PostgreSQL URL and ledger database, when on PostgreSQL.
@@ -57,9 +63,12 @@ impl Target {
         Ok(Target {
             dir: dir.to_path_buf(),
             ingest: s("ingest")?,
+            ledger: s("ledger")?,
             nats_url: s("nats_url")?,
             chain: ChainId::parse(&s("chain_id")?)?,
             admin: KeyPair::read_pem_file(Path::new(&s("admin_key")?))?,
+            hospital: KeyPair::read_pem_file(Path::new(&s("hospital_key")?))?,
+            maildir: PathBuf::from(s("maildir")?),
             services,
             ledger_db,
         })
@@ -168,6 +177,29 @@ pub struct RunResult {
     pub postgres_bytes_per_tx: Option<f64>,
 }
 
+/// Reads measured while writes go on.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadResult {
+    /// `fhir_24h` (one patient's last 24 h of CGM readings as a FHIR bundle) or `proof`.
+    pub kind: String,
+    /// Validators.
+    pub validators: usize,
+    /// Concurrent readers of this kind.
+    pub readers: usize,
+    /// Writes offered meanwhile, tx/s.
+    pub write_tps: f64,
+    /// Requests made.
+    pub requests: usize,
+    /// Answered 200.
+    pub ok: usize,
+    /// Successful requests per second.
+    pub per_sec: f64,
+    /// Request → full response body.
+    pub latency: Summary,
+    /// Entries in the bundle (the day's 288 readings) or 0.
+    pub entries: usize,
+}
+
 async fn stream_bytes(js: &async_nats::jetstream::Context) -> Option<f64> {
     let mut total = 0.0;
     for name in [glucochain_bus::subjects::STREAM_TXS, glucochain_bus::subjects::STREAM_BLOCKS] {
@@ -179,19 +211,20 @@ async fn stream_bytes(js: &async_nats::jetstream::Context) -> Option<f64> {
 
 /// The harness's view of a devnet under load.
 pub struct Load {
-    target: Target,
-    world: World,
-    http: reqwest::Client,
+    pub(crate) target: Target,
+    pub(crate) world: World,
+    pub(crate) hospital: crate::world::Signer,
+    pub(crate) http: reqwest::Client,
     commits: Arc<Mutex<Commits>>,
     js: async_nats::jetstream::Context,
-    validators: usize,
+    pub(crate) validators: usize,
 }
 
 #[derive(Default)]
-struct Outcome {
+pub(crate) struct Outcome {
     sent: usize,
-    accepted: usize,
-    refused: BTreeMap<String, usize>,
+    pub(crate) accepted: usize,
+    pub(crate) refused: BTreeMap<String, usize>,
     accept_ms: Vec<f64>,
     commit_ms: Vec<f64>,
     first: Option<Instant>,
@@ -206,7 +239,8 @@ impl Load {
         let run = format!("{:x}", Timestamp::now().unix_ms());
         let world =
             World::new(target.chain.clone(), KeyPair::from_pkcs8_pem(&target.admin.to_pkcs8_pem())?, patients, &run);
-        let mut load = Load { target, world, http, commits, js, validators };
+        let hospital = crate::world::Signer::new(KeyPair::from_pkcs8_pem(&target.hospital.to_pkcs8_pem())?, &run);
+        let mut load = Load { target, world, hospital, http, commits, js, validators };
         let regs = load.world.registrations(Timestamp::now());
         let out = load.post_all(regs, 32).await;
         if out.accepted != out.sent {
@@ -216,7 +250,7 @@ impl Load {
     }
 
     /// Posts every transaction with `concurrency` in flight and waits for all commits.
-    async fn post_all(&mut self, txs: Vec<String>, concurrency: usize) -> Outcome {
+    pub(crate) async fn post_all(&mut self, txs: Vec<String>, concurrency: usize) -> Outcome {
         let hashes: Vec<Hash32> = txs.iter().map(|t| sha256(t.as_bytes())).collect();
         let out = Arc::new(Mutex::new(Outcome::default()));
         futures::stream::iter(txs)
@@ -338,6 +372,103 @@ impl Load {
         let mut r = self.result("closed", before, out, start, secs).await;
         r.clients = Some(clients);
         Ok(r)
+    }
+
+    /// One patient's day of readings committed, then `readers` clients
+    /// reading it as a FHIR bundle and as many reading inclusion proofs,
+    /// for `secs` seconds while writes are offered at `write_tps`.
+    pub async fn reads(&mut self, readers: usize, write_tps: f64, secs: f64) -> anyhow::Result<Vec<ReadResult>> {
+        let now = Timestamp::now();
+        let day = self.world.day_of_readings(0, now);
+        let hashes: Vec<Hash32> = day.iter().map(|t| sha256(t.as_bytes())).collect();
+        let out = self.post_all(day, 32).await;
+        if out.accepted != 288 {
+            bail!("the day's readings were refused: {:?}", out.refused);
+        }
+        let patient = self.world.patients[0].id.clone();
+        let key = KeyPair::from_pkcs8_pem(&self.world.patients[0].key.to_pkcs8_pem())?;
+        let since = Timestamp::from_unix_ms(now.unix_ms() - 24 * 3600 * 1000 - 60_000).to_rfc3339();
+        let records = format!(
+            "{}/v1/patients/{patient}/records?code=http://loinc.org%7C99504-3&date=ge{}&_count=288",
+            self.target.ledger,
+            since.replace('+', "%2B")
+        );
+        // Read tokens are signed before the clock starts (one per request, as clients would cache none).
+        let n_tokens = (readers * 2 * (secs as usize + 5) * 200).min(200_000);
+        let tokens: Vec<String> = (0..n_tokens)
+            .map(|i| {
+                glucochain_crypto::jose::issue_token(
+                    &key,
+                    patient.as_str(),
+                    "glucochain",
+                    Timestamp::now().unix_ms() / 1000,
+                    300,
+                    &format!("bench-{i}"),
+                )
+            })
+            .collect();
+        let tokens = Arc::new(tokens);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        // Wait until the ledger serves the whole day.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let entries = loop {
+            let t = &tokens[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % tokens.len()];
+            let v: serde_json::Value =
+                self.http.get(&records).bearer_auth(t).send().await?.json().await.unwrap_or_default();
+            let n = v["entry"].as_array().map(|e| e.len()).unwrap_or(0);
+            if n >= 288 || Instant::now() > deadline {
+                break n;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let stop = Instant::now() + Duration::from_secs_f64(secs);
+        let reader = |kind: &'static str, i: usize| {
+            let (http, tokens, next) = (self.http.clone(), tokens.clone(), next.clone());
+            let url = match kind {
+                "fhir_24h" => records.clone(),
+                _ => format!("{}/v1/transactions/{}/proof", self.target.ledger, hashes[(i * 37) % hashes.len()]),
+            };
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut requests = 0usize;
+                while Instant::now() < stop {
+                    let t = &tokens[next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % tokens.len()];
+                    let at = Instant::now();
+                    requests += 1;
+                    if let Ok(r) = http.get(&url).bearer_auth(t).send().await
+                        && r.status().as_u16() == 200
+                        && r.bytes().await.is_ok()
+                    {
+                        lat.push(at.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                (kind, requests, lat)
+            })
+        };
+        let tasks: Vec<_> = (0..readers).flat_map(|i| [reader("fhir_24h", i), reader("proof", i)]).collect::<Vec<_>>();
+        let writes = self.open_loop(write_tps, secs).await?;
+        let mut by_kind: BTreeMap<&str, (usize, Vec<f64>)> = BTreeMap::new();
+        for t in tasks {
+            let (kind, requests, lat) = t.await?;
+            let e = by_kind.entry(kind).or_default();
+            e.0 += requests;
+            e.1.extend(lat);
+        }
+        eprintln!("bench:   writes meanwhile: committed {:.0} tx/s", writes.committed_tps);
+        Ok(by_kind
+            .into_iter()
+            .map(|(kind, (requests, lat))| ReadResult {
+                kind: kind.into(),
+                validators: self.validators,
+                readers,
+                write_tps,
+                requests,
+                ok: lat.len(),
+                per_sec: lat.len() as f64 / secs,
+                latency: Summary::of(&lat),
+                entries: if kind == "fhir_24h" { entries } else { 0 },
+            })
+            .collect())
     }
 
     async fn snapshot(&self) -> (BTreeMap<String, ProcSample>, ProcSample, Option<f64>, Option<f64>, usize) {

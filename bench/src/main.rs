@@ -4,9 +4,11 @@
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use glucochain_bench::clinical::ClinicalResult;
+use glucochain_bench::crypto;
 use glucochain_bench::load::{Load, Target};
+use glucochain_bench::load::{ReadResult, RunResult};
 use glucochain_bench::report::{Machine, Report};
-use glucochain_bench::{crypto, load::RunResult};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -44,6 +46,15 @@ struct Args {
     /// Seconds spent on each crypto figure.
     #[arg(long, default_value_t = 1.0)]
     crypto_secs: f64,
+    /// Concurrent readers of each kind (FHIR day bundle, inclusion proof) under writes.
+    #[arg(long, default_value_t = 4)]
+    readers: usize,
+    /// Writes offered while reading, tx/s.
+    #[arg(long, default_value_t = 100.0)]
+    read_write_rate: f64,
+    /// Patients with a care plan and a falling trace (clinical latency).
+    #[arg(long, default_value_t = 20)]
+    clinical_patients: usize,
     /// Only the crypto limits.
     #[arg(long)]
     crypto_only: bool,
@@ -65,7 +76,9 @@ fn emrctl(bin_dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn runs_for(args: &Args, validators: usize) -> anyhow::Result<Vec<RunResult>> {
+type Measured = (Vec<RunResult>, Vec<ReadResult>, ClinicalResult);
+
+async fn runs_for(args: &Args, validators: usize) -> anyhow::Result<Measured> {
     let dir = tempfile_dir(validators)?;
     let d = dir.display().to_string();
     let v = validators.to_string();
@@ -91,7 +104,21 @@ async fn runs_for(args: &Args, validators: usize) -> anyhow::Result<Vec<RunResul
             eprintln!("bench:   committed {:.0} tx/s, p99 {:.0} ms", r.committed_tps, r.commit_latency.p99_ms);
             runs.push(r);
         }
-        anyhow::Ok(runs)
+        eprintln!(
+            "bench: {validators} validators, {} readers of each kind under {:.0} tx/s of writes for {} s",
+            args.readers, args.read_write_rate, args.secs
+        );
+        let reads = load.reads(args.readers, args.read_write_rate, args.secs).await?;
+        for r in &reads {
+            eprintln!("bench:   {} {:.0}/s, p99 {:.1} ms", r.kind, r.per_sec, r.latency.p99_ms);
+        }
+        eprintln!("bench: {validators} validators, clinical latency over {} patients", args.clinical_patients);
+        let clinical = load.clinical(args.clinical_patients, Duration::from_millis(500)).await?;
+        eprintln!(
+            "bench:   reading → email p50 {:.0} ms, p99 {:.0} ms ({} of {} emailed)",
+            clinical.reading_to_email.p50_ms, clinical.reading_to_email.p99_ms, clinical.emailed, clinical.patients
+        );
+        anyhow::Ok((runs, reads, clinical))
     }
     .await;
     let _ = emrctl(&args.bin_dir, &["devnet", "down", "--dir", &d]);
@@ -121,11 +148,14 @@ fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     eprintln!("bench: crypto limits ({} s each)", args.crypto_secs);
     let crypto = crypto::measure(Duration::from_secs_f64(args.crypto_secs));
-    let mut runs = Vec::new();
+    let (mut runs, mut reads, mut clinical) = (Vec::new(), Vec::new(), Vec::new());
     if !args.crypto_only {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         for v in &args.validators {
-            runs.extend(rt.block_on(runs_for(&args, *v))?);
+            let (r, rd, c) = rt.block_on(runs_for(&args, *v))?;
+            runs.extend(r);
+            reads.extend(rd);
+            clinical.push(c);
         }
     }
     let now = glucochain_types::time::Timestamp::now();
@@ -135,6 +165,8 @@ fn main() -> anyhow::Result<()> {
         machine: Machine::this(&nats_server()),
         crypto,
         runs,
+        reads,
+        clinical,
     };
     std::fs::create_dir_all(&args.out)?;
     let path = args.out.join(format!("{}.json", now.to_rfc3339().replace(':', "")));

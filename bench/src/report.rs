@@ -1,7 +1,8 @@
 //! The results file (`bench/results/*.json`) and its Markdown tables.
 
+use crate::clinical::ClinicalResult;
 use crate::crypto::CryptoLimits;
-use crate::load::RunResult;
+use crate::load::{ReadResult, RunResult};
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -31,6 +32,10 @@ pub struct Report {
     pub crypto: CryptoLimits,
     /// Load runs.
     pub runs: Vec<RunResult>,
+    /// Reads under write load.
+    pub reads: Vec<ReadResult>,
+    /// Reading → alert → email.
+    pub clinical: Vec<ClinicalResult>,
 }
 
 fn first_line(cmd: &str, args: &[&str]) -> String {
@@ -154,6 +159,45 @@ impl Report {
                 r.jetstream_bytes_per_tx.map(|b| format!("{b:.0}")).unwrap_or_else(|| "–".into()),
                 r.postgres_bytes_per_tx.map(|b| format!("{b:.0}")).unwrap_or_else(|| "–".into()),
             );
+        }
+        if !self.reads.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| Read, under writes | V | readers | writes offered | ok / requests | per second | p50 / p95 / p99 / max (ms) | entries |\n|---|---:|---:|---:|---:|---:|---|---:|"
+            );
+            for r in &self.reads {
+                let l = &r.latency;
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {:.0} tx/s | {} / {} | {:.0} | {:.1} / {:.1} / {:.1} / {:.1} | {} |",
+                    r.kind,
+                    r.validators,
+                    r.readers,
+                    r.write_tps,
+                    r.ok,
+                    r.requests,
+                    r.per_sec,
+                    l.p50_ms,
+                    l.p95_ms,
+                    l.p99_ms,
+                    l.max_ms,
+                    r.entries
+                );
+            }
+        }
+        if !self.clinical.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n| Clinical latency | V | patients | emailed | reading → alert event p50 / p99 / max (ms) | reading → email in the SMTP mailbox p50 / p99 / max (ms) |\n|---|---:|---:|---:|---|---|"
+            );
+            for c in &self.clinical {
+                let (a, e) = (&c.reading_to_alert, &c.reading_to_email);
+                let _ = writeln!(
+                    s,
+                    "| falling trace per patient | {} | {} | {} | {:.0} / {:.0} / {:.0} | {:.0} / {:.0} / {:.0} |",
+                    c.validators, c.patients, c.emailed, a.p50_ms, a.p99_ms, a.max_ms, e.p50_ms, e.p99_ms, e.max_ms
+                );
+            }
         }
         let _ = writeln!(
             s,

@@ -98,6 +98,27 @@ impl World {
     }
 }
 
+impl World {
+    /// A day of CGM readings (every 5 minutes until `now`, 288) of patient
+    /// `i`, each its own transaction, signed now.
+    pub fn day_of_readings(&mut self, i: usize, now: Timestamp) -> Vec<String> {
+        let p = &mut self.patients[i];
+        let pid = p.id.clone();
+        (0..288i64)
+            .map(|k| {
+                let at = Timestamp::from_unix_ms(now.unix_ms() - (287 - k) * 5 * 60_000);
+                let mg = 110.0 + 40.0 * ((k as f64) / 288.0 * std::f64::consts::TAU).sin();
+                let obs = cgm_observation(pid.as_str(), at, mg, Some(&format!("day{k}")));
+                let body = TxBody::ObservationRecord(ObservationRecord {
+                    data_class: DataClass::Private,
+                    observations: vec![obs],
+                });
+                p.sign(&self.chain, now, Some(&pid), body)
+            })
+            .collect()
+    }
+}
+
 /// A genesis for in-process benchmarks: `validators` validators and `admin`.
 pub fn genesis(chain: &ChainId, admin: &KeyPair, validators: &[KeyPair], time: Timestamp) -> Genesis {
     Genesis {
