@@ -13,8 +13,8 @@ use glucochain_types::fhir::cgm_observation;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    Access, AlertKind, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant, ConsentScope,
-    ContactChannel, GlucoseThresholds, ObservationRecord, ParticipantRegister, Purpose, Term, TxBody,
+    AlertKind, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant, ContactChannel,
+    GlucoseThresholds, ObservationRecord, ParticipantRegister, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use prost::Message as _;
@@ -96,19 +96,11 @@ impl Load {
             let p = &mut self.world.patients[i];
             let pid = p.id.clone();
             second.push(p.sign(&chain, now, None, register(&carers[k], Role::Caregiver, None)));
-            let consent = TxBody::ConsentGrant(ConsentGrant {
-                consent_id: LocalId::parse("bench-care", "consent_id")?,
-                grantee: clinician_id.clone(),
-                scope: ConsentScope {
-                    data_classes: vec![DataClass::Private, DataClass::Institution],
-                    record_types: vec![],
-                    codes: vec![],
-                    access: vec![Access::Read, Access::Write],
-                },
-                purpose: Purpose::Treat,
-                valid_from: None,
-                valid_until: None,
-            });
+            let consent = TxBody::ConsentGrant(ConsentGrant::for_treatment(
+                LocalId::parse("bench-care", "consent_id")?,
+                clinician_id.clone(),
+                &[DataClass::Private, DataClass::Institution],
+            ));
             second.push(p.sign(&chain, now, Some(&pid), consent));
         }
         let mut proposals = Vec::new();

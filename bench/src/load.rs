@@ -161,7 +161,7 @@ pub struct RunResult {
     pub blocks: usize,
     /// Mean seconds between blocks.
     pub block_interval_secs: f64,
-    /// Mean and largest transactions per block.
+    /// Mean transactions per block.
     pub txs_per_block_mean: f64,
     /// Largest block, transactions.
     pub txs_per_block_max: usize,
@@ -198,6 +198,17 @@ pub struct ReadResult {
     pub latency: Summary,
     /// Entries in the bundle (the day's 288 readings) or 0.
     pub entries: usize,
+}
+
+impl RunResult {
+    /// `open 400/s` or `closed, 64 clients`.
+    pub fn label(&self) -> String {
+        match (self.offered_tps, self.clients) {
+            (Some(rate), _) => format!("open {rate:.0}/s"),
+            (_, Some(c)) => format!("closed, {c} clients"),
+            _ => self.mode.clone(),
+        }
+    }
 }
 
 async fn stream_bytes(js: &async_nats::jetstream::Context) -> Option<f64> {

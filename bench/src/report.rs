@@ -106,11 +106,7 @@ impl Report {
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---|");
         for r in &self.runs {
-            let run = match (r.offered_tps, r.clients) {
-                (Some(rate), _) => format!("open {rate:.0}/s"),
-                (_, Some(c)) => format!("closed, {c} clients"),
-                _ => r.mode.clone(),
-            };
+            let run = r.label();
             let ceiling = c.tx_ceiling(r.validators, self.machine.cores);
             let l = &r.commit_latency;
             let _ = writeln!(
@@ -139,11 +135,7 @@ impl Report {
             "\n| Run | CPU s per 1000 tx by process | peak RSS MiB | JetStream B/tx | PostgreSQL B/tx |\n|---|---|---|---:|---:|"
         );
         for r in &self.runs {
-            let run = match (r.offered_tps, r.clients) {
-                (Some(rate), _) => format!("V={} open {rate:.0}/s", r.validators),
-                (_, Some(c)) => format!("V={} closed {c}", r.validators),
-                _ => r.mode.clone(),
-            };
+            let run = format!("V={} {}", r.validators, r.label());
             let cpu: Vec<String> = r.cpu_secs_per_1000_tx.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
             let rss: Vec<String> = r
                 .peak_rss_mib

@@ -438,6 +438,24 @@ pub struct ConsentGrant {
 }
 
 impl ConsentGrant {
+    /// The usual consent for a care team member: read and write the
+    /// patient's records of `classes`, for treatment, from now until revoked.
+    pub fn for_treatment(consent_id: LocalId, grantee: ParticipantId, classes: &[DataClass]) -> Self {
+        ConsentGrant {
+            consent_id,
+            grantee,
+            scope: ConsentScope {
+                data_classes: classes.to_vec(),
+                record_types: vec![],
+                codes: vec![],
+                access: vec![Access::Read, Access::Write],
+            },
+            purpose: Purpose::Treat,
+            valid_from: None,
+            valid_until: None,
+        }
+    }
+
     fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
         self.scope.validate("body.scope", l)?;
         if let (Some(a), Some(b)) = (self.valid_from, self.valid_until)

@@ -361,6 +361,20 @@ impl System {
         Hash32::from_hex(body["tx_hash"].as_str().unwrap()).unwrap()
     }
 
+    /// Submits in the caller's trace (`traceparent`), expecting 202.
+    async fn submit_traced(&self, jws: &str, traceparent: &str) {
+        let r = self
+            .http
+            .post(format!("{}/v1/transactions", self.ingest))
+            .header("content-type", "application/jose")
+            .header("traceparent", traceparent)
+            .body(jws.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202, "{}", logs(&self.procs));
+    }
+
     async fn tx_status(&self, hash: &Hash32) -> (u16, Value) {
         let r = self.http.get(format!("{}/v1/transactions/{hash}", self.ingest)).send().await.unwrap();
         let status = r.status().as_u16();
@@ -1127,20 +1141,11 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
 
 /// A consent letting `grantee` read and write private data, for treatment.
 fn common_consent(grantee: &ParticipantId) -> TxBody {
-    use glucochain_types::tx::{Access, ConsentGrant, ConsentScope, Purpose};
-    TxBody::ConsentGrant(ConsentGrant {
-        consent_id: glucochain_types::ids::LocalId::parse("care-team", "consent_id").unwrap(),
-        grantee: grantee.clone(),
-        scope: ConsentScope {
-            data_classes: vec![DataClass::Private],
-            record_types: vec![],
-            codes: vec![],
-            access: vec![Access::Read, Access::Write],
-        },
-        purpose: Purpose::Treat,
-        valid_from: None,
-        valid_until: None,
-    })
+    TxBody::ConsentGrant(glucochain_types::tx::ConsentGrant::for_treatment(
+        glucochain_types::ids::LocalId::parse("care-team", "consent_id").unwrap(),
+        grantee.clone(),
+        &[DataClass::Private],
+    ))
 }
 
 /// The W3C trace id of the CGM upload in the detector test.
@@ -1178,16 +1183,7 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
             TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
         );
         // The uploading app's trace: it continues through ingest and the detector.
-        let r = sys
-            .http
-            .post(format!("{}/v1/transactions", sys.ingest))
-            .header("content-type", "application/jose")
-            .header("traceparent", format!("00-{UPLOAD_TRACE}-{:016x}-01", i + 1))
-            .body(jws)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        sys.submit_traced(&jws, &format!("00-{UPLOAD_TRACE}-{:016x}-01", i + 1)).await;
     }
     // Alert events arrive on emr.alert.<kind> at once, in the upload's trace.
     let mut kinds = std::collections::BTreeSet::new();
@@ -1546,16 +1542,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
             Some(&pid),
             TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
         );
-        let r = sys
-            .http
-            .post(format!("{}/v1/transactions", sys.ingest))
-            .header("content-type", "application/jose")
-            .header("traceparent", format!("00-{NOTIFY_TRACE}-{:016x}-01", i + 1))
-            .body(jws)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 202);
+        sys.submit_traced(&jws, &format!("00-{NOTIFY_TRACE}-{:016x}-01", i + 1)).await;
     }
     let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts)).await.expect("an alert");
     let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();

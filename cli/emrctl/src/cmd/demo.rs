@@ -17,9 +17,9 @@ use glucochain_types::fhir::cgm_observation;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    Access, AccessEmergency, AlertKind, BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind,
-    ConsentGrant, ConsentScope, ContactChannel, DiabetesType, EmergencyProfileSet, GlucoseThresholds,
-    MedicationSchedule, ObservationRecord, Purpose, Term, TxBody, TxPayload,
+    AccessEmergency, AlertKind, BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant,
+    ContactChannel, DiabetesType, EmergencyProfileSet, GlucoseThresholds, MedicationSchedule, ObservationRecord, Term,
+    TxBody, TxPayload,
 };
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
 use serde_json::json;
@@ -207,19 +207,11 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
     steps.begin("patients grant consent to the clinician; Sam sets an emergency profile");
     rt.block_on(async {
         for p in [sam, alex] {
-            let grant = TxBody::ConsentGrant(ConsentGrant {
-                consent_id: LocalId::parse("care-team", "consent_id")?,
-                grantee: clinician.id.clone(),
-                scope: ConsentScope {
-                    data_classes: vec![DataClass::Private, DataClass::Institution],
-                    record_types: vec![],
-                    codes: vec![],
-                    access: vec![Access::Read, Access::Write],
-                },
-                purpose: Purpose::Treat,
-                valid_from: None,
-                valid_until: None,
-            });
+            let grant = TxBody::ConsentGrant(ConsentGrant::for_treatment(
+                LocalId::parse("care-team", "consent_id")?,
+                clinician.id.clone(),
+                &[DataClass::Private, DataClass::Institution],
+            ));
             commit(&c, &ingest, &sign(p, Some(&p.id), grant)).await?;
         }
         let profile = TxBody::EmergencyProfileSet(EmergencyProfileSet {
