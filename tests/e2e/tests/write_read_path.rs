@@ -1567,6 +1567,13 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         assert!(Instant::now() < deadline, "no failed email attempt recorded: {last}\n{}", logs(&sys.procs));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The notifier took the alert in the upload's trace (its spans are
+    // exported before the SIGKILL below, which would lose what is unsent).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !collector.trace(NOTIFY_TRACE).iter().any(|s| s.service == "notifier" && s.name == "notifier.event_taken") {
+        assert!(Instant::now() < deadline, "the notifier's span of the alert was not exported\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The notifier dies and comes back; nothing in the outbox is lost.
     let _ = sys.procs[notifier_proc].child.kill();
     let _ = sys.procs[notifier_proc].child.wait();
