@@ -143,10 +143,13 @@ impl Load {
             .collect();
         for phase in [first, second, proposals, accepts] {
             let want = phase.len();
+            let hashes: Vec<_> = phase.iter().map(|t| sha256(t.as_bytes())).collect();
             let out = self.post_all(phase, 32).await;
             if out.accepted != want {
                 bail!("clinical set-up refused: {:?}", out.refused);
             }
+            // The next phase depends on this one: wait until ingest has applied it too.
+            self.settle(&hashes).await?;
         }
         // The detector and notifier follow the chain: give them the plans.
         tokio::time::sleep(Duration::from_secs(3)).await;

@@ -282,6 +282,26 @@ impl Load {
         std::mem::take(&mut *out.lock().expect("outcome"))
     }
 
+    /// Waits until ingest reports every one of `hashes` committed (its view
+    /// of the chain, which admission of dependent transactions uses).
+    pub(crate) async fn settle(&self, hashes: &[Hash32]) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for h in hashes {
+            loop {
+                let url = format!("{}/v1/transactions/{h}", self.target.ingest);
+                let v: serde_json::Value = self.http.get(&url).send().await?.json().await.unwrap_or_default();
+                if v["status"] == "committed" {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("{h} not committed at ingest: {v}");
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+
     /// Offers `rate` transactions per second for `secs` seconds, then waits
     /// (up to 60 s) for the accepted ones to commit.
     pub async fn open_loop(&mut self, rate: f64, secs: f64) -> anyhow::Result<RunResult> {
