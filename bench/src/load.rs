@@ -220,6 +220,15 @@ async fn stream_bytes(js: &async_nats::jetstream::Context) -> Option<f64> {
     Some(total)
 }
 
+/// Counters before and after a run.
+struct Snapshot {
+    services: BTreeMap<String, ProcSample>,
+    loadgen: ProcSample,
+    jetstream_bytes: Option<f64>,
+    ledger_bytes: Option<f64>,
+    blocks: usize,
+}
+
 /// The harness's view of a devnet under load.
 pub struct Load {
     pub(crate) target: Target,
@@ -502,38 +511,31 @@ impl Load {
             .collect())
     }
 
-    async fn snapshot(&self) -> (BTreeMap<String, ProcSample>, ProcSample, Option<f64>, Option<f64>, usize) {
+    async fn snapshot(&self) -> Snapshot {
         let blocks = self.commits.lock().expect("commits").blocks.len();
-        (
-            self.target.samples(),
-            procstat::sample(std::process::id()).unwrap_or_default(),
-            stream_bytes(&self.js).await,
-            self.target.ledger_bytes(),
+        Snapshot {
+            services: self.target.samples(),
+            loadgen: procstat::sample(std::process::id()).unwrap_or_default(),
+            jetstream_bytes: stream_bytes(&self.js).await,
+            ledger_bytes: self.target.ledger_bytes(),
             blocks,
-        )
+        }
     }
 
-    async fn result(
-        &self,
-        mode: &str,
-        before: (BTreeMap<String, ProcSample>, ProcSample, Option<f64>, Option<f64>, usize),
-        out: Outcome,
-        start: Instant,
-        secs: f64,
-    ) -> RunResult {
+    async fn result(&self, mode: &str, before: Snapshot, out: Outcome, start: Instant, secs: f64) -> RunResult {
         let after = self.snapshot().await;
         let committed = out.commit_ms.len();
         let g = self.commits.lock().expect("commits");
-        let blocks: Vec<&(u64, Instant, usize, usize)> = g.blocks[before.4..].iter().collect();
+        let blocks: Vec<&(u64, Instant, usize, usize)> = g.blocks[before.blocks..].iter().collect();
         let last = blocks.iter().map(|b| b.1).max().unwrap_or(start);
         let span = last.duration_since(out.first.unwrap_or(start)).as_secs_f64().max(secs.min(1.0));
         let per_1000 = |cpu: f64| if committed > 0 { cpu / committed as f64 * 1000.0 } else { f64::NAN };
         let mut cpu: BTreeMap<String, f64> = after
-            .0
+            .services
             .iter()
-            .filter_map(|(n, a)| Some((n.clone(), per_1000(a.cpu_secs - before.0.get(n)?.cpu_secs))))
+            .filter_map(|(n, a)| Some((n.clone(), per_1000(a.cpu_secs - before.services.get(n)?.cpu_secs))))
             .collect();
-        cpu.insert("loadgen".into(), per_1000(after.1.cpu_secs - before.1.cpu_secs));
+        cpu.insert("loadgen".into(), per_1000(after.loadgen.cpu_secs - before.loadgen.cpu_secs));
         let intervals: Vec<f64> = blocks.windows(2).map(|w| w[1].1.duration_since(w[0].1).as_secs_f64()).collect();
         let diff = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if committed > 0 => Some((a - b) / committed as f64),
@@ -570,9 +572,9 @@ impl Load {
                 blocks.iter().map(|b| b.3 as f64).sum::<f64>() / blocks.len() as f64
             },
             cpu_secs_per_1000_tx: cpu,
-            peak_rss_mib: after.0.iter().map(|(n, s)| (n.clone(), s.peak_rss_mib)).collect(),
-            jetstream_bytes_per_tx: diff(after.2, before.2),
-            postgres_bytes_per_tx: diff(after.3, before.3),
+            peak_rss_mib: after.services.iter().map(|(n, s)| (n.clone(), s.peak_rss_mib)).collect(),
+            jetstream_bytes_per_tx: diff(after.jetstream_bytes, before.jetstream_bytes),
+            postgres_bytes_per_tx: diff(after.ledger_bytes, before.ledger_bytes),
         }
     }
 }

@@ -229,7 +229,10 @@ async fn spawn_tx_consumer(
                 Err(_) => msg.payload.to_vec(),
             };
             let hash = sha256(&jws);
-            let traceparent = msg.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string());
+            // Only while spans are exported: a per-transaction span is the only use.
+            let traceparent = glucochain_telemetry::exporting()
+                .then(|| msg.headers.as_ref().and_then(|h| h.get("traceparent")).map(|v| v.to_string()))
+                .flatten();
             if tx.send(Event::Tx { hash, jws, ack: Box::new(ack), traceparent }).await.is_err() {
                 return;
             }
@@ -362,7 +365,7 @@ impl Validator {
             (Inserted::Full, _) => metrics::counter!("glucochain_mempool_full_total").increment(1),
             (Inserted::New, _) => {
                 // The submitter's trace goes on: one span from admission to commit.
-                if let Some(tp) = traceparent.filter(|_| glucochain_telemetry::exporting())
+                if let Some(tp) = traceparent
                     && let Some(p) = self.mempool.get_mut(&hash)
                 {
                     let span = tracing::info_span!("validator.tx_pending", tx = %hash, height = tracing::field::Empty, outcome = tracing::field::Empty);

@@ -385,13 +385,12 @@ pub async fn follow_stored(
             Ok::<(), FollowError>(())
         }
         .await;
+        drop(spans);
         match result {
             Ok(()) => {
                 let _ = m.ack().await;
-                drop(spans);
             }
             Err(e) => {
-                drop(spans);
                 tracing::warn!(height, error = %e, "block not stored yet; will retry");
                 let _ = m.ack_with(async_nats::jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
             }

@@ -75,9 +75,9 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// OTLP endpoint (e.g. `http://127.0.0.1:4317`); none = no export.
     pub otlp_endpoint: Option<String>,
-    /// The protocol spoken to `otlp_endpoint`, or the unsupported value the
-    /// variable held (refused by [`init`] when export is on).
-    pub otlp_protocol: Result<OtlpProtocol, String>,
+    /// The protocol spoken to `otlp_endpoint` (`grpc` or `http/protobuf`;
+    /// anything else is refused by [`init`] when export is on).
+    pub otlp_protocol: String,
 }
 
 impl TelemetryConfig {
@@ -92,7 +92,7 @@ impl TelemetryConfig {
         let protocol = std::env::var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .or_else(|_| std::env::var("OTEL_EXPORTER_OTLP_PROTOCOL"))
             .unwrap_or_else(|_| "grpc".into());
-        let otlp_protocol = OtlpProtocol::parse(protocol.trim()).map_err(|_| protocol);
+        let otlp_protocol = protocol.trim().to_string();
         TelemetryConfig { service: service.to_string(), log_format, otlp_endpoint, otlp_protocol }
     }
 }
@@ -146,7 +146,7 @@ pub fn init(config: &TelemetryConfig) -> Result<Telemetry, TelemetryError> {
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if let Some(endpoint) = &config.otlp_endpoint {
         use opentelemetry_otlp::WithExportConfig;
-        let protocol = config.otlp_protocol.clone().map_err(TelemetryError::Protocol)?;
+        let protocol = OtlpProtocol::parse(&config.otlp_protocol)?;
         // The HTTP exporter's client needs a TLS provider chosen (ours: ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let exporter = match protocol {
