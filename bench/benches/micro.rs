@@ -86,6 +86,8 @@ fn benches(c: &mut Criterion) {
         })
     });
     let h = header(&f.state, &f.txs, at, &f.validators[0]);
+    // What validators and followers do with a proposed or committed block: signatures in one batch, then the rules.
+    g.bench_function("check_1000_txs", |b| b.iter(|| black_box(f.state.check_block(&h, &f.txs).unwrap().finish())));
     let effects = f.state.check_block(&h, &f.txs).unwrap().finish();
     g.bench_function("apply_1000_txs", |b| {
         b.iter_batched(

@@ -6,13 +6,15 @@
 //!   and reads under writes;
 //! * [`clinical`]: reading → alert event → caregiver email;
 //! * [`world`]: signed workloads (patients, CGM observation transactions);
-//! * [`stats`], [`procstat`], [`report`]: summaries, `/proc` counters, tables.
+//! * [`stats`], [`procstat`], [`report`], [`plot`]: summaries, `/proc`
+//!   counters, tables, SVG plots.
 //!
 //! Criterion micro-benchmarks of the pure functions are in `benches/micro.rs`.
 
 pub mod clinical;
 pub mod crypto;
 pub mod load;
+pub mod plot;
 pub mod procstat;
 pub mod report;
 pub mod stats;

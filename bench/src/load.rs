@@ -131,7 +131,7 @@ async fn watch(nats_url: &str) -> anyhow::Result<Arc<Mutex<Commits>>> {
 }
 
 /// What one load run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunResult {
     /// `open` (fixed offered rate) or `closed` (clients waiting for commits).
     pub mode: String,
@@ -224,6 +224,8 @@ async fn stream_bytes(js: &async_nats::jetstream::Context) -> Option<f64> {
 struct Snapshot {
     services: BTreeMap<String, ProcSample>,
     loadgen: ProcSample,
+    /// The PostgreSQL server's CPU seconds (all databases; the bench's devnet is its only user).
+    postgres_cpu: Option<f64>,
     jetstream_bytes: Option<f64>,
     ledger_bytes: Option<f64>,
     blocks: usize,
@@ -516,6 +518,7 @@ impl Load {
         Snapshot {
             services: self.target.samples(),
             loadgen: procstat::sample(std::process::id()).unwrap_or_default(),
+            postgres_cpu: procstat::postgres_cpu_secs(),
             jetstream_bytes: stream_bytes(&self.js).await,
             ledger_bytes: self.target.ledger_bytes(),
             blocks,
@@ -536,6 +539,9 @@ impl Load {
             .filter_map(|(n, a)| Some((n.clone(), per_1000(a.cpu_secs - before.services.get(n)?.cpu_secs))))
             .collect();
         cpu.insert("loadgen".into(), per_1000(after.loadgen.cpu_secs - before.loadgen.cpu_secs));
+        if let (Some(a), Some(b)) = (after.postgres_cpu, before.postgres_cpu) {
+            cpu.insert("postgres".into(), per_1000(a - b));
+        }
         let intervals: Vec<f64> = blocks.windows(2).map(|w| w[1].1.duration_since(w[0].1).as_secs_f64()).collect();
         let diff = |a: Option<f64>, b: Option<f64>| match (a, b) {
             (Some(a), Some(b)) if committed > 0 => Some((a - b) / committed as f64),

@@ -43,6 +43,9 @@ struct Args {
     /// Where to write the JSON results.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
+    /// Where to write the SVG plots.
+    #[arg(long, default_value = "docs/bench")]
+    plots: PathBuf,
     /// Seconds spent on each crypto figure.
     #[arg(long, default_value_t = 1.0)]
     crypto_secs: f64,
@@ -122,8 +125,22 @@ async fn runs_for(args: &Args, validators: usize) -> anyhow::Result<Measured> {
     }
     .await;
     let _ = emrctl(&args.bin_dir, &["devnet", "down", "--dir", &d]);
+    drop_databases(&dir, &args.postgres);
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Drops the devnet's databases (`devnet down` keeps them, as it keeps the directory).
+fn drop_databases(dir: &Path, postgres: &str) {
+    let Ok(text) = std::fs::read_to_string(dir.join("devnet.json")) else { return };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return };
+    let admin = format!("{}/postgres", postgres.trim_end_matches('/'));
+    for name in v["databases"].as_object().into_iter().flat_map(|m| m.values()).filter_map(|n| n.as_str()) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+        if !Command::new("psql").args([&admin, "-qc", &sql]).status().is_ok_and(|s| s.success()) {
+            eprintln!("bench: could not drop database {name}");
+        }
+    }
 }
 
 fn tempfile_dir(validators: usize) -> anyhow::Result<PathBuf> {
@@ -172,6 +189,11 @@ fn main() -> anyhow::Result<()> {
     let path = args.out.join(format!("{}.json", now.to_rfc3339().replace(':', "")));
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
     std::fs::write(args.out.join("latest.md"), report.markdown())?;
+    if !report.runs.is_empty() {
+        for f in glucochain_bench::plot::all(&report.runs, &args.plots)? {
+            eprintln!("bench: plot {}", f.display());
+        }
+    }
     println!("{}", report.markdown());
     eprintln!("bench: results in {} and {}", path.display(), args.out.join("latest.md").display());
     Ok(())

@@ -11,7 +11,7 @@ use glucochain_bus::streams::StreamSpec;
 use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::Hash32;
 use glucochain_follow::{Follower, decode_committed, fetch_blocks};
-use glucochain_store::{Store, TxState};
+use glucochain_store::{CommittedTxStatus, NewTxStatus, STATUS_ROWS_PER_STATEMENT, Store, TxState};
 use glucochain_types::Transaction;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::time::Timestamp;
@@ -21,6 +21,7 @@ use prost::Message as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::rate::RateLimiter;
 
@@ -33,10 +34,43 @@ pub enum Submitted {
     Known(Hash32, TxState),
 }
 
+/// A pending status to record, and who waits for it.
+struct PendingStatus {
+    hash: Hash32,
+    tx_type: &'static str,
+    signer: String,
+    written: oneshot::Sender<()>,
+}
+
+/// Records pending statuses in groups: the submissions that arrive while one
+/// write is in flight go together in the next (one statement, one commit),
+/// so the database commits once per group instead of once per transaction.
+async fn write_pending_statuses(store: Store, mut queue: mpsc::Receiver<PendingStatus>) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while group.len() < STATUS_ROWS_PER_STATEMENT {
+            match queue.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<NewTxStatus> =
+            group.iter().map(|p| NewTxStatus { hash: &p.hash.0, tx_type: p.tx_type, signer: &p.signer }).collect();
+        metrics::histogram!("glucochain_ingest_status_group_size").record(rows.len() as f64);
+        if let Err(e) = store.tx_pending(&rows).await {
+            tracing::error!(error = %e, txs = rows.len(), "pending status not recorded (the transactions are in the stream)");
+        }
+        for p in group {
+            let _ = p.written.send(());
+        }
+    }
+}
+
 /// The ingest service's state.
 pub struct Ingest {
     bus: Bus,
     store: Store,
+    pending: mpsc::Sender<PendingStatus>,
     follower: RwLock<Follower>,
     limiter: Mutex<RateLimiter>,
     limits: TxLimits,
@@ -86,11 +120,16 @@ fn static_code(code: &str) -> &'static str {
 }
 
 impl Ingest {
-    /// Ingest over `bus` and `store`, with the registry at genesis (caught up by [`Ingest::follow_blocks`]).
+    /// Ingest over `bus` and `store`, with the registry at genesis (caught up
+    /// by [`Ingest::follow_blocks`]). Starts the pending-status writer on the
+    /// current Tokio runtime.
     pub fn new(bus: Bus, store: Store, genesis: &Genesis, rate: f64, burst: f64) -> Self {
+        let (pending, queue) = mpsc::channel(4 * STATUS_ROWS_PER_STATEMENT);
+        tokio::spawn(write_pending_statuses(store.clone(), queue));
         Ingest {
             bus,
             store,
+            pending,
             follower: RwLock::new(Follower::new(genesis)),
             limiter: Mutex::new(RateLimiter::new(rate, burst)),
             limits: TxLimits::default(),
@@ -188,8 +227,16 @@ impl Ingest {
             }
             Err(_) => return Err(Problem::unavailable("the transaction stream did not answer; nothing was stored")),
         };
-        if let Err(e) = self.store.tx_pending(&tx.hash.0, tx.payload.tx_type.as_str(), tx.signer.as_str()).await {
-            tracing::error!(error = %e, tx = %tx.hash, "status not recorded (the transaction is in the stream)");
+        // The status is readable once the client hears 202 (written in a group with others).
+        let (written, done) = oneshot::channel();
+        let status = PendingStatus {
+            hash: tx.hash,
+            tx_type: tx.payload.tx_type.as_str(),
+            signer: tx.signer.as_str().to_string(),
+            written,
+        };
+        if self.pending.send(status).await.is_ok() {
+            let _ = done.await;
         }
         // Fast path to the detector: observations do not wait for a block.
         if let (TxBody::ObservationRecord(_), Some(patient)) = (&tx.payload.body, &tx.payload.patient) {
@@ -214,12 +261,25 @@ impl Ingest {
             f.verify(block, cert)?
         };
         let hash = verified.block.hash();
-        for (i, jws) in verified.block.txs.iter().enumerate() {
-            let Ok(tx) = Transaction::parse(std::str::from_utf8(jws).unwrap_or(""), &self.limits) else { continue };
-            self.store
-                .tx_committed(&tx.hash.0, tx.payload.tx_type.as_str(), tx.signer.as_str(), height, i as u32, &hash.0)
-                .await?;
-        }
+        let txs: Vec<(u32, Transaction)> = verified
+            .block
+            .txs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, jws)| {
+                Some((i as u32, Transaction::parse(std::str::from_utf8(jws).ok()?, &self.limits).ok()?))
+            })
+            .collect();
+        let rows: Vec<CommittedTxStatus> = txs
+            .iter()
+            .map(|(index, tx)| CommittedTxStatus {
+                hash: &tx.hash.0,
+                tx_type: tx.payload.tx_type.as_str(),
+                signer: tx.signer.as_str(),
+                index: *index,
+            })
+            .collect();
+        self.store.tx_committed(height, &hash.0, &rows).await?;
         self.follower.write().expect("registry lock").apply(verified);
         Ok(())
     }

@@ -102,12 +102,25 @@ impl Chain {
 }
 
 /// Committed blocks `from..from+max` read from `store` (used by the sync server task).
-pub async fn committed_range(store: &Store, from: u64, max: u64) -> Result<Vec<wire::CommittedBlock>, ChainError> {
+/// Committed blocks from `from`, at most `max` of them and, past the first,
+/// no more than `max_bytes` encoded in all (a sync reply is one NATS message).
+pub async fn committed_range(
+    store: &Store,
+    from: u64,
+    max: u64,
+    max_bytes: usize,
+) -> Result<Vec<wire::CommittedBlock>, ChainError> {
     let mut out = Vec::new();
+    let mut bytes = 0usize;
     for height in from..from.saturating_add(max) {
         let Some(stored) = store.block(height).await? else { break };
         let (block, cert) = from_stored(&stored).map_err(|e| invalid(height, e))?;
-        out.push(committed_wire(&block, &cert));
+        let c = committed_wire(&block, &cert);
+        bytes += prost::Message::encoded_len(&c) + 8;
+        if !out.is_empty() && bytes > max_bytes {
+            break;
+        }
+        out.push(c);
     }
     Ok(out)
 }

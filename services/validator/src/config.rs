@@ -26,6 +26,12 @@ pub struct ValidatorConfig {
     /// Make an empty block after this many idle seconds (0: never; an idle chain stays silent).
     #[arg(long, env = "GLUCOCHAIN_HEARTBEAT_SECS", default_value_t = 0)]
     pub heartbeat_secs: u64,
+    /// Least time between two commits, milliseconds: transactions arriving
+    /// meanwhile wait and go into the next block together (CometBFT's
+    /// `timeout_commit`). Fewer, larger blocks cost less per transaction; each
+    /// transaction waits up to this long more. 0: start at once.
+    #[arg(long, env = "GLUCOCHAIN_MIN_BLOCK_INTERVAL_MS", default_value_t = 100)]
+    pub min_block_interval_ms: u64,
     /// Largest clock difference tolerated in a proposed block's time, seconds.
     #[arg(long, env = "GLUCOCHAIN_MAX_CLOCK_SKEW_SECS", default_value_t = 10)]
     pub max_clock_skew_secs: u64,
@@ -43,6 +49,11 @@ impl ValidatorConfig {
     /// The consensus WAL file.
     pub fn wal_path(&self) -> PathBuf {
         self.data_dir.join("consensus.wal")
+    }
+
+    /// The least time between two commits.
+    pub fn min_block_interval(&self) -> Duration {
+        Duration::from_millis(self.min_block_interval_ms)
     }
 
     /// The heartbeat, if any.

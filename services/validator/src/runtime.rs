@@ -43,13 +43,30 @@ pub enum Misbehavior {
 
 enum Event {
     Net(Box<ConsensusMessage>),
-    Timer { height: u64, timeout: Timeout, epoch: u64 },
-    Tx { hash: Hash32, jws: Vec<u8>, ack: Box<Acker>, traceparent: Option<String> },
+    Timer {
+        height: u64,
+        timeout: Timeout,
+        epoch: u64,
+    },
+    Tx {
+        hash: Hash32,
+        jws: Vec<u8>,
+        ack: Box<Acker>,
+        traceparent: Option<String>,
+    },
     SyncReply(Vec<wire::CommittedBlock>),
     SyncFailed,
-    VoteSetRequest { reply: async_nats::Subject, height: u64, round: u32 },
+    VoteSetRequest {
+        reply: async_nats::Subject,
+        height: u64,
+        round: u32,
+    },
     VoteSet(Vec<wire::SignedConsensusMessage>),
     Tick,
+    /// The least interval since the last commit has passed: start `height` if there is work.
+    Wake {
+        height: u64,
+    },
 }
 
 /// Most blocks one sync reply carries.
@@ -87,6 +104,10 @@ struct Validator {
     /// The next height, when the node waits for work to start it.
     idle_next: Option<u64>,
     idle_since: Instant,
+    /// The next height starts no earlier than this (the least block interval),
+    /// unless a peer has already started it.
+    not_before: Instant,
+    wake_scheduled: bool,
     last_commit: Instant,
     peer_height: u64,
     behind_since: Option<Instant>,
@@ -96,6 +117,9 @@ struct Validator {
     position: ((u64, i64), Instant),
     voteset_inflight: bool,
     misbehave: Misbehavior,
+    /// Most transaction bytes (with framing) in a block: the genesis limit, or
+    /// less if NATS could not carry such a block as one `BLOCKS` message.
+    block_bytes_cap: u64,
 }
 
 /// Runs a validator until a fatal error (a failed WAL write, a diverged
@@ -131,6 +155,17 @@ pub async fn run(
     let (node, outputs) = Node::open_lazily(node_cfg, wal, height, chain.state().validators()).context("consensus")?;
     tracing::info!(validator = %me, height, "validator started");
 
+    // A committed block travels as one NATS message: never build or accept one larger.
+    let max_payload = bus.client().server_info().max_payload;
+    let block_bytes_cap = p.max_block_bytes.min(max_payload.saturating_sub(BLOCK_MESSAGE_MARGIN) as u64);
+    if block_bytes_cap < p.max_block_bytes {
+        tracing::warn!(
+            genesis_max_block_bytes = p.max_block_bytes,
+            nats_max_payload = max_payload,
+            block_bytes_cap,
+            "blocks are capped below the genesis limit to fit a NATS message (raise max_payload to allow larger ones)"
+        );
+    }
     let (tx, mut rx) = mpsc::channel::<Event>(4096);
     spawn_consensus_listener(&bus, me.clone(), tx.clone()).await?;
     spawn_tx_consumer(&bus, &txs_stream, &me, tx.clone()).await?;
@@ -160,6 +195,8 @@ pub async fn run(
         epoch: 0,
         idle_next: None,
         idle_since: Instant::now(),
+        not_before: Instant::now(),
+        wake_scheduled: false,
         last_commit: Instant::now(),
         peer_height: 0,
         behind_since: None,
@@ -168,6 +205,7 @@ pub async fn run(
         position: ((0, 0), Instant::now()),
         voteset_inflight: false,
         misbehave,
+        block_bytes_cap,
     };
     metrics::gauge!("glucochain_consensus_height").set(v.chain.state().height() as f64);
     // Counters that alerts and dashboards watch exist from the start, at zero.
@@ -256,6 +294,13 @@ async fn spawn_voteset_listener(bus: &Bus, tx: mpsc::Sender<Event>) -> anyhow::R
     Ok(())
 }
 
+/// Room kept in a NATS message beside a block's transactions: header,
+/// certificate, protobuf framing and the trace headers.
+const BLOCK_MESSAGE_MARGIN: usize = 64 * 1024;
+
+/// Protobuf framing per transaction in a block message (field tag and length).
+const TX_FRAMING_BYTES: u64 = 8;
+
 async fn spawn_sync_server(bus: &Bus, store: Store) -> anyhow::Result<()> {
     let mut sub = bus.client().subscribe(subjects::SYNC_BLOCKS).await.context("subscribe sync")?;
     let client = bus.client().clone();
@@ -270,7 +315,8 @@ async fn spawn_sync_server(bus: &Bus, store: Store) -> anyhow::Result<()> {
                 SYNC_BATCH
             };
             let tip = store.latest_height().await.ok().flatten().unwrap_or(0);
-            let Ok(blocks) = committed_range(&store, req.from_height.max(1), max).await else { continue };
+            let max_bytes = client.server_info().max_payload.saturating_sub(BLOCK_MESSAGE_MARGIN);
+            let Ok(blocks) = committed_range(&store, req.from_height.max(1), max, max_bytes).await else { continue };
             // Stay silent when we hold nothing new: another peer may.
             if blocks.is_empty() {
                 continue;
@@ -336,6 +382,17 @@ impl Validator {
                 }
             }
             Event::Tick => self.on_tick().await?,
+            Event::Wake { height } => {
+                self.wake_scheduled = false;
+                // A wake-up for an earlier height (started meanwhile by a peer)
+                // reschedules for the current one.
+                if let Some(next) = self.idle_next
+                    && !self.mempool.is_empty()
+                {
+                    tracing::trace!(height, next, "wake");
+                    self.start_when_due(next).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -348,7 +405,8 @@ impl Validator {
         traceparent: Option<String>,
     ) -> anyhow::Result<()> {
         // Committed already (a redelivery after our ack was lost): just acknowledge.
-        if self.chain.store().transaction(&hash.0).await?.is_some() {
+        // Older committed ones are expired; the proposer checks the store before refusing those.
+        if self.chain.state().has_recent_tx(&hash) {
             let _ = ack.ack().await;
             return Ok(());
         }
@@ -377,9 +435,33 @@ impl Validator {
         }
         metrics::gauge!("glucochain_mempool_txs").set(self.mempool.len() as f64);
         if let Some(next) = self.idle_next {
-            self.start_height(next).await?;
+            self.start_when_due(next).await?;
         }
         Ok(())
+    }
+
+    /// Starts `height` now, or once the least block interval since the last
+    /// commit has passed (one wake-up is scheduled for it).
+    async fn start_when_due(&mut self, height: u64) -> anyhow::Result<()> {
+        let now = Instant::now();
+        if now >= self.not_before {
+            return self.start_height(height).await;
+        }
+        self.schedule_wake(height);
+        Ok(())
+    }
+
+    /// Asks for an [`Event::Wake`] at `not_before` (once).
+    fn schedule_wake(&mut self, height: u64) {
+        if self.wake_scheduled {
+            return;
+        }
+        self.wake_scheduled = true;
+        let (events, after) = (self.events.clone(), self.not_before.saturating_duration_since(Instant::now()));
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = events.send(Event::Wake { height }).await;
+        });
     }
 
     async fn reject(&self, hash: Hash32, code: &str, reason: &str) {
@@ -592,8 +674,8 @@ impl Validator {
         let mut txs = Vec::new();
         let mut refused = Vec::new();
         for (hash, p) in self.mempool.iter() {
-            if txs.len() >= params.max_block_txs as usize || exec.bytes() + p.jws.len() as u64 > params.max_block_bytes
-            {
+            let framed = exec.bytes() + (txs.len() as u64 + 1) * TX_FRAMING_BYTES + p.jws.len() as u64;
+            if txs.len() >= params.max_block_txs as usize || framed > self.block_bytes_cap {
                 break;
             }
             match exec.admit(&p.jws) {
@@ -618,7 +700,10 @@ impl Validator {
         self.chain.built(&block, effects);
         for (hash, r) in refused {
             if let Some(p) = self.mempool.remove(&hash) {
-                if r.code == "duplicate" && self.chain.store().transaction(&hash.0).await.ok().flatten().is_some() {
+                // A redelivery of a committed transaction is acknowledged, not refused.
+                if matches!(r.code, "duplicate" | "expired")
+                    && self.chain.store().transaction(&hash.0).await.ok().flatten().is_some()
+                {
                     let _ = p.ack.ack().await;
                     continue;
                 }
@@ -637,6 +722,16 @@ impl Validator {
         let skew = self.cfg.max_clock_skew_secs as i64 * 1000;
         if block.header.time.unix_ms() > Timestamp::now().unix_ms() + skew {
             tracing::warn!(height = block.header.height, "proposed block time is in the future");
+            return false;
+        }
+        let framed: u64 = block.txs.iter().map(|t| t.len() as u64 + TX_FRAMING_BYTES).sum();
+        if framed > self.block_bytes_cap {
+            tracing::warn!(
+                height = block.header.height,
+                bytes = framed,
+                cap = self.block_bytes_cap,
+                "proposed block too large to publish"
+            );
             return false;
         }
         match self.chain.check(block) {
@@ -736,13 +831,17 @@ impl Validator {
         tracing::info!(height, hash = %hash, txs = d.block.txs.len(), round = d.certificate.round, "committed block");
 
         let next = height + 1;
+        self.not_before = self.last_commit + self.cfg.min_block_interval();
         let work = !self.mempool.is_empty() || self.peer_height >= next;
-        if work {
+        if work && (self.peer_height >= next || self.cfg.min_block_interval().is_zero()) {
             let set = self.chain.state().validators().clone();
             Ok(self.node.start_height(next, &set)?)
         } else {
             self.idle_next = Some(next);
             self.idle_since = Instant::now();
+            if work {
+                self.schedule_wake(next);
+            }
             Ok(Vec::new())
         }
     }

@@ -194,3 +194,61 @@ async fn an_idle_chain_makes_no_blocks() {
     assert_eq!(c.blocks_from_stream(&bus).await.len(), 1, "still one block\n{}", c.logs());
     assert_eq!(c.chain_of(1).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_arriving_within_the_least_block_interval_share_a_block() {
+    const INTERVAL_MS: i64 = 600;
+    let interval = INTERVAL_MS.to_string();
+    let mut c = Cluster::start_configured(4, 0, &[], &[("GLUCOCHAIN_MIN_BLOCK_INTERVAL_MS", &interval)]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+    // 24 transactions, one every 50 ms: without the interval most would get a block of their own.
+    let mut hashes = Vec::new();
+    for _ in 0..24 {
+        let tx = c.registration();
+        hashes.extend(c.submit(&bus, &[tx]).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let blocks = c.wait_committed(&bus, &hashes, Duration::from_secs(90)).await;
+    let times: Vec<i64> = blocks.values().map(|b| b.block.as_ref().unwrap().header.as_ref().unwrap().time_ms).collect();
+    for w in times.windows(2) {
+        assert!(w[1] - w[0] >= INTERVAL_MS, "blocks {} ms apart (least {INTERVAL_MS}): {times:?}", w[1] - w[0]);
+    }
+    let txs: usize = blocks.values().map(|b| b.block.as_ref().unwrap().txs.len()).sum();
+    assert_eq!(txs, 24);
+    assert!(blocks.len() < 12, "{} blocks for 24 transactions over ~1.2 s", blocks.len());
+    check_consistent(&c, &bus, &[0, 1, 2, 3]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_stay_small_enough_to_publish_and_sync_on_nats() {
+    // NATS takes messages of at most 80 KiB here (16 KiB of transactions
+    // beside the validators' 64 KiB margin): a backlog of ~150 KiB must be cut
+    // into blocks that each fit one BLOCKS message.
+    const MAX_PAYLOAD: usize = 80 * 1024;
+    let nats = glucochain_testkit::NatsServer::start_with_max_payload(MAX_PAYLOAD).unwrap();
+    let mut c = Cluster::start_on(nats, 4, 0, &[], &[("GLUCOCHAIN_MIN_BLOCK_INTERVAL_MS", "300")]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+    // Validator 3 is down while the backlog commits; it must catch up by sync.
+    c.kill(3);
+    let txs: Vec<Vec<u8>> = (0..220).map(|_| c.registration()).collect();
+    let bytes: usize = txs.iter().map(Vec::len).sum();
+    let hashes = c.submit(&bus, &txs).await;
+    let blocks = c.wait_committed(&bus, &hashes, Duration::from_secs(120)).await;
+    let heights: Vec<u64> = blocks.keys().copied().collect();
+    assert_eq!(heights, (1..=heights.len() as u64).collect::<Vec<_>>(), "every height on BLOCKS");
+    assert!(bytes > MAX_PAYLOAD, "the backlog ({bytes} bytes) exceeds one message");
+    assert!(blocks.len() as f64 >= bytes as f64 / (16.0 * 1024.0), "{} blocks for {bytes} bytes", blocks.len());
+    for b in blocks.values() {
+        assert!(prost::Message::encoded_len(b) <= MAX_PAYLOAD);
+    }
+    c.start_validator(3);
+    c.wait_ready().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while c.chain_of(3).await.len() < blocks.len() {
+        assert!(std::time::Instant::now() < deadline, "validator 3 did not sync\n{}", c.log_tail(3));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    check_consistent(&c, &bus, &[0, 1, 2, 3]).await;
+}

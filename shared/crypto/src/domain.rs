@@ -152,34 +152,54 @@ pub struct BatchItem<'a> {
 /// crafted small-order components) are caught because weak public keys are
 /// rejected first and any batch failure falls back to strict checks.
 pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), SignatureError> {
+    let messages: Vec<Vec<u8>> = items.iter().map(|it| it.domain.signing_bytes(it.message)).collect();
+    let raw: Vec<RawBatchItem> = items
+        .iter()
+        .zip(&messages)
+        .map(|(it, m)| RawBatchItem { key: it.key, input: m, signature: it.signature })
+        .collect();
+    verify_batch_raw(&raw)
+}
+
+/// One item of a batch over raw bytes (no domain tag), such as a JWS signing input.
+#[derive(Debug, Clone, Copy)]
+pub struct RawBatchItem<'a> {
+    /// The signer's key.
+    pub key: &'a PublicKey,
+    /// The exact signed bytes.
+    pub input: &'a [u8],
+    /// The 64-byte signature.
+    pub signature: &'a [u8],
+}
+
+/// [`verify_batch`] over raw signed bytes: the same batch equation, the same
+/// fallback to strict single checks naming the items that fail.
+pub fn verify_batch_raw(items: &[RawBatchItem<'_>]) -> Result<(), SignatureError> {
     if items.is_empty() {
         return Ok(());
     }
     let mut messages = Vec::with_capacity(items.len());
     let mut signatures = Vec::with_capacity(items.len());
     let mut keys = Vec::with_capacity(items.len());
-    let mut malformed = Vec::new();
-    for (i, it) in items.iter().enumerate() {
+    let mut malformed = false;
+    for it in items {
         match to_signature(it.signature) {
             Ok(sig) if !it.key.verifying_key().is_weak() => {
-                messages.push(it.domain.signing_bytes(it.message));
+                messages.push(it.input);
                 signatures.push(sig);
                 keys.push(*it.key.verifying_key());
             }
-            _ => malformed.push(i),
+            _ => malformed = true,
         }
     }
-    if malformed.is_empty() {
-        let refs: Vec<&[u8]> = messages.iter().map(|m| m.as_slice()).collect();
-        if ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_ok() {
-            return Ok(());
-        }
+    if !malformed && ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        return Ok(());
     }
     // Find exactly which items fail, with the strict single check.
     let bad: Vec<usize> = items
         .iter()
         .enumerate()
-        .filter(|(_, it)| it.key.verify(it.domain, it.message, it.signature).is_err())
+        .filter(|(_, it)| it.key.verify_raw(it.input, it.signature).is_err())
         .map(|(i, _)| i)
         .collect();
     if bad.is_empty() { Ok(()) } else { Err(SignatureError::BatchInvalid(bad)) }

@@ -16,6 +16,6 @@ pub mod jose;
 pub mod keys;
 pub mod merkle;
 
-pub use domain::{Domain, SignatureError, verify_batch};
+pub use domain::{BatchItem, Domain, RawBatchItem, SignatureError, verify_batch, verify_batch_raw};
 pub use hash::{Hash32, sha256, sha256_parts};
 pub use keys::{KeyError, KeyPair, PublicKey};

@@ -20,7 +20,7 @@
 //! the effects of the transactions before them in the block, then
 //! [`LedgerState::apply`] commits the effects.
 
-use glucochain_crypto::{Hash32, PublicKey, sha256_parts};
+use glucochain_crypto::{Hash32, PublicKey, RawBatchItem, sha256_parts, verify_batch_raw};
 use glucochain_types::block::{Validator, ValidatorSet};
 use glucochain_types::genesis::{ConsensusParams, Genesis};
 use glucochain_types::time::Timestamp;
@@ -185,6 +185,12 @@ impl LedgerState {
         }
     }
 
+    /// Whether a transaction with this hash was committed within the replay
+    /// window (older ones can no longer be admitted: they are expired).
+    pub fn has_recent_tx(&self, hash: &Hash32) -> bool {
+        self.hashes.contains(hash)
+    }
+
     /// The last applied height (0 at genesis).
     pub fn height(&self) -> u64 {
         self.height
@@ -285,13 +291,61 @@ impl LedgerState {
             return Err(BlockError::TooLarge);
         }
         let mut exec = self.execute(header.time);
-        for (i, tx) in txs.iter().enumerate() {
-            exec.admit(tx.as_ref()).map_err(|r| BlockError::Tx { index: i, rejection: r })?;
+        let parsed: Vec<Result<Transaction, Rejection>> = txs.iter().map(|t| exec.parse(t.as_ref())).collect();
+        let verified = self.verify_signatures(&parsed);
+        for (i, (tx, key)) in parsed.into_iter().zip(verified).enumerate() {
+            tx.and_then(|tx| exec.admit_parsed(tx, key.as_ref()))
+                .map_err(|r| BlockError::Tx { index: i, rejection: r })?;
         }
         if exec.effects.bytes > self.params.max_block_bytes {
             return Err(BlockError::TooLarge);
         }
         Ok(exec)
+    }
+
+    /// Checks the signatures of a block's transactions in one Ed25519 batch
+    /// (about twice as fast per signature as one by one), with the keys the
+    /// committed state holds for their signers (or the key a self-registration
+    /// carries). Returns, per transaction, the key its signature verified with:
+    /// none when the batch failed or the signer is not known yet (registered
+    /// earlier in the same block); admission then checks those one by one, so
+    /// the outcome is always the strict single check's.
+    fn verify_signatures(&self, txs: &[Result<Transaction, Rejection>]) -> Vec<Option<PublicKey>> {
+        let mut keys: Vec<Option<PublicKey>> = txs
+            .iter()
+            .map(|t| {
+                let tx = t.as_ref().ok()?;
+                match &tx.payload.body {
+                    TxBody::ParticipantRegister(r) if r.id == tx.signer && r.role == Role::Patient => {
+                        Some(r.public_key)
+                    }
+                    _ => self.participants.get(&tx.signer).map(|p| p.public_key),
+                }
+            })
+            .collect();
+        let parts: Vec<Option<(&[u8], Vec<u8>)>> = txs
+            .iter()
+            .zip(&keys)
+            .map(|(t, k)| k.as_ref().and(t.as_ref().ok()).and_then(|tx| tx.signed_parts()))
+            .collect();
+        let items: Vec<RawBatchItem> = parts
+            .iter()
+            .zip(&keys)
+            .filter_map(|(p, k)| {
+                let (input, signature) = p.as_ref()?;
+                Some(RawBatchItem { key: k.as_ref()?, input, signature })
+            })
+            .collect();
+        // The batch helper names failing items itself; any failure here leaves all to the single checks.
+        if items.is_empty() || verify_batch_raw(&items).is_err() {
+            return vec![None; txs.len()];
+        }
+        for (k, p) in keys.iter_mut().zip(&parts) {
+            if p.is_none() {
+                *k = None;
+            }
+        }
+        keys
     }
 
     /// Applies a checked block's effects: the state moves to `header.height`.
@@ -419,14 +473,30 @@ impl<'a> BlockExecution<'a> {
     /// registered and active, signature, role for the type, creation time
     /// window, duplicate, replayed nonce, then the rules of the type.
     pub fn admit(&mut self, jws: &[u8]) -> Result<Admitted, Rejection> {
+        let tx = self.parse(jws)?;
+        self.admit_parsed(tx, None)
+    }
+
+    fn parse(&self, jws: &[u8]) -> Result<Transaction, Rejection> {
         let text = std::str::from_utf8(jws).map_err(|_| Rejection::new("malformed", "not UTF-8"))?;
-        let tx = Transaction::parse(text, &self.state.limits).map_err(|e| Rejection::new(e.code(), e.to_string()))?;
+        Transaction::parse(text, &self.state.limits).map_err(|e| Rejection::new(e.code(), e.to_string()))
+    }
+
+    /// [`BlockExecution::admit`] of a parsed transaction whose signature was
+    /// already checked with `verified` (if it is the key the rules pick).
+    fn admit_parsed(&mut self, tx: Transaction, verified: Option<&PublicKey>) -> Result<Admitted, Rejection> {
+        let check = |tx: &Transaction, key: &PublicKey| {
+            if verified == Some(key) {
+                return Ok(());
+            }
+            tx.verify_signature(key).map_err(|e| Rejection::new("bad-signature", e.to_string()))
+        };
         tx.check_chain(&self.state.chain_id).map_err(|e| Rejection::new(e.code(), e.to_string()))?;
         let self_registration = matches!(&tx.payload.body,
             TxBody::ParticipantRegister(r) if r.id == tx.signer && r.role == Role::Patient);
         let signer_role = if self_registration {
             let TxBody::ParticipantRegister(r) = &tx.payload.body else { unreachable!() };
-            tx.verify_signature(&r.public_key).map_err(|e| Rejection::new("bad-signature", e.to_string()))?;
+            check(&tx, &r.public_key)?;
             Role::Patient
         } else {
             let Some((signer, active)) = self.lookup(&tx.signer) else {
@@ -435,7 +505,7 @@ impl<'a> BlockExecution<'a> {
             if !active {
                 return Err(Rejection::new("revoked-signer", format!("{} is revoked", tx.signer)));
             }
-            tx.verify_signature(&signer.public_key).map_err(|e| Rejection::new("bad-signature", e.to_string()))?;
+            check(&tx, &signer.public_key)?;
             signer.role
         };
         if !tx.role_may_sign(signer_role) {
@@ -477,7 +547,7 @@ impl<'a> BlockExecution<'a> {
         self.effects.hashes.insert(tx.hash);
         self.effects.nonce_set.insert(nonce_key);
         self.effects.nonces.push((tx.signer.clone(), tx.payload.nonce.clone(), created, tx.hash));
-        self.effects.bytes += jws.len() as u64;
+        self.effects.bytes += tx.jws.len() as u64;
         Ok(Admitted { tx })
     }
 

@@ -228,3 +228,46 @@ fn headers_must_follow_the_parent_and_roots_are_deterministic() {
     }
     a.state.check_header(&good).unwrap();
 }
+
+/// `jws` with the signature of `other` (valid base64url, wrong signature).
+fn with_signature_of(jws: &[u8], other: &[u8]) -> Vec<u8> {
+    let (input, _) = std::str::from_utf8(jws).unwrap().rsplit_once('.').unwrap();
+    let (_, sig) = std::str::from_utf8(other).unwrap().rsplit_once('.').unwrap();
+    format!("{input}.{sig}").into_bytes()
+}
+
+#[test]
+fn block_signatures_are_checked_together_and_a_bad_one_is_named() {
+    let mut admin = Actor::new(1);
+    let mut chain = Chain::new(&admin);
+    let mut patient = Actor::new(4);
+    let me = Actor::new(4);
+    let t = chain.now();
+    chain.commit(vec![patient.register(t, &me, Role::Patient, None)]);
+
+    // Many good signatures: one batch, all admitted.
+    let t = chain.now();
+    let good: Vec<Vec<u8>> = (0..40).map(|i| patient.observe(t + i, &me.id)).collect();
+    chain.commit(good);
+
+    // One forged among many: refused, and named by its index.
+    let t = chain.now();
+    let mut txs: Vec<Vec<u8>> = (0..12).map(|i| patient.observe(t + i, &me.id)).collect();
+    txs[7] = with_signature_of(&txs[7], &txs[3]);
+    assert_eq!(chain.reject(txs.clone()), (7, "bad-signature"));
+    txs.remove(7);
+    chain.commit(txs);
+
+    // Signers registered earlier in the same block (not yet in the committed
+    // state) are checked one by one: good ones pass, a forged one is refused.
+    let mut hospital = Actor::new(2);
+    let clinician = Actor::new(3);
+    let t = chain.now();
+    let hid = hospital.id.clone();
+    let register_hospital = admin.register(t, &hospital, Role::Institution, None);
+    let register_clinician = hospital.register(t, &clinician, Role::Clinician, Some(&hid));
+    let forged = with_signature_of(&register_clinician, &register_hospital);
+    assert_eq!(chain.reject(vec![register_hospital.clone(), forged]), (1, "bad-signature"));
+    chain.commit(vec![register_hospital, register_clinician]);
+    assert_eq!(chain.state.participant(&clinician.id).unwrap().role, Role::Clinician);
+}

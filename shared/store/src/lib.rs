@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use audit::AuditRow;
 pub use chain::{InsertOutcome, StoredBlock, StoredTx};
 pub use evidence::StoredEvidence;
-pub use status::{TxState, TxStatus};
+pub use status::{CommittedTxStatus, NewTxStatus, STATUS_ROWS_PER_STATEMENT, TxState, TxStatus};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +52,27 @@ pub enum StoreError {
     /// Stored data is not what this version expects.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+/// Rows per multi-row `INSERT` (at most 9 values a row here: SQLite allows
+/// 32,766 bound values a statement, PostgreSQL 65,535).
+pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
+
+/// `($1, ..., $k), ($k+1, ...), ...`: `rows` rows of `per_row` bound values.
+pub(crate) fn values_placeholders(rows: usize, per_row: usize) -> String {
+    let mut out = String::with_capacity(rows * (per_row * 6 + 4));
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for i in 1..=per_row {
+            if i > 1 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(r * per_row + i).to_string());
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Which database is behind a [`Store`].

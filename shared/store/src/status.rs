@@ -41,51 +41,95 @@ pub struct TxStatus {
     pub state: TxState,
 }
 
+/// Rows per multi-row statement.
+pub const STATUS_ROWS_PER_STATEMENT: usize = crate::ROWS_PER_STATEMENT;
+
+/// A transaction ingest has just accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTxStatus<'a> {
+    /// Tx hash.
+    pub hash: &'a [u8],
+    /// Type.
+    pub tx_type: &'a str,
+    /// Signer.
+    pub signer: &'a str,
+}
+
+/// A transaction at a position of a committed block.
+#[derive(Debug, Clone, Copy)]
+pub struct CommittedTxStatus<'a> {
+    /// Tx hash.
+    pub hash: &'a [u8],
+    /// Type.
+    pub tx_type: &'a str,
+    /// Signer.
+    pub signer: &'a str,
+    /// Position in the block.
+    pub index: u32,
+}
+
 impl Store {
-    /// Records a newly accepted transaction as pending (no-op when known).
-    pub async fn tx_pending(&self, hash: &[u8], tx_type: &str, signer: &str) -> Result<(), StoreError> {
+    /// Records newly accepted transactions as pending (no-op for known ones),
+    /// all in one statement per [`STATUS_ROWS_PER_STATEMENT`] rows: ingest
+    /// writes the submissions that arrived together as one group commit.
+    pub async fn tx_pending(&self, rows: &[NewTxStatus<'_>]) -> Result<(), StoreError> {
         let now = crate::chain::now_ms();
-        sqlx::query(
-            "INSERT INTO tx_status (hash, status, tx_type, signer, submitted_ms, updated_ms) \
-             VALUES ($1, 'pending', $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING",
-        )
-        .bind(hash.to_vec())
-        .bind(tx_type.to_string())
-        .bind(signer.to_string())
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        for chunk in rows.chunks(STATUS_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO tx_status (hash, status, tx_type, signer, submitted_ms, updated_ms) VALUES {} \
+                 ON CONFLICT (hash) DO NOTHING",
+                crate::values_placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.hash.to_vec())
+                    .bind("pending")
+                    .bind(r.tx_type.to_string())
+                    .bind(r.signer.to_string())
+                    .bind(now)
+                    .bind(now);
+            }
+            q.execute(&self.pool).await?;
+        }
         Ok(())
     }
 
-    /// Marks a transaction committed (whatever it was before).
+    /// Marks the transactions of one block committed (whatever they were
+    /// before), in one database transaction: `rows[i]` is at position
+    /// `rows[i].index` of the block. Hashes are distinct within a block.
     pub async fn tx_committed(
         &self,
-        hash: &[u8],
-        tx_type: &str,
-        signer: &str,
         height: u64,
-        index: u32,
         block_hash: &[u8],
+        rows: &[CommittedTxStatus<'_>],
     ) -> Result<(), StoreError> {
         let now = crate::chain::now_ms();
-        sqlx::query(
-            "INSERT INTO tx_status (hash, status, tx_type, signer, submitted_ms, height, idx, block_hash, updated_ms) \
-             VALUES ($1, 'committed', $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (hash) DO UPDATE SET status = 'committed', height = excluded.height, idx = excluded.idx, \
-             block_hash = excluded.block_hash, code = NULL, reason = NULL, updated_ms = excluded.updated_ms",
-        )
-        .bind(hash.to_vec())
-        .bind(tx_type.to_string())
-        .bind(signer.to_string())
-        .bind(now)
-        .bind(height as i64)
-        .bind(index as i32)
-        .bind(block_hash.to_vec())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let mut db = self.pool.begin().await?;
+        for chunk in rows.chunks(STATUS_ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO tx_status (hash, status, tx_type, signer, submitted_ms, updated_ms, height, idx, block_hash) \
+                 VALUES {} ON CONFLICT (hash) DO UPDATE SET status = 'committed', height = excluded.height, \
+                 idx = excluded.idx, block_hash = excluded.block_hash, code = NULL, reason = NULL, \
+                 updated_ms = excluded.updated_ms",
+                crate::values_placeholders(chunk.len(), 9)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.hash.to_vec())
+                    .bind("committed")
+                    .bind(r.tx_type.to_string())
+                    .bind(r.signer.to_string())
+                    .bind(now)
+                    .bind(now)
+                    .bind(height as i64)
+                    .bind(r.index as i32)
+                    .bind(block_hash.to_vec());
+            }
+            q.execute(&mut *db).await?;
+        }
+        db.commit().await?;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! The same repository behaviour on SQLite and on a real PostgreSQL.
 
 use glucochain_store::{
-    AuditRow, Backend, InsertOutcome, Store, StoreError, StoredBlock, StoredEvidence, StoredTx, TxState,
+    AuditRow, Backend, CommittedTxStatus, InsertOutcome, NewTxStatus, STATUS_ROWS_PER_STATEMENT, Store, StoreError,
+    StoredBlock, StoredEvidence, StoredTx, TxState,
 };
 use glucochain_testkit::PgTestDb;
 
@@ -108,18 +109,49 @@ async fn exercise(store: &Store) {
     assert_eq!(store.last_audit_checkpoint().await.unwrap(), Some((3, vec![3; 32])));
 
     // Status: pending, then rejected; committed always wins and is never downgraded.
-    store.tx_pending(&[1; 32], "observation.record", "ps").await.unwrap();
-    store.tx_pending(&[1; 32], "observation.record", "ps").await.unwrap();
+    let pending = |hash: &'static [u8]| NewTxStatus { hash, tx_type: "observation.record", signer: "ps" };
+    store.tx_pending(&[pending(&[1; 32])]).await.unwrap();
+    store.tx_pending(&[pending(&[1; 32]), pending(&[3; 32])]).await.unwrap();
     assert_eq!(store.tx_status(&[1; 32]).await.unwrap().unwrap().state, TxState::Pending);
     assert!(store.tx_rejected(&[1; 32], "forbidden", "no").await.unwrap());
     assert!(matches!(store.tx_status(&[1; 32]).await.unwrap().unwrap().state, TxState::Rejected { .. }));
-    store.tx_committed(&[1; 32], "observation.record", "ps", 7, 2, &[5; 32]).await.unwrap();
+    let at =
+        |hash: &'static [u8], index| CommittedTxStatus { hash, tx_type: "observation.record", signer: "ps", index };
+    store.tx_committed(7, &[5; 32], &[at(&[3; 32], 0), at(&[1; 32], 2)]).await.unwrap();
     assert!(!store.tx_rejected(&[1; 32], "late", "x").await.unwrap());
     assert_eq!(
         store.tx_status(&[1; 32]).await.unwrap().unwrap().state,
         TxState::Committed { height: 7, index: 2, block_hash: vec![5; 32] }
     );
+    assert_eq!(
+        store.tx_status(&[3; 32]).await.unwrap().unwrap().state,
+        TxState::Committed { height: 7, index: 0, block_hash: vec![5; 32] }
+    );
     assert_eq!(store.tx_status(&[2; 32]).await.unwrap(), None);
+    // Batches larger than one statement: every row lands, pending then committed.
+    let hashes: Vec<[u8; 32]> = (0..(STATUS_ROWS_PER_STATEMENT as u32 + 7))
+        .map(|i| {
+            let mut h = [0xAB; 32];
+            h[..4].copy_from_slice(&i.to_be_bytes());
+            h
+        })
+        .collect();
+    let rows: Vec<NewTxStatus> =
+        hashes.iter().map(|h| NewTxStatus { hash: h, tx_type: "observation.record", signer: "ps" }).collect();
+    store.tx_pending(&rows).await.unwrap();
+    assert_eq!(store.tx_status(hashes.last().unwrap()).await.unwrap().unwrap().state, TxState::Pending);
+    let rows: Vec<CommittedTxStatus> = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| CommittedTxStatus { hash: h, tx_type: "observation.record", signer: "ps", index: i as u32 })
+        .collect();
+    store.tx_committed(8, &[6; 32], &rows).await.unwrap();
+    for (i, h) in hashes.iter().enumerate().step_by(337) {
+        assert_eq!(
+            store.tx_status(h).await.unwrap().unwrap().state,
+            TxState::Committed { height: 8, index: i as u32, block_hash: vec![6; 32] }
+        );
+    }
 }
 
 #[tokio::test]
@@ -151,4 +183,42 @@ async fn postgres_backend() {
 async fn bad_urls_are_explained() {
     let err = Store::connect("mysql://root@localhost/x").await.unwrap_err();
     assert!(err.to_string().contains("unsupported database URL"), "{err}");
+}
+
+/// A block of more transactions than one multi-row statement holds, stored and read back in order.
+async fn exercise_large_block(store: &Store) {
+    let mut big = block(1, 10, 0);
+    big.txs = (0..2 * STATUS_ROWS_PER_STATEMENT + 3)
+        .map(|i| StoredTx {
+            hash: sha2_like(i),
+            height: 1,
+            index: i as u32,
+            tx_type: "observation.record".into(),
+            signer: format!("psigner{}", i % 7),
+            patient: (i % 3 == 0).then(|| format!("ppatient{i}")),
+            jws: format!("jws-1-{i}"),
+            ok: i % 11 != 0,
+            code: if i % 11 == 0 { "consent.denied".into() } else { String::new() },
+        })
+        .collect();
+    assert_eq!(store.insert_block(&big).await.unwrap(), InsertOutcome::Inserted);
+    assert_eq!(store.block(1).await.unwrap().unwrap(), big);
+    assert_eq!(store.insert_block(&big).await.unwrap(), InsertOutcome::AlreadyPresent);
+}
+
+fn sha2_like(i: usize) -> Vec<u8> {
+    let mut h = vec![0x5A; 32];
+    h[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    h
+}
+
+#[tokio::test]
+async fn large_blocks_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::connect(&format!("sqlite://{}", dir.path().join("big.db").display())).await.unwrap();
+    exercise_large_block(&sqlite).await;
+    let db = PgTestDb::create().await.unwrap();
+    let pg = Store::connect(db.url()).await.unwrap();
+    exercise_large_block(&pg).await;
+    pg.close().await;
 }

@@ -11,6 +11,7 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     bin: PathBuf,
+    max_payload: Option<usize>,
 }
 
 /// The version of a nats-server binary as (major, minor), if it runs.
@@ -63,12 +64,22 @@ pub fn nats_server_bin() -> anyhow::Result<PathBuf> {
 impl NatsServer {
     /// Starts a server with JetStream on a free port and waits until it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// As [`NatsServer::start`], with the largest message the server takes
+    /// (`max_payload`, 1 MiB by default).
+    pub fn start_with_max_payload(bytes: usize) -> anyhow::Result<Self> {
+        Self::start_with(Some(bytes))
+    }
+
+    fn start_with(max_payload: Option<usize>) -> anyhow::Result<Self> {
         let bin = nats_server_bin()?;
         let mut store = tempfile::tempdir()?;
         let mut last_err = None;
         for _ in 0..5 {
             let port = crate::free_port();
-            let mut s = NatsServer { child: None, port, store, bin: bin.clone() };
+            let mut s = NatsServer { child: None, port, store, bin: bin.clone(), max_payload };
             match s.spawn() {
                 Ok(()) => return Ok(s),
                 Err(e) => {
@@ -81,7 +92,14 @@ impl NatsServer {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let child = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        if let Some(bytes) = self.max_payload {
+            // Only a configuration file sets it; the flags below override the rest.
+            let conf = self.store.path().join("nats.conf");
+            std::fs::write(&conf, format!("max_payload: {bytes}\n")).context("nats.conf")?;
+            cmd.arg("-c").arg(conf);
+        }
+        let child = cmd
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path())
             .stdout(Stdio::null())

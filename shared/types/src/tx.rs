@@ -1162,6 +1162,13 @@ impl Transaction {
         Ok(())
     }
 
+    /// The bytes the signature covers (the JWS signing input) and the
+    /// signature, for batch verification with the signer's key.
+    pub fn signed_parts(&self) -> Option<(&[u8], Vec<u8>)> {
+        let (input, signature) = self.jws.rsplit_once('.')?;
+        Some((input.as_bytes(), glucochain_crypto::jose::b64url_decode(signature).ok()?))
+    }
+
     /// Checks the chain id.
     pub fn check_chain(&self, chain: &ChainId) -> Result<(), TxError> {
         if &self.payload.chain_id != chain {

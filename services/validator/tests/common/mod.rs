@@ -31,6 +31,8 @@ pub struct Cluster {
     pub validators: Vec<ValidatorProc>,
     pub genesis: PathBuf,
     nonce: u64,
+    /// Environment of every validator process (options as `GLUCOCHAIN_*`).
+    env: Vec<(String, String)>,
 }
 
 pub struct ValidatorProc {
@@ -52,7 +54,16 @@ impl Cluster {
     /// `n` genesis validators plus `followers` validator processes whose keys
     /// are not (yet) in the validator set: they follow the chain without voting.
     pub fn start_with_followers(n: usize, followers: usize, byzantine: &[usize]) -> Self {
-        let nats = NatsServer::start().expect("nats-server");
+        Self::start_configured(n, followers, byzantine, &[])
+    }
+
+    /// As [`Cluster::start_with_followers`], every validator with `env` set.
+    pub fn start_configured(n: usize, followers: usize, byzantine: &[usize], env: &[(&str, &str)]) -> Self {
+        Self::start_on(NatsServer::start().expect("nats-server"), n, followers, byzantine, env)
+    }
+
+    /// As [`Cluster::start_configured`], on a given NATS server.
+    pub fn start_on(nats: NatsServer, n: usize, followers: usize, byzantine: &[usize], env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let admin = KeyPair::generate();
         let mut validators = Vec::new();
@@ -89,7 +100,8 @@ impl Cluster {
         genesis.validate().unwrap();
         let gpath = dir.path().join("genesis.json");
         std::fs::write(&gpath, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();
-        let mut c = Cluster { nats, dir, admin, validators, genesis: gpath, nonce: 0 };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut c = Cluster { nats, dir, admin, validators, genesis: gpath, nonce: 0, env };
         for i in 0..n + followers {
             c.start_validator(i);
         }
@@ -118,6 +130,7 @@ impl Cluster {
             .arg(format!("127.0.0.1:{}", v.http_port))
             .env("GLUCOCHAIN_LOG_FORMAT", "text")
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
