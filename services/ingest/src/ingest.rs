@@ -11,7 +11,7 @@ use glucochain_bus::streams::StreamSpec;
 use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::Hash32;
 use glucochain_follow::{Follower, decode_committed, fetch_blocks};
-use glucochain_store::{CommittedTxStatus, NewTxStatus, STATUS_ROWS_PER_STATEMENT, Store, TxState};
+use glucochain_store::{CommittedTxStatus, MAX_ROWS_PER_WRITE, NewTxStatus, Store, TxState};
 use glucochain_types::Transaction;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::time::Timestamp;
@@ -48,7 +48,7 @@ struct PendingStatus {
 async fn write_pending_statuses(store: Store, mut queue: mpsc::Receiver<PendingStatus>) {
     while let Some(first) = queue.recv().await {
         let mut group = vec![first];
-        while group.len() < STATUS_ROWS_PER_STATEMENT {
+        while group.len() < MAX_ROWS_PER_WRITE {
             match queue.try_recv() {
                 Ok(p) => group.push(p),
                 Err(_) => break,
@@ -124,7 +124,7 @@ impl Ingest {
     /// by [`Ingest::follow_blocks`]). Starts the pending-status writer on the
     /// current Tokio runtime.
     pub fn new(bus: Bus, store: Store, genesis: &Genesis, rate: f64, burst: f64) -> Self {
-        let (pending, queue) = mpsc::channel(4 * STATUS_ROWS_PER_STATEMENT);
+        let (pending, queue) = mpsc::channel(4 * MAX_ROWS_PER_WRITE);
         tokio::spawn(write_pending_statuses(store.clone(), queue));
         Ingest {
             bus,

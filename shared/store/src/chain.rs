@@ -105,8 +105,8 @@ impl Store {
         .bind(now_ms())
         .execute(&mut *dbtx)
         .await?;
-        // Many rows a statement: one round trip per thousand transactions, not per transaction.
-        for chunk in b.txs.chunks(crate::ROWS_PER_STATEMENT) {
+        // Many rows a statement: a round trip per chunk of transactions, not per transaction.
+        for chunk in b.txs.chunks(self.rows_per_statement()) {
             let sql = format!(
                 "INSERT INTO transactions (hash, height, idx, tx_type, signer, patient, jws, ok, code) VALUES {}",
                 crate::values_placeholders(chunk.len(), 9)

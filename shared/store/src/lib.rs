@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use audit::AuditRow;
 pub use chain::{InsertOutcome, StoredBlock, StoredTx};
 pub use evidence::StoredEvidence;
-pub use status::{CommittedTxStatus, NewTxStatus, STATUS_ROWS_PER_STATEMENT, TxState, TxStatus};
+pub use status::{CommittedTxStatus, NewTxStatus, TxState, TxStatus};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +54,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// Rows per multi-row `INSERT` (at most 9 values a row here: SQLite allows
-/// 32,766 bound values a statement, PostgreSQL 65,535).
-pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
+/// Most rows a caller should hand to one batch write (the statements split
+/// them further as the backend prefers).
+pub const MAX_ROWS_PER_WRITE: usize = 1000;
 
 /// `($1, ..., $k), ($k+1, ...), ...`: `rows` rows of `per_row` bound values.
 pub(crate) fn values_placeholders(rows: usize, per_row: usize) -> String {
@@ -146,6 +146,17 @@ impl Store {
     /// The backend.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Rows per multi-row `INSERT` (at most 9 values a row here). PostgreSQL
+    /// takes 65,535 bound values a statement and gains from large ones; with
+    /// SQLite, binding looks each parameter up by name in a list (quadratic in
+    /// the parameters of a statement), so its statements stay small.
+    pub(crate) fn rows_per_statement(&self) -> usize {
+        match self.backend {
+            Backend::Postgres => 1000,
+            Backend::Sqlite => 64,
+        }
     }
 
     /// The pool, for repositories in service crates.

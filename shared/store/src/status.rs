@@ -41,9 +41,6 @@ pub struct TxStatus {
     pub state: TxState,
 }
 
-/// Rows per multi-row statement.
-pub const STATUS_ROWS_PER_STATEMENT: usize = crate::ROWS_PER_STATEMENT;
-
 /// A transaction ingest has just accepted.
 #[derive(Debug, Clone, Copy)]
 pub struct NewTxStatus<'a> {
@@ -69,12 +66,12 @@ pub struct CommittedTxStatus<'a> {
 }
 
 impl Store {
-    /// Records newly accepted transactions as pending (no-op for known ones),
-    /// all in one statement per [`STATUS_ROWS_PER_STATEMENT`] rows: ingest
-    /// writes the submissions that arrived together as one group commit.
+    /// Records newly accepted transactions as pending (no-op for known ones)
+    /// in multi-row statements: ingest writes the submissions that arrived
+    /// together as one group.
     pub async fn tx_pending(&self, rows: &[NewTxStatus<'_>]) -> Result<(), StoreError> {
         let now = crate::chain::now_ms();
-        for chunk in rows.chunks(STATUS_ROWS_PER_STATEMENT) {
+        for chunk in rows.chunks(self.rows_per_statement()) {
             let sql = format!(
                 "INSERT INTO tx_status (hash, status, tx_type, signer, submitted_ms, updated_ms) VALUES {} \
                  ON CONFLICT (hash) DO NOTHING",
@@ -106,7 +103,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = crate::chain::now_ms();
         let mut db = self.pool.begin().await?;
-        for chunk in rows.chunks(STATUS_ROWS_PER_STATEMENT) {
+        for chunk in rows.chunks(self.rows_per_statement()) {
             let sql = format!(
                 "INSERT INTO tx_status (hash, status, tx_type, signer, submitted_ms, updated_ms, height, idx, block_hash) \
                  VALUES {} ON CONFLICT (hash) DO UPDATE SET status = 'committed', height = excluded.height, \

@@ -1,7 +1,7 @@
 //! The same repository behaviour on SQLite and on a real PostgreSQL.
 
 use glucochain_store::{
-    AuditRow, Backend, CommittedTxStatus, InsertOutcome, NewTxStatus, STATUS_ROWS_PER_STATEMENT, Store, StoreError,
+    AuditRow, Backend, CommittedTxStatus, InsertOutcome, MAX_ROWS_PER_WRITE, NewTxStatus, Store, StoreError,
     StoredBlock, StoredEvidence, StoredTx, TxState,
 };
 use glucochain_testkit::PgTestDb;
@@ -129,7 +129,7 @@ async fn exercise(store: &Store) {
     );
     assert_eq!(store.tx_status(&[2; 32]).await.unwrap(), None);
     // Batches larger than one statement: every row lands, pending then committed.
-    let hashes: Vec<[u8; 32]> = (0..(STATUS_ROWS_PER_STATEMENT as u32 + 7))
+    let hashes: Vec<[u8; 32]> = (0..(MAX_ROWS_PER_WRITE as u32 + 7))
         .map(|i| {
             let mut h = [0xAB; 32];
             h[..4].copy_from_slice(&i.to_be_bytes());
@@ -188,7 +188,7 @@ async fn bad_urls_are_explained() {
 /// A block of more transactions than one multi-row statement holds, stored and read back in order.
 async fn exercise_large_block(store: &Store) {
     let mut big = block(1, 10, 0);
-    big.txs = (0..2 * STATUS_ROWS_PER_STATEMENT + 3)
+    big.txs = (0..2 * MAX_ROWS_PER_WRITE + 3)
         .map(|i| StoredTx {
             hash: sha2_like(i),
             height: 1,
