@@ -20,7 +20,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "4,7")]
     validators: Vec<usize>,
     /// Open-loop base rate, transactions per second.
-    #[arg(long, default_value_t = 100.0)]
+    #[arg(long, default_value_t = 250.0)]
     base_rate: f64,
     /// Multiples of the base rate to offer.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
