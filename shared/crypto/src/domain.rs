@@ -147,10 +147,11 @@ pub struct BatchItem<'a> {
 /// Verifies many signatures at once (Ed25519 batch verification, about twice
 /// as fast per signature as one by one). When the batch fails, every item is
 /// checked alone and the error lists the indices that do not verify, so a
-/// caller can reject exactly the bad ones. Items that pass the batch equation
-/// but would fail the strict single check (only possible for deliberately
-/// crafted small-order components) are caught because weak public keys are
-/// rejected first and any batch failure falls back to strict checks.
+/// caller can reject exactly the bad ones. Weak (small-order) public keys are
+/// refused before the batch. A signature its own key holder crafted with a
+/// small-order component in `R` may pass the batch where the strict single
+/// check fails (nobody else can make one); the batch's coefficients come from
+/// its contents, so the verdict on the same items is always the same.
 pub fn verify_batch(items: &[BatchItem<'_>]) -> Result<(), SignatureError> {
     let messages: Vec<Vec<u8>> = items.iter().map(|it| it.domain.signing_bytes(it.message)).collect();
     let raw: Vec<RawBatchItem> = items

@@ -308,8 +308,13 @@ impl LedgerState {
     /// committed state holds for their signers (or the key a self-registration
     /// carries). Returns, per transaction, the key its signature verified with:
     /// none when the batch failed or the signer is not known yet (registered
-    /// earlier in the same block); admission then checks those one by one, so
-    /// the outcome is always the strict single check's.
+    /// earlier in the same block); admission then checks those one by one with
+    /// the strict check. The batch accepts every signature the strict check
+    /// accepts; it can differ only for a signature its own key holder crafted
+    /// with a small-order component. Its coefficients are derived from the
+    /// batch's contents (ed25519-dalek 2), so every validator and follower,
+    /// checking the same block against the same state, reaches the same
+    /// verdict; ingest refuses such signatures at the door (strict check).
     fn verify_signatures(&self, txs: &[Result<Transaction, Rejection>]) -> Vec<Option<PublicKey>> {
         let mut keys: Vec<Option<PublicKey>> = txs
             .iter()

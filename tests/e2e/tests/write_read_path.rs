@@ -1785,7 +1785,54 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     }
     let ledger_parent = spans.iter().find(|s| s.service == "ledger").map(|s| s.parent_span_id.clone()).unwrap();
     assert!(validators.contains(&ledger_parent), "the ledger continues a validator's span");
+
+    // No service logged a private key, a token, a link or a contact address.
+    let ledger_key = KeyPair::read_pem_file(&ledger_key_path).unwrap();
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    for (who, key) in [
+        ("ledger key", &ledger_key),
+        ("detector key", &detector.key),
+        ("notifier key", &notifier.key),
+        ("admin key", &admin.key),
+        ("patient key", &patient.key),
+        ("clinician key", &clinician.key),
+        ("carer2 key", &carer2.key),
+    ] {
+        let pem = key.to_pkcs8_pem();
+        for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+            secrets.push((who.to_string(), line.to_string()));
+        }
+    }
+    secrets.push(("read token".into(), carer1_token.clone()));
+    let link_token = link.rsplit('/').next().unwrap().to_string();
+    secrets.push(("acknowledge link token".into(), link_token));
+    secrets.push(("caregiver email address".into(), "parent.one@example.org".into()));
+    secrets.push(("caregiver phone number".into(), "+15550002".into()));
+    assert_no_secrets_logged(sys._dir.path(), &["smtp.log"], &secrets);
     drop(notify_db);
+}
+
+/// Fails listing every (log file, secret) where a service log holds a secret.
+/// `skip`: logs of processes that are not ours (the test's SMTP sink).
+fn assert_no_secrets_logged(dir: &Path, skip: &[&str], secrets: &[(String, String)]) {
+    let mut scanned = 0;
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.ends_with(".log") || skip.contains(&name.as_str()) {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(!text.is_empty() || name.contains("restarted"), "{name} is empty: nothing was scanned");
+        scanned += 1;
+        for (what, secret) in secrets {
+            if text.contains(secret.as_str()) {
+                found.push(format!("{name}: {what}"));
+            }
+        }
+    }
+    assert!(scanned >= 8, "only {scanned} service logs found in {}", dir.display());
+    assert!(found.is_empty(), "secrets in service logs: {found:?}");
 }
 
 const NOTIFY_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
