@@ -67,9 +67,11 @@ fn emrctl(bin_dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let program = bin_dir.join("emrctl");
     let status = Command::new(&program)
         .args(args)
-        // Measure the pipeline, not the per-signer rate limiter.
+        // Measure the pipeline, not the per-participant rate limiters (writes and reads).
         .env("GLUCOCHAIN_RATE_PER_SEC", "1000000")
         .env("GLUCOCHAIN_RATE_BURST", "1000000")
+        .env("GLUCOCHAIN_READ_RATE_PER_SEC", "1000000")
+        .env("GLUCOCHAIN_READ_RATE_BURST", "1000000")
         .env("RUST_LOG", "warn")
         .status()
         .with_context(|| format!("{} (cargo build --release --workspace --bins)", program.display()))?;

@@ -23,7 +23,7 @@ use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::rate::RateLimiter;
+use glucochain_api::rate::RateLimiter;
 
 /// Outcome of a submission.
 #[derive(Debug)]

@@ -7,7 +7,6 @@
 pub mod api;
 pub mod config;
 pub mod ingest;
-pub mod rate;
 
 pub use config::IngestConfig;
 

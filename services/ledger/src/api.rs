@@ -27,6 +27,8 @@ pub struct ApiState {
     pub policy: TokenPolicy,
     /// Where access decisions come from.
     pub authz: Authz,
+    /// Reads per reader: a token bucket each.
+    pub limiter: std::sync::Mutex<glucochain_api::rate::RateLimiter>,
 }
 
 /// Who decides reads.
@@ -72,7 +74,19 @@ fn reader(req: &HttpRequest, s: &ApiState) -> Result<Reader, Problem> {
     let header = req.headers().get("authorization").and_then(|v| v.to_str().ok());
     let view = s.ledger.chain.view.read().expect("view lock");
     let p = authenticate(header, view.state(), &s.policy, Timestamp::now().unix_ms() / 1000)?;
-    Ok(Reader { id: p.id.clone(), role: p.role })
+    let reader = Reader { id: p.id.clone(), role: p.role };
+    drop(view);
+    if let Err(wait) = s.limiter.lock().expect("limiter lock").take(reader.id.as_str(), std::time::Instant::now()) {
+        metrics::counter!("glucochain_ledger_reads_refused_total", "code" => "rate-limited").increment(1);
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many reads",
+            format!("{} is over its read rate; retry later", reader.id),
+        )
+        .retry_after(wait.as_secs().max(1) as u32));
+    }
+    Ok(reader)
 }
 
 fn purpose(req: &HttpRequest, r: &Reader) -> Result<String, Problem> {

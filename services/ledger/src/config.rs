@@ -34,6 +34,12 @@ pub struct LedgerConfig {
     /// deployed) or `local` (the same rules in this process; single-process setups).
     #[arg(long, env = "GLUCOCHAIN_AUTHZ", default_value = "contracts", value_parser = ["contracts", "local"])]
     pub authz: String,
+    /// Sustained reads per second per reader (answers beyond it: 429 with Retry-After).
+    #[arg(long, env = "GLUCOCHAIN_READ_RATE_PER_SEC", default_value_t = 50.0)]
+    pub read_rate_per_sec: f64,
+    /// Burst of reads per reader.
+    #[arg(long, env = "GLUCOCHAIN_READ_RATE_BURST", default_value_t = 200.0)]
+    pub read_rate_burst: f64,
     /// Audience read tokens must name.
     #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain")]
     pub token_audience: String,

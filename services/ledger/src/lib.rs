@@ -49,6 +49,10 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
         ledger,
         policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
         authz: if cfg.authz == "local" { api::Authz::Local } else { api::Authz::Contracts(Box::new(bus.clone())) },
+        limiter: std::sync::Mutex::new(glucochain_api::rate::RateLimiter::new(
+            cfg.read_rate_per_sec,
+            cfg.read_rate_burst,
+        )),
     });
     let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
         c.app_data(state.clone());

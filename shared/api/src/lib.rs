@@ -2,6 +2,7 @@
 //! stable type per error, and authentication of reads by a short-lived
 //! EdDSA JWT from a key registered on the chain.
 
+pub mod rate;
 pub mod service;
 
 use actix_web::http::StatusCode;

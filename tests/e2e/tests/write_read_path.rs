@@ -1238,6 +1238,46 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_beyond_a_readers_rate_are_refused_with_retry_after_and_others_still_read() {
+    let mut admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key, false).unwrap();
+    let env = vec![
+        ("GLUCOCHAIN_READ_RATE_PER_SEC".to_string(), "0.05".to_string()),
+        ("GLUCOCHAIN_READ_RATE_BURST".to_string(), "3".to_string()),
+    ];
+    let sys = System::start_with_env(&admin, &ledger_key, true, env).await;
+    let mut patient = Actor::new();
+    let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let h = sys.submit(&patient.register(&me, Role::Patient, None)).await;
+    let height = sys.wait_committed(&h).await["height"].as_u64().unwrap();
+    let _ = &mut admin;
+    let token = patient.token(290, now_secs());
+    // Wait without reading (the ledger's height metric), then: the burst of 3 passes, the 4th does not.
+    wait_height(&sys.ledger, "glucochain_ledger_height", height, &sys.procs).await;
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let r = sys.http.get(format!("{}/v1/blocks/{height}", sys.ledger)).bearer_auth(&token).send().await.unwrap();
+        let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        answers.push((status, retry, body));
+    }
+    let statuses: Vec<u16> = answers.iter().map(|a| a.0).collect();
+    assert_eq!(statuses, [200, 200, 200, 429], "{answers:?}");
+    for (_, retry, body) in answers.iter().filter(|a| a.0 == 429) {
+        assert_eq!(body["type"], "urn:glucochain:problem:rate-limited", "{body}");
+        let secs: u64 = retry.as_ref().expect("Retry-After").parse().unwrap();
+        assert!(secs >= 1, "{secs}");
+    }
+    // Another reader has a bucket of its own.
+    let other = admin.token(290, now_secs());
+    let (status, body) = sys.read(&format!("/v1/blocks/{height}"), &other).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_ingest_accepted_but_the_validators_refused_shows_as_rejected() {
     let admin = Actor::new();
     let keydir = tempfile::tempdir().unwrap();

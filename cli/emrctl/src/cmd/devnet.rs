@@ -335,7 +335,11 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     let (ingest_p, ledger_p, contracts_p, detector_p, notifier_p) = (ports[0], ports[1], ports[2], ports[3], ports[4]);
     let speed = o.clock_speed.to_string();
     let mut a = db("ingest");
-    a.extend(["--rate-per-sec", "200", "--rate-burst", "400"].map(String::from));
+    // A devnet's per-signer write rate, unless the environment sets one (the
+    // bench opens it wide); reads keep the ledger's defaults or the environment's.
+    if std::env::var_os("GLUCOCHAIN_RATE_PER_SEC").is_none() {
+        a.extend(["--rate-per-sec", "200", "--rate-burst", "400"].map(String::from));
+    }
     launch("ingest", "glucochain-ingest", a, Some(ingest_p))?;
     let mut a = db("ledger");
     a.extend(["--key".into(), dir.join("keys/ledger.pem").display().to_string()]);

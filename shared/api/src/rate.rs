@@ -1,9 +1,10 @@
-//! Per-signer rate limiting: a token bucket per participant.
+//! Per-participant rate limiting: a token bucket per signer (ingest) or
+//! reader (ledger).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// Token buckets keyed by signer.
+/// Token buckets keyed by participant.
 #[derive(Debug)]
 pub struct RateLimiter {
     rate: f64,
