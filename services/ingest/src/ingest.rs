@@ -194,13 +194,8 @@ impl Ingest {
         };
         if let Err(wait) = self.limiter.lock().expect("limiter lock").take(tx.signer.as_str(), Instant::now()) {
             metrics::counter!("glucochain_ingest_refused_total", "code" => "rate-limited").increment(1);
-            return Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "Too many transactions",
-                format!("{} is over its rate; retry later", tx.signer),
-            )
-            .retry_after(wait.as_secs().max(1) as u32));
+            let detail = format!("{} is over its rate; retry later", tx.signer);
+            return Err(Problem::rate_limited("Too many transactions", detail, wait));
         }
         self.publish(&tx).await
     }

@@ -78,13 +78,8 @@ fn reader(req: &HttpRequest, s: &ApiState) -> Result<Reader, Problem> {
     drop(view);
     if let Err(wait) = s.limiter.lock().expect("limiter lock").take(reader.id.as_str(), std::time::Instant::now()) {
         metrics::counter!("glucochain_ledger_reads_refused_total", "code" => "rate-limited").increment(1);
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many reads",
-            format!("{} is over its read rate; retry later", reader.id),
-        )
-        .retry_after(wait.as_secs().max(1) as u32));
+        let detail = format!("{} is over its read rate; retry later", reader.id);
+        return Err(Problem::rate_limited("Too many reads", detail, wait));
     }
     Ok(reader)
 }

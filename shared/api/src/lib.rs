@@ -64,6 +64,12 @@ impl Problem {
         self.code
     }
 
+    /// 429 `rate-limited`, with `Retry-After` rounded up to whole seconds.
+    pub fn rate_limited(title: &'static str, detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", title, detail).retry_after(secs.max(1) as u32)
+    }
+
     /// 400 `bad-request`.
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad-request", "Bad request", detail)
@@ -154,6 +160,20 @@ pub fn authenticate<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limited_rounds_the_wait_up_to_whole_seconds() {
+        let retry = |ms| {
+            let r = Problem::rate_limited("Too many", "x", std::time::Duration::from_millis(ms)).error_response();
+            assert_eq!(r.status(), 429);
+            r.headers().get("Retry-After").unwrap().to_str().unwrap().to_string()
+        };
+        assert_eq!(retry(0), "1");
+        assert_eq!(retry(400), "1");
+        assert_eq!(retry(1000), "1");
+        assert_eq!(retry(1001), "2");
+        assert_eq!(retry(19_999), "20");
+    }
 
     #[test]
     fn problem_document_shape() {
