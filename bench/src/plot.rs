@@ -60,46 +60,88 @@ fn err(path: &Path, e: impl std::fmt::Display) -> PlotError {
     PlotError { path: path.to_path_buf(), reason: e.to_string() }
 }
 
-/// p50 and p99 submit → commit latency against committed tx/s, one pair of lines per validator count.
-pub fn latency_vs_throughput(runs: &[RunResult], path: &Path) -> Result<(), PlotError> {
-    let groups = by_validators(runs);
-    let max_x = runs.iter().map(|r| r.committed_tps).fold(1.0, f64::max) * 1.1;
-    let max_y = runs.iter().map(|r| r.commit_latency.p99_ms).filter(|v| v.is_finite()).fold(1.0, f64::max) * 1.1;
+/// One labelled line of a plot, with a marker at each point.
+struct Line {
+    label: String,
+    points: Vec<(f64, f64)>,
+    style: ShapeStyle,
+    marker_radius: u32,
+    marker_filled: bool,
+}
+
+/// Draws `lines` on axes from 0 to a tenth above the largest point, with a
+/// legend at `legend`, into the SVG file `path`.
+fn draw(
+    path: &Path,
+    caption: &str,
+    y_desc: &str,
+    lines: &[Line],
+    legend: SeriesLabelPosition,
+) -> Result<(), PlotError> {
+    let finite = |v: &f64| v.is_finite();
+    let all = || lines.iter().flat_map(|l| l.points.iter());
+    let max_x = all().map(|p| p.0).filter(finite).fold(1.0, f64::max) * 1.1;
+    let max_y = all().map(|p| p.1).filter(finite).fold(0.1, f64::max) * 1.1;
     let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(path, e))?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Submit → commit latency against committed throughput", ("sans-serif", 20))
+        .caption(caption, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0.0..max_x, 0.0..max_y)
         .map_err(|e| err(path, e))?;
-    chart.configure_mesh().x_desc("committed tx/s").y_desc("latency, ms").draw().map_err(|e| err(path, e))?;
-    for (i, (v, rs)) in groups.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let p99: Vec<(f64, f64)> = rs.iter().map(|r| (r.committed_tps, r.commit_latency.p99_ms)).collect();
-        let p50: Vec<(f64, f64)> = rs.iter().map(|r| (r.committed_tps, r.commit_latency.p50_ms)).collect();
+    chart.configure_mesh().x_desc("committed tx/s").y_desc(y_desc).draw().map_err(|e| err(path, e))?;
+    for line in lines {
+        let style = line.style;
         chart
-            .draw_series(LineSeries::new(p99.clone(), color.stroke_width(2)))
+            .draw_series(LineSeries::new(line.points.clone(), style))
             .map_err(|e| err(path, e))?
-            .label(format!("{v} validators, p99"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-        chart.draw_series(p99.iter().map(|p| Circle::new(*p, 4, color.filled()))).map_err(|e| err(path, e))?;
+            .label(line.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        let marker = if line.marker_filled { style.filled() } else { style };
         chart
-            .draw_series(LineSeries::new(p50.clone(), color.mix(0.5).stroke_width(1)))
-            .map_err(|e| err(path, e))?
-            .label(format!("{v} validators, p50"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.mix(0.5).stroke_width(1)));
-        chart.draw_series(p50.iter().map(|p| Circle::new(*p, 3, color.mix(0.5)))).map_err(|e| err(path, e))?;
+            .draw_series(line.points.iter().map(|p| Circle::new(*p, line.marker_radius, marker)))
+            .map_err(|e| err(path, e))?;
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(legend)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
         .map_err(|e| err(path, e))?;
     root.present().map_err(|e| err(path, e))
+}
+
+/// p50 and p99 submit → commit latency against committed tx/s, one pair of lines per validator count.
+pub fn latency_vs_throughput(runs: &[RunResult], path: &Path) -> Result<(), PlotError> {
+    let mut lines = Vec::new();
+    for (i, (v, rs)) in by_validators(runs).iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let points = |f: fn(&RunResult) -> f64| rs.iter().map(|r| (r.committed_tps, f(r))).collect();
+        lines.push(Line {
+            label: format!("{v} validators, p99"),
+            points: points(|r| r.commit_latency.p99_ms),
+            style: color.stroke_width(2),
+            marker_radius: 4,
+            marker_filled: true,
+        });
+        lines.push(Line {
+            label: format!("{v} validators, p50"),
+            points: points(|r| r.commit_latency.p50_ms),
+            style: color.mix(0.5).stroke_width(1),
+            marker_radius: 3,
+            marker_filled: false,
+        });
+    }
+    draw(
+        path,
+        "Submit → commit latency against committed throughput",
+        "latency, ms",
+        &lines,
+        SeriesLabelPosition::UpperLeft,
+    )
 }
 
 /// CPU ms per committed transaction by process group against committed
@@ -108,46 +150,24 @@ pub fn cost_vs_throughput(runs: &[RunResult], validators: usize, path: &Path) ->
     let groups = by_validators(runs);
     let Some(rs) = groups.get(&validators) else { return Ok(()) };
     let total = |r: &RunResult| GROUPS.iter().map(|(_, p)| group_cpu_ms_per_tx(r, p)).sum::<f64>();
-    let max_x = rs.iter().map(|r| r.committed_tps).fold(1.0, f64::max) * 1.1;
-    let max_y = rs.iter().map(|r| total(r)).filter(|v| v.is_finite()).fold(0.1, f64::max) * 1.1;
-    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(format!("CPU per transaction, {validators} validators"), ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..max_x, 0.0..max_y)
-        .map_err(|e| err(path, e))?;
-    chart
-        .configure_mesh()
-        .x_desc("committed tx/s")
-        .y_desc("CPU ms per committed tx")
-        .draw()
-        .map_err(|e| err(path, e))?;
-    let mut lines: Vec<(String, Vec<(f64, f64)>)> =
-        vec![("total".into(), rs.iter().map(|r| (r.committed_tps, total(r))).collect())];
-    for (name, prefixes) in GROUPS {
-        lines.push((name.into(), rs.iter().map(|r| (r.committed_tps, group_cpu_ms_per_tx(r, prefixes))).collect()));
+    let mut lines = vec![Line {
+        label: "total".into(),
+        points: rs.iter().map(|r| (r.committed_tps, total(r))).collect(),
+        style: BLACK.stroke_width(3),
+        marker_radius: 3,
+        marker_filled: true,
+    }];
+    for (i, (name, prefixes)) in GROUPS.iter().enumerate() {
+        lines.push(Line {
+            label: name.to_string(),
+            points: rs.iter().map(|r| (r.committed_tps, group_cpu_ms_per_tx(r, prefixes))).collect(),
+            style: PALETTE[i % PALETTE.len()].stroke_width(2),
+            marker_radius: 3,
+            marker_filled: true,
+        });
     }
-    for (i, (name, points)) in lines.into_iter().enumerate() {
-        let color = if i == 0 { BLACK } else { PALETTE[(i - 1) % PALETTE.len()] };
-        let width = if i == 0 { 3 } else { 2 };
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(width)))
-            .map_err(|e| err(path, e))?
-            .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width)));
-        chart.draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled()))).map_err(|e| err(path, e))?;
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(path, e))?;
-    root.present().map_err(|e| err(path, e))
+    let caption = format!("CPU per transaction, {validators} validators");
+    draw(path, &caption, "CPU ms per committed tx", &lines, SeriesLabelPosition::UpperRight)
 }
 
 /// Draws every plot of `runs` into `dir`; returns the files written.
