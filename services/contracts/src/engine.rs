@@ -239,6 +239,8 @@ pub async fn publish_notices(engine: Arc<Engine>, bus: Bus) -> anyhow::Result<()
                 episode_id: n.tx_hash.clone(),
                 observed_at_ms: n.at.unix_ms(),
                 reason: format!("Emergency access to the emergency profile by clinician {}: {}", n.clinician, n.reason),
+                // The notifier checks the access on its own view of the chain, once it holds this height.
+                chain_height: engine.chain.height(),
                 ..Default::default()
             };
             match bus.publish(&subjects::alert("break_glass"), &n.tx_hash, Bytes::from(alert.encode_to_vec())).await {

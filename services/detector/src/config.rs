@@ -25,10 +25,11 @@ pub struct DetectorServiceConfig {
     /// TLS for the health endpoints (optional).
     #[command(flatten)]
     pub tls: glucochain_api::TlsArgs,
-    /// The detector's own key (role `service`), which signs `alert.raise`;
-    /// without it alerts are published but not recorded on the chain.
+    /// The detector's own key (role `service`, registered on the chain),
+    /// which signs each alert event (the notifier takes no unsigned one) and
+    /// the `alert.raise` transactions.
     #[arg(long, env = "GLUCOCHAIN_DETECTOR_KEY")]
-    pub key: Option<PathBuf>,
+    pub key: PathBuf,
 }
 
 impl DetectorServiceConfig {

@@ -1,6 +1,7 @@
-//! The GlucoChain detector service: CGM observations arrive on the fast
-//! path (`emr.obs.<patient>`, published by ingest once the transaction is in
-//! the `TXS` stream, so an alert does not wait for a block); each patient's
+//! The GlucoChain detector service: CGM observations are taken from the
+//! `TXS` stream as soon as ingest accepts them (a durable consumer, so an
+//! alert waits neither for a block nor is lost while the detector
+//! restarts), on a chain view at least as recent as ingest's; each patient's
 //! readings go through the shared detector (`glucochain-detect`) configured
 //! from the patient's active care plan; every alert is published at once on
 //! `emr.alert.<kind>` (ALERTS stream) for the notifier, and recorded on the
@@ -14,10 +15,11 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use glucochain_api::service::{ended, http_server};
-use glucochain_bus::streams::StreamSpec;
+use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
 use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::{KeyPair, sha256, sha256_parts};
 use glucochain_detect::{Alert, DetectorConfig, PatientDetector, Reading, Resolved, kind_name};
+use glucochain_follow::service_event::sign_alert;
 use glucochain_follow::{StoredChain, follow_stored};
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
@@ -32,6 +34,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tracing::Instrument as _;
 
+/// How long a reading waits for the chain view to reach the height ingest
+/// accepted it at (normally milliseconds: the block is on its way).
+const VIEW_PATIENCE: Duration = Duration::from_secs(5);
+
 struct PatientState {
     detector: PatientDetector,
     /// The care plan version the detector was configured from.
@@ -43,7 +49,7 @@ struct PatientState {
 pub struct DetectorService {
     chain: Arc<StoredChain>,
     bus: Bus,
-    key: Option<KeyPair>,
+    key: KeyPair,
     chain_id: ChainId,
     patients: Mutex<HashMap<ParticipantId, PatientState>>,
 }
@@ -113,8 +119,8 @@ impl DetectorService {
             let view = self.chain.view.read().expect("view lock");
             view.state().participant(&tx.signer).filter(|p| p.is_active()).map(|p| p.public_key)
         };
-        // A signer registered in a block this service has not seen yet is
-        // checked by the validators; the fast path only takes what verifies now.
+        // The view holds every block ingest knew when it accepted the reading
+        // (see `consume`), so the signer's registration is in it.
         tx.verify_signature(&key?).ok()?;
         let TxBody::ObservationRecord(r) = &tx.payload.body else { return None };
         let patient = tx.payload.patient.clone()?;
@@ -161,15 +167,17 @@ impl DetectorService {
     async fn resolve(&self, patient: &ParticipantId, r: &Resolved) -> anyhow::Result<()> {
         for kind in &r.kinds {
             let (_, episode_id) = ids(patient, *kind, r.at_ms, r.episode);
-            let event = wire::Alert {
+            let mut event = wire::Alert {
                 patient: patient.as_str().into(),
                 kind: wire_kind(*kind) as i32,
                 episode_id: episode_id.to_string(),
                 observed_at_ms: r.at_ms,
                 reason: "back in range".into(),
                 resolved: true,
+                chain_height: self.chain.height(),
                 ..Default::default()
             };
+            sign_alert(&mut event, &self.key);
             self.bus
                 .publish(
                     &subjects::alert("resolved"),
@@ -185,7 +193,7 @@ impl DetectorService {
     async fn raise(&self, patient: &ParticipantId, a: &Alert, recent: &[Reading]) -> anyhow::Result<()> {
         let (alert_id, episode_id) = ids(patient, a.kind, a.at_ms, a.episode);
         let sev = severity(a.kind);
-        let event = wire::Alert {
+        let mut event = wire::Alert {
             alert_id: alert_id.to_string(),
             patient: patient.as_str().into(),
             kind: wire_kind(a.kind) as i32,
@@ -200,13 +208,16 @@ impl DetectorService {
             reason: a.reason.clone(),
             recent: recent.iter().map(|r| wire::GlucosePoint { at_ms: r.at_ms, mg_dl: r.mg_dl }).collect(),
             resolved: false,
+            chain_height: self.chain.height(),
+            ..Default::default()
         };
+        sign_alert(&mut event, &self.key);
         self.bus
             .publish(&subjects::alert(kind_name(a.kind)), alert_id.as_str(), Bytes::from(event.encode_to_vec()))
             .await?;
         metrics::counter!("glucochain_alerts_total", "kind" => kind_name(a.kind)).increment(1);
         tracing::info!(patient = %patient, kind = kind_name(a.kind), alert = %alert_id, "alert raised");
-        let Some(key) = &self.key else { return Ok(()) };
+        let key = &self.key;
         let me = ParticipantId::from_public_key(&key.public());
         let body = TxBody::AlertRaise(AlertRaise {
             alert_id: alert_id.clone(),
@@ -224,32 +235,62 @@ impl DetectorService {
         let jws =
             TxPayload::new(self.chain_id.clone(), nonce, Timestamp::now(), Some(patient.clone()), body).sign(key, &me);
         let hash = sha256(jws.as_bytes());
-        let env = wire::TxEnvelope {
-            jws: jws.into_bytes(),
-            tx_hash: hash.0.to_vec(),
-            received_at_ms: Timestamp::now().unix_ms(),
-            tx_type: "alert.raise".into(),
-        };
+        let env = wire::TxEnvelope::received_now(jws.into_bytes(), hash.0.to_vec(), "alert.raise", self.chain.height());
         self.bus.publish(&subjects::tx("alert.raise"), &hash.to_string(), Bytes::from(env.encode_to_vec())).await?;
         Ok(())
     }
 
-    /// Consumes the observation fast path.
+    /// Consumes observation transactions from `TXS` as ingest accepts them
+    /// (before they are in a block), with the durable consumer `detector`:
+    /// readings that arrive while the detector is down or restarting wait in
+    /// the stream, and each is acknowledged only once its alerts are
+    /// published. A reading is judged on a view of the chain at least as
+    /// recent as ingest's when it accepted it (the signer's key, the care
+    /// plan committed just before the readings).
     pub async fn consume(self: Arc<Self>) -> anyhow::Result<()> {
-        let mut sub = self.bus.client().subscribe(subjects::OBS_ALL).await?;
-        while let Some(m) = sub.next().await {
-            let Ok(env) = wire::TxEnvelope::decode(m.payload.as_ref()) else { continue };
-            let Some((patient, readings)) = self.readings(&env.jws) else {
-                metrics::counter!("glucochain_detector_ignored_total").increment(1);
-                continue;
+        let stream = self.bus.ensure_stream(&StreamSpec::txs()).await?;
+        let spec = ConsumerSpec {
+            filter_subject: subjects::tx("observation.record"),
+            from_new: true,
+            ..ConsumerSpec::durable("detector")
+        };
+        let consumer = self.bus.ensure_consumer(&stream, &spec).await?;
+        let mut messages = consumer.messages().await.context("TXS consumer")?;
+        while let Some(m) = messages.next().await {
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "TXS consumer");
+                    continue;
+                }
             };
-            // The reading's trace (from the submitter, through ingest) continues
-            // into the alert events and transactions published below.
-            let span = tracing::info_span!("detector.readings", readings = readings.len());
-            glucochain_bus::trace::set_parent_from(&span, m.headers.as_ref());
-            self.handle(&patient, &readings, env.received_at_ms).instrument(span).await;
+            if let Ok(env) = wire::TxEnvelope::decode(m.payload.as_ref()) {
+                if !self.chain.caught_up(env.chain_height, VIEW_PATIENCE).await {
+                    // Judged on an older view (defaults where the care plan is
+                    // not yet known) rather than not at all.
+                    metrics::counter!("glucochain_detector_view_behind_total").increment(1);
+                    tracing::warn!(
+                        wanted = env.chain_height,
+                        have = self.chain.height(),
+                        "the chain view is behind the reading's; judging on the older view"
+                    );
+                }
+                match self.readings(&env.jws) {
+                    Some((patient, readings)) => {
+                        // The reading's trace (from the submitter, through ingest) continues
+                        // into the alert events and transactions published below.
+                        let span = tracing::info_span!("detector.readings", readings = readings.len());
+                        glucochain_bus::trace::set_parent_from(&span, m.headers.as_ref());
+                        self.handle(&patient, &readings, env.received_at_ms).instrument(span).await;
+                    }
+                    None => metrics::counter!("glucochain_detector_ignored_total").increment(1),
+                }
+            }
+            if let Err(e) = m.ack().await {
+                tracing::warn!(error = %e, "ack to JetStream failed; the reading will be redelivered");
+            }
         }
-        anyhow::bail!("fast-path subscription ended")
+        anyhow::bail!("TXS consumer ended")
     }
 
     /// Detects on a patient's new readings and publishes what it finds.
@@ -297,13 +338,7 @@ impl DetectorService {
 /// Runs the detector until a fatal error.
 pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
     let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
-    let key = match &cfg.key {
-        Some(p) => Some(KeyPair::read_pem_file(p).context("detector key")?),
-        None => {
-            tracing::warn!("no --key: alerts are published but not recorded on the chain");
-            None
-        }
-    };
+    let key = KeyPair::read_pem_file(&cfg.key).context("detector key")?;
     let ready = Readiness::new(&["database", "nats"]);
     let store = glucochain_api::service::open_store(&cfg.database_url(), &cfg.data_dir, &ready).await?;
     let chain = Arc::new(StoredChain::open(store, &genesis).await?);
@@ -330,7 +365,7 @@ pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
     tokio::select! {
         r = server => r.context("http server"),
         r = follow => Err(ended("following BLOCKS", r)),
-        r = consume => Err(ended("the observation fast path", r)),
+        r = consume => Err(ended("the TXS observation consumer", r)),
         r = signal => Err(ended("signal-loss checks", r)),
     }
 }

@@ -1,4 +1,4 @@
-//! `glucochain-detector`: glucose alerts from the CGM fast path (`--help`).
+//! `glucochain-detector`: glucose alerts from CGM readings as ingest accepts them (`--help`).
 
 use clap::Parser;
 use glucochain_detector::{DetectorServiceConfig, main_with};

@@ -15,10 +15,10 @@ use glucochain_store::{CommittedTxStatus, MAX_ROWS_PER_WRITE, NewTxStatus, Store
 use glucochain_types::Transaction;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{TxBody, TxLimits};
+use glucochain_types::tx::TxLimits;
 use glucochain_wire::v1 as wire;
 use prost::Message as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -75,6 +75,10 @@ pub struct Ingest {
     limiter: Mutex<RateLimiter>,
     limits: TxLimits,
     caught_up: AtomicBool,
+    /// The highest height whose block this ingest has verified: statuses
+    /// may answer `committed` from this height on, so a transaction accepted
+    /// afterwards is stamped with it (`TxEnvelope::chain_height`).
+    known_height: AtomicU64,
 }
 
 fn title(code: &str) -> (StatusCode, &'static str) {
@@ -134,6 +138,7 @@ impl Ingest {
             limiter: Mutex::new(RateLimiter::new(rate, burst)),
             limits: TxLimits::default(),
             caught_up: AtomicBool::new(false),
+            known_height: AtomicU64::new(0),
         }
     }
 
@@ -201,12 +206,16 @@ impl Ingest {
     }
 
     async fn publish(&self, tx: &Transaction) -> Result<Submitted, Problem> {
-        let env = wire::TxEnvelope {
-            jws: tx.jws.as_bytes().to_vec(),
-            tx_hash: tx.hash.0.to_vec(),
-            received_at_ms: Timestamp::now().unix_ms(),
-            tx_type: tx.payload.tx_type.as_str().into(),
-        };
+        // Consumers judging the transaction against chain state (the
+        // detector) first wait until they hold every block this ingest
+        // could have answered `committed` for.
+        let height = self.known_height.load(Ordering::Acquire);
+        let env = wire::TxEnvelope::received_now(
+            tx.jws.as_bytes().to_vec(),
+            tx.hash.0.to_vec(),
+            tx.payload.tx_type.as_str(),
+            height,
+        );
         let payload = bytes::Bytes::from(env.encode_to_vec());
         let subject = subjects::tx(tx.payload.tx_type.as_str());
         let published = match tokio::time::timeout(
@@ -232,10 +241,6 @@ impl Ingest {
         };
         if self.pending.send(status).await.is_ok() {
             let _ = done.await;
-        }
-        // Fast path to the detector: observations do not wait for a block.
-        if let (TxBody::ObservationRecord(_), Some(patient)) = (&tx.payload.body, &tx.payload.patient) {
-            let _ = self.bus.publish_core(&subjects::obs(patient.as_str()), payload).await;
         }
         metrics::counter!("glucochain_ingest_accepted_total", "type" => tx.payload.tx_type.as_str()).increment(1);
         if published.duplicate {
@@ -274,6 +279,7 @@ impl Ingest {
                 index: *index,
             })
             .collect();
+        self.known_height.fetch_max(height, Ordering::AcqRel);
         self.store.tx_committed(height, &hash.0, &rows).await?;
         self.follower.write().expect("registry lock").apply(verified);
         Ok(())

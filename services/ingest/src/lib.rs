@@ -1,7 +1,7 @@
 //! The GlucoChain ingest service: the HTTPS write API. A signed transaction
 //! is checked against the committed state with the validators' own rules,
 //! then stored in the `TXS` stream (message id = tx hash) before the client
-//! hears `202`; observations also go on the detector's fast path. Status
+//! hears `202` (the detector reads observations from there at once). Status
 //! comes from `BLOCKS` and the validators' rejections.
 
 pub mod api;

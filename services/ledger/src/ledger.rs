@@ -140,12 +140,7 @@ pub async fn checkpoint_audit(ledger: Arc<Ledger>, bus: Bus, key: KeyPair, every
         let payload = TxPayload::new(ledger.genesis.chain_id.clone(), nonce, Timestamp::now(), None, body);
         let jws = payload.sign(&key, &me);
         let hash = glucochain_crypto::sha256(jws.as_bytes());
-        let env = wire::TxEnvelope {
-            jws: jws.clone().into_bytes(),
-            tx_hash: hash.0.to_vec(),
-            received_at_ms: Timestamp::now().unix_ms(),
-            tx_type: "audit.checkpoint".into(),
-        };
+        let env = wire::TxEnvelope::received_now(jws.clone().into_bytes(), hash.0.to_vec(), "audit.checkpoint", 0);
         match bus.publish(&subjects::tx("audit.checkpoint"), &hash.to_string(), env.encode_to_vec().into()).await {
             Ok(_) => {
                 ledger.store.insert_audit_checkpoint(head.seq, &head.entry_hash, &hash.0).await?;

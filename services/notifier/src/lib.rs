@@ -25,6 +25,7 @@ use glucochain_api::service::{ended, http_server};
 use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
 use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::{KeyPair, sha256};
+use glucochain_follow::service_event::{signer_unknown, verify_alert};
 use glucochain_follow::{StoredChain, follow_stored};
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
@@ -40,6 +41,10 @@ use prost::Message as _;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument as _;
+
+/// How long an alert waits for the chain view to reach the detector's
+/// height before it is left for redelivery (normally milliseconds).
+const VIEW_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The notifier's state.
 pub struct Notifier {
@@ -125,8 +130,81 @@ impl Notifier {
         self.directory.channels(patient).map(|channels| Target { participant: patient.clone(), channels })
     }
 
-    /// Takes on an alert event (idempotent: a redelivered one changes nothing).
-    pub async fn take_alert(&self, a: &wire::Alert) -> anyhow::Result<()> {
+    /// Whether `a` was signed by an active service registered on the chain
+    /// (a signer this view does not know yet is looked up again once the
+    /// view holds the event's height). A refused event is logged and counted.
+    async fn signed_by_a_service(&self, a: &wire::Alert) -> bool {
+        if signer_unknown(a, self.chain.view.read().expect("view lock").state()) {
+            self.chain.caught_up(a.chain_height, VIEW_PATIENCE).await;
+        }
+        let checked = verify_alert(a, self.chain.view.read().expect("view lock").state());
+        match checked {
+            Ok(_) => true,
+            Err(e) => {
+                metrics::counter!("glucochain_notify_refused_events_total", "reason" => e.label()).increment(1);
+                tracing::warn!(alert = %a.alert_id, reason = %e, "alert event refused: not signed by a registered service");
+                false
+            }
+        }
+    }
+
+    /// A break-glass notice checked against the chain: the `access.emergency`
+    /// transaction it names (`episode_id`) must be committed for this
+    /// patient, and the notice is rebuilt from that transaction rather than
+    /// taken from the event. `None`: refused (logged and counted); an error:
+    /// the view is still behind the event, left for redelivery.
+    async fn break_glass_from_chain(&self, a: &wire::Alert) -> anyhow::Result<Option<wire::Alert>> {
+        let refuse = |why: &'static str| {
+            metrics::counter!("glucochain_notify_refused_events_total", "reason" => why).increment(1);
+            tracing::warn!(alert = %a.alert_id, reason = why, "break-glass notice refused");
+            Ok(None)
+        };
+        let Ok(hash) = glucochain_crypto::Hash32::from_hex(&a.episode_id) else { return refuse("no-access-tx") };
+        let caught_up = self.chain.caught_up(a.chain_height, VIEW_PATIENCE).await;
+        let stored = self.chain.store.transaction(&hash.0).await?;
+        let Some(stored) = stored else {
+            if !caught_up {
+                anyhow::bail!("the chain view is behind the break-glass notice; it waits for redelivery");
+            }
+            return refuse("no-access-tx");
+        };
+        let tx = Transaction::parse(&stored.jws, &Default::default()).map_err(|e| anyhow::anyhow!("stored tx: {e}"))?;
+        let TxBody::AccessEmergency(access) = &tx.payload.body else { return refuse("not-an-emergency-access") };
+        if !stored.ok || tx.payload.patient.as_ref().map(|p| p.as_str()) != Some(a.patient.as_str()) {
+            return refuse("not-an-emergency-access");
+        }
+        Ok(Some(wire::Alert {
+            alert_id: a.alert_id.clone(),
+            patient: a.patient.clone(),
+            kind: wire::AlertKind::BreakGlass as i32,
+            severity: wire::Severity::Urgent as i32,
+            episode_id: a.episode_id.clone(),
+            observed_at_ms: tx.payload.created_at.unix_ms(),
+            reason: format!("Emergency access to the emergency profile by clinician {}: {}", tx.signer, access.reason),
+            chain_height: stored.height,
+            ..Default::default()
+        }))
+    }
+
+    /// Takes on an alert event (idempotent: a redelivered one changes
+    /// nothing). Only what the chain vouches for is taken: an alert signed by
+    /// a registered service, or a break-glass notice for an emergency access
+    /// committed on the chain; anything else is dropped.
+    pub async fn take_alert(&self, event: &wire::Alert) -> anyhow::Result<()> {
+        let checked;
+        let a = if event.kind == wire::AlertKind::BreakGlass as i32 {
+            match self.break_glass_from_chain(event).await? {
+                Some(rebuilt) => {
+                    checked = rebuilt;
+                    &checked
+                }
+                None => return Ok(()),
+            }
+        } else if self.signed_by_a_service(event).await {
+            event
+        } else {
+            return Ok(());
+        };
         let patient = ParticipantId::parse(&a.patient).map_err(|e| anyhow::anyhow!("alert patient: {e}"))?;
         let now = self.clock.now().unix_ms();
         if a.resolved {
@@ -140,6 +218,16 @@ impl Notifier {
         }
         if a.alert_id.is_empty() || self.outbox.has_source(&a.alert_id).await? {
             return Ok(());
+        }
+        // Routed only on a view holding the care plan the detector judged by:
+        // an older view could lack it and reach nobody.
+        if !self.chain.caught_up(a.chain_height, VIEW_PATIENCE).await {
+            metrics::counter!("glucochain_notify_view_behind_total").increment(1);
+            anyhow::bail!(
+                "the chain view (height {}) is behind the alert's ({}); it waits for redelivery",
+                self.chain.height(),
+                a.chain_height
+            );
         }
         let level = Level::from_i32(a.severity);
         let kind = kind_of_alert(a.kind);
@@ -416,12 +504,7 @@ impl Notifier {
     /// Forwards a signed transaction to the TXS stream.
     async fn publish_tx(&self, jws: String, tx_type: &str) -> anyhow::Result<()> {
         let hash = sha256(jws.as_bytes());
-        let env = wire::TxEnvelope {
-            jws: jws.into_bytes(),
-            tx_hash: hash.0.to_vec(),
-            received_at_ms: Timestamp::now().unix_ms(),
-            tx_type: tx_type.into(),
-        };
+        let env = wire::TxEnvelope::received_now(jws.into_bytes(), hash.0.to_vec(), tx_type, self.chain.height());
         self.bus.publish(&subjects::tx(tx_type), &hash.to_string(), Bytes::from(env.encode_to_vec())).await?;
         Ok(())
     }

@@ -98,6 +98,10 @@ pub struct ConsumerSpec {
     pub ack_wait: Duration,
     /// Deliveries before the server gives up on a message (-1: never).
     pub max_deliver: i64,
+    /// When the consumer is first created, start at the next new message
+    /// instead of the stream's first (a service that acts on live events,
+    /// not on history; once created, the durable keeps its position).
+    pub from_new: bool,
 }
 
 impl ConsumerSpec {
@@ -108,6 +112,7 @@ impl ConsumerSpec {
             filter_subject: String::new(),
             ack_wait: Duration::from_secs(30),
             max_deliver: -1,
+            from_new: false,
         }
     }
 }
@@ -149,7 +154,7 @@ impl Bus {
             durable_name: Some(spec.durable.clone()),
             filter_subject: spec.filter_subject.clone(),
             ack_policy: AckPolicy::Explicit,
-            deliver_policy: DeliverPolicy::All,
+            deliver_policy: if spec.from_new { DeliverPolicy::New } else { DeliverPolicy::All },
             ack_wait: spec.ack_wait,
             max_deliver: spec.max_deliver,
             ..Default::default()

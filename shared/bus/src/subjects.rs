@@ -19,8 +19,6 @@ pub const BLOCK_COMMITTED: &str = "emr.block.committed";
 pub const ALERT_ALL: &str = "emr.alert.>";
 /// Everything the REMINDERS stream holds.
 pub const REMINDER_ALL: &str = "emr.reminder.>";
-/// Observations fast path to the detector: `emr.obs.<patient>`.
-pub const OBS_ALL: &str = "emr.obs.>";
 /// Access decisions (request/reply to the contracts engine).
 pub const AUTHZ_DECIDE: &str = "emr.authz.decide";
 /// Block sync between validators and for the ledger (request/reply).
@@ -35,11 +33,6 @@ pub const CONSENSUS_ALL: &str = "emr.consensus.>";
 /// `emr.tx.<tx type>`, e.g. `emr.tx.observation.record`.
 pub fn tx(tx_type: &str) -> String {
     format!("emr.tx.{tx_type}")
-}
-
-/// `emr.obs.<patient>`.
-pub fn obs(patient: &str) -> String {
-    format!("emr.obs.{patient}")
 }
 
 /// `emr.alert.<kind>`, e.g. `emr.alert.urgent_low`.

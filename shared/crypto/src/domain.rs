@@ -40,6 +40,9 @@ pub enum Domain {
     Sync,
     /// A notifier's single-use acknowledge link.
     NotifyLink,
+    /// An event a registered service publishes on NATS (an alert for the
+    /// notifier), signed with the service's key.
+    ServiceEvent,
 }
 
 impl Domain {
@@ -56,6 +59,7 @@ impl Domain {
             Domain::Certificate => "glucochain/v1/certificate",
             Domain::Sync => "glucochain/v1/sync",
             Domain::NotifyLink => "glucochain/v1/notify-link",
+            Domain::ServiceEvent => "glucochain/v1/service-event",
         }
     }
 
@@ -222,6 +226,8 @@ mod tests {
             Domain::Evidence,
             Domain::Certificate,
             Domain::Sync,
+            Domain::NotifyLink,
+            Domain::ServiceEvent,
         ];
         for a in all {
             for b in all {

@@ -6,6 +6,8 @@
 //! order. A gap is filled by asking the validators (`emr.sync.blocks`),
 //! never skipped.
 
+pub mod service_event;
+
 use glucochain_bus::{Bus, subjects};
 use glucochain_consensus::block::Block;
 use glucochain_crypto::{Hash32, sha256};
@@ -253,6 +255,9 @@ pub struct StoredChain {
     pub store: glucochain_store::Store,
     /// The verified view.
     pub view: std::sync::RwLock<ChainView>,
+    /// The applied height, for tasks that wait until the view has reached
+    /// the height an event was based on ([`StoredChain::caught_up`]).
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 fn store_err(e: impl std::fmt::Display) -> FollowError {
@@ -274,7 +279,8 @@ impl StoredChain {
             let v = view.follower.verify(block, cert)?;
             view.apply(v);
         }
-        Ok(StoredChain { store, view: std::sync::RwLock::new(view) })
+        let (applied, _) = tokio::sync::watch::channel(view.state().height());
+        Ok(StoredChain { store, view: std::sync::RwLock::new(view), applied })
     }
 
     /// The committed height.
@@ -305,7 +311,21 @@ impl StoredChain {
         let verified = self.view.read().expect("view lock").follower.verify(block, cert)?;
         let stored = to_stored(&verified.block, &verified.certificate)?;
         self.store.insert_block(&stored).await.map_err(store_err)?;
-        Ok(Some(self.view.write().expect("view lock").apply(verified)))
+        let block = self.view.write().expect("view lock").apply(verified);
+        self.applied.send_replace(block.header.height);
+        Ok(Some(block))
+    }
+
+    /// Waits until the view holds `height` (true at once when it does),
+    /// for at most `patience`. An event based on a chain state (a reading
+    /// accepted by ingest at its height, an alert raised under a care plan)
+    /// is judged on a view at least that recent, never an older one that
+    /// lacks, say, the care plan committed just before it. False when the
+    /// view is still behind after `patience`.
+    pub async fn caught_up(&self, height: u64, patience: Duration) -> bool {
+        let mut rx = self.applied.subscribe();
+        let reached = tokio::time::timeout(patience, rx.wait_for(|h| *h >= height)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 
     /// Fetches and applies blocks from the validators until `height - 1`

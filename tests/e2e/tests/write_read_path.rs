@@ -324,8 +324,10 @@ impl System {
         self.procs[i] = spawn(env!("CARGO_BIN_EXE_e2e-validator"), &self.validator_args[i], log, &self.env);
     }
 
-    /// Starts the detector with its service key and waits until it has seen block `height`.
-    async fn start_detector(&mut self, key: &Path, height: u64) {
+    /// Starts the detector with its service key and waits until it has seen
+    /// block `height`. Returns how to restart it: its index in `procs`, its
+    /// arguments and its URL.
+    async fn start_detector(&mut self, key: &Path, height: u64) -> (usize, Vec<String>, String) {
         let port = free_port();
         let (genesis, data) = (self._dir.path().join("genesis.json"), self._dir.path().join("detector"));
         let key = key.display().to_string();
@@ -339,6 +341,7 @@ impl System {
         let url = format!("http://127.0.0.1:{port}");
         wait_ready(&reqwest::Client::new(), &url, &self.procs).await;
         wait_height(&url, "glucochain_detector_height", height, &self.procs).await;
+        (self.procs.len() - 1, args, url)
     }
 
     async fn post(&self, jws: &str, content_type: &str) -> (u16, Value) {
@@ -452,17 +455,24 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     }
     let hid = hospital.id.clone();
     let h5 = sys.submit(&hospital.register(&clinician, Role::Clinician, Some(&hid))).await;
-    sys.wait_committed(&h5).await;
+    let clinician_registered = sys.wait_committed(&h5).await["height"].as_u64().unwrap();
 
-    // A CGM reading, committed by the quorum; it is also on the detector's fast path at once.
+    // A CGM reading, committed by the quorum. On TXS it carries the height
+    // ingest had applied, so the detector judges it on a view that holds
+    // everything committed before it (here, at least the clinician's registration).
     let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-obs").await.unwrap();
-    let mut fast_path = bus.client().subscribe(format!("emr.obs.{}", patient.id)).await.unwrap();
+    let mut on_txs = bus.client().subscribe("emr.tx.observation.record").await.unwrap();
     let jws = patient.cgm(&patient.id.clone(), 63.0);
     let obs_hash = sys.submit(&jws).await;
     let committed = sys.wait_committed(&obs_hash).await;
-    let fast = tokio::time::timeout(Duration::from_secs(10), futures_next(&mut fast_path)).await.expect("fast path");
-    let env = <glucochain_wire::v1::TxEnvelope as prost::Message>::decode(fast.as_slice()).unwrap();
-    assert_eq!(env.jws, jws.as_bytes(), "the observation itself went on emr.obs.<patient>");
+    let seen = tokio::time::timeout(Duration::from_secs(10), futures_next(&mut on_txs)).await.expect("on TXS");
+    let env = <glucochain_wire::v1::TxEnvelope as prost::Message>::decode(seen.as_slice()).unwrap();
+    assert_eq!(env.jws, jws.as_bytes(), "the observation itself went on emr.tx.observation.record");
+    assert!(
+        env.chain_height >= clinician_registered,
+        "the envelope says ingest had applied height {}, below {clinician_registered} that it had answered committed",
+        env.chain_height
+    );
     let height = committed["height"].as_u64().unwrap();
     assert_eq!(committed["block_hash"].as_str().unwrap().len(), 64);
     // An identical resubmission answers its status (200), and is not stored twice.
@@ -1237,6 +1247,101 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
     store.close().await;
 }
 
+/// Readings accepted while the detector is down are judged when it is back,
+/// under the care plan committed just before them, although its chain view
+/// starts behind: alerts are neither lost to a restart nor judged on defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_plan_committed_before_them() {
+    use glucochain_types::tx::{AlertKind, CareplanPropose, GlucoseThresholds, Term};
+    let mut admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let mut sys = System::start(&admin, &ledger_key_path, false).await;
+    let detector = Actor::new();
+    let detector_key = keydir.path().join("detector.pem");
+    detector.key.write_pem_file(&detector_key, false).unwrap();
+    let (mut hospital, mut clinician, mut patient) = (Actor::new(), Actor::new(), Actor::new());
+    let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let mut first = Vec::new();
+    for jws in [
+        admin.register(&detector, Role::Service, None),
+        admin.register(&hospital, Role::Institution, None),
+        patient.register(&me, Role::Patient, None),
+    ] {
+        first.push(sys.submit(&jws).await);
+    }
+    for h in &first {
+        sys.wait_committed(h).await;
+    }
+    let (pid, hid) = (patient.id.clone(), hospital.id.clone());
+    let c = sys.submit(&hospital.register(&clinician, Role::Clinician, Some(&hid))).await;
+    sys.wait_committed(&c).await;
+    let g = sys.submit(&patient.sign(Some(&pid), common_consent(&clinician.id))).await;
+    let height = sys.wait_committed(&g).await["height"].as_u64().unwrap();
+    let (detector_proc, detector_args, detector_url) = sys.start_detector(&detector_key, height).await;
+
+    // The detector dies. Meanwhile the clinician and the patient agree on a
+    // plan whose lows are higher than the defaults (urgent below 80), and
+    // flat readings at 75 mg/dL arrive: no alert by default, urgent under the plan.
+    let _ = sys.procs[detector_proc].child.kill();
+    let _ = sys.procs[detector_proc].child.wait();
+    let now = Timestamp::now().unix_ms();
+    let plan_id = glucochain_types::ids::LocalId::parse("plan-d", "plan_id").unwrap();
+    let plan = CareplanPropose {
+        plan_id: plan_id.clone(),
+        version: 1,
+        thresholds: GlucoseThresholds { urgent_low: 80.0, low: 90.0, ..GlucoseThresholds::default() },
+        alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low],
+        contacts: vec![],
+        quiet_hours: None,
+        medications: vec![],
+        checkups: vec![],
+        term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
+        language: None,
+    };
+    let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
+    let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
+    let pr = sys.submit(&propose).await;
+    sys.wait_committed(&pr).await;
+    let accept = patient.sign(Some(&pid), TxBody::CareplanAccept(CareplanAccept { plan_id, version: 1, proposal_tx }));
+    let ac = sys.submit(&accept).await;
+    let plan_height = sys.wait_committed(&ac).await["height"].as_u64().unwrap();
+    let start = now - 30 * 60_000;
+    for i in 0..6i64 {
+        let obs = cgm_observation(
+            pid.as_str(),
+            Timestamp::from_unix_ms(start + i * 5 * 60_000),
+            75.0,
+            Some(&format!("f{i}")),
+        );
+        let jws = patient.sign(
+            Some(&pid),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+        );
+        sys.submit(&jws).await;
+    }
+
+    // Back: the readings waited in TXS; the plan's urgent low is alerted.
+    let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-detector-restart").await.unwrap();
+    let mut alerts = bus.client().subscribe("emr.alert.>").await.unwrap();
+    sys.procs[detector_proc] = spawn(
+        env!("CARGO_BIN_EXE_e2e-detector"),
+        &detector_args,
+        sys._dir.path().join("detector-restarted.log"),
+        &sys.env,
+    );
+    let m = tokio::time::timeout(Duration::from_secs(60), futures_next(&mut alerts))
+        .await
+        .unwrap_or_else(|_| panic!("no alert after the restart\n{}", logs(&sys.procs)));
+    let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();
+    assert_eq!(alert.patient, pid.as_str());
+    assert_eq!(alert.kind, glucochain_wire::v1::AlertKind::UrgentLow as i32, "{alert:?}");
+    assert!(alert.reason.contains("below 80"), "judged under the plan's thresholds: {}", alert.reason);
+    assert!(alert.chain_height >= plan_height, "the alert names the view it was judged on: {alert:?}");
+    wait_height(&detector_url, "glucochain_detector_height", plan_height, &sys.procs).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_beyond_a_readers_rate_are_refused_with_retry_after_and_others_still_read() {
     let mut admin = Actor::new();
@@ -1665,6 +1770,65 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         .expect("an acknowledge link")
         .trim_end_matches(['"', '>', '.'])
         .to_string();
+
+    // Anyone on NATS can publish on emr.alert.*, but the notifier takes only
+    // what the chain vouches for: an unsigned alert, one signed by a key
+    // nobody registered, one signed by a registered non-service (the
+    // patient), a copy of the detector's alert altered after signing, and a
+    // break-glass notice naming no committed emergency access are all refused.
+    let mut forged = alert.clone();
+    forged.alert_id = "a-forged-unsigned".into();
+    forged.signer.clear();
+    forged.signature.clear();
+    let mut stranger = alert.clone();
+    stranger.alert_id = "a-forged-stranger".into();
+    glucochain_follow::service_event::sign_alert(&mut stranger, &KeyPair::generate());
+    let mut by_patient = alert.clone();
+    by_patient.alert_id = "a-forged-patient".into();
+    glucochain_follow::service_event::sign_alert(&mut by_patient, &patient.key);
+    let mut altered = alert.clone();
+    altered.alert_id = "a-forged-altered".into();
+    let break_glass = glucochain_wire::v1::Alert {
+        alert_id: "break-glass-forged".into(),
+        patient: pid.as_str().into(),
+        kind: glucochain_wire::v1::AlertKind::BreakGlass as i32,
+        severity: glucochain_wire::v1::Severity::Urgent as i32,
+        episode_id: glucochain_crypto::sha256(b"no such access").to_string(),
+        reason: "Emergency access".into(),
+        ..Default::default()
+    };
+    for (subject, event) in [
+        ("emr.alert.urgent_low", &forged),
+        ("emr.alert.urgent_low", &stranger),
+        ("emr.alert.urgent_low", &by_patient),
+        ("emr.alert.urgent_low", &altered),
+        ("emr.alert.break_glass", &break_glass),
+    ] {
+        bus.publish(subject, &event.alert_id, prost::Message::encode_to_vec(event).into()).await.unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refused = |m: &str, reason: &str| {
+        m.lines()
+            .find(|l| {
+                l.starts_with("glucochain_notify_refused_events_total") && l.contains(&format!("reason=\"{reason}\""))
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    loop {
+        let m = sys.http.get(format!("{public}/metrics")).send().await.unwrap().text().await.unwrap();
+        let counts =
+            ["unsigned", "unknown-signer", "not-a-service", "bad-signature", "no-access-tx"].map(|r| refused(&m, r));
+        if counts == [1.0; 5] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "refusals counted {counts:?}\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in ["a-forged-unsigned", "a-forged-stranger", "a-forged-patient", "a-forged-altered", "break-glass-forged"] {
+        let r = sys.http.get(format!("{public}/v1/alerts/{id}")).bearer_auth(&carer1_token).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{id} was taken on");
+    }
 
     // Nobody acknowledges: after a minute the second parent gets an SMS.
     let deadline = Instant::now() + Duration::from_secs(60);

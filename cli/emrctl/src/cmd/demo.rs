@@ -272,8 +272,8 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
             });
             commit(&c, &ingest, &sign(p, Some(&p.id), accept)).await?;
         }
-        // The services follow the chain; give them the block.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // No pause for the services to see the plans: each reading carries the
+        // height ingest had reached, and the detector and notifier wait for it.
         anyhow::Ok(())
     })?;
     steps.pass("two care plans active (proposed by the clinician, accepted by the patient)");

@@ -28,12 +28,12 @@ pub fn submit(jws: &Path, nats: &str, wait: u64) -> anyhow::Result<ExitCode> {
         // Listen before publishing so a fast outcome is not missed.
         let mut rejected = bus.client().subscribe(subjects::TX_REJECTED).await?;
         let start_seq = blocks.clone().info().await?.state.last_sequence + 1;
-        let env = wire::TxEnvelope {
-            jws: text.as_bytes().to_vec(),
-            tx_hash: tx.hash.0.to_vec(),
-            received_at_ms: Timestamp::now().unix_ms(),
-            tx_type: tx.payload.tx_type.as_str().into(),
-        };
+        let env = wire::TxEnvelope::received_now(
+            text.as_bytes().to_vec(),
+            tx.hash.0.to_vec(),
+            tx.payload.tx_type.as_str(),
+            0,
+        );
         let published = bus
             .publish(&subjects::tx(tx.payload.tx_type.as_str()), &tx.hash.to_string(), env.encode_to_vec().into())
             .await?;

@@ -225,12 +225,7 @@ impl Cluster {
         let mut hashes = Vec::new();
         for jws in txs {
             let tx = Transaction::parse(std::str::from_utf8(jws).unwrap(), &Default::default()).unwrap();
-            let env = wire::TxEnvelope {
-                jws: jws.clone(),
-                tx_hash: tx.hash.0.to_vec(),
-                received_at_ms: Timestamp::now().unix_ms(),
-                tx_type: tx.payload.tx_type.as_str().into(),
-            };
+            let env = wire::TxEnvelope::received_now(jws.clone(), tx.hash.0.to_vec(), tx.payload.tx_type.as_str(), 0);
             bus.publish(&subjects::tx(tx.payload.tx_type.as_str()), &tx.hash.to_string(), env.encode_to_vec().into())
                 .await
                 .unwrap();
