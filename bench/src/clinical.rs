@@ -155,7 +155,7 @@ impl Load {
         tokio::time::sleep(Duration::from_secs(3)).await;
 
         // Alert events, as the notifier receives them.
-        let nats = async_nats::connect(&self.target.nats_url).await.context("nats")?;
+        let nats = self.target.nats().await.context("nats")?;
         let mut sub = nats.subscribe(glucochain_bus::subjects::ALERT_ALL).await?;
         let alerts: Arc<Mutex<Vec<(String, i64, Instant)>>> = Arc::default();
         let a = alerts.clone();

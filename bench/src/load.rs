@@ -30,6 +30,8 @@ pub struct Target {
     pub ledger: String,
     /// NATS URL.
     pub nats_url: String,
+    /// The NATS operator user's NKey seed, when the devnet's NATS requires one.
+    pub nats_seed: Option<String>,
     /// Chain id.
     pub chain: ChainId,
     /// Admin key (registers the patients).
@@ -65,6 +67,10 @@ impl Target {
             ingest: s("ingest")?,
             ledger: s("ledger")?,
             nats_url: s("nats_url")?,
+            nats_seed: match v["nats_operator_nkey"].as_str() {
+                Some(p) => Some(glucochain_bus::access::read_seed(Path::new(p))?),
+                None => None,
+            },
             chain: ChainId::parse(&s("chain_id")?)?,
             admin: KeyPair::read_pem_file(Path::new(&s("admin_key")?))?,
             hospital: KeyPair::read_pem_file(Path::new(&s("hospital_key")?))?,
@@ -72,6 +78,12 @@ impl Target {
             services,
             ledger_db,
         })
+    }
+
+    /// A NATS connection as the devnet's operator user.
+    pub async fn nats(&self) -> anyhow::Result<async_nats::Client> {
+        let bus = glucochain_bus::Bus::connect_with_seed(&self.nats_url, "bench", self.nats_seed.clone()).await?;
+        Ok(bus.client().clone())
     }
 
     fn samples(&self) -> BTreeMap<String, ProcSample> {
@@ -100,8 +112,7 @@ struct Commits {
 }
 
 /// Follows committed blocks (every validator publishes each; the first copy counts).
-async fn watch(nats_url: &str) -> anyhow::Result<Arc<Mutex<Commits>>> {
-    let client = async_nats::connect(nats_url).await.context("nats")?;
+async fn watch(client: async_nats::Client) -> anyhow::Result<Arc<Mutex<Commits>>> {
     let mut sub = client.subscribe(glucochain_bus::subjects::BLOCK_COMMITTED).await?;
     let commits = Arc::new(Mutex::new(Commits::default()));
     let c = commits.clone();
@@ -256,8 +267,9 @@ impl Load {
     /// Connects to the devnet in `target` and registers `patients` patients.
     pub async fn prepare(target: Target, patients: usize, validators: usize) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-        let commits = watch(&target.nats_url).await?;
-        let js = async_nats::jetstream::new(async_nats::connect(&target.nats_url).await?);
+        let nats = target.nats().await?;
+        let commits = watch(nats.clone()).await?;
+        let js = async_nats::jetstream::new(nats);
         let run = format!("{:x}", Timestamp::now().unix_ms());
         let world =
             World::new(target.chain.clone(), KeyPair::from_pkcs8_pem(&target.admin.to_pkcs8_pem())?, patients, &run);

@@ -212,6 +212,10 @@ pub enum Command {
     #[command(subcommand)]
     Devnet(DevnetCmd),
 
+    /// NATS credentials and permissions: one NKey user per service kind.
+    #[command(subcommand)]
+    Nats(NatsCmd),
+
     /// Start a devnet and play the whole story end to end: registrations,
     /// consents, care plans, CGM streaming, alerts by email, acknowledgement
     /// and escalation, break-glass, a reminder, chain and proof verification.
@@ -503,6 +507,30 @@ pub struct DevnetShape {
     /// Where the service binaries are (default: next to emrctl).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
+}
+
+/// `emrctl nats ...`
+#[derive(Subcommand, Debug)]
+pub enum NatsCmd {
+    /// Generate a NATS user NKey: the seed goes to a file (mode 0600) for the
+    /// service's Secret (`GLUCOCHAIN_NATS_NKEY_FILE`); the public key (U…),
+    /// printed, goes into the server's authorization (Helm:
+    /// `nats.auth.publicKeys.<user>`).
+    Keygen {
+        /// Where to write the seed.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print every user's permissions as JSON (the table the Helm chart
+    /// carries in `files/nats-permissions.json`).
+    Permissions,
+    /// Print a NATS server `authorization` block for the given users.
+    Authorization {
+        /// A user as KIND=PUBLIC_NKEY (kinds: validator, ingest, ledger,
+        /// contracts, detector, notifier, operator); repeat.
+        #[arg(long = "user", required = true)]
+        users: Vec<String>,
+    },
 }
 
 /// `emrctl devnet ...`

@@ -53,3 +53,24 @@ readinessProbe:
   httpGet: {path: /readyz, port: http}
   periodSeconds: 5
 {{- end -}}
+
+{{/* NATS credentials of one service kind (dict "root" $ "user" "ledger"): env, mount, volume. */}}
+{{- define "glucochain.natsEnv" -}}
+{{- if .root.Values.nats.auth.enabled }}
+- name: GLUCOCHAIN_NATS_NKEY_FILE
+  value: /nats/seed
+{{- end }}
+{{- end -}}
+
+{{- define "glucochain.natsMount" -}}
+{{- if .root.Values.nats.auth.enabled }}
+- {name: nats-nkey, mountPath: /nats, readOnly: true}
+{{- end }}
+{{- end -}}
+
+{{- define "glucochain.natsVolume" -}}
+{{- if .root.Values.nats.auth.enabled }}
+- name: nats-nkey
+  secret: {secretName: {{ .root.Values.nats.auth.seedSecretPrefix }}-{{ .user }}, defaultMode: 0400}
+{{- end }}
+{{- end -}}

@@ -7,6 +7,7 @@
 //!   de-duplication, awaiting the server's acknowledgement.
 //! * [`trace`]: W3C `traceparent` propagation in NATS headers.
 
+pub mod access;
 pub mod streams;
 pub mod subjects;
 pub mod trace;
@@ -45,6 +46,14 @@ pub enum BusError {
     /// Core NATS publish or request failed.
     #[error("NATS {0}")]
     Core(String),
+    /// The NKey seed file could not be used.
+    #[error("NATS credentials {path}: {reason}")]
+    Credentials {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A NATS connection with its JetStream context.
@@ -66,10 +75,25 @@ pub struct Published {
 }
 
 impl Bus {
-    /// Connects to `url` as `name`. The connection reconnects by itself
-    /// forever with backoff; connection events are logged.
+    /// Connects to `url` as `name`, authenticated with the NKey seed in the
+    /// file named by `GLUCOCHAIN_NATS_NKEY_FILE` when it is set (see
+    /// [`access`]). The connection reconnects by itself forever with
+    /// backoff; connection events are logged.
     pub async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
-        let client = async_nats::ConnectOptions::new()
+        let seed = match std::env::var_os(access::NKEY_FILE_ENV).filter(|p| !p.is_empty()) {
+            Some(path) => Some(access::read_seed(std::path::Path::new(&path))?),
+            None => None,
+        };
+        Self::connect_with_seed(url, name, seed).await
+    }
+
+    /// [`Bus::connect`] with the NKey seed given (or none).
+    pub async fn connect_with_seed(url: &str, name: &str, seed: Option<String>) -> Result<Self, BusError> {
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(seed) = seed {
+            options = options.nkey(seed);
+        }
+        let client = options
             .name(name)
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(10)))
@@ -77,6 +101,8 @@ impl Bus {
                 match event {
                     async_nats::Event::Connected => tracing::info!("nats connected"),
                     async_nats::Event::Disconnected => tracing::warn!("nats disconnected; reconnecting"),
+                    // Permission violations among them: a subject this service's user may not use.
+                    async_nats::Event::ServerError(e) => tracing::warn!(error = %e, "nats server error"),
                     other => tracing::debug!(event = %other, "nats event"),
                 }
             })

@@ -11,7 +11,8 @@ pub struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     bin: PathBuf,
-    max_payload: Option<usize>,
+    /// Configuration file text (settings only a file can give).
+    config: String,
 }
 
 /// The version of a nats-server binary as (major, minor), if it runs.
@@ -64,22 +65,28 @@ pub fn nats_server_bin() -> anyhow::Result<PathBuf> {
 impl NatsServer {
     /// Starts a server with JetStream on a free port and waits until it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
-        Self::start_with(None)
+        Self::start_with(String::new())
     }
 
     /// As [`NatsServer::start`], with the largest message the server takes
     /// (`max_payload`, 1 MiB by default).
     pub fn start_with_max_payload(bytes: usize) -> anyhow::Result<Self> {
-        Self::start_with(Some(bytes))
+        Self::start_with(format!("max_payload: {bytes}\n"))
     }
 
-    fn start_with(max_payload: Option<usize>) -> anyhow::Result<Self> {
+    /// As [`NatsServer::start`], with `config` (NATS configuration text,
+    /// e.g. an `authorization` block) in the server's configuration file.
+    pub fn start_with_config(config: &str) -> anyhow::Result<Self> {
+        Self::start_with(config.to_string())
+    }
+
+    fn start_with(config: String) -> anyhow::Result<Self> {
         let bin = nats_server_bin()?;
         let mut store = tempfile::tempdir()?;
         let mut last_err = None;
         for _ in 0..5 {
             let port = crate::free_port();
-            let mut s = NatsServer { child: None, port, store, bin: bin.clone(), max_payload };
+            let mut s = NatsServer { child: None, port, store, bin: bin.clone(), config: config.clone() };
             match s.spawn() {
                 Ok(()) => return Ok(s),
                 Err(e) => {
@@ -93,10 +100,10 @@ impl NatsServer {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let mut cmd = Command::new(&self.bin);
-        if let Some(bytes) = self.max_payload {
-            // Only a configuration file sets it; the flags below override the rest.
+        if !self.config.is_empty() {
+            // The flags below override what the file says of the same settings.
             let conf = self.store.path().join("nats.conf");
-            std::fs::write(&conf, format!("max_payload: {bytes}\n")).context("nats.conf")?;
+            std::fs::write(&conf, &self.config).context("nats.conf")?;
             cmd.arg("-c").arg(conf);
         }
         let child = cmd

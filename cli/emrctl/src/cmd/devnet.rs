@@ -6,6 +6,7 @@
 use super::http::{client, post_and_follow, runtime};
 use crate::cli::DevnetShape;
 use anyhow::{Context, bail};
+use glucochain_bus::access::NatsUser;
 use glucochain_crypto::KeyPair;
 use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
 use glucochain_types::time::Timestamp;
@@ -64,6 +65,10 @@ pub struct Devnet {
     pub admin_key: PathBuf,
     /// The hospital (institution) key.
     pub hospital_key: PathBuf,
+    /// The NATS operator user's NKey seed: tools that use NATS directly
+    /// (`emrctl submit`, the benchmark) set `GLUCOCHAIN_NATS_NKEY_FILE` to it.
+    #[serde(default)]
+    pub nats_operator_nkey: Option<PathBuf>,
     /// Every process.
     pub services: Vec<Service>,
 }
@@ -106,10 +111,14 @@ fn bin(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// Starts `program` detached from this process (its own process group), output to `log`.
-fn start(program: &Path, args: &[String], log: &Path) -> anyhow::Result<u32> {
+fn start(program: &Path, args: &[String], log: &Path, nkey: Option<&Path>) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt as _;
     let out = std::fs::File::create(log).with_context(|| log.display().to_string())?;
-    let child = Command::new(program)
+    let mut cmd = Command::new(program);
+    if let Some(path) = nkey {
+        cmd.env(glucochain_bus::access::NKEY_FILE_ENV, path);
+    }
+    let child = cmd
         .args(args)
         .env("GLUCOCHAIN_LOG_FORMAT", "text")
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
@@ -257,12 +266,24 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     let nats_bin =
         glucochain_testkit::nats::nats_server_bin().context("nats-server (scripts/setup.sh installs one)")?;
     let nats_log = logs.join("nats.log");
+    // One NATS user per service kind, each with an NKey and only the
+    // subjects it needs (glucochain_bus::access); the seeds stay in keys/.
+    let mut nats_users = Vec::new();
+    for user in NatsUser::ALL {
+        let path = dir.join(format!("keys/nats-{}.nk", user.name()));
+        let seed = glucochain_bus::access::seed_file(&path)?;
+        let public = glucochain_bus::access::public_key_of(&seed).context("NKey")?;
+        nats_users.push((user, public));
+    }
+    let nats_conf = dir.join("data/nats.conf");
+    std::fs::write(&nats_conf, glucochain_bus::access::authorization_config(&nats_users))?;
+    let nkey = |user: NatsUser| dir.join(format!("keys/nats-{}.nk", user.name()));
     let args: Vec<String> = ["-js", "-a", "127.0.0.1", "-p", &nats_port.to_string(), "-sd"]
         .iter()
         .map(|s| s.to_string())
-        .chain([dir.join("data/nats").display().to_string()])
+        .chain([dir.join("data/nats").display().to_string(), "-c".into(), nats_conf.display().to_string()])
         .collect();
-    let pid = start(&nats_bin, &args, &nats_log)?;
+    let pid = start(&nats_bin, &args, &nats_log, None)?;
     services.push(Service { name: "nats".into(), pid, url: None, log: nats_log });
     let nats_url = format!("nats://127.0.0.1:{nats_port}");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -282,7 +303,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
             .map(|s| s.to_string())
             .chain([maildir.display().to_string()])
             .collect();
-    let pid = start(Path::new("python3"), &smtp_args, &smtp_log)
+    let pid = start(Path::new("python3"), &smtp_args, &smtp_log, None)
         .context("the mail sink needs python3 with aiosmtpd (scripts/setup.sh)")?;
     services.push(Service { name: "smtp".into(), pid, url: None, log: smtp_log });
     let base = |port: u16| -> Vec<String> {
@@ -300,7 +321,11 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         if let Some(p) = port {
             args.extend(base(p));
         }
-        let pid = start(&bin(&bins, program)?, &args, &log)?;
+        let user = NatsUser::ALL
+            .into_iter()
+            .find(|u| name.split('-').next() == Some(u.name()))
+            .with_context(|| format!("no NATS user for {name}"))?;
+        let pid = start(&bin(&bins, program)?, &args, &log, Some(&nkey(user)))?;
         services.push(Service { name: name.into(), pid, url: port.map(|p| format!("http://127.0.0.1:{p}")), log });
         Ok(())
     };
@@ -395,6 +420,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         },
         admin_key: dir.join("keys/admin.pem"),
         hospital_key: dir.join("keys/hospital.pem"),
+        nats_operator_nkey: Some(nkey(NatsUser::Operator)),
         services,
     };
     std::fs::write(dir.join("devnet.json"), serde_json::to_vec_pretty(&net)?)?;

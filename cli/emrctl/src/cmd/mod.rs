@@ -55,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::cli::DevnetCmd::Down { dir } => devnet::down(&dir),
             crate::cli::DevnetCmd::Mail { dir, show } => devnet::mail(&dir, show),
         },
+        Command::Nats(c) => nats(c),
         Command::Demo { dir, shape, keep } => demo::run(&demo::DemoOptions { dir, shape, keep }),
         Command::Detect { inputs, out, labels, json } => detect::detect(&inputs, &out, labels.as_deref(), json),
         Command::Score { labels, alerts, json } => detect::score(&labels, &alerts, json),
@@ -103,4 +104,36 @@ pub(crate) fn random_nonce() -> String {
     let mut b = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut b);
     hex::encode(b)
+}
+
+/// `emrctl nats ...`.
+fn nats(c: crate::cli::NatsCmd) -> anyhow::Result<ExitCode> {
+    use glucochain_bus::access::{self, NatsUser};
+    match c {
+        crate::cli::NatsCmd::Keygen { out } => {
+            if out.exists() {
+                anyhow::bail!("{} exists; not overwritten", out.display());
+            }
+            let (public, seed) = access::new_user_nkey();
+            access::write_seed(&out, &seed)?;
+            println!("{public}");
+        }
+        crate::cli::NatsCmd::Permissions => print!("{}", access::permissions_json()),
+        crate::cli::NatsCmd::Authorization { users } => {
+            let mut parsed = Vec::new();
+            for u in &users {
+                let (kind, key) = u.split_once('=').with_context(|| format!("{u:?}: expected KIND=PUBLIC_NKEY"))?;
+                let kind = NatsUser::ALL
+                    .into_iter()
+                    .find(|k| k.name() == kind)
+                    .with_context(|| format!("{kind:?} is not a NATS user kind"))?;
+                if !(key.len() == 56 && key.starts_with('U')) {
+                    anyhow::bail!("{key:?} is not a public user NKey (U followed by 55 characters)");
+                }
+                parsed.push((kind, key.to_string()));
+            }
+            print!("{}", access::authorization_config(&parsed));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

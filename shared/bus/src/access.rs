@@ -1,0 +1,339 @@
+//! Who may do what on NATS: one NATS user per service kind, authenticated
+//! with an NKey (the server holds only public keys), and for each the
+//! subjects it may publish and subscribe to — nothing else.
+//!
+//! The table here is the single source: the devnet writes the server's
+//! `authorization` block from it ([`authorization_config`]), and the Helm
+//! chart reads the same table from `helm/glucochain/files/nats-permissions.json`
+//! (written by `emrctl nats permissions`, checked to be current by a test).
+//!
+//! What it prevents: a client without a key cannot connect; the ledger, the
+//! detector or anything else but the contracts engine cannot receive
+//! `emr.authz.decide` requests (so cannot answer them); only the detector and
+//! the contracts engine may publish on `emr.alert.*`; only validators may
+//! publish consensus messages and blocks; each service reaches the JetStream
+//! API only for the streams it uses. Replies to requests go back through
+//! `allow_responses`, never through a general right to publish on inboxes.
+
+use serde::Serialize;
+use std::path::Path;
+
+/// The environment variable naming the file that holds a service's NKey
+/// seed (`SU…`). Unset: the service connects without credentials (a NATS
+/// server without authorization, such as the tests').
+pub const NKEY_FILE_ENV: &str = "GLUCOCHAIN_NATS_NKEY_FILE";
+
+/// A kind of NATS user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NatsUser {
+    /// A consensus validator.
+    Validator,
+    /// The write API.
+    Ingest,
+    /// The ledger (reads, proofs, audit).
+    Ledger,
+    /// The contracts engine (access decisions, reminders, break-glass notices).
+    Contracts,
+    /// The glucose detector.
+    Detector,
+    /// The notifier.
+    Notifier,
+    /// An operator's tools (`emrctl submit`, the benchmark): everything.
+    Operator,
+}
+
+/// What one user may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Permissions {
+    /// Subjects it may publish on.
+    pub publish: Vec<String>,
+    /// Subjects it may subscribe to.
+    pub subscribe: Vec<String>,
+    /// Whether it may answer requests it received (on their reply subject only).
+    pub allow_responses: bool,
+}
+
+/// How a user touches a JetStream stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Publishes into it (and creates it if missing, with the same settings).
+    Publish,
+    /// Publishes into it and may change its settings (its producer).
+    Own,
+    /// Reads all of it with consumers of any name (and creates it if missing).
+    ReadAll,
+    /// Publishes, and reads only through the durable consumer `name` on
+    /// subject `filter`.
+    Durable(&'static str, &'static str),
+}
+
+/// The JetStream API subjects for `stream`.
+fn jetstream(stream: &str, how: Use) -> Vec<String> {
+    let mut v = vec![format!("$JS.API.STREAM.INFO.{stream}"), format!("$JS.API.STREAM.CREATE.{stream}")];
+    match how {
+        Use::Publish => {}
+        Use::Own => v.push(format!("$JS.API.STREAM.UPDATE.{stream}")),
+        Use::ReadAll => v.extend([
+            format!("$JS.API.CONSUMER.*.{stream}"),
+            format!("$JS.API.CONSUMER.*.{stream}.>"),
+            format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.>"),
+            format!("$JS.ACK.{stream}.>"),
+        ]),
+        Use::Durable(name, filter) => v.extend([
+            format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
+            format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"),
+            format!("$JS.ACK.{stream}.{name}.>"),
+        ]),
+    }
+    v
+}
+
+impl NatsUser {
+    /// Every kind, in a fixed order.
+    pub const ALL: [NatsUser; 7] = [
+        NatsUser::Validator,
+        NatsUser::Ingest,
+        NatsUser::Ledger,
+        NatsUser::Contracts,
+        NatsUser::Detector,
+        NatsUser::Notifier,
+        NatsUser::Operator,
+    ];
+
+    /// The name used in configuration (`validator`, `ingest`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            NatsUser::Validator => "validator",
+            NatsUser::Ingest => "ingest",
+            NatsUser::Ledger => "ledger",
+            NatsUser::Contracts => "contracts",
+            NatsUser::Detector => "detector",
+            NatsUser::Notifier => "notifier",
+            NatsUser::Operator => "operator",
+        }
+    }
+
+    /// What this user may do.
+    pub fn permissions(self) -> Permissions {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let inbox = s(&["_INBOX.>"]);
+        let (mut publish, mut subscribe, allow_responses) = match self {
+            NatsUser::Validator => (
+                s(&[
+                    "emr.consensus.>",
+                    "emr.voteset",
+                    "emr.sync.blocks",
+                    "emr.block.committed",
+                    "emr.txstatus.rejected",
+                ]),
+                s(&["emr.consensus.>", "emr.voteset", "emr.sync.blocks"]),
+                true,
+            ),
+            NatsUser::Ingest => (s(&["emr.tx.>", "emr.sync.blocks"]), s(&["emr.txstatus.rejected"]), false),
+            NatsUser::Ledger => {
+                (s(&["emr.tx.audit.checkpoint", "emr.sync.blocks", "emr.authz.decide"]), Vec::new(), false)
+            }
+            NatsUser::Contracts => {
+                (s(&["emr.alert.break_glass", "emr.reminder.>", "emr.sync.blocks"]), s(&["emr.authz.decide"]), true)
+            }
+            NatsUser::Detector => (s(&["emr.alert.>", "emr.tx.alert.raise", "emr.sync.blocks"]), Vec::new(), false),
+            NatsUser::Notifier => (s(&["emr.tx.alert.ack", "emr.sync.blocks"]), Vec::new(), false),
+            NatsUser::Operator => {
+                return Permissions { publish: s(&[">"]), subscribe: s(&[">"]), allow_responses: true };
+            }
+        };
+        let streams: &[(&str, Use)] = match self {
+            NatsUser::Validator => &[("TXS", Use::ReadAll), ("BLOCKS", Use::Own)],
+            NatsUser::Ingest => &[("TXS", Use::Own), ("BLOCKS", Use::ReadAll)],
+            NatsUser::Ledger => &[("TXS", Use::Publish), ("BLOCKS", Use::ReadAll)],
+            NatsUser::Contracts => &[("BLOCKS", Use::ReadAll), ("ALERTS", Use::Own), ("REMINDERS", Use::Own)],
+            NatsUser::Detector => &[
+                ("TXS", Use::Durable("detector", "emr.tx.observation.record")),
+                ("BLOCKS", Use::ReadAll),
+                ("ALERTS", Use::Own),
+            ],
+            NatsUser::Notifier => &[
+                ("TXS", Use::Publish),
+                ("BLOCKS", Use::ReadAll),
+                ("ALERTS", Use::ReadAll),
+                ("REMINDERS", Use::ReadAll),
+            ],
+            NatsUser::Operator => &[],
+        };
+        for (stream, how) in streams {
+            publish.extend(jetstream(stream, *how));
+        }
+        subscribe.extend(inbox);
+        Permissions { publish, subscribe, allow_responses }
+    }
+}
+
+/// The permission table of every user, as JSON (what the Helm chart reads).
+pub fn permissions_json() -> String {
+    let table: std::collections::BTreeMap<&str, Permissions> =
+        NatsUser::ALL.iter().map(|u| (u.name(), u.permissions())).collect();
+    serde_json::to_string_pretty(&table).expect("permissions serialize") + "\n"
+}
+
+/// A NATS server configuration line `authorization: {…}` (the value in
+/// JSON, which the server's format accepts) for `users`: each public NKey
+/// (`U…`) with its kind's permissions.
+pub fn authorization_config(users: &[(NatsUser, String)]) -> String {
+    let entries: Vec<serde_json::Value> = users
+        .iter()
+        .map(|(kind, nkey)| {
+            let p = kind.permissions();
+            serde_json::json!({
+                "nkey": nkey,
+                "permissions": {
+                    "publish": { "allow": p.publish },
+                    "subscribe": { "allow": p.subscribe },
+                    "allow_responses": p.allow_responses,
+                }
+            })
+        })
+        .collect();
+    let block = serde_json::to_string_pretty(&serde_json::json!({ "users": entries })).expect("config serializes");
+    format!("authorization: {block}\n")
+}
+
+/// A new user NKey: `(public key "U…", seed "SU…")`.
+pub fn new_user_nkey() -> (String, String) {
+    let kp = nkeys::KeyPair::new_user();
+    (kp.public_key(), kp.seed().expect("a new key pair has a seed"))
+}
+
+/// The public key (`U…`) of an NKey seed.
+pub fn public_key_of(seed: &str) -> Option<String> {
+    nkeys::KeyPair::from_seed(seed).ok().map(|k| k.public_key())
+}
+
+/// The seed in `path`, made (0600) when the file does not exist yet.
+pub fn seed_file(path: &Path) -> Result<String, crate::BusError> {
+    if !path.exists() {
+        let (_, seed) = new_user_nkey();
+        write_seed(path, &seed)
+            .map_err(|e| crate::BusError::Credentials { path: path.display().to_string(), reason: e.to_string() })?;
+    }
+    read_seed(path)
+}
+
+/// Reads an NKey seed from `path`, refusing a file that group or others may read.
+pub fn read_seed(path: &Path) -> Result<String, crate::BusError> {
+    let err = |reason: String| crate::BusError::Credentials { path: path.display().to_string(), reason };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).map_err(|e| err(e.to_string()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(err(format!("mode {:o} lets others read it; chmod 600", mode & 0o777)));
+        }
+    }
+    let seed = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?.trim().to_string();
+    nkeys::KeyPair::from_seed(&seed).map_err(|_| err("not an NKey seed".into()))?;
+    Ok(seed)
+}
+
+/// Writes `seed` to `path` with mode 0600.
+pub fn write_seed(path: &Path, seed: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(format!("{seed}\n").as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allows(patterns: &[String], subject: &str) -> bool {
+        patterns.iter().any(|p| {
+            let (pt, st): (Vec<&str>, Vec<&str>) = (p.split('.').collect(), subject.split('.').collect());
+            for (i, t) in pt.iter().enumerate() {
+                if *t == ">" {
+                    return st.len() > i;
+                }
+                match st.get(i) {
+                    Some(s) if *t == "*" || t == s => continue,
+                    _ => return false,
+                }
+            }
+            pt.len() == st.len()
+        })
+    }
+
+    #[test]
+    fn only_the_contracts_engine_receives_access_requests_and_only_services_that_raise_alerts_publish_them() {
+        for u in NatsUser::ALL {
+            let p = u.permissions();
+            let may_decide = matches!(u, NatsUser::Contracts | NatsUser::Operator);
+            assert_eq!(allows(&p.subscribe, "emr.authz.decide"), may_decide, "{u:?}");
+            let may_alert = matches!(u, NatsUser::Detector | NatsUser::Operator);
+            assert_eq!(allows(&p.publish, "emr.alert.urgent_low"), may_alert, "{u:?}");
+            let may_vote = matches!(u, NatsUser::Validator | NatsUser::Operator);
+            assert_eq!(allows(&p.publish, "emr.consensus.vote.v1"), may_vote, "{u:?}");
+            assert_eq!(allows(&p.publish, "emr.block.committed"), may_vote, "{u:?}");
+            if u != NatsUser::Operator {
+                assert!(!allows(&p.publish, "_INBOX.abc"), "{u:?} answers only through allow_responses");
+                assert!(!allows(&p.publish, "$JS.API.STREAM.DELETE.BLOCKS"), "{u:?}");
+            }
+        }
+        assert!(allows(&NatsUser::Contracts.permissions().publish, "emr.alert.break_glass"));
+        // Alerts are read by the notifier alone.
+        for u in NatsUser::ALL {
+            let reads = allows(&u.permissions().publish, "$JS.API.CONSUMER.MSG.NEXT.ALERTS.notifier-alerts");
+            assert_eq!(reads, matches!(u, NatsUser::Notifier | NatsUser::Operator), "{u:?}");
+        }
+        // Transactions in clear: read by validators, and by the detector only through its filtered consumer.
+        for u in [NatsUser::Ledger, NatsUser::Notifier, NatsUser::Contracts, NatsUser::Detector] {
+            assert!(!allows(&u.permissions().publish, "$JS.API.CONSUMER.CREATE.TXS.x"), "{u:?}");
+            assert!(!allows(&u.permissions().publish, "$JS.API.CONSUMER.CREATE.TXS.detector"), "{u:?}");
+        }
+        assert!(allows(
+            &NatsUser::Detector.permissions().publish,
+            "$JS.API.CONSUMER.CREATE.TXS.detector.emr.tx.observation.record"
+        ));
+        assert!(allows(&NatsUser::Ledger.permissions().publish, "$JS.API.CONSUMER.MSG.NEXT.BLOCKS.ledger"));
+    }
+
+    #[test]
+    fn the_server_block_names_each_key_with_its_kinds_permissions() {
+        let (public, seed) = new_user_nkey();
+        assert!(public.starts_with('U') && seed.starts_with("SU"));
+        let text = authorization_config(&[(NatsUser::Ledger, public.clone())]);
+        let conf: serde_json::Value = serde_json::from_str(text.strip_prefix("authorization: ").unwrap()).unwrap();
+        let user = &conf["users"][0];
+        assert_eq!(user["nkey"], public);
+        assert_eq!(user["permissions"]["subscribe"]["allow"], serde_json::json!(["_INBOX.>"]));
+    }
+
+    #[test]
+    fn a_seed_file_others_may_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("seed");
+        let (_, seed) = new_user_nkey();
+        write_seed(&p, &seed).unwrap();
+        assert_eq!(read_seed(&p).unwrap(), seed);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(read_seed(&p).unwrap_err().to_string().contains("chmod 600"));
+        }
+        std::fs::write(&p, "not a seed").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(read_seed(&p).unwrap_err().to_string().contains("not an NKey seed"));
+    }
+}

@@ -1,0 +1,119 @@
+//! The NATS permission table against a real nats-server: without a key
+//! nothing connects; with one, each service can do what it needs and no
+//! more — only the contracts engine hears access requests, only the detector
+//! (and the contracts engine) put alerts in ALERTS, and only the detector's
+//! filtered consumer reads observations from TXS besides the validators.
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use glucochain_bus::Bus;
+use glucochain_bus::access::{NatsUser, authorization_config, new_user_nkey};
+use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
+use glucochain_testkit::NatsServer;
+use std::collections::HashMap;
+use std::time::Duration;
+
+struct Users {
+    seeds: HashMap<&'static str, String>,
+    nats: NatsServer,
+}
+
+impl Users {
+    fn start() -> Self {
+        let mut seeds = HashMap::new();
+        let mut users = Vec::new();
+        for u in NatsUser::ALL {
+            let (public, seed) = new_user_nkey();
+            seeds.insert(u.name(), seed);
+            users.push((u, public));
+        }
+        let nats = NatsServer::start_with_config(&authorization_config(&users)).unwrap();
+        Users { seeds, nats }
+    }
+
+    async fn connect(&self, user: NatsUser) -> Bus {
+        Bus::connect_with_seed(&self.nats.url(), user.name(), Some(self.seeds[user.name()].clone())).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
+    let users = Users::start();
+    // No key, or an unknown one: no connection at all.
+    assert!(Bus::connect_with_seed(&users.nats.url(), "anyone", None).await.is_err());
+    let (_, stranger) = new_user_nkey();
+    assert!(Bus::connect_with_seed(&users.nats.url(), "stranger", Some(stranger)).await.is_err());
+
+    let operator = users.connect(NatsUser::Operator).await;
+    operator.ensure_all_streams().await.unwrap();
+    let (contracts, ledger, detector, ingest) = (
+        users.connect(NatsUser::Contracts).await,
+        users.connect(NatsUser::Ledger).await,
+        users.connect(NatsUser::Detector).await,
+        users.connect(NatsUser::Ingest).await,
+    );
+
+    // Access decisions: the contracts engine answers; the ledger, which
+    // would like to answer its own requests, is not allowed to hear them.
+    let mut engine = contracts.client().queue_subscribe("emr.authz.decide", "contracts".into()).await.unwrap();
+    let mut impostor = ledger.client().subscribe("emr.authz.decide").await.unwrap();
+    let answering = tokio::spawn({
+        let c = contracts.client().clone();
+        async move {
+            while let Some(m) = engine.next().await {
+                c.publish(m.reply.unwrap(), Bytes::from_static(b"contracts")).await.unwrap();
+            }
+        }
+    });
+    let impostor_heard = tokio::spawn(async move { impostor.next().await.is_some() });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5 {
+        let answer = ledger.client().request("emr.authz.decide", Bytes::from_static(b"may I?")).await.unwrap();
+        assert_eq!(answer.payload.as_ref(), b"contracts");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!impostor_heard.is_finished() || !impostor_heard.await.unwrap(), "the ledger heard an access request");
+    answering.abort();
+
+    // Alerts: the detector's reach ALERTS; ingest's do not.
+    detector.ensure_stream(&StreamSpec::alerts()).await.unwrap();
+    detector.publish("emr.alert.low", "a-1", Bytes::from_static(b"low")).await.unwrap();
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        ingest.publish("emr.alert.low", "a-2", Bytes::from_static(b"forged")),
+    )
+    .await;
+    assert!(!matches!(refused, Ok(Ok(_))), "ingest stored an alert");
+    let alerts = operator.jetstream().get_stream("ALERTS").await.unwrap().info().await.unwrap().state.messages;
+    assert_eq!(alerts, 1);
+
+    // Transactions: ingest writes them; the detector reads observations only
+    // through its own filtered consumer; the ledger cannot read them at all.
+    let txs = ingest.ensure_stream(&StreamSpec::txs()).await.unwrap();
+    ingest.publish("emr.tx.observation.record", "t-1", Bytes::from_static(b"reading")).await.unwrap();
+    let mine = ConsumerSpec { filter_subject: "emr.tx.observation.record".into(), ..ConsumerSpec::durable("detector") };
+    let detector_txs = detector.ensure_stream(&StreamSpec::txs()).await.unwrap();
+    let consumer = detector.ensure_consumer(&detector_txs, &mine).await.unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(m.payload.as_ref(), b"reading");
+    m.ack().await.unwrap();
+    assert!(detector.ensure_consumer(&detector_txs, &ConsumerSpec::durable("everything")).await.is_err());
+    let ledger_txs = ledger.ensure_stream(&StreamSpec::txs()).await.unwrap();
+    assert!(ledger.ensure_consumer(&ledger_txs, &ConsumerSpec::durable("ledger")).await.is_err());
+    drop(txs);
+}
+
+/// The Helm chart renders the server's authorization from a copy of the
+/// table; it must be the table (`emrctl nats permissions` writes it).
+#[test]
+fn the_helm_charts_copy_of_the_permission_table_is_current() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../helm/glucochain/files/nats-permissions.json");
+    let copy = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        copy == glucochain_bus::access::permissions_json(),
+        "{} is stale: run `emrctl nats permissions > helm/glucochain/files/nats-permissions.json`",
+        path.display()
+    );
+}
