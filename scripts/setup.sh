@@ -11,7 +11,9 @@
 #     devnet's mail sink) deliver to;
 #   * promtool (Debian prometheus), which checks and unit-tests the alert rules;
 #   * helm-python-sdk (Helm's library) and kubernetes-validate, which lint,
-#     render and validate the Helm chart offline (helm/check.py).
+#     render and validate the Helm chart offline (helm/check.py);
+#   * schemathesis, which checks every HTTP API against its OpenAPI document
+#     (the demo test).
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -90,5 +92,9 @@ fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   say "installing aiosmtpd"
   pip_install aiosmtpd
+fi
+if ! python3 -c 'import schemathesis' 2>/dev/null; then
+  say "installing schemathesis (API conformance against /openapi.json)"
+  pip_install 'schemathesis==4.32.5'
 fi
 say "ready"

@@ -104,7 +104,7 @@ pub async fn emergency_access(
 
 /// The patient's consents, with their status.
 #[utoipa::path(get, path = "/v1/patients/{id}/consents", tag = "patients",
-    params(("id" = String, Path, description = "the patient's secure id")),
+    params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$")),
     responses((status = 200, description = "consents with status active, pending, expired or revoked"), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn consents(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let (who, _) = reader(&req, &s)?;
@@ -139,7 +139,7 @@ pub async fn consents(req: HttpRequest, s: Data, id: web::Path<String>) -> Resul
 
 /// The patient's care plans: the active version and pending proposals.
 #[utoipa::path(get, path = "/v1/patients/{id}/careplan", tag = "patients",
-    params(("id" = String, Path, description = "the patient's secure id")),
+    params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$")),
     responses((status = 200, description = "care plans with versions; `active` is the version in force"), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn careplan(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let (who, _) = reader(&req, &s)?;
@@ -181,17 +181,13 @@ fn careplan_json(s: &ApiState, patient: &ParticipantId, now: Timestamp) -> Resul
 /// medication reminders say whether a `medication.taken` was recorded
 /// within 90 minutes of the due time.
 #[utoipa::path(get, path = "/v1/patients/{id}/reminders", tag = "patients",
-    params(("id" = String, Path, description = "the patient's secure id"), ("hours" = Option<u32>, Query, description = "how far ahead (1..=720)")),
-    responses((status = 200, description = "medication and check-up reminders with due times"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$"), ("hours" = Option<u32>, Query, description = "how far ahead (1..=720)", minimum = 1, maximum = 720)),
+    responses((status = 200, description = "medication and check-up reminders with due times"), (status = 400, body = Problem, description = "an hours value that is not 1..=720"), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let (who, _) = reader(&req, &s)?;
     let patient = patient_id(&id)?;
     own_or_admin(&s, &who, &patient)?;
-    let hours: i64 = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("hours").and_then(|h| h.parse().ok()))
-        .unwrap_or(24)
-        .clamp(1, 720);
+    let hours = i64::from(glucochain_api::query_u32(req.query_string(), "hours", 24, 1..=720)?);
     let now = Timestamp::now();
     let from = Timestamp::from_unix_ms(now.unix_ms() - hours * 3_600_000);
     let until = Timestamp::from_unix_ms(now.unix_ms() + hours * 3_600_000);
@@ -257,9 +253,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(glucochain_api::json_config())
         .app_data(glucochain_api::path_config())
         .route("/openapi.json", web::get().to(openapi))
-        .route("/v1/emergency-access", web::post().to(emergency_access))
-        .route("/v1/patients/{id}/consents", web::get().to(consents))
-        .route("/v1/patients/{id}/careplan", web::get().to(careplan))
-        .route("/v1/patients/{id}/reminders", web::get().to(reminders))
+        .service(
+            glucochain_api::service::endpoint("/v1/emergency-access", "POST").route(web::post().to(emergency_access)),
+        )
+        .service(glucochain_api::service::endpoint("/v1/patients/{id}/consents", "GET").route(web::get().to(consents)))
+        .service(glucochain_api::service::endpoint("/v1/patients/{id}/careplan", "GET").route(web::get().to(careplan)))
+        .service(
+            glucochain_api::service::endpoint("/v1/patients/{id}/reminders", "GET").route(web::get().to(reminders)),
+        )
         .default_service(web::to(glucochain_api::service::no_such_endpoint));
 }

@@ -31,6 +31,14 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, P
 }
 
 /// The JWS from an `application/jose` body or a JSON `{"jws": "..."}` body.
+/// A transaction wrapped in JSON (`application/json`).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Wrapped {
+    /// The compact JWS.
+    pub jws: String,
+}
+
 fn jws_from(req: &HttpRequest, body: &[u8]) -> Result<String, Problem> {
     let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
@@ -38,21 +46,14 @@ fn jws_from(req: &HttpRequest, body: &[u8]) -> Result<String, Problem> {
         "application/jose" => std::str::from_utf8(body)
             .map(|s| s.trim().to_string())
             .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "malformed-jws", "Malformed transaction", "not UTF-8")),
-        "application/json" => {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Wrapped {
-                jws: String,
-            }
-            serde_json::from_slice::<Wrapped>(body).map(|w| w.jws.trim().to_string()).map_err(|e| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed-request",
-                    "Malformed request",
-                    format!("expected {{\"jws\": \"...\"}}: {e}"),
-                )
-            })
-        }
+        "application/json" => serde_json::from_slice::<Wrapped>(body).map(|w| w.jws.trim().to_string()).map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-request",
+                "Malformed request",
+                format!("expected {{\"jws\": \"...\"}}: {e}"),
+            )
+        }),
         _ => Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
@@ -77,7 +78,8 @@ fn status_json(hash: &Hash32, state: &TxState) -> serde_json::Value {
 
 /// Submit a signed transaction.
 #[utoipa::path(post, path = "/v1/transactions", tag = "transactions",
-    request_body(content = String, description = "the compact JWS (`application/jose`), or `{\"jws\": \"...\"}` (`application/json`)", content_type = "application/jose"),
+    request_body(description = "the compact JWS (`application/jose`), or `{\"jws\": \"...\"}` (`application/json`)",
+        content((String = "application/jose"), (Wrapped = "application/json"))),
     responses(
         (status = 202, description = "accepted: stored in the TXS stream, `{tx_hash, status: pending}`"),
         (status = 200, description = "an identical resubmission: the existing status"),
@@ -102,7 +104,7 @@ pub async fn submit(req: HttpRequest, s: Data, payload: web::Payload) -> Result<
 
 /// Where a submitted transaction stands.
 #[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "transactions",
-    params(("hash" = String, Path, description = "tx hash (hex): SHA-256 of the compact JWS")),
+    params(("hash" = String, Path, description = "tx hash (hex): SHA-256 of the compact JWS", pattern = "^[0-9a-fA-F]{64}$")),
     responses((status = 200, description = "`pending`, `committed` (height, index, block_hash) or `rejected` (code, reason)"),
         (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn status(s: Data, hash: web::Path<String>) -> Result<HttpResponse, Problem> {
@@ -122,7 +124,7 @@ pub async fn status(s: Data, hash: web::Path<String>) -> Result<HttpResponse, Pr
         description = "Submit signed transactions (JWS, Ed25519) and follow their status. Errors are RFC 9457 problem documents with a stable `type`."
     ),
     paths(submit, status),
-    components(schemas(Problem))
+    components(schemas(Problem, Wrapped))
 )]
 pub struct ApiDoc;
 
@@ -135,7 +137,7 @@ async fn openapi() -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(glucochain_api::path_config())
         .route("/openapi.json", web::get().to(openapi))
-        .route("/v1/transactions", web::post().to(submit))
-        .route("/v1/transactions/{hash}", web::get().to(status))
+        .service(glucochain_api::service::endpoint("/v1/transactions", "POST").route(web::post().to(submit)))
+        .service(glucochain_api::service::endpoint("/v1/transactions/{hash}", "GET").route(web::get().to(status)))
         .default_service(web::to(glucochain_api::service::no_such_endpoint));
 }

@@ -189,7 +189,7 @@ async fn block_json(s: &ApiState, height: u64) -> Result<serde_json::Value, Prob
 
 /// The newest committed block.
 #[utoipa::path(get, path = "/v1/blocks/latest", tag = "chain",
-    responses((status = 200, description = "header, tx hashes and commit certificate"), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "header, tx hashes and commit certificate"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 404, body = Problem)))]
 pub async fn latest_block(req: HttpRequest, s: Data) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     audited(&s, &req, &r, None, "read", true, "block headers are public to participants").await?;
@@ -203,7 +203,7 @@ pub async fn latest_block(req: HttpRequest, s: Data) -> Result<HttpResponse, Pro
 /// A block by height.
 #[utoipa::path(get, path = "/v1/blocks/{height}", tag = "chain",
     params(("height" = u64, Path, description = "block height, from 1")),
-    responses((status = 200, description = "header, tx hashes and commit certificate"), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "header, tx hashes and commit certificate"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 404, body = Problem)))]
 pub async fn block(req: HttpRequest, s: Data, height: web::Path<u64>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     audited(&s, &req, &r, None, "read", true, "block headers are public to participants").await?;
@@ -244,8 +244,8 @@ async fn load_tx(
 
 /// A committed transaction (the JWS and where it is).
 #[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "chain",
-    params(("hash" = String, Path, description = "tx hash (hex)")),
-    responses((status = 200, description = "the transaction"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    params(("hash" = String, Path, description = "tx hash (hex)", pattern = "^[0-9a-fA-F]{64}$")),
+    responses((status = 200, description = "the transaction"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn transaction(req: HttpRequest, s: Data, hash: web::Path<String>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     let tx = load_tx(&s, &req, &r, &hash).await?;
@@ -266,8 +266,8 @@ pub async fn transaction(req: HttpRequest, s: Data, hash: web::Path<String>) -> 
 
 /// Everything needed to verify offline that a transaction is in the chain.
 #[utoipa::path(get, path = "/v1/transactions/{hash}/proof", tag = "chain",
-    params(("hash" = String, Path, description = "tx hash (hex)")),
-    responses((status = 200, description = "RFC 9162 inclusion proof, header and commit certificate (verify with `emrctl verify-proof`)"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    params(("hash" = String, Path, description = "tx hash (hex)", pattern = "^[0-9a-fA-F]{64}$")),
+    responses((status = 200, description = "RFC 9162 inclusion proof, header and commit certificate (verify with `emrctl verify-proof`)"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn proof(req: HttpRequest, s: Data, hash: web::Path<String>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     let tx = load_tx(&s, &req, &r, &hash).await?;
@@ -293,12 +293,12 @@ pub async fn proof(req: HttpRequest, s: Data, hash: web::Path<String>) -> Result
 
 /// A patient's records as a FHIR R4 searchset Bundle.
 #[utoipa::path(get, path = "/v1/patients/{id}/records", tag = "patients",
-    params(("id" = String, Path, description = "the patient's secure id"),
+    params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$"),
         ("code" = Option<String>, Query, description = "[system|]code, e.g. http://loinc.org|99504-3; comma-separated or repeated"),
-        ("date" = Option<String>, Query, description = "ge/gt/le/lt/eq + RFC 3339 time or YYYY-MM-DD; repeatable"),
-        ("_count" = Option<u32>, Query, description = "page size, 1..=500 (default 50)"),
+        ("date" = Option<String>, Query, description = "ge/gt/le/lt/eq + RFC 3339 time or YYYY-MM-DD; repeatable", pattern = "^(eq|gt|ge|lt|le)?[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"),
+        ("_count" = Option<u32>, Query, description = "page size, 1..=500 (default 50)", minimum = 1, maximum = 500),
         ("_offset" = Option<u32>, Query, description = "entries to skip")),
-    responses((status = 200, description = "FHIR Bundle (searchset), each entry with its tx hash and block height"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, description = "FHIR Bundle (searchset), each entry with its tx hash and block height"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem)))]
 pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     let patient = parse_patient(&id)?;
@@ -327,16 +327,12 @@ pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result
 
 /// Who read a patient's records, when and why (FHIR AuditEvent shapes).
 #[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients",
-    params(("id" = String, Path, description = "the patient's secure id"), ("_count" = Option<u32>, Query, description = "most entries (default 100)")),
-    responses((status = 200, description = "FHIR Bundle of AuditEvent, newest first"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$"), ("_count" = Option<u32>, Query, description = "most entries, 1..=1000 (default 100)", minimum = 1, maximum = 1000)),
+    responses((status = 200, description = "FHIR Bundle of AuditEvent, newest first"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem)))]
 pub async fn access_log(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     let patient = parse_patient(&id)?;
-    let count: u32 = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("_count").and_then(|c| c.parse().ok()))
-        .unwrap_or(100)
-        .clamp(1, 1000);
+    let count = glucochain_api::query_u32(req.query_string(), "_count", 100, 1..=1000)?;
     // The access log is the patient's own (and the admins'): consents to records do not extend to it.
     let decision = decide(&s, &req, &r, &patient).await?;
     let own = matches!(decision, ReadDecision::All { .. });
@@ -389,11 +385,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(glucochain_api::path_config())
         .app_data(glucochain_api::query_config())
         .route("/openapi.json", web::get().to(openapi))
-        .route("/v1/blocks/latest", web::get().to(latest_block))
-        .route("/v1/blocks/{height}", web::get().to(block))
-        .route("/v1/transactions/{hash}", web::get().to(transaction))
-        .route("/v1/transactions/{hash}/proof", web::get().to(proof))
-        .route("/v1/patients/{id}/records", web::get().to(records))
-        .route("/v1/patients/{id}/access-log", web::get().to(access_log))
+        .service(glucochain_api::service::endpoint("/v1/blocks/latest", "GET").route(web::get().to(latest_block)))
+        .service(glucochain_api::service::endpoint("/v1/blocks/{height}", "GET").route(web::get().to(block)))
+        .service(glucochain_api::service::endpoint("/v1/transactions/{hash}", "GET").route(web::get().to(transaction)))
+        .service(glucochain_api::service::endpoint("/v1/transactions/{hash}/proof", "GET").route(web::get().to(proof)))
+        .service(glucochain_api::service::endpoint("/v1/patients/{id}/records", "GET").route(web::get().to(records)))
+        .service(
+            glucochain_api::service::endpoint("/v1/patients/{id}/access-log", "GET").route(web::get().to(access_log)),
+        )
         .default_service(web::to(glucochain_api::service::no_such_endpoint));
 }

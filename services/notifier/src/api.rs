@@ -317,10 +317,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(glucochain_api::json_config())
         .app_data(glucochain_api::path_config())
         .route("/openapi.json", web::get().to(openapi))
-        .route("/v1/alerts/{id}", web::get().to(alert_status))
-        .route("/v1/alerts/{id}/ack", web::post().to(ack))
-        .route("/a/{token}", web::get().to(link_page))
-        .route("/a/{token}", web::post().to(link_ack))
-        .route("/v1/sms/inbound", web::post().to(sms_inbound))
+        .service(glucochain_api::service::endpoint("/v1/alerts/{id}", "GET").route(web::get().to(alert_status)))
+        .service(glucochain_api::service::endpoint("/v1/alerts/{id}/ack", "POST").route(web::post().to(ack)))
+        .service(
+            glucochain_api::service::endpoint("/a/{token}", "GET, POST")
+                .route(web::get().to(link_page))
+                .route(web::post().to(link_ack)),
+        )
+        .service(glucochain_api::service::endpoint("/v1/sms/inbound", "POST").route(web::post().to(sms_inbound)))
         .default_service(web::to(glucochain_api::service::no_such_endpoint));
 }

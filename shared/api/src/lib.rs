@@ -112,6 +112,29 @@ impl ResponseError for Problem {
     }
 }
 
+/// The integer query parameter `name` of `query` (`default` when absent),
+/// refused with `400 bad-request` when it does not parse or lies outside
+/// `range` — a request asking for something else is not quietly answered
+/// with what the server chose instead.
+pub fn query_u32(query: &str, name: &str, default: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32, Problem> {
+    let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| Problem::bad_request(format!("query: {e}")))?;
+    let mut values = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Ok(default),
+        (Some(_), Some(_)) => return Err(Problem::bad_request(format!("{name} is given more than once"))),
+        (Some(v), None) => v,
+    };
+    match value.parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(Problem::bad_request(format!(
+            "{name}={value:?}: an integer from {} to {} is expected",
+            range.start(),
+            range.end()
+        ))),
+    }
+}
+
 /// Problems for the JSON body and path extractors of actix-web, so even
 /// malformed requests get a problem document.
 pub fn json_config() -> actix_web::web::JsonConfig {
@@ -160,6 +183,16 @@ pub fn authenticate<'s>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_integer_query_parameter_outside_its_range_or_not_a_number_is_refused() {
+        assert_eq!(query_u32("", "hours", 24, 1..=720).unwrap(), 24);
+        assert_eq!(query_u32("a=1&hours=720", "hours", 24, 1..=720).unwrap(), 720);
+        for q in ["hours=0", "hours=721", "hours=null", "hours=", "hours=-1", "hours=2&hours=3"] {
+            let e = query_u32(q, "hours", 24, 1..=720).unwrap_err();
+            assert_eq!(e.status, 400, "{q}");
+        }
+    }
 
     #[test]
     fn rate_limited_rounds_the_wait_up_to_whole_seconds() {

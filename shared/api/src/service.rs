@@ -92,9 +92,64 @@ pub fn ended(what: &'static str, r: Result<anyhow::Result<()>, tokio::task::Join
     }
 }
 
-/// `GET /openapi.json` for a service's document.
+/// `GET /openapi.json` for a service's document, with every problem
+/// response documented as what it is on the wire: `application/problem+json`.
 pub fn openapi_response(doc: &utoipa::openapi::OpenApi) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(doc.to_pretty_json().unwrap_or_default())
+    let mut v = serde_json::to_value(doc).unwrap_or_default();
+    malformed_requests_answer_400(&mut v);
+    problems_as_problem_json(&mut v);
+    HttpResponse::Ok().content_type("application/json").body(serde_json::to_string_pretty(&v).unwrap_or_default())
+}
+
+/// Documents `400 bad-request` on every operation that does not yet: any
+/// endpoint answers it for a path, query or body that does not parse.
+fn malformed_requests_answer_400(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
+    for operation in paths.values_mut().filter_map(|p| p.as_object_mut()).flat_map(|p| p.values_mut()) {
+        let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+        responses.entry("400").or_insert_with(|| {
+            serde_json::json!({
+                "description": "a path, query or body that does not parse",
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+            })
+        });
+    }
+}
+
+/// Moves each response whose body is the `Problem` schema from
+/// `application/json` (utoipa's default) to `application/problem+json`.
+fn problems_as_problem_json(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
+    for operation in paths.values_mut().filter_map(|p| p.as_object_mut()).flat_map(|p| p.values_mut()) {
+        let Some(responses) = operation.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+        for content in responses.values_mut().filter_map(|r| r.get_mut("content")?.as_object_mut()) {
+            let is_problem = content
+                .get("application/json")
+                .and_then(|c| c["schema"]["$ref"].as_str())
+                .is_some_and(|r| r.ends_with("/Problem"));
+            if is_problem && let Some(c) = content.remove("application/json") {
+                content.insert("application/problem+json".into(), c);
+            }
+        }
+    }
+}
+
+/// The resource at `path`, whose methods other than `allow` (e.g. `"GET"`,
+/// `"GET, POST"`) are answered `405 method-not-allowed` with an `Allow`
+/// header, as HTTP asks, rather than falling through to 404.
+pub fn endpoint(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        let problem = crate::Problem::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("this endpoint answers {allow}"),
+        );
+        let mut r = actix_web::ResponseError::error_response(&problem);
+        r.headers_mut()
+            .insert(actix_web::http::header::ALLOW, actix_web::http::header::HeaderValue::from_static(allow));
+        r
+    }))
 }
 
 /// The fallback for unknown paths: a 404 problem document.
@@ -115,4 +170,25 @@ pub async fn open_store(
     let store = glucochain_store::Store::connect(url).await.map_err(|e| anyhow::anyhow!("database: {e}"))?;
     ready.set("database", true);
     Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_responses_are_documented_as_problem_json_and_every_operation_documents_400() {
+        let mut doc = serde_json::json!({"paths": {"/x": {"get": {"responses": {
+            "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "404": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        }}}}});
+        malformed_requests_answer_400(&mut doc);
+        problems_as_problem_json(&mut doc);
+        let r = &doc["paths"]["/x"]["get"]["responses"];
+        assert!(r["200"]["content"]["application/json"].is_object(), "other bodies keep their type");
+        for code in ["404", "400"] {
+            assert!(r[code]["content"]["application/problem+json"]["schema"]["$ref"].is_string(), "{code}: {r}");
+            assert!(r[code]["content"].get("application/json").is_none());
+        }
+    }
 }

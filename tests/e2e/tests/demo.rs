@@ -117,6 +117,37 @@ fn dead_panels(prom: &str, dashboard: &Path) -> Vec<String> {
     dead
 }
 
+/// Runs schemathesis (every check, a fixed seed) against each service's
+/// `/openapi.json`; returns the output of each run that failed, or left a
+/// service down.
+fn openapi_conformance(net: &Path) -> Vec<String> {
+    let devnet: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(net.join("devnet.json")).unwrap()).unwrap();
+    let (ok, token) = emrctl(&["token", "--key", net.join("keys/patient-sam.pem").to_str().unwrap()]);
+    assert!(ok, "{token}");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemathesis/schemathesis.toml");
+    let mut failed = Vec::new();
+    for service in ["ingest", "ledger", "contracts", "notifier"] {
+        let url = format!("{}/openapi.json", devnet[service].as_str().unwrap());
+        let out = Command::new("python3")
+            .args(["-m", "schemathesis.cli", "--config-file", config.to_str().unwrap(), "run", &url])
+            .args(["--checks", "all", "--max-examples", "30", "--seed", "20261130", "--request-timeout", "10"])
+            .args(["--header", &format!("Authorization: Bearer {}", token.trim())])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("python3 -m schemathesis (scripts/setup.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            failed.push(format!("--- {service}\n{text}"));
+        }
+    }
+    let (ok, status) = emrctl(&["devnet", "status", "--dir", net.to_str().unwrap()]);
+    if !ok {
+        failed.push(format!("a service is down after schemathesis:\n{status}"));
+    }
+    failed
+}
+
 #[test]
 fn the_demo_story_passes_every_step_on_a_devnet_and_every_dashboard_panel_has_data() {
     let work = tempfile::tempdir().unwrap();
@@ -168,9 +199,13 @@ fn the_demo_story_passes_every_step_on_a_devnet_and_every_dashboard_panel_has_da
     for b in std::fs::read_dir(&boards).unwrap() {
         dead.extend(dead_panels(&prom.url, &b.unwrap().path()));
     }
+    // Every HTTP API holds to its OpenAPI document under schemathesis, with
+    // a patient's read token and the story's data behind it.
+    let openapi = openapi_conformance(&net);
     let (ok, down) = stop();
     assert!(ok, "{down}");
     assert!(dead.is_empty(), "dead panels:\n{}", dead.join("\n"));
+    assert!(openapi.is_empty(), "schemathesis found:\n{}", openapi.join("\n"));
     let (ok, after) = emrctl(&["devnet", "status", "--dir", net.to_str().unwrap()]);
     assert!(!ok, "nothing runs after down: {after}");
 }

@@ -384,6 +384,24 @@ impl System {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The clinician proposes `plan` for `patient`, who accepts it; returns
+    /// the height the acceptance committed at.
+    async fn agree_careplan(
+        &self,
+        clinician: &mut Actor,
+        patient: &mut Actor,
+        plan: glucochain_types::tx::CareplanPropose,
+    ) -> u64 {
+        let (pid, plan_id, version) = (patient.id.clone(), plan.plan_id.clone(), plan.version);
+        let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
+        let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
+        let pr = self.submit(&propose).await;
+        self.wait_committed(&pr).await;
+        let accept = patient.sign(Some(&pid), TxBody::CareplanAccept(CareplanAccept { plan_id, version, proposal_tx }));
+        let ac = self.submit(&accept).await;
+        self.wait_committed(&ac).await["height"].as_u64().unwrap()
+    }
+
     async fn wait_committed(&self, hash: &Hash32) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -1287,9 +1305,8 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     let _ = sys.procs[detector_proc].child.kill();
     let _ = sys.procs[detector_proc].child.wait();
     let now = Timestamp::now().unix_ms();
-    let plan_id = glucochain_types::ids::LocalId::parse("plan-d", "plan_id").unwrap();
     let plan = CareplanPropose {
-        plan_id: plan_id.clone(),
+        plan_id: glucochain_types::ids::LocalId::parse("plan-d", "plan_id").unwrap(),
         version: 1,
         thresholds: GlucoseThresholds { urgent_low: 80.0, low: 90.0, ..GlucoseThresholds::default() },
         alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low],
@@ -1300,13 +1317,7 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
         term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
         language: None,
     };
-    let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
-    let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
-    let pr = sys.submit(&propose).await;
-    sys.wait_committed(&pr).await;
-    let accept = patient.sign(Some(&pid), TxBody::CareplanAccept(CareplanAccept { plan_id, version: 1, proposal_tx }));
-    let ac = sys.submit(&accept).await;
-    let plan_height = sys.wait_committed(&ac).await["height"].as_u64().unwrap();
+    let plan_height = sys.agree_careplan(&mut clinician, &mut patient, plan).await;
     let start = now - 30 * 60_000;
     for i in 0..6i64 {
         let obs = cgm_observation(
@@ -1598,20 +1609,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
         language: None,
     };
-    let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
-    let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
-    let pr = sys.submit(&propose).await;
-    sys.wait_committed(&pr).await;
-    let accept = patient.sign(
-        Some(&pid),
-        TxBody::CareplanAccept(CareplanAccept {
-            plan_id: glucochain_types::ids::LocalId::parse("plan-n", "plan_id").unwrap(),
-            version: 1,
-            proposal_tx,
-        }),
-    );
-    let ac = sys.submit(&accept).await;
-    let height = sys.wait_committed(&ac).await["height"].as_u64().unwrap();
+    let height = sys.agree_careplan(&mut clinician, &mut patient, plan).await;
     sys.start_detector(&detector_key, height).await;
 
     // The notifier: outbox in PostgreSQL, SMTP not up yet, a stand-in SMS
