@@ -142,6 +142,11 @@ check(4317 in ports, "production-like values: egress to the OTLP collector allow
 default_env = {e["name"] for o in objs if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]
                for e in c.get("env", [])}
 check("OTEL_EXPORTER_OTLP_ENDPOINT" not in default_env, "default values: no trace export")
+check("GLUCOCHAIN_INSECURE_HTTP" in default_env, "default values: plain HTTP in pods is declared (TLS at the ingress)")
+strict = docs(render({"genesis": GENESIS, "http": {"insecure": False}}))
+check(not any(e["name"] == "GLUCOCHAIN_INSECURE_HTTP" for o in strict if o["kind"] == "Deployment"
+              for c in o["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])),
+      "http.insecure=false: the services are not told to serve plain HTTP")
 
 # Hardened pods.
 pods = [o["spec"]["template"]["spec"] for o in objs if o["kind"] in ("Deployment", "StatefulSet")]

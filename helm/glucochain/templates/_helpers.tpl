@@ -29,6 +29,11 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ .Values.nats.url | quote }}
 - name: GLUCOCHAIN_HTTP_ADDR
   value: "0.0.0.0:8080"
+{{- if .Values.http.insecure }}
+{{- /* The services refuse plain HTTP on a non-loopback address unless told that a proxy terminates TLS. */}}
+- name: GLUCOCHAIN_INSECURE_HTTP
+  value: "true"
+{{- end }}
 - name: GLUCOCHAIN_DATA_DIR
   value: /data
 - name: GLUCOCHAIN_LOG_FORMAT

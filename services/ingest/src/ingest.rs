@@ -220,7 +220,7 @@ impl Ingest {
         let subject = subjects::tx(tx.payload.tx_type.as_str());
         let published = match tokio::time::timeout(
             std::time::Duration::from_secs(5),
-            self.bus.publish(&subject, &tx.hash.to_string(), payload.clone()),
+            self.bus.publish(&subject, &tx.hash.to_string(), payload),
         )
         .await
         {

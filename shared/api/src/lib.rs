@@ -226,13 +226,17 @@ mod tests {
 /// TLS for an HTTPS API (rustls with the ring provider). Both files or neither.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsArgs {
-    /// Certificate chain (PEM) to serve HTTPS; without it the API is plain
-    /// HTTP (behind a TLS-terminating ingress, or for local use).
+    /// Certificate chain (PEM) to serve HTTPS. Without it the service
+    /// serves plain HTTP only on a loopback address, or with `--insecure-http`.
     #[arg(long, env = "GLUCOCHAIN_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
     /// Private key (PEM, PKCS#8 or SEC1/PKCS#1) of the certificate.
     #[arg(long, env = "GLUCOCHAIN_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Serve plain HTTP on a non-loopback address: only where a proxy in
+    /// front (an ingress, a service mesh) terminates TLS.
+    #[arg(long, env = "GLUCOCHAIN_INSECURE_HTTP")]
+    pub insecure_http: bool,
 }
 
 /// A TLS file that cannot be used.
@@ -248,6 +252,20 @@ impl fmt::Display for TlsError {
 impl std::error::Error for TlsError {}
 
 impl TlsArgs {
+    /// Whether serving on `addr` is allowed as configured: HTTPS always;
+    /// plain HTTP on a loopback address, or when `--insecure-http` says a
+    /// proxy in front terminates TLS. Records and tokens never cross a
+    /// network in clear by default.
+    pub fn check_plain(&self, addr: std::net::SocketAddr) -> Result<(), TlsError> {
+        if self.tls_cert.is_some() || self.insecure_http || addr.ip().is_loopback() {
+            return Ok(());
+        }
+        Err(TlsError(format!(
+            "refusing plain HTTP on {addr}: give --tls-cert and --tls-key, or --insecure-http \
+             (GLUCOCHAIN_INSECURE_HTTP=true) where a proxy in front terminates TLS"
+        )))
+    }
+
     /// The server configuration, if TLS is configured.
     pub fn server_config(&self) -> Result<Option<rustls::ServerConfig>, TlsError> {
         use rustls_pki_types::pem::PemObject as _;
@@ -284,11 +302,29 @@ mod tls_tests {
         std::fs::write(dir.path().join("a.crt"), a.cert.pem()).unwrap();
         std::fs::write(dir.path().join("a.key"), a.signing_key.serialize_pem()).unwrap();
         std::fs::write(dir.path().join("b.key"), b.signing_key.serialize_pem()).unwrap();
-        let args = |c: &str, k: &str| TlsArgs { tls_cert: Some(dir.path().join(c)), tls_key: Some(dir.path().join(k)) };
+        let args = |c: &str, k: &str| TlsArgs {
+            tls_cert: Some(dir.path().join(c)),
+            tls_key: Some(dir.path().join(k)),
+            insecure_http: false,
+        };
         assert!(args("a.crt", "a.key").server_config().unwrap().is_some());
         assert!(TlsArgs::default().server_config().unwrap().is_none(), "no TLS configured");
         let e = args("a.crt", "b.key").server_config().unwrap_err();
         assert!(e.to_string().contains("do not fit"), "{e}");
         assert!(args("missing.crt", "a.key").server_config().is_err());
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_a_proxy_is_declared_to_terminate_tls() {
+        let plain = TlsArgs::default();
+        assert!(plain.check_plain("127.0.0.1:8080".parse().unwrap()).is_ok());
+        assert!(plain.check_plain("[::1]:8080".parse().unwrap()).is_ok());
+        let e = plain.check_plain("0.0.0.0:8080".parse().unwrap()).unwrap_err();
+        assert!(e.to_string().contains("--insecure-http"), "{e}");
+        assert!(plain.check_plain("10.0.0.7:8080".parse().unwrap()).is_err());
+        let behind_proxy = TlsArgs { insecure_http: true, ..TlsArgs::default() };
+        assert!(behind_proxy.check_plain("0.0.0.0:8080".parse().unwrap()).is_ok());
+        let https = TlsArgs { tls_cert: Some("c".into()), tls_key: Some("k".into()), insecure_http: false };
+        assert!(https.check_plain("0.0.0.0:8443".parse().unwrap()).is_ok());
     }
 }

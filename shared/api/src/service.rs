@@ -24,10 +24,14 @@ where
     })
 }
 
+/// How long a client may take to send a request's head.
+pub const CLIENT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An HTTP(S) server on `addr` with `/healthz`, `/readyz`, `/metrics` and
 /// the routes `configure` adds (with its own app data). Every request is
 /// counted in `glucochain_http_requests_total{route,method,status}` and timed
-/// in `glucochain_http_request_seconds{route}`.
+/// in `glucochain_http_request_seconds{route}`. Plain HTTP only where
+/// [`TlsArgs::check_plain`] allows it.
 pub fn http_server<F>(
     addr: SocketAddr,
     tls: &TlsArgs,
@@ -37,6 +41,7 @@ pub fn http_server<F>(
 where
     F: Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
 {
+    tls.check_plain(addr)?;
     let server = actix_web::HttpServer::new(move || {
         let configure = configure.clone();
         let ready = ready.clone();
@@ -74,7 +79,12 @@ where
             .configure(move |c| glucochain_telemetry::http::configure(c, ready))
             .configure(configure)
     })
-    .workers(2);
+    .workers(2)
+    // A client that does not finish its request head in time is answered
+    // 408 and dropped (slow-header clients cannot hold connections open).
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .client_disconnect_timeout(std::time::Duration::from_secs(5))
+    .keep_alive(std::time::Duration::from_secs(30));
     let server = match tls.server_config()? {
         Some(config) => server.bind_rustls_0_23(addr, config),
         None => server.bind(addr),
