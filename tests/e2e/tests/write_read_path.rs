@@ -1353,6 +1353,126 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     wait_height(&detector_url, "glucochain_detector_height", plan_height, &sys.procs).await;
 }
 
+/// The authorization matrix of reads: every kind of reader against every
+/// read endpoint of one patient's data — the patient, another patient, an
+/// admin, a clinician with consent, one without, a caregiver, a clinician
+/// whose registration was revoked, an expired token and none — each gets
+/// the status the rules give, and every refusal by the ledger to an
+/// authenticated reader is in the patient's access log as denied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reader_gets_what_the_rules_give_on_every_read_endpoint_and_every_refusal_is_audited() {
+    use glucochain_types::tx::ParticipantRevoke;
+    let mut admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let sys = System::start(&admin, &ledger_key_path, true).await;
+    let (mut hospital, mut p, mut q) = (Actor::new(), Actor::new(), Actor::new());
+    let (consented, unconsented, gone, carer) = (Actor::new(), Actor::new(), Actor::new(), Actor::new());
+    let p_self = Actor { key: KeyPair::from_pkcs8_pem(&p.key.to_pkcs8_pem()).unwrap(), id: p.id.clone(), n: 0 };
+    let q_self = Actor { key: KeyPair::from_pkcs8_pem(&q.key.to_pkcs8_pem()).unwrap(), id: q.id.clone(), n: 0 };
+    let mut wave = vec![
+        sys.submit(&admin.register(&hospital, Role::Institution, None)).await,
+        sys.submit(&p.register(&p_self, Role::Patient, None)).await,
+        sys.submit(&q.register(&q_self, Role::Patient, None)).await,
+    ];
+    for h in wave.drain(..) {
+        sys.wait_committed(&h).await;
+    }
+    let (pid, hid) = (p.id.clone(), hospital.id.clone());
+    for who in [&consented, &unconsented, &gone] {
+        wave.push(sys.submit(&hospital.register(who, Role::Clinician, Some(&hid))).await);
+    }
+    wave.push(sys.submit(&p.register(&carer, Role::Caregiver, None)).await);
+    for h in wave.drain(..) {
+        sys.wait_committed(&h).await;
+    }
+    let consent = |id: &str, to: &ParticipantId| {
+        TxBody::ConsentGrant(glucochain_types::tx::ConsentGrant::for_treatment(
+            glucochain_types::ids::LocalId::parse(id, "consent_id").unwrap(),
+            to.clone(),
+            &[DataClass::Private],
+        ))
+    };
+    let c1 = sys.submit(&p.sign(Some(&pid), consent("ct-ok", &consented.id))).await;
+    let c2 = sys.submit(&p.sign(Some(&pid), consent("ct-gone", &gone.id))).await;
+    let reading = sys.submit(&p.cgm(&pid, 101.0)).await;
+    for h in [c1, c2, reading] {
+        sys.wait_committed(&h).await;
+    }
+    let revoke = admin.sign(
+        None,
+        TxBody::ParticipantRevoke(ParticipantRevoke { id: gone.id.clone(), reason: "left the hospital".into() }),
+    );
+    let r = sys.submit(&revoke).await;
+    let last = sys.wait_committed(&r).await["height"].as_u64().unwrap();
+    let now = now_secs();
+    let own = p.token(120, now);
+    sys.wait_ledger(last, &own).await;
+
+    let ledger = |path: String| (sys.ledger.clone(), path);
+    let contracts = |path: String| (sys.contracts.clone(), path);
+    let endpoints = [
+        ("records", ledger(format!("/v1/patients/{pid}/records"))),
+        ("access-log", ledger(format!("/v1/patients/{pid}/access-log"))),
+        ("tx", ledger(format!("/v1/transactions/{reading}"))),
+        ("proof", ledger(format!("/v1/transactions/{reading}/proof"))),
+        ("latest", ledger("/v1/blocks/latest".to_string())),
+        ("consents", contracts(format!("/v1/patients/{pid}/consents"))),
+        ("careplan", contracts(format!("/v1/patients/{pid}/careplan"))),
+        ("reminders", contracts(format!("/v1/patients/{pid}/reminders"))),
+    ];
+    //                                  records access-log tx  proof latest consents careplan reminders
+    let readers: Vec<(&str, Option<String>, [u16; 8])> = vec![
+        ("the patient", Some(own.clone()), [200, 200, 200, 200, 200, 200, 200, 200]),
+        ("an admin", Some(admin.token(120, now)), [200, 200, 200, 200, 200, 200, 200, 200]),
+        ("another patient", Some(q.token(120, now)), [403, 403, 403, 403, 200, 403, 403, 403]),
+        ("a clinician with consent", Some(consented.token(120, now)), [200, 403, 200, 200, 200, 403, 403, 403]),
+        ("a clinician without", Some(unconsented.token(120, now)), [403, 403, 403, 403, 200, 403, 403, 403]),
+        ("the patient's caregiver", Some(carer.token(120, now)), [403, 403, 403, 403, 200, 403, 403, 403]),
+        ("a revoked clinician", Some(gone.token(120, now)), [401; 8]),
+        ("an expired token", Some(p.token(60, now - 600)), [401; 8]),
+        ("no token", None, [401; 8]),
+    ];
+    let mut wrong = Vec::new();
+    for (who, token, want) in &readers {
+        for ((name, (base, path)), want) in endpoints.iter().zip(want) {
+            let mut req = sys.http.get(format!("{base}{path}")).header("x-purpose-of-use", "TREAT");
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let got = req.send().await.unwrap().status().as_u16();
+            if got != *want {
+                wrong.push(format!("{who} on {name}: {got}, expected {want}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Every ledger refusal to an authenticated reader is audited as denied.
+    let (code, log) = sys.read(&format!("/v1/patients/{pid}/access-log?_count=1000"), &own).await;
+    assert_eq!(code, 200, "{log}");
+    let denied = |reader: &ParticipantId| {
+        log["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["resource"]["agent"][0]["who"]["identifier"]["value"] == reader.as_str()
+                    && e["resource"]["outcome"] == "4"
+            })
+            .count()
+    };
+    for (who, id, refused) in [
+        ("another patient", &q.id, 4),
+        ("a clinician with consent", &consented.id, 1),
+        ("a clinician without", &unconsented.id, 4),
+        ("the patient's caregiver", &carer.id, 4),
+    ] {
+        assert_eq!(denied(id), refused, "{who}'s refused ledger reads in the access log: {log}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_beyond_a_readers_rate_are_refused_with_retry_after_and_others_still_read() {
     let mut admin = Actor::new();
