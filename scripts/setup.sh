@@ -13,7 +13,8 @@
 #   * helm-python-sdk (Helm's library) and kubernetes-validate, which lint,
 #     render and validate the Helm chart offline (helm/check.py);
 #   * schemathesis, which checks every HTTP API against its OpenAPI document
-#     (the demo test).
+#     (the demo test);
+#   * cargo-fuzz, for the short libFuzzer run of every fuzz target in the tests.
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -92,6 +93,10 @@ fi
 if ! python3 -c 'import aiosmtpd' 2>/dev/null; then
   say "installing aiosmtpd"
   pip_install aiosmtpd
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  say "installing cargo-fuzz (libFuzzer targets in fuzz/)"
+  cargo install --locked cargo-fuzz@0.13.2
 fi
 if ! python3 -c 'import schemathesis' 2>/dev/null; then
   say "installing schemathesis (API conformance against /openapi.json)"

@@ -17,6 +17,7 @@
 //!   persists with plausible dynamics; signal loss is its own alert.
 //! * Every alert says why: value, slope, prediction.
 
+pub mod csv;
 pub mod model;
 pub mod score;
 

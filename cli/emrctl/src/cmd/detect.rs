@@ -1,7 +1,7 @@
 //! `emrctl detect` and `emrctl score`: the detector's offline evaluation.
 
 use super::read_input;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use glucochain_detect::score::{Labels, ScoredAlert, render};
 use glucochain_detect::{DetectorConfig, Reading, kind_name, run_trace};
 use glucochain_types::time::Timestamp;
@@ -13,22 +13,7 @@ use std::process::ExitCode;
 /// Readings by patient from a CGM CSV (`patient_id,timestamp,glucose_mg_dl`).
 pub fn read_csv(path: &Path) -> anyhow::Result<BTreeMap<String, Vec<Reading>>> {
     let text = String::from_utf8(read_input(path)?).context("the CSV is not UTF-8")?;
-    let mut out: BTreeMap<String, Vec<Reading>> = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || (i == 0 && line.starts_with("patient_id")) {
-            continue;
-        }
-        let cols: Vec<&str> = line.split(',').collect();
-        let [patient, ts, g] = cols[..] else { bail!("{}:{}: expected 3 columns", path.display(), i + 1) };
-        let at = Timestamp::parse(ts.trim()).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
-        let mg_dl: f64 = g.trim().parse().with_context(|| format!("{}:{}: glucose {g:?}", path.display(), i + 1))?;
-        out.entry(patient.trim().to_string()).or_default().push(Reading { at_ms: at.unix_ms(), mg_dl });
-    }
-    for r in out.values_mut() {
-        r.sort_by_key(|x| x.at_ms);
-    }
-    Ok(out)
+    glucochain_detect::csv::parse_cgm_csv(&text).with_context(|| path.display().to_string())
 }
 
 /// Runs the detector over `inputs`; writes alerts to `out`; scores with `labels`.
