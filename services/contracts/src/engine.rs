@@ -238,7 +238,7 @@ pub async fn publish_notices(engine: Arc<Engine>, bus: Bus) -> anyhow::Result<()
                 severity: wire::Severity::Urgent as i32,
                 episode_id: n.tx_hash.clone(),
                 observed_at_ms: n.at.unix_ms(),
-                reason: format!("Emergency access to the emergency profile by clinician {}: {}", n.clinician, n.reason),
+                reason: glucochain_types::tx::AccessEmergency::notice(&n.clinician, &n.reason),
                 // The notifier checks the access on its own view of the chain, once it holds this height.
                 chain_height: engine.chain.height(),
                 ..Default::default()

@@ -217,8 +217,7 @@ impl DetectorService {
             .await?;
         metrics::counter!("glucochain_alerts_total", "kind" => kind_name(a.kind)).increment(1);
         tracing::info!(patient = %patient, kind = kind_name(a.kind), alert = %alert_id, "alert raised");
-        let key = &self.key;
-        let me = ParticipantId::from_public_key(&key.public());
+        let me = ParticipantId::from_public_key(&self.key.public());
         let body = TxBody::AlertRaise(AlertRaise {
             alert_id: alert_id.clone(),
             kind: a.kind,
@@ -232,8 +231,8 @@ impl DetectorService {
             reason: a.reason.clone(),
         });
         let nonce = format!("alert-{}", &alert_id.as_str()[2..]);
-        let jws =
-            TxPayload::new(self.chain_id.clone(), nonce, Timestamp::now(), Some(patient.clone()), body).sign(key, &me);
+        let jws = TxPayload::new(self.chain_id.clone(), nonce, Timestamp::now(), Some(patient.clone()), body)
+            .sign(&self.key, &me);
         let hash = sha256(jws.as_bytes());
         let env = wire::TxEnvelope::received_now(jws.into_bytes(), hash.0.to_vec(), "alert.raise", self.chain.height());
         self.bus.publish(&subjects::tx("alert.raise"), &hash.to_string(), Bytes::from(env.encode_to_vec())).await?;

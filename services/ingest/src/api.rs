@@ -30,7 +30,6 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, P
     Ok(body)
 }
 
-/// The JWS from an `application/jose` body or a JSON `{"jws": "..."}` body.
 /// A transaction wrapped in JSON (`application/json`).
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +38,7 @@ pub struct Wrapped {
     pub jws: String,
 }
 
+/// The JWS from an `application/jose` body or a JSON `{"jws": "..."}` body.
 fn jws_from(req: &HttpRequest, body: &[u8]) -> Result<String, Problem> {
     let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();

@@ -25,7 +25,7 @@ use glucochain_api::service::{ended, http_server};
 use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
 use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::{KeyPair, sha256};
-use glucochain_follow::service_event::{signer_unknown, verify_alert};
+use glucochain_follow::service_event::{EventRefused, verify_alert};
 use glucochain_follow::{StoredChain, follow_stored};
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
@@ -134,10 +134,12 @@ impl Notifier {
     /// (a signer this view does not know yet is looked up again once the
     /// view holds the event's height). A refused event is logged and counted.
     async fn signed_by_a_service(&self, a: &wire::Alert) -> bool {
-        if signer_unknown(a, self.chain.view.read().expect("view lock").state()) {
+        let verify = || verify_alert(a, self.chain.view.read().expect("view lock").state());
+        let mut checked = verify();
+        if matches!(checked, Err(EventRefused::UnknownSigner(_))) {
             self.chain.caught_up(a.chain_height, VIEW_PATIENCE).await;
+            checked = verify();
         }
-        let checked = verify_alert(a, self.chain.view.read().expect("view lock").state());
         match checked {
             Ok(_) => true,
             Err(e) => {
@@ -180,7 +182,7 @@ impl Notifier {
             severity: wire::Severity::Urgent as i32,
             episode_id: a.episode_id.clone(),
             observed_at_ms: tx.payload.created_at.unix_ms(),
-            reason: format!("Emergency access to the emergency profile by clinician {}: {}", tx.signer, access.reason),
+            reason: glucochain_types::tx::AccessEmergency::notice(&tx.signer, &access.reason),
             chain_height: stored.height,
             ..Default::default()
         }))
@@ -191,20 +193,17 @@ impl Notifier {
     /// a registered service, or a break-glass notice for an emergency access
     /// committed on the chain; anything else is dropped.
     pub async fn take_alert(&self, event: &wire::Alert) -> anyhow::Result<()> {
-        let checked;
-        let a = if event.kind == wire::AlertKind::BreakGlass as i32 {
+        let a: std::borrow::Cow<wire::Alert> = if event.kind == wire::AlertKind::BreakGlass as i32 {
             match self.break_glass_from_chain(event).await? {
-                Some(rebuilt) => {
-                    checked = rebuilt;
-                    &checked
-                }
+                Some(rebuilt) => std::borrow::Cow::Owned(rebuilt),
                 None => return Ok(()),
             }
         } else if self.signed_by_a_service(event).await {
-            event
+            std::borrow::Cow::Borrowed(event)
         } else {
             return Ok(());
         };
+        let a = a.as_ref();
         let patient = ParticipantId::parse(&a.patient).map_err(|e| anyhow::anyhow!("alert patient: {e}"))?;
         let now = self.clock.now().unix_ms();
         if a.resolved {

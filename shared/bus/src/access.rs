@@ -103,6 +103,11 @@ impl NatsUser {
         NatsUser::Operator,
     ];
 
+    /// The kind named `name` in configuration.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.name() == name)
+    }
+
     /// The name used in configuration (`validator`, `ingest`, …).
     pub fn name(self) -> &'static str {
         match self {
@@ -211,43 +216,36 @@ pub fn public_key_of(seed: &str) -> Option<String> {
     nkeys::KeyPair::from_seed(seed).ok().map(|k| k.public_key())
 }
 
+/// Whether `key` is a public user NKey (`U…`, checksum included).
+pub fn is_user_public_key(key: &str) -> bool {
+    key.starts_with('U') && nkeys::KeyPair::from_public_key(key).is_ok()
+}
+
 /// The seed in `path`, made (0600) when the file does not exist yet.
 pub fn seed_file(path: &Path) -> Result<String, crate::BusError> {
     if !path.exists() {
-        let (_, seed) = new_user_nkey();
-        write_seed(path, &seed)
-            .map_err(|e| crate::BusError::Credentials { path: path.display().to_string(), reason: e.to_string() })?;
+        write_seed(path, &new_user_nkey().1)?;
     }
     read_seed(path)
 }
 
-/// Reads an NKey seed from `path`, refusing a file that group or others may read.
+fn credentials(path: &Path, reason: impl ToString) -> crate::BusError {
+    crate::BusError::Credentials { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+/// Reads an NKey seed from `path`, refusing a file that group or others may
+/// read (the same rule as private keys).
 pub fn read_seed(path: &Path) -> Result<String, crate::BusError> {
-    let err = |reason: String| crate::BusError::Credentials { path: path.display().to_string(), reason };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path).map_err(|e| err(e.to_string()))?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(err(format!("mode {:o} lets others read it; chmod 600", mode & 0o777)));
-        }
-    }
-    let seed = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?.trim().to_string();
-    nkeys::KeyPair::from_seed(&seed).map_err(|_| err("not an NKey seed".into()))?;
+    let text = glucochain_crypto::read_secret_file(path).map_err(|e| credentials(path, e))?;
+    let seed = text.trim().to_string();
+    nkeys::KeyPair::from_seed(&seed).map_err(|_| credentials(path, "not an NKey seed"))?;
     Ok(seed)
 }
 
-/// Writes `seed` to `path` with mode 0600.
-pub fn write_seed(path: &Path, seed: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(format!("{seed}\n").as_bytes())
+/// Writes `seed` to a new file `path` with mode 0600 (an existing file is
+/// not overwritten).
+pub fn write_seed(path: &Path, seed: &str) -> Result<(), crate::BusError> {
+    glucochain_crypto::write_secret_file(path, format!("{seed}\n").as_bytes(), false).map_err(|e| credentials(path, e))
 }
 
 #[cfg(test)]

@@ -77,50 +77,13 @@ impl KeyPair {
     /// Writes the private key as PKCS#8 PEM with mode 0600. Refuses to
     /// overwrite an existing file unless `overwrite` is set.
     pub fn write_pem_file(&self, path: &Path, overwrite: bool) -> Result<(), KeyError> {
-        let p = path.display().to_string();
-        let io = |source| KeyError::Io { path: p.clone(), source };
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true);
-        if overwrite {
-            opts.create(true).truncate(true);
-        } else {
-            opts.create_new(true);
-        }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists { KeyError::Exists(p.clone()) } else { io(e) }
-        })?;
-        #[cfg(unix)]
-        {
-            // An existing file keeps its mode on open: force 0600.
-            use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-        }
-        f.write_all(self.to_pkcs8_pem().as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        Ok(())
+        write_secret_file(path, self.to_pkcs8_pem().as_bytes(), overwrite)
     }
 
     /// Reads a PKCS#8 PEM private key file, refusing files that group or
     /// others may read.
     pub fn read_pem_file(path: &Path) -> Result<Self, KeyError> {
-        let p = path.display().to_string();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let meta = std::fs::metadata(path).map_err(|source| KeyError::Io { path: p.clone(), source })?;
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(KeyError::Permissions { path: p, mode });
-            }
-        }
-        let pem =
-            Zeroizing::new(std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: p.clone(), source })?);
-        Self::from_pkcs8_pem(&pem)
+        Self::from_pkcs8_pem(&read_secret_file(path)?)
     }
 
     /// The public half.
@@ -137,6 +100,53 @@ impl fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyPair(public: {})", self.public())
     }
+}
+
+/// Writes `contents` to a secret file (a private key, an NKey seed) with
+/// mode 0600, forced on an existing file too. Refuses to overwrite an
+/// existing file unless `overwrite` is set.
+pub fn write_secret_file(path: &Path, contents: &[u8], overwrite: bool) -> Result<(), KeyError> {
+    let p = path.display().to_string();
+    let io = |source| KeyError::Io { path: p.clone(), source };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if overwrite {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| if e.kind() == std::io::ErrorKind::AlreadyExists { KeyError::Exists(p.clone()) } else { io(e) })?;
+    #[cfg(unix)]
+    {
+        // An existing file keeps its mode on open: force 0600.
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    f.write_all(contents).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(())
+}
+
+/// Reads a secret file as text, refusing one that group or others may read.
+pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+    let p = path.display().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|source| KeyError::Io { path: p.clone(), source })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::Permissions { path: p, mode });
+        }
+    }
+    Ok(Zeroizing::new(std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: p.clone(), source })?))
 }
 
 /// An Ed25519 public key. Shown and serialized as unpadded base64url of the

@@ -18,4 +18,4 @@ pub mod merkle;
 
 pub use domain::{BatchItem, Domain, RawBatchItem, SignatureError, verify_batch, verify_batch_raw};
 pub use hash::{Hash32, sha256, sha256_parts};
-pub use keys::{KeyError, KeyPair, PublicKey};
+pub use keys::{KeyError, KeyPair, PublicKey, read_secret_file, write_secret_file};

@@ -69,12 +69,6 @@ pub fn verify_alert(alert: &wire::Alert, state: &LedgerState) -> Result<Particip
     Ok(id)
 }
 
-/// Whether `alert` names a signer that `state` does not know yet (the view
-/// may be behind the block that registered it).
-pub fn signer_unknown(alert: &wire::Alert, state: &LedgerState) -> bool {
-    ParticipantId::parse(&alert.signer).ok().is_none_or(|id| state.participant(&id).is_none())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,7 +152,6 @@ mod tests {
         let mut b = alert();
         sign_alert(&mut b, &stranger);
         assert!(matches!(verify_alert(&b, &state), Err(EventRefused::UnknownSigner(_))));
-        assert!(signer_unknown(&b, &state));
         let mut c = alert();
         sign_alert(&mut c, &patient);
         assert!(matches!(verify_alert(&c, &state), Err(EventRefused::NotAService(_))));
@@ -167,6 +160,5 @@ mod tests {
         sign_alert(&mut d, &stranger);
         d.signer = a.signer.clone();
         assert!(matches!(verify_alert(&d, &state), Err(EventRefused::BadSignature(_))));
-        assert!(!signer_unknown(&d, &state));
     }
 }

@@ -837,6 +837,11 @@ pub struct AccessEmergency {
 }
 
 impl AccessEmergency {
+    /// What the patient and caregivers are told of this access by `clinician`.
+    pub fn notice(clinician: &ParticipantId, reason: &str) -> String {
+        format!("Emergency access to the emergency profile by clinician {clinician}: {reason}")
+    }
+
     fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
         check_nonempty("body.reason", &self.reason)?;
         check_text("body.reason", &self.reason, l)

@@ -92,14 +92,14 @@ fn a_short_libfuzzer_run_of_every_target_finds_nothing() {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
     for (name, _) in TARGETS {
         // Only the committed seeds: what earlier local runs added stays out of the way.
-        let corpus = tempfile_dir(name);
+        let corpus = tempfile::tempdir().unwrap();
         for (i, s) in seeds(name).iter().enumerate() {
-            std::fs::write(corpus.join(format!("seed-{i}")), s).unwrap();
+            std::fs::write(corpus.path().join(format!("seed-{i}")), s).unwrap();
         }
         let out = std::process::Command::new("cargo")
             .current_dir(&fuzz)
             .args(["fuzz", "run", "--sanitizer", "none", name])
-            .arg(&corpus)
+            .arg(corpus.path())
             .args(["--", "-max_total_time=8", "-timeout=10", "-rss_limit_mb=2048"])
             .env_remove("CARGO_TARGET_DIR")
             .output()
@@ -110,12 +110,5 @@ fn a_short_libfuzzer_run_of_every_target_finds_nothing() {
             "cargo fuzz run {name} failed:\n{}",
             &text[text.len().saturating_sub(4000)..]
         );
-        let _ = std::fs::remove_dir_all(&corpus);
     }
-}
-
-fn tempfile_dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("glucochain-fuzz-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }

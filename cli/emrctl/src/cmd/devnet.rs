@@ -268,16 +268,15 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     let nats_log = logs.join("nats.log");
     // One NATS user per service kind, each with an NKey and only the
     // subjects it needs (glucochain_bus::access); the seeds stay in keys/.
+    let nkey = |user: NatsUser| dir.join(format!("keys/nats-{}.nk", user.name()));
     let mut nats_users = Vec::new();
     for user in NatsUser::ALL {
-        let path = dir.join(format!("keys/nats-{}.nk", user.name()));
-        let seed = glucochain_bus::access::seed_file(&path)?;
+        let seed = glucochain_bus::access::seed_file(&nkey(user))?;
         let public = glucochain_bus::access::public_key_of(&seed).context("NKey")?;
         nats_users.push((user, public));
     }
     let nats_conf = dir.join("data/nats.conf");
     std::fs::write(&nats_conf, glucochain_bus::access::authorization_config(&nats_users))?;
-    let nkey = |user: NatsUser| dir.join(format!("keys/nats-{}.nk", user.name()));
     let args: Vec<String> = ["-js", "-a", "127.0.0.1", "-p", &nats_port.to_string(), "-sd"]
         .iter()
         .map(|s| s.to_string())
@@ -321,10 +320,9 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         if let Some(p) = port {
             args.extend(base(p));
         }
-        let user = NatsUser::ALL
-            .into_iter()
-            .find(|u| name.split('-').next() == Some(u.name()))
-            .with_context(|| format!("no NATS user for {name}"))?;
+        // `validator-3` runs as the validator user.
+        let kind = name.split('-').next().unwrap_or(name);
+        let user = NatsUser::from_name(kind).with_context(|| format!("no NATS user for {name}"))?;
         let pid = start(&bin(&bins, program)?, &args, &log, Some(&nkey(user)))?;
         services.push(Service { name: name.into(), pid, url: port.map(|p| format!("http://127.0.0.1:{p}")), log });
         Ok(())

@@ -111,9 +111,6 @@ fn nats(c: crate::cli::NatsCmd) -> anyhow::Result<ExitCode> {
     use glucochain_bus::access::{self, NatsUser};
     match c {
         crate::cli::NatsCmd::Keygen { out } => {
-            if out.exists() {
-                anyhow::bail!("{} exists; not overwritten", out.display());
-            }
             let (public, seed) = access::new_user_nkey();
             access::write_seed(&out, &seed)?;
             println!("{public}");
@@ -123,12 +120,9 @@ fn nats(c: crate::cli::NatsCmd) -> anyhow::Result<ExitCode> {
             let mut parsed = Vec::new();
             for u in &users {
                 let (kind, key) = u.split_once('=').with_context(|| format!("{u:?}: expected KIND=PUBLIC_NKEY"))?;
-                let kind = NatsUser::ALL
-                    .into_iter()
-                    .find(|k| k.name() == kind)
-                    .with_context(|| format!("{kind:?} is not a NATS user kind"))?;
-                if !(key.len() == 56 && key.starts_with('U')) {
-                    anyhow::bail!("{key:?} is not a public user NKey (U followed by 55 characters)");
+                let kind = NatsUser::from_name(kind).with_context(|| format!("{kind:?} is not a NATS user kind"))?;
+                if !access::is_user_public_key(key) {
+                    anyhow::bail!("{key:?} is not a public user NKey (emrctl nats keygen prints one)");
                 }
                 parsed.push((kind, key.to_string()));
             }
