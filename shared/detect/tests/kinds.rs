@@ -126,6 +126,57 @@ fn signal_loss_fires_after_the_care_plan_gap_once() {
     assert_eq!(count(&run_trace(&DetectorConfig::default(), &short), AlertKind::SignalLoss), 0);
 }
 
+/// What `run_trace` stands for: a check every 5 minutes of every gap.
+fn run_ticking_every_5_minutes(cfg: &DetectorConfig, readings: &[Reading]) -> Vec<Alert> {
+    let mut d = PatientDetector::new(cfg.clone());
+    let mut out = Vec::new();
+    let mut last: Option<i64> = None;
+    for r in readings {
+        if let Some(l) = last {
+            let mut t = l + 5 * MIN;
+            while t < r.at_ms {
+                out.extend(d.tick(t));
+                t += 5 * MIN;
+            }
+        }
+        out.extend(d.push(*r));
+        last = Some(r.at_ms);
+    }
+    out
+}
+
+#[test]
+fn signal_loss_is_raised_where_a_check_every_5_minutes_raises_it_whatever_the_gaps() {
+    // Gaps just under, at and over the limit, off the 5-minute grid, long,
+    // and a reading out of order.
+    let mut r = trace(&[(0, 120.0), (30, 118.0)]);
+    for (gap_min, g) in [(44, 110.0), (45, 100.0), (46, 90.0), (61, 85.0), (17, 80.0), (600, 150.0), (3, 151.0)] {
+        let at = r.last().unwrap().at_ms + gap_min * MIN;
+        r.push(Reading { at_ms: at, mg_dl: g });
+    }
+    r.push(Reading { at_ms: r[2].at_ms, mg_dl: 60.0 });
+    r.push(Reading { at_ms: r.last().unwrap().at_ms + 24 * 60 * MIN, mg_dl: 100.0 });
+    let mut cfg = DetectorConfig::default();
+    for limit in [20, 45, 47, 120] {
+        cfg.thresholds.signal_loss_minutes = limit;
+        let want = run_ticking_every_5_minutes(&cfg, &r);
+        let got = run_trace(&cfg, &r);
+        assert!(count(&want, AlertKind::SignalLoss) >= 2, "limit {limit}: {:?}", kinds(&want));
+        let at = |a: &[Alert]| a.iter().map(|x| (x.kind, x.at_ms, x.reason.clone())).collect::<Vec<_>>();
+        assert_eq!(at(&got), at(&want), "limit {limit}");
+    }
+}
+
+#[test]
+fn a_gap_of_thousands_of_years_raises_one_signal_loss() {
+    // Found by fuzzing the CSV import: a year mistyped as 6202 made
+    // run_trace check every 5 minutes of 4,000 years.
+    let mut r = trace(&[(0, 120.0), (30, 120.0)]);
+    r.push(Reading { at_ms: 6202_i64 * 365 * 24 * 60 * MIN, mg_dl: 90.0 });
+    let a = run_trace(&DetectorConfig::default(), &r);
+    assert_eq!(count(&a, AlertKind::SignalLoss), 1, "{:?}", kinds(&a));
+}
+
 #[test]
 fn a_compression_low_does_not_alarm_but_a_real_low_after_it_does() {
     // Steady 110, a 10-minute plunge to 45 and a quick recovery: pressure on the sensor.

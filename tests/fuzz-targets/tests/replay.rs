@@ -100,7 +100,7 @@ fn a_short_libfuzzer_run_of_every_target_finds_nothing() {
             .current_dir(&fuzz)
             .args(["fuzz", "run", "--sanitizer", "none", name])
             .arg(corpus.path())
-            .args(["--", "-max_total_time=8", "-timeout=10", "-rss_limit_mb=2048"])
+            .args(["--", "-max_total_time=8", "-timeout=10", "-rss_limit_mb=2048", "-seed=1"])
             .env_remove("CARGO_TARGET_DIR")
             .output()
             .expect("cargo fuzz (scripts/setup.sh installs cargo-fuzz)");
