@@ -14,7 +14,9 @@
 #     render and validate the Helm chart offline (helm/check.py);
 #   * schemathesis, which checks every HTTP API against its OpenAPI document
 #     (the demo test);
-#   * cargo-fuzz, for the short libFuzzer run of every fuzz target in the tests.
+#   * cargo-fuzz, for the short libFuzzer run of every fuzz target in the tests;
+#   * libfaketime (Debian faketime), with which the fault harness runs one
+#     validator with its clock ahead.
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -85,6 +87,10 @@ fi
 if ! command -v promtool >/dev/null; then
   say "installing promtool (Debian prometheus) for the alert-rule checks"
   apt_install prometheus
+fi
+if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && ! command -v faketime >/dev/null; then
+  say "installing faketime (the fault harness skews one validator's clock)"
+  apt_install faketime
 fi
 if ! python3 -c 'import helm_python, kubernetes_validate, yaml' 2>/dev/null; then
   say "installing helm-python-sdk and kubernetes-validate (offline chart checks)"

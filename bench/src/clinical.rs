@@ -81,76 +81,8 @@ impl Load {
         if n + 1 > self.world.patients.len() {
             bail!("{n} clinical patients need more than {} patients", self.world.patients.len());
         }
-        let chain = self.world.chain.clone();
-        let now = Timestamp::now();
-        let hospital = &mut self.hospital;
-        let clinician = KeyPair::generate();
-        let clinician_id = ParticipantId::from_public_key(&clinician.public());
-        let carers: Vec<KeyPair> = (0..n).map(|_| KeyPair::generate()).collect();
-        let hid = hospital.id.clone();
-        let first = vec![hospital.sign(&chain, now, None, register(&clinician, Role::Clinician, Some(&hid)))];
-        let mut clinician = crate::world::Signer::new(clinician, "clinical");
         let patients: Vec<usize> = (1..=n).collect();
-        let mut second = Vec::new();
-        for (k, &i) in patients.iter().enumerate() {
-            let p = &mut self.world.patients[i];
-            let pid = p.id.clone();
-            second.push(p.sign(&chain, now, None, register(&carers[k], Role::Caregiver, None)));
-            let consent = TxBody::ConsentGrant(ConsentGrant::for_treatment(
-                LocalId::parse("bench-care", "consent_id")?,
-                clinician_id.clone(),
-                &[DataClass::Private, DataClass::Institution],
-            ));
-            second.push(p.sign(&chain, now, Some(&pid), consent));
-        }
-        let mut proposals = Vec::new();
-        for (k, &i) in patients.iter().enumerate() {
-            let pid = self.world.patients[i].id.clone();
-            let plan = CareplanPropose {
-                plan_id: LocalId::parse("bench-plan", "plan_id")?,
-                version: 1,
-                thresholds: GlucoseThresholds::default(),
-                alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low, AlertKind::PredictedLow],
-                contacts: vec![CareContact {
-                    participant: ParticipantId::from_public_key(&carers[k].public()),
-                    channels: vec![ContactChannel { kind: ChannelKind::Email, address: address(k) }],
-                    escalate_after_minutes: 30,
-                }],
-                quiet_hours: None,
-                medications: vec![],
-                checkups: vec![],
-                term: Term {
-                    start: Timestamp::from_unix_ms(now.unix_ms() - 3_600_000),
-                    end: Timestamp::from_unix_ms(now.unix_ms() + 86_400_000),
-                },
-                language: None,
-            };
-            proposals.push(clinician.sign(&chain, now, Some(&pid), TxBody::CareplanPropose(plan)));
-        }
-        let accepts: Vec<String> = patients
-            .iter()
-            .zip(&proposals)
-            .map(|(&i, prop)| {
-                let p = &mut self.world.patients[i];
-                let pid = p.id.clone();
-                let accept = TxBody::CareplanAccept(CareplanAccept {
-                    plan_id: LocalId::parse("bench-plan", "plan_id").expect("plan id"),
-                    version: 1,
-                    proposal_tx: sha256(prop.as_bytes()),
-                });
-                p.sign(&chain, now, Some(&pid), accept)
-            })
-            .collect();
-        for phase in [first, second, proposals, accepts] {
-            let want = phase.len();
-            let hashes: Vec<_> = phase.iter().map(|t| sha256(t.as_bytes())).collect();
-            let out = self.post_all(phase, 32).await;
-            if out.accepted != want {
-                bail!("clinical set-up refused: {:?}", out.refused);
-            }
-            // The next phase depends on this one: wait until ingest has applied it too.
-            self.settle(&hashes).await?;
-        }
+        self.care_for(&patients, address).await?;
         // The detector and notifier follow the chain: give them the plans.
         tokio::time::sleep(Duration::from_secs(3)).await;
 
@@ -182,19 +114,8 @@ impl Load {
             let at = Timestamp::from_unix_ms(start + step * 5 * 60_000);
             let mut batch = Vec::new();
             for &i in &patients {
-                let p = &mut self.world.patients[i];
-                let pid = p.id.clone();
-                let obs = cgm_observation(
-                    pid.as_str(),
-                    at,
-                    (150.0 - 7.5 * step as f64).max(45.0),
-                    Some(&format!("fall{step}")),
-                );
-                let body = TxBody::ObservationRecord(ObservationRecord {
-                    data_class: DataClass::Private,
-                    observations: vec![obs],
-                });
-                batch.push((pid.as_str().to_string(), p.sign(&chain, Timestamp::now(), Some(&pid), body)));
+                let pid = self.world.patients[i].id.as_str().to_string();
+                batch.push((pid, self.falling_reading(i, step, start)));
             }
             let t0 = Instant::now();
             let posts = batch.into_iter().map(|(pid, jws)| {
@@ -263,5 +184,100 @@ impl Load {
             reading_to_alert: Summary::of(&to_alert),
             reading_to_email: Summary::of(&to_email),
         })
+    }
+}
+
+impl Load {
+    /// Gives each of `patients` (indexes into the world's patients) a
+    /// caregiver reachable by email at `address(k)` (k: position in
+    /// `patients`), a clinician of the hospital with their consent, and an
+    /// accepted care plan alerting on lows; returns once ingest has every
+    /// transaction committed.
+    pub async fn care_for(&mut self, patients: &[usize], address: impl Fn(usize) -> String) -> anyhow::Result<()> {
+        let chain = self.world.chain.clone();
+        let now = Timestamp::now();
+        let hospital = &mut self.hospital;
+        let clinician = KeyPair::generate();
+        let clinician_id = ParticipantId::from_public_key(&clinician.public());
+        let carers: Vec<KeyPair> = patients.iter().map(|_| KeyPair::generate()).collect();
+        let hid = hospital.id.clone();
+        let first = vec![hospital.sign(&chain, now, None, register(&clinician, Role::Clinician, Some(&hid)))];
+        let mut clinician = crate::world::Signer::new(clinician, "clinical");
+        let mut second = Vec::new();
+        for (k, &i) in patients.iter().enumerate() {
+            let p = &mut self.world.patients[i];
+            let pid = p.id.clone();
+            second.push(p.sign(&chain, now, None, register(&carers[k], Role::Caregiver, None)));
+            let consent = TxBody::ConsentGrant(ConsentGrant::for_treatment(
+                LocalId::parse("bench-care", "consent_id")?,
+                clinician_id.clone(),
+                &[DataClass::Private, DataClass::Institution],
+            ));
+            second.push(p.sign(&chain, now, Some(&pid), consent));
+        }
+        let mut proposals = Vec::new();
+        for (k, &i) in patients.iter().enumerate() {
+            let pid = self.world.patients[i].id.clone();
+            let plan = CareplanPropose {
+                plan_id: LocalId::parse("bench-plan", "plan_id")?,
+                version: 1,
+                thresholds: GlucoseThresholds::default(),
+                alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low, AlertKind::PredictedLow],
+                contacts: vec![CareContact {
+                    participant: ParticipantId::from_public_key(&carers[k].public()),
+                    channels: vec![ContactChannel { kind: ChannelKind::Email, address: address(k) }],
+                    escalate_after_minutes: 30,
+                }],
+                quiet_hours: None,
+                medications: vec![],
+                checkups: vec![],
+                term: Term {
+                    start: Timestamp::from_unix_ms(now.unix_ms() - 3_600_000),
+                    end: Timestamp::from_unix_ms(now.unix_ms() + 86_400_000),
+                },
+                language: None,
+            };
+            proposals.push(clinician.sign(&chain, now, Some(&pid), TxBody::CareplanPropose(plan)));
+        }
+        let accepts: Vec<String> = patients
+            .iter()
+            .zip(&proposals)
+            .map(|(&i, prop)| {
+                let p = &mut self.world.patients[i];
+                let pid = p.id.clone();
+                let accept = TxBody::CareplanAccept(CareplanAccept {
+                    plan_id: LocalId::parse("bench-plan", "plan_id").expect("plan id"),
+                    version: 1,
+                    proposal_tx: sha256(prop.as_bytes()),
+                });
+                p.sign(&chain, now, Some(&pid), accept)
+            })
+            .collect();
+        for phase in [first, second, proposals, accepts] {
+            let want = phase.len();
+            let hashes: Vec<_> = phase.iter().map(|t| sha256(t.as_bytes())).collect();
+            let out = self.post_all(phase, 32).await;
+            if out.accepted != want {
+                bail!("care set-up refused: {:?}", out.refused);
+            }
+            // The next phase depends on this one: wait until ingest has applied it too.
+            self.settle(&hashes).await?;
+        }
+        Ok(())
+    }
+
+    /// Step `step` (0..15) of a falling trace for patient `i`: 150 mg/dL
+    /// down to 45 over 70 minutes of readings whose own times start at
+    /// `start_ms`, signed now.
+    pub fn falling_reading(&mut self, i: usize, step: i64, start_ms: i64) -> String {
+        let chain = self.world.chain.clone();
+        let p = &mut self.world.patients[i];
+        let pid = p.id.clone();
+        let at = Timestamp::from_unix_ms(start_ms + step * 5 * 60_000);
+        let obs =
+            cgm_observation(pid.as_str(), at, (150.0 - 7.5 * step as f64).max(45.0), Some(&format!("fall{step}")));
+        let body =
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] });
+        p.sign(&chain, Timestamp::now(), Some(&pid), body)
     }
 }

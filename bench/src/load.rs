@@ -283,6 +283,26 @@ impl Load {
         Ok(load)
     }
 
+    /// The devnet under load.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// How many patients are registered.
+    pub fn patients(&self) -> usize {
+        self.world.patients.len()
+    }
+
+    /// Patient `i`'s participant id.
+    pub fn patient_id(&self, i: usize) -> &glucochain_types::ParticipantId {
+        &self.world.patients[i].id
+    }
+
+    /// `n` CGM observation transactions from the patients in `patients`, signed now.
+    pub fn observations_of(&mut self, patients: std::ops::Range<usize>, n: usize) -> Vec<String> {
+        self.world.observations_of(patients, n, Timestamp::now())
+    }
+
     /// Posts every transaction with `concurrency` in flight and waits for all commits.
     pub(crate) async fn post_all(&mut self, txs: Vec<String>, concurrency: usize) -> Outcome {
         let hashes: Vec<Hash32> = txs.iter().map(|t| sha256(t.as_bytes())).collect();

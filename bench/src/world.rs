@@ -79,9 +79,15 @@ impl World {
     /// `n` observation transactions (one CGM reading each), the patients in
     /// turn, created at `at`.
     pub fn observations(&mut self, n: usize, at: Timestamp) -> Vec<String> {
+        self.observations_of(0..self.patients.len(), n, at)
+    }
+
+    /// `n` observation transactions from the patients in `patients` only, in turn.
+    pub fn observations_of(&mut self, patients: std::ops::Range<usize>, n: usize, at: Timestamp) -> Vec<String> {
+        let count = patients.len().max(1);
         (0..n)
             .map(|_| {
-                let i = self.next % self.patients.len();
+                let i = patients.start + self.next % count;
                 self.next += 1;
                 self.reading += 1;
                 let p = &mut self.patients[i];

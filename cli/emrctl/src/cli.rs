@@ -564,6 +564,27 @@ pub enum DevnetCmd {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Send a signal to one of the devnet's processes (fault drills): KILL
+    /// (a crash), TERM (a stop), STOP/CONT (a hang and its end).
+    #[command(after_help = "Example:\n  emrctl devnet signal --dir /tmp/devnet validator-1 KILL")]
+    Signal {
+        /// Directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Process name as in `devnet status` (validator-1, ingest, nats, smtp, ...).
+        name: String,
+        /// Signal name.
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Start a stopped or crashed process of the devnet again, as it was first started.
+    Start {
+        /// Directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Process name.
+        name: String,
+    },
     /// The mail sink's inbox; `--show N` prints message N.
     Mail {
         /// Directory.

@@ -4,6 +4,11 @@
 mod cli;
 mod cmd;
 
+/// The devnet's processes: start, signal and restart them (`emrctl devnet`).
+pub use cmd::devnet;
+/// Checking a ledger's chain from genesis (`emrctl verify-chain`).
+pub use cmd::http::{ChainBroken, VerifiedChain, verify_ledger_chain};
+
 use clap::Parser;
 
 /// Runs the command line with the process arguments.

@@ -13,7 +13,7 @@ pub use config::DetectorServiceConfig;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures::StreamExt as _;
+
 use glucochain_api::service::{ended, http_server};
 use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
 use glucochain_bus::{Bus, subjects};
@@ -247,22 +247,14 @@ impl DetectorService {
     /// recent as ingest's when it accepted it (the signer's key, the care
     /// plan committed just before the readings).
     pub async fn consume(self: Arc<Self>) -> anyhow::Result<()> {
-        let stream = self.bus.ensure_stream(&StreamSpec::txs()).await?;
         let spec = ConsumerSpec {
             filter_subject: subjects::tx("observation.record"),
             from_new: true,
             ..ConsumerSpec::durable("detector")
         };
-        let consumer = self.bus.ensure_consumer(&stream, &spec).await?;
-        let mut messages = consumer.messages().await.context("TXS consumer")?;
-        while let Some(m) = messages.next().await {
-            let m = match m {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "TXS consumer");
-                    continue;
-                }
-            };
+        let mut messages = self.bus.durable_messages(StreamSpec::txs(), spec);
+        loop {
+            let m = messages.next().await;
             if let Ok(env) = wire::TxEnvelope::decode(m.payload.as_ref()) {
                 if !self.chain.caught_up(env.chain_height, VIEW_PATIENCE).await {
                     // Judged on an older view (defaults where the care plan is
@@ -289,7 +281,6 @@ impl DetectorService {
                 tracing::warn!(error = %e, "ack to JetStream failed; the reading will be redelivered");
             }
         }
-        anyhow::bail!("TXS consumer ended")
     }
 
     /// Detects on a patient's new readings and publishes what it finds.

@@ -4,7 +4,6 @@
 //! `BLOCKS` (committed) and the validators' rejections.
 
 use actix_web::http::StatusCode;
-use anyhow::Context as _;
 use futures::StreamExt as _;
 use glucochain_api::Problem;
 use glucochain_bus::streams::StreamSpec;
@@ -295,13 +294,9 @@ impl Ingest {
         if end == 0 {
             self.caught_up.store(true, Ordering::Relaxed);
         }
-        let consumer = stream
-            .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig::default())
-            .await
-            .context("BLOCKS ordered consumer")?;
-        let mut messages = consumer.messages().await?;
-        while let Some(m) = messages.next().await {
-            let m = m?;
+        let mut messages = self.bus.ordered_messages(StreamSpec::blocks());
+        loop {
+            let m = messages.next().await;
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
             let Ok(c) = wire::CommittedBlock::decode(m.payload.as_ref()) else { continue };
             let height = c.block.as_ref().and_then(|b| b.header.as_ref()).map(|h| h.height).unwrap_or(0);
@@ -323,7 +318,6 @@ impl Ingest {
                 self.caught_up.store(true, Ordering::Relaxed);
             }
         }
-        anyhow::bail!("BLOCKS consumer ended")
     }
 
     /// Records the validators' rejections.

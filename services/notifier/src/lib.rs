@@ -20,7 +20,6 @@ pub use config::NotifierConfig;
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use futures::StreamExt as _;
 use glucochain_api::service::{ended, http_server};
 use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
 use glucochain_bus::{Bus, subjects};
@@ -597,13 +596,12 @@ where
     F: Fn(Bytes) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    let stream = bus.ensure_stream(&spec).await?;
-    let consumer = bus.ensure_consumer(&stream, &ConsumerSpec::durable(durable)).await?;
-    let mut messages = consumer.messages().await.context("consumer")?;
-    while let Some(m) = messages.next().await {
-        let Ok(m) = m else { continue };
+    let name = spec.name;
+    let mut messages = bus.durable_messages(spec, ConsumerSpec::durable(durable));
+    loop {
+        let m = messages.next().await;
         // The event's trace (the reading's, for an alert) goes on here.
-        let span = tracing::info_span!("notifier.event_taken", stream = spec.name);
+        let span = tracing::info_span!("notifier.event_taken", stream = name);
         glucochain_bus::trace::set_parent_from(&span, m.headers.as_ref());
         match take(m.payload.clone()).instrument(span).await {
             Ok(()) => {
@@ -612,12 +610,11 @@ where
                 }
             }
             Err(e) => {
-                tracing::warn!(error = format!("{e:#}"), stream = spec.name, "not recorded; will be redelivered");
+                tracing::warn!(error = format!("{e:#}"), stream = name, "not recorded; will be redelivered");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }
     }
-    anyhow::bail!("{} consumer ended", spec.name)
 }
 
 /// Runs the notifier until a fatal error.

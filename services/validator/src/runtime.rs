@@ -256,12 +256,13 @@ async fn spawn_tx_consumer(
     // A tx stays unacknowledged until committed or rejected; redeliveries are
     // recognised by hash, so a short wait only costs a little traffic.
     spec.ack_wait = Duration::from_secs(60);
-    let consumer = bus.ensure_consumer(stream, &spec).await?;
-    let mut messages = consumer.messages().await.context("TXS consumer")?;
+    // Declared now, so that a misconfiguration stops the start-up; read
+    // through NATS restarts after that.
+    bus.ensure_consumer(stream, &spec).await?;
+    let mut messages = bus.durable_messages(glucochain_bus::streams::StreamSpec::txs(), spec);
     tokio::spawn(async move {
-        while let Some(m) = messages.next().await {
-            let Ok(m) = m else { continue };
-            let (msg, ack) = m.split();
+        loop {
+            let (msg, ack) = messages.next().await.split();
             let jws = match wire::TxEnvelope::decode(msg.payload.as_ref()) {
                 Ok(env) => env.jws,
                 Err(_) => msg.payload.to_vec(),

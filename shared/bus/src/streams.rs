@@ -165,3 +165,118 @@ impl Bus {
             .map_err(|e| BusError::Setup { name: spec.durable.clone(), reason: e.to_string() })
     }
 }
+
+/// Which consumer a [`Messages`] reads with.
+#[derive(Clone)]
+enum Reader {
+    /// A durable consumer: the server keeps its position.
+    Durable(ConsumerSpec),
+    /// An ordered (ephemeral) consumer from this stream sequence on.
+    Ordered { next: u64 },
+}
+
+type MessageStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<async_nats::jetstream::Message, String>> + Send>>;
+
+/// The messages of a stream, read through NATS restarts: when the server
+/// forgets the consumer (a restart, an ephemeral consumer lost), keeps
+/// failing, or the message stream ends, the consumer is declared again and
+/// reading goes on — a durable one from its acknowledged position, an
+/// ordered one after the last message handed out. Without this, a service
+/// whose consumer failed stopped (found by the fault harness: ingest exited
+/// after a nats-server restart).
+pub struct Messages {
+    bus: Bus,
+    stream: StreamSpec,
+    reader: Reader,
+    inner: Option<MessageStream>,
+    failures: u32,
+}
+
+impl Bus {
+    /// Messages of `stream` through the durable consumer `consumer`.
+    pub fn durable_messages(&self, stream: StreamSpec, consumer: ConsumerSpec) -> Messages {
+        Messages { bus: self.clone(), stream, reader: Reader::Durable(consumer), inner: None, failures: 0 }
+    }
+
+    /// Messages of `stream` in order from its first, through an ordered consumer.
+    pub fn ordered_messages(&self, stream: StreamSpec) -> Messages {
+        Messages { bus: self.clone(), stream, reader: Reader::Ordered { next: 1 }, inner: None, failures: 0 }
+    }
+}
+
+/// Declares the stream and the consumer, and starts reading.
+async fn open(bus: Bus, spec: StreamSpec, reader: Reader) -> Result<MessageStream, String> {
+    use futures::StreamExt as _;
+    let stream = bus.ensure_stream(&spec).await.map_err(|e| e.to_string())?;
+    Ok(match &reader {
+        Reader::Durable(consumer) => {
+            let consumer = bus.ensure_consumer(&stream, consumer).await.map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())?.map(|m| m.map_err(|e| e.to_string())).boxed()
+        }
+        Reader::Ordered { next } => {
+            let config = pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: *next },
+                ..Default::default()
+            };
+            let consumer = stream.create_consumer(config).await.map_err(|e| e.to_string())?;
+            consumer.messages().await.map_err(|e| e.to_string())?.map(|m| m.map_err(|e| e.to_string())).boxed()
+        }
+    })
+}
+
+impl Messages {
+    fn name(&self) -> &str {
+        match &self.reader {
+            Reader::Durable(spec) => &spec.durable,
+            Reader::Ordered { .. } => "ordered",
+        }
+    }
+
+    /// The next message; waits (retrying with back-off) while NATS is away.
+    pub async fn next(&mut self) -> async_nats::jetstream::Message {
+        use futures::StreamExt as _;
+        loop {
+            let Some(inner) = self.inner.as_mut() else {
+                let opening = open(self.bus.clone(), self.stream.clone(), self.reader.clone());
+                match opening.await {
+                    Ok(s) => self.inner = Some(s),
+                    Err(e) => {
+                        self.failures += 1;
+                        tracing::warn!(stream = self.stream.name, consumer = self.name(), error = %e, "cannot open the consumer; retrying");
+                        tokio::time::sleep(Duration::from_millis(250 * u64::from(self.failures.min(8)))).await;
+                    }
+                }
+                continue;
+            };
+            match inner.next().await {
+                Some(Ok(m)) => {
+                    self.failures = 0;
+                    if let Reader::Ordered { next } = &mut self.reader
+                        && let Ok(info) = m.info()
+                    {
+                        *next = info.stream_sequence + 1;
+                    }
+                    return m;
+                }
+                Some(Err(e)) => {
+                    self.failures += 1;
+                    tracing::warn!(stream = self.stream.name, consumer = self.name(), error = %e, "consumer error");
+                    if self.failures >= 3 {
+                        self.reopen();
+                    }
+                }
+                None => {
+                    self.failures += 1;
+                    self.reopen();
+                }
+            }
+        }
+    }
+
+    fn reopen(&mut self) {
+        tracing::warn!(stream = self.stream.name, consumer = self.name(), "consumer lost; declaring it again");
+        metrics::counter!("glucochain_bus_consumer_reopened_total", "stream" => self.stream.name).increment(1);
+        self.inner = None;
+    }
+}

@@ -361,23 +361,12 @@ pub async fn follow_stored(
     durable: &str,
     mut on_new: Box<dyn FnMut(&Block) + Send>,
 ) -> Result<(), FollowError> {
-    use futures::StreamExt as _;
-    let sync_err = |e: String| FollowError::Sync(e);
-    let stream =
-        bus.ensure_stream(&glucochain_bus::streams::StreamSpec::blocks()).await.map_err(|e| sync_err(e.to_string()))?;
-    let consumer = bus
-        .ensure_consumer(&stream, &glucochain_bus::streams::ConsumerSpec::durable(durable))
-        .await
-        .map_err(|e| sync_err(e.to_string()))?;
-    let mut messages = consumer.messages().await.map_err(|e| sync_err(e.to_string()))?;
-    while let Some(m) = messages.next().await {
-        let m = match m {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "BLOCKS consumer");
-                continue;
-            }
-        };
+    let mut messages = bus.durable_messages(
+        glucochain_bus::streams::StreamSpec::blocks(),
+        glucochain_bus::streams::ConsumerSpec::durable(durable),
+    );
+    loop {
+        let m = messages.next().await;
         let Ok(c) = wire::CommittedBlock::decode(m.payload.as_ref()) else {
             tracing::error!("undecodable message on BLOCKS; acknowledged and skipped");
             let _ = m.ack().await;
@@ -416,5 +405,4 @@ pub async fn follow_stored(
             }
         }
     }
-    Err(sync_err("BLOCKS consumer ended".into()))
 }

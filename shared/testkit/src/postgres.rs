@@ -10,7 +10,9 @@ pub struct PgTestDb {
     url: String,
 }
 
-fn admin_url() -> String {
+/// The PostgreSQL server the tests use (`GLUCOCHAIN_TEST_PG`, default the
+/// local one), as a URL of its `postgres` database.
+pub fn admin_url() -> String {
     std::env::var("GLUCOCHAIN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 

@@ -5,25 +5,11 @@
 //! scrapes the devnet while the story plays, and every panel of every
 //! Grafana dashboard must return data from it: no dead panels.
 
+mod common;
+
+use common::bin_dir;
 use std::path::Path;
 use std::process::Command;
-
-/// The service binaries under the names the devnet looks for.
-fn bin_dir(dir: &Path) -> std::path::PathBuf {
-    let bins = dir.join("bin");
-    std::fs::create_dir_all(&bins).unwrap();
-    for (name, exe) in [
-        ("glucochain-validator", env!("CARGO_BIN_EXE_e2e-validator")),
-        ("glucochain-ingest", env!("CARGO_BIN_EXE_e2e-ingest")),
-        ("glucochain-ledger", env!("CARGO_BIN_EXE_e2e-ledger")),
-        ("glucochain-contracts", env!("CARGO_BIN_EXE_e2e-contracts")),
-        ("glucochain-detector", env!("CARGO_BIN_EXE_e2e-detector")),
-        ("glucochain-notifier", env!("CARGO_BIN_EXE_e2e-notifier")),
-    ] {
-        std::os::unix::fs::symlink(exe, bins.join(name)).unwrap();
-    }
-    bins
-}
 
 fn emrctl(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_e2e-emrctl")).args(args).output().unwrap();

@@ -31,6 +31,13 @@ pub struct Service {
     pub url: Option<String>,
     /// Its log file.
     pub log: PathBuf,
+    /// The program, arguments and NATS user seed it was started with, so
+    /// `devnet start NAME` can start it again after a stop or a crash.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Its NATS user's NKey seed file.
+    #[serde(default)]
+    pub nkey: Option<PathBuf>,
 }
 
 /// What `devnet.json` records.
@@ -112,14 +119,25 @@ fn bin(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
 
 /// Starts `program` detached from this process (its own process group), output to `log`.
 fn start(program: &Path, args: &[String], log: &Path, nkey: Option<&Path>) -> anyhow::Result<u32> {
-    use std::os::unix::process::CommandExt as _;
     let out = std::fs::File::create(log).with_context(|| log.display().to_string())?;
+    spawn(program, args, out, nkey, &[])
+}
+
+fn spawn(
+    program: &Path,
+    args: &[String],
+    out: std::fs::File,
+    nkey: Option<&Path>,
+    env: &[(String, String)],
+) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt as _;
     let mut cmd = Command::new(program);
     if let Some(path) = nkey {
         cmd.env(glucochain_bus::access::NKEY_FILE_ENV, path);
     }
     let child = cmd
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("GLUCOCHAIN_LOG_FORMAT", "text")
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
         .stdin(Stdio::null())
@@ -283,7 +301,14 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         .chain([dir.join("data/nats").display().to_string(), "-c".into(), nats_conf.display().to_string()])
         .collect();
     let pid = start(&nats_bin, &args, &nats_log, None)?;
-    services.push(Service { name: "nats".into(), pid, url: None, log: nats_log });
+    services.push(Service {
+        name: "nats".into(),
+        pid,
+        url: None,
+        log: nats_log,
+        command: command_line(&nats_bin, &args),
+        nkey: None,
+    });
     let nats_url = format!("nats://127.0.0.1:{nats_port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", nats_port)).is_err() {
@@ -304,7 +329,14 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
             .collect();
     let pid = start(Path::new("python3"), &smtp_args, &smtp_log, None)
         .context("the mail sink needs python3 with aiosmtpd (scripts/setup.sh)")?;
-    services.push(Service { name: "smtp".into(), pid, url: None, log: smtp_log });
+    services.push(Service {
+        name: "smtp".into(),
+        pid,
+        url: None,
+        log: smtp_log,
+        command: command_line(Path::new("python3"), &smtp_args),
+        nkey: None,
+    });
     let base = |port: u16| -> Vec<String> {
         vec![
             "--genesis".into(),
@@ -323,8 +355,17 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         // `validator-3` runs as the validator user.
         let kind = name.split('-').next().unwrap_or(name);
         let user = NatsUser::from_name(kind).with_context(|| format!("no NATS user for {name}"))?;
-        let pid = start(&bin(&bins, program)?, &args, &log, Some(&nkey(user)))?;
-        services.push(Service { name: name.into(), pid, url: port.map(|p| format!("http://127.0.0.1:{p}")), log });
+        let program = bin(&bins, program)?;
+        let seed = nkey(user);
+        let pid = start(&program, &args, &log, Some(&seed))?;
+        services.push(Service {
+            name: name.into(),
+            pid,
+            url: port.map(|p| format!("http://127.0.0.1:{p}")),
+            log,
+            command: command_line(&program, &args),
+            nkey: Some(seed),
+        });
         Ok(())
     };
     for i in 0..validators.len() {
@@ -479,6 +520,70 @@ fn create_databases(url: &str, names: &[String], fresh: bool) -> anyhow::Result<
         }
     }
     Ok(())
+}
+
+fn command_line(program: &Path, args: &[String]) -> Vec<String> {
+    std::iter::once(program.display().to_string()).chain(args.iter().cloned()).collect()
+}
+
+/// Whether one of the devnet's processes is running.
+pub fn is_running(service: &Service) -> bool {
+    alive(service.pid)
+}
+
+/// Sends `signal` (`KILL`, `TERM`, `STOP`, `CONT`, ...) to the devnet's
+/// process `name` and, for `KILL` and `TERM`, waits until it is gone.
+pub fn signal_service(dir: &Path, name: &str, signal: &str) -> anyhow::Result<()> {
+    let net = Devnet::read(dir)?;
+    let s = net.services.iter().find(|s| s.name == name).with_context(|| format!("no process {name} in the devnet"))?;
+    if !alive(s.pid) {
+        bail!("{name} is not running");
+    }
+    let ok = Command::new("kill").args([&format!("-{signal}"), &s.pid.to_string()]).status()?;
+    if !ok.success() {
+        bail!("kill -{signal} {} ({name}) failed", s.pid);
+    }
+    if matches!(signal, "KILL" | "TERM") {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while alive(s.pid) {
+            if Instant::now() > deadline {
+                bail!("{name} still running 15 s after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
+}
+
+/// How to start a devnet process again.
+#[derive(Debug, Clone, Default)]
+pub struct Restart {
+    /// Extra environment (e.g. a fault-injection library and its settings).
+    pub env: Vec<(String, String)>,
+    /// Another NATS URL (e.g. through a fault-injecting proxy).
+    pub nats_url: Option<String>,
+}
+
+/// Starts the devnet's process `name` again with the command it was first
+/// started with (log appended, new pid recorded in `devnet.json`).
+pub fn start_service(dir: &Path, name: &str, how: &Restart) -> anyhow::Result<u32> {
+    let mut net = Devnet::read(dir)?;
+    let s =
+        net.services.iter_mut().find(|s| s.name == name).with_context(|| format!("no process {name} in the devnet"))?;
+    if alive(s.pid) {
+        bail!("{name} is running (pid {})", s.pid);
+    }
+    let (program, args) = s.command.split_first().with_context(|| format!("devnet.json has no command for {name}"))?;
+    let mut args = args.to_vec();
+    if let Some(url) = &how.nats_url {
+        let i = args.iter().position(|a| a == "--nats-url").with_context(|| format!("{name} takes no --nats-url"))?;
+        args[i + 1] = url.clone();
+    }
+    let out = std::fs::OpenOptions::new().append(true).create(true).open(&s.log)?;
+    s.pid = spawn(Path::new(program), &args, out, s.nkey.as_deref(), &how.env)?;
+    let pid = s.pid;
+    std::fs::write(dir.join("devnet.json"), serde_json::to_vec_pretty(&net)?)?;
+    Ok(pid)
 }
 
 /// Stops every process of the devnet (SIGTERM, then SIGKILL after 10 s).

@@ -163,7 +163,7 @@ fn check_block(
     prev: &Hash32,
     set: &ValidatorSet,
     genesis: &Genesis,
-) -> anyhow::Result<(Hash32, u64)> {
+) -> anyhow::Result<(Hash32, u64, Vec<Hash32>)> {
     let header: BlockHeader = serde_json::from_value(b["header"].clone()).context("header")?;
     let cert: CommitCertificate = serde_json::from_value(b["certificate"].clone()).context("certificate")?;
     let hashes: Vec<Hash32> = b["tx_hashes"]
@@ -192,52 +192,126 @@ fn check_block(
     }
     let hash = header.hash();
     let power = cert.verify(expect_height, &hash, set).with_context(|| format!("block {expect_height} certificate"))?;
-    Ok((hash, power))
+    Ok((hash, power, hashes))
+}
+
+/// A ledger's chain, checked block by block from genesis.
+#[derive(Debug, Clone)]
+pub struct VerifiedChain {
+    /// The newest height checked.
+    pub height: u64,
+    /// Hash of the newest block (the genesis hash for an empty chain).
+    pub tip_hash: Hash32,
+    /// The smallest voting power that signed a certificate (0 when empty).
+    pub weakest_certificate_power: u64,
+    /// The transactions of every block, `tx_hashes[h - 1]` for height `h`.
+    pub tx_hashes: Vec<Vec<Hash32>>,
+}
+
+/// Why a ledger's chain did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainBroken {
+    /// A block failed a check.
+    #[error("block {height}: {reason}")]
+    Block {
+        /// Its height.
+        height: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// The ledger answered with a problem.
+    #[error("the ledger answered {status}: {body}")]
+    Ledger {
+        /// HTTP status.
+        status: u16,
+        /// Its body.
+        body: Value,
+    },
+}
+
+/// GET `url`, waiting out the ledger's per-reader rate limit (429 and
+/// `Retry-After`) instead of failing a long walk over the chain.
+async fn get_patiently(c: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<(u16, Value)> {
+    loop {
+        let r = c.get(url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?;
+        if r.status().as_u16() == 429 {
+            let secs = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .unwrap_or(1)
+                .clamp(1, 30);
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            continue;
+        }
+        return answer(r).await;
+    }
+}
+
+/// Walks the ledger's chain from genesis: every block's height, link,
+/// transaction root and commit certificate (`emrctl verify-chain`, and the
+/// fault harness's check after every fault). `token` is a read token of an
+/// admin or auditor.
+pub async fn verify_ledger_chain(
+    c: &reqwest::Client,
+    genesis: &Genesis,
+    token: &str,
+    ledger: &str,
+) -> anyhow::Result<Result<VerifiedChain, ChainBroken>> {
+    let base = ledger.trim_end_matches('/');
+    let (status, latest) = get_patiently(c, &format!("{base}/v1/blocks/latest"), token).await?;
+    let set = genesis.validator_set();
+    let mut chain =
+        VerifiedChain { height: 0, tip_hash: genesis.hash(), weakest_certificate_power: 0, tx_hashes: Vec::new() };
+    if status == 404 {
+        return Ok(Ok(chain));
+    }
+    if status >= 300 {
+        return Ok(Err(ChainBroken::Ledger { status, body: latest }));
+    }
+    let tip = latest["height"].as_u64().context("height")?;
+    let mut min_power = u64::MAX;
+    for h in 1..=tip {
+        let (s, b) = get_patiently(c, &format!("{base}/v1/blocks/{h}"), token).await?;
+        if s >= 300 {
+            return Ok(Err(ChainBroken::Ledger { status: s, body: b }));
+        }
+        match check_block(&b, h, &chain.tip_hash, &set, genesis) {
+            Ok((hash, power, txs)) => {
+                chain.tip_hash = hash;
+                chain.height = h;
+                chain.tx_hashes.push(txs);
+                min_power = min_power.min(power);
+            }
+            Err(e) => return Ok(Err(ChainBroken::Block { height: h, reason: format!("{e:#}") })),
+        }
+    }
+    chain.weakest_certificate_power = if tip > 0 { min_power } else { 0 };
+    Ok(Ok(chain))
 }
 
 /// `emrctl verify-chain`.
 pub fn verify_chain(genesis: &Path, key: &Path, ledger: &str) -> anyhow::Result<ExitCode> {
     let genesis = Genesis::read_file(genesis)?;
     let token = read_token(key)?;
-    let base = ledger.trim_end_matches('/').to_string();
     runtime()?.block_on(async move {
         let c = client()?;
-        let (status, latest) =
-            answer(c.get(format!("{base}/v1/blocks/latest")).bearer_auth(&token).send().await?).await?;
-        if status == 404 {
-            print(&serde_json::json!({ "verified": true, "height": 0 }))?;
-            return Ok(ExitCode::SUCCESS);
-        }
-        if status >= 300 {
-            return outcome(status, &latest);
-        }
-        let tip = latest["height"].as_u64().context("height")?;
-        let set = genesis.validator_set();
-        let mut prev = genesis.hash();
-        let mut min_power = u64::MAX;
-        for h in 1..=tip {
-            let (s, b) = answer(c.get(format!("{base}/v1/blocks/{h}")).bearer_auth(&token).send().await?).await?;
-            if s >= 300 {
-                return outcome(s, &b);
+        match verify_ledger_chain(&c, &genesis, &token, ledger).await? {
+            Ok(chain) => {
+                print(&serde_json::json!({
+                    "verified": true,
+                    "height": chain.height,
+                    "tip_hash": chain.tip_hash.to_string(),
+                    "weakest_certificate_power": chain.weakest_certificate_power,
+                    "total_power": genesis.validator_set().total_power(),
+                }))?;
+                Ok(ExitCode::SUCCESS)
             }
-            match check_block(&b, h, &prev, &set, &genesis) {
-                Ok((hash, power)) => {
-                    prev = hash;
-                    min_power = min_power.min(power);
-                }
-                Err(e) => {
-                    print(&serde_json::json!({ "verified": false, "height": h, "error": format!("{e:#}") }))?;
-                    return Ok(ExitCode::from(1));
-                }
+            Err(ChainBroken::Ledger { status, body }) => outcome(status, &body),
+            Err(ChainBroken::Block { height, reason }) => {
+                print(&serde_json::json!({ "verified": false, "height": height, "error": reason }))?;
+                Ok(ExitCode::from(1))
             }
         }
-        print(&serde_json::json!({
-            "verified": true,
-            "height": tip,
-            "tip_hash": prev.to_string(),
-            "weakest_certificate_power": if tip > 0 { min_power } else { 0 },
-            "total_power": set.total_power(),
-        }))?;
-        Ok(ExitCode::SUCCESS)
     })
 }

@@ -3,8 +3,8 @@
 mod contracts;
 mod demo;
 mod detect;
-mod devnet;
-mod http;
+pub mod devnet;
+pub mod http;
 mod keys;
 mod roundtrip;
 mod submit;
@@ -54,6 +54,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::cli::DevnetCmd::Status { dir } => devnet::status(&dir),
             crate::cli::DevnetCmd::Down { dir } => devnet::down(&dir),
             crate::cli::DevnetCmd::Mail { dir, show } => devnet::mail(&dir, show),
+            crate::cli::DevnetCmd::Signal { dir, name, signal } => {
+                devnet::signal_service(&dir, &name, &signal.trim_start_matches("SIG").to_uppercase())?;
+                println!("{name}: SIG{}", signal.trim_start_matches("SIG").to_uppercase());
+                Ok(ExitCode::SUCCESS)
+            }
+            crate::cli::DevnetCmd::Start { dir, name } => {
+                let pid = devnet::start_service(&dir, &name, &devnet::Restart::default())?;
+                println!("{name} started (pid {pid})");
+                Ok(ExitCode::SUCCESS)
+            }
         },
         Command::Nats(c) => nats(c),
         Command::Demo { dir, shape, keep } => demo::run(&demo::DemoOptions { dir, shape, keep }),
