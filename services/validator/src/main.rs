@@ -12,5 +12,5 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    main_with(Cli::parse().config, Misbehavior::None)
+    main_with(Cli::parse().config, Misbehavior::NONE)
 }

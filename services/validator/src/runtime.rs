@@ -14,8 +14,8 @@ use futures::StreamExt as _;
 use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
 use glucochain_bus::{Bus, subjects};
 use glucochain_consensus::block::Block;
-use glucochain_consensus::codec::{ConsensusMessage, sign_vote};
-use glucochain_consensus::context::Height;
+use glucochain_consensus::codec::{ConsensusMessage, sign_part, sign_vote};
+use glucochain_consensus::context::{Address, Height, PartContent, ProposalPart};
 use glucochain_consensus::node::{Decision, DropReason, Node, NodeConfig, Output};
 use glucochain_consensus::wal::FileWal;
 use glucochain_crypto::{Hash32, KeyPair, sha256};
@@ -32,14 +32,42 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Test-only misbehaviour (used by the `glucochain-validator-byzantine` binary).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Misbehavior {
-    /// A correct validator.
-    None,
+/// Test-only misbehaviour (used by the `glucochain-validator-byzantine`
+/// binary); a correct validator has every kind off ([`Misbehavior::NONE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Misbehavior {
     /// Sends a conflicting second vote for every vote, and a copy with a forged signature.
-    Equivocate,
+    pub equivocate: bool,
+    /// Proposes blocks that each break one rule, in turn: a wrong
+    /// `prev_hash`, `tx_root` or `state_root`, or a transaction that is not one.
+    pub bad_proposals: bool,
+    /// Publishes again, with everything it sends, consensus messages of
+    /// earlier heights it received from the others.
+    pub replay: bool,
+    /// Sends undecodable messages and proposal streams for dozens of rounds
+    /// ahead with everything it sends.
+    pub flood: bool,
+    /// While the chain is idle, keeps sending votes for the next height, as
+    /// if it had started it (to make the others commit empty blocks).
+    pub nudge: bool,
 }
+
+impl Misbehavior {
+    /// A correct validator.
+    pub const NONE: Misbehavior =
+        Misbehavior { equivocate: false, bad_proposals: false, replay: false, flood: false, nudge: false };
+    /// Every kind of misbehaviour at once.
+    pub const ALL: Misbehavior =
+        Misbehavior { equivocate: true, bad_proposals: true, replay: true, flood: true, nudge: true };
+
+    /// Whether this is a correct validator.
+    pub fn is_honest(&self) -> bool {
+        *self == Misbehavior::NONE
+    }
+}
+
+/// Consensus messages received from others, kept by a replaying validator.
+type ReplayPool = Arc<std::sync::Mutex<VecDeque<(String, Bytes)>>>;
 
 enum Event {
     Net(Box<ConsensusMessage>),
@@ -81,12 +109,29 @@ fn kind_of(msg: &ConsensusMessage) -> &'static str {
     }
 }
 
+/// A test-only byzantine proposer's block: one rule broken, each in turn.
+fn broken(block: Block, nth: u64) -> Block {
+    let Block { mut header, mut txs } = block;
+    match nth % 4 {
+        0 => header.prev_hash = sha256(b"byzantine: not the previous block"),
+        1 => {
+            let mut b = Block::new(header, txs);
+            b.header.tx_root = sha256(b"byzantine: not these transactions");
+            return b;
+        }
+        2 => header.state_root = sha256(b"byzantine: not the state"),
+        _ => txs.push(b"byzantine: not a transaction".to_vec()),
+    }
+    Block::new(header, txs)
+}
+
 fn drop_label(r: DropReason) -> &'static str {
     match r {
         DropReason::UnknownSender => "unknown_sender",
         DropReason::BadSignature => "bad_signature",
         DropReason::InvalidPart => "invalid_part",
         DropReason::Flood => "flood",
+        DropReason::Stale => "stale",
     }
 }
 
@@ -117,6 +162,12 @@ struct Validator {
     position: ((u64, i64), Instant),
     voteset_inflight: bool,
     misbehave: Misbehavior,
+    /// What a replaying validator received (empty otherwise).
+    replay_pool: ReplayPool,
+    /// Broken blocks a byzantine proposer made so far (which rule it breaks next).
+    bad_proposals_made: u64,
+    /// Peers seen at the height this idle validator would start next.
+    ahead: (u64, std::collections::BTreeSet<ParticipantId>),
     /// Most transaction bytes (with framing) in a block: the genesis limit, or
     /// less if NATS could not carry such a block as one `BLOCKS` message.
     block_bytes_cap: u64,
@@ -167,7 +218,8 @@ pub async fn run(
         );
     }
     let (tx, mut rx) = mpsc::channel::<Event>(4096);
-    spawn_consensus_listener(&bus, me.clone(), tx.clone()).await?;
+    let replay_pool = ReplayPool::default();
+    spawn_consensus_listener(&bus, me.clone(), tx.clone(), misbehave.replay.then(|| replay_pool.clone())).await?;
     spawn_tx_consumer(&bus, &txs_stream, &me, tx.clone()).await?;
     spawn_sync_server(&bus, store.clone()).await?;
     spawn_voteset_listener(&bus, tx.clone()).await?;
@@ -205,12 +257,16 @@ pub async fn run(
         position: ((0, 0), Instant::now()),
         voteset_inflight: false,
         misbehave,
+        replay_pool,
+        bad_proposals_made: 0,
+        ahead: (0, std::collections::BTreeSet::new()),
         block_bytes_cap,
     };
     metrics::gauge!("glucochain_consensus_height").set(v.chain.state().height() as f64);
     // Counters that alerts and dashboards watch exist from the start, at zero.
     metrics::counter!("glucochain_consensus_rounds_beyond_zero_total").increment(0);
     metrics::counter!("glucochain_evidence_total").increment(0);
+    metrics::counter!("glucochain_consensus_refused_proposals_total").increment(0);
     if !v.node.is_started() {
         // Nothing in flight at this height: wait for work (a tx, a peer) to start it.
         v.idle_next = Some(height);
@@ -225,13 +281,25 @@ pub async fn run(
     bail!("event channel closed")
 }
 
-async fn spawn_consensus_listener(bus: &Bus, me: ParticipantId, tx: mpsc::Sender<Event>) -> anyhow::Result<()> {
+async fn spawn_consensus_listener(
+    bus: &Bus,
+    me: ParticipantId,
+    tx: mpsc::Sender<Event>,
+    replay_pool: Option<ReplayPool>,
+) -> anyhow::Result<()> {
     let mut sub = bus.client().subscribe(subjects::CONSENSUS_ALL).await.context("subscribe consensus")?;
     tokio::spawn(async move {
         while let Some(m) = sub.next().await {
             match ConsensusMessage::decode(&m.payload) {
                 Ok(msg) if msg.sender().0 == me => {}
                 Ok(msg) => {
+                    if let Some(pool) = &replay_pool {
+                        let mut pool = pool.lock().expect("replay pool");
+                        if pool.len() >= 512 {
+                            pool.pop_front();
+                        }
+                        pool.push_back((m.subject.to_string(), m.payload.clone()));
+                    }
                     if tx.send(Event::Net(Box::new(msg))).await.is_err() {
                         return;
                     }
@@ -479,6 +547,19 @@ impl Validator {
     }
 
     async fn on_tick(&mut self) -> anyhow::Result<()> {
+        if self.misbehave.nudge
+            && let Some(next) = self.idle_next
+        {
+            let vote = glucochain_consensus::context::Vote {
+                vote_type: malachitebft_core_types::VoteType::Prevote,
+                height: Height(next),
+                round: Round::new(0),
+                value: NilOrVal::Nil,
+                validator: Address(self.me.clone()),
+                extension: None,
+            };
+            self.broadcast(&ConsensusMessage::Vote(sign_vote(&self.key, vote))).await;
+        }
         if let (Some(next), Some(hb)) = (self.idle_next, self.cfg.heartbeat())
             && self.idle_since.elapsed() >= hb
         {
@@ -622,7 +703,7 @@ impl Validator {
                 Output::PeerAhead { peer, height } => {
                     self.peer_height = self.peer_height.max(height.0);
                     tracing::trace!(%peer, height = height.0, "peer ahead");
-                    if self.idle_next == Some(height.0) {
+                    if self.idle_next == Some(height.0) && self.enough_ahead(height.0, peer.0) {
                         self.idle_next = None;
                         let set = self.chain.state().validators().clone();
                         self.node.start_height(height.0, &set)?
@@ -647,7 +728,73 @@ impl Validator {
         if let Err(e) = self.bus.client().publish(subject.clone(), Bytes::from(msg.encode())).await {
             tracing::warn!(error = %e, "consensus publish failed");
         }
-        if self.misbehave == Misbehavior::Equivocate
+        self.misbehave_after(msg, &subject).await;
+    }
+
+    /// Whether peers with more than a third of the voting power (so at
+    /// least one correct validator) have been seen at `height`, counting
+    /// `peer`: an idle validator starts a height for them, not for one peer
+    /// alone, or a single faulty validator could make the chain commit
+    /// empty blocks by sending messages for the next height.
+    fn enough_ahead(&mut self, height: u64, peer: ParticipantId) -> bool {
+        if self.ahead.0 != height {
+            self.ahead = (height, std::collections::BTreeSet::new());
+        }
+        self.ahead.1.insert(peer);
+        let set = self.chain.state().validators();
+        let power: u64 = self.ahead.1.iter().filter_map(|p| set.get(p)).map(|v| v.power).sum();
+        power as u128 * 3 > set.total_power() as u128
+    }
+
+    /// What a test-only byzantine validator sends besides each message.
+    async fn misbehave_after(&self, msg: &ConsensusMessage, subject: &str) {
+        let client = self.bus.client();
+        if self.misbehave.replay {
+            // The oldest messages received, sent again (and kept for later).
+            let old: Vec<(String, Bytes)> = {
+                let mut pool = self.replay_pool.lock().expect("replay pool");
+                let n = pool.len().min(8);
+                let taken: Vec<_> = pool.drain(..n).collect();
+                pool.extend(taken.iter().cloned());
+                taken
+            };
+            for (subject, payload) in old {
+                let _ = client.publish(subject, payload).await;
+            }
+        }
+        if self.misbehave.flood {
+            for i in 0..16u8 {
+                let _ = client.publish(subject.to_string(), Bytes::from(vec![0xff, i, 0x00, 0x7f])).await;
+            }
+            // Proposal streams for many rounds of the next height: more than
+            // a validator buffers for one height.
+            let height = Height(msg.height() + 1);
+            let header = BlockHeader {
+                chain_id: self.chain.state().chain_id().clone(),
+                height: height.0,
+                time: Timestamp::now(),
+                prev_hash: Hash32::default(),
+                tx_root: Hash32::default(),
+                state_root: Hash32::default(),
+                validators_hash: Hash32::default(),
+                proposer: self.me.clone(),
+                tx_count: 0,
+            };
+            // Rounds far ahead, so that its own real proposals are not among them.
+            for round in 1000..1080u32 {
+                let part = ProposalPart {
+                    height,
+                    round: Round::new(round),
+                    proposer: Address(self.me.clone()),
+                    sequence: 0,
+                    content: PartContent::Header(header.clone()),
+                };
+                let m = sign_part(&self.key, part);
+                let _ =
+                    client.publish(subjects::consensus(kind_of(&m), self.me.as_str()), Bytes::from(m.encode())).await;
+            }
+        }
+        if self.misbehave.equivocate
             && let ConsensusMessage::Vote(v) = msg
         {
             let mut other = v.message.clone();
@@ -659,7 +806,7 @@ impl Validator {
             let mut forged = v.clone();
             forged.signature.0[0] ^= 0x55;
             for m in [conflicting, ConsensusMessage::Vote(forged)] {
-                let _ = self.bus.client().publish(subject.clone(), Bytes::from(m.encode())).await;
+                let _ = self.bus.client().publish(subject.to_string(), Bytes::from(m.encode())).await;
             }
         }
     }
@@ -697,8 +844,12 @@ impl Validator {
             proposer: self.me.clone(),
             tx_count: 0,
         };
-        let block = Block::new(header, txs);
+        let mut block = Block::new(header, txs);
         self.chain.built(&block, effects);
+        if self.misbehave.bad_proposals {
+            block = broken(block, self.bad_proposals_made);
+            self.bad_proposals_made += 1;
+        }
         for (hash, r) in refused {
             if let Some(p) = self.mempool.remove(&hash) {
                 // A redelivery of a committed transaction is acknowledged, not refused.
@@ -719,7 +870,18 @@ impl Validator {
         block
     }
 
+    /// Whether a proposed block may be voted for; a refusal is counted
+    /// against its proposer (`glucochain_consensus_refused_proposals_total`).
     fn validate(&mut self, block: &Block) -> bool {
+        let valid = self.check_proposal(block);
+        if !valid {
+            metrics::counter!("glucochain_consensus_refused_proposals_total", "proposer" => block.header.proposer.to_string())
+                .increment(1);
+        }
+        valid
+    }
+
+    fn check_proposal(&mut self, block: &Block) -> bool {
         let skew = self.cfg.max_clock_skew_secs as i64 * 1000;
         if block.header.time.unix_ms() > Timestamp::now().unix_ms() + skew {
             tracing::warn!(height = block.header.height, "proposed block time is in the future");

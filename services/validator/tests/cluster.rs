@@ -112,10 +112,12 @@ async fn two_of_four_down_halts_without_fork_and_resumes_when_one_returns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_byzantine_validator_neither_forks_nor_stalls_and_is_recorded() {
-    let mut c = Cluster::start(4, &[3]);
+    // Validator 3 double-votes, forges signatures, replays the others' old
+    // messages and floods junk and proposal streams for rounds far ahead.
+    let mut c = Cluster::start_configured(4, 0, &[3], &[("GLUCOCHAIN_MISBEHAVE", "equivocate,replay,flood")]);
     c.wait_ready().await;
     let bus = c.bus().await;
-    for _ in 0..3 {
+    for _ in 0..5 {
         let txs: Vec<Vec<u8>> = (0..5).map(|_| c.registration()).collect();
         let hashes = c.submit(&bus, &txs).await;
         c.wait_committed(&bus, &hashes, Duration::from_secs(90)).await;
@@ -136,6 +138,68 @@ async fn a_byzantine_validator_neither_forks_nor_stalls_and_is_recorded() {
     assert!(forged > 0.0, "forged signatures counted");
     let counted = c.metric(0, "glucochain_evidence_total", &byz).await;
     assert!(counted > 0.0, "evidence visible in metrics");
+    // Replayed old messages are dropped as stale; the junk and the flood of
+    // proposal streams are dropped and counted.
+    assert!(c.metric(0, "glucochain_consensus_dropped_total", "stale").await > 0.0, "replays counted");
+    assert!(c.metric(0, "glucochain_consensus_dropped_total", "undecodable").await > 0.0, "junk counted");
+    assert!(c.metric(0, "glucochain_consensus_dropped_total", "\"flood\"").await > 0.0, "stream flood counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_validator_voting_for_the_next_height_cannot_make_an_idle_chain_commit_empty_blocks() {
+    // Validator 3 keeps voting for the next height while the chain is idle.
+    // The others start a height for peers with more than a third of the
+    // power (at least one correct validator), not for it alone.
+    let mut c = Cluster::start_configured(4, 0, &[3], &[("GLUCOCHAIN_MISBEHAVE", "nudge")]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+    let txs: Vec<Vec<u8>> = (0..3).map(|_| c.registration()).collect();
+    let hashes = c.submit(&bus, &txs).await;
+    c.wait_committed(&bus, &hashes, Duration::from_secs(90)).await;
+    let top = *c.blocks_from_stream(&bus).await.keys().last().unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let blocks = c.blocks_from_stream(&bus).await;
+    assert_eq!(*blocks.keys().last().unwrap(), top, "blocks committed on an idle chain\n{}", c.logs());
+    // And work still gets done.
+    let txs: Vec<Vec<u8>> = (0..3).map(|_| c.registration()).collect();
+    let hashes = c.submit(&bus, &txs).await;
+    c.wait_committed(&bus, &hashes, Duration::from_secs(90)).await;
+    for (h, cb) in c.blocks_from_stream(&bus).await {
+        assert!(!cb.block.as_ref().unwrap().txs.is_empty(), "empty block {h} committed");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_that_break_the_rules_are_refused_and_counted_against_their_proposer() {
+    // Validator 3 proposes, in turn, blocks with a wrong prev_hash, tx_root
+    // or state_root, or with a transaction that is not one.
+    let mut c = Cluster::start_configured(4, 0, &[3], &[("GLUCOCHAIN_MISBEHAVE", "bad-proposals")]);
+    c.wait_ready().await;
+    let bus = c.bus().await;
+    // Enough heights for it to propose each kind of broken block.
+    for _ in 0..12 {
+        let txs: Vec<Vec<u8>> = (0..3).map(|_| c.registration()).collect();
+        let hashes = c.submit(&bus, &txs).await;
+        c.wait_committed(&bus, &hashes, Duration::from_secs(90)).await;
+    }
+    // None of its blocks was committed: every stored block checks out and
+    // the honest validators agree.
+    check_consistent(&c, &bus, &[0, 1, 2]).await;
+    let byz = c.validators[3].id.as_str().to_string();
+    for (h, cb) in c.blocks_from_stream(&bus).await {
+        let proposer = &cb.block.as_ref().unwrap().header.as_ref().unwrap().proposer;
+        assert_ne!(proposer, &byz, "block {h}, proposed by the byzantine validator, was committed");
+    }
+    for i in 0..3 {
+        let refused = c.metric(i, "glucochain_consensus_refused_proposals_total", &byz).await;
+        assert!(
+            refused >= 2.0,
+            "validator {i} counted the byzantine proposer's broken blocks ({refused})\n{}",
+            c.logs()
+        );
+        let all_refused = c.metric(i, "glucochain_consensus_refused_proposals_total", "proposer=").await;
+        assert_eq!(all_refused, refused, "validator {i} refused only the byzantine proposer's blocks");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

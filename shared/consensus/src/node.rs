@@ -45,8 +45,12 @@ pub struct NodeConfig {
     pub txs_per_part: usize,
     /// Largest block (sum of tx bytes) accepted from a peer's part stream.
     pub max_block_bytes: usize,
-    /// Most part streams buffered per height (bounds memory under flooding).
-    pub max_streams_per_height: usize,
+    /// Most part streams buffered per height from any one proposer (bounds
+    /// memory under flooding). Counted per proposer, so that a flooding
+    /// validator fills only its own share and never crowds out the honest
+    /// proposer's stream (a per-height cap let one byzantine validator stall
+    /// the chain; found by the byzantine cluster test).
+    pub max_streams_per_proposer: usize,
 }
 
 impl NodeConfig {
@@ -62,7 +66,7 @@ impl NodeConfig {
             rebroadcast: Duration::from_millis(5000),
             max_timeout: Duration::from_secs(30),
         };
-        NodeConfig { key, timeouts, txs_per_part: 64, max_block_bytes: 8 << 20, max_streams_per_height: 64 }
+        NodeConfig { key, timeouts, txs_per_part: 64, max_block_bytes: 8 << 20, max_streams_per_proposer: 16 }
     }
 }
 
@@ -77,6 +81,8 @@ pub enum DropReason {
     InvalidPart,
     /// Too many streams buffered for the height.
     Flood,
+    /// For a height already decided here (late, or replayed).
+    Stale,
 }
 
 /// What kind of message a validator signed twice.
@@ -462,6 +468,7 @@ impl<W: Wal> Node<W> {
             return self.take_outputs();
         };
         if height < self.host.height {
+            self.host.outputs.push(Output::Dropped { sender, reason: DropReason::Stale });
             return self.take_outputs();
         }
         if height > self.host.height {
@@ -502,8 +509,8 @@ impl<W: Wal> Node<W> {
         if part.height > Height(host.height.0 + 2) {
             return Ok(());
         }
-        let streams_at_height = host.streams.keys().filter(|(h, ..)| *h == part.height).count();
-        if !host.streams.contains_key(&key) && streams_at_height >= host.cfg.max_streams_per_height {
+        let from_proposer = host.streams.keys().filter(|(h, _, p)| *h == part.height && *p == part.proposer).count();
+        if !host.streams.contains_key(&key) && from_proposer >= host.cfg.max_streams_per_proposer {
             host.outputs.push(Output::Dropped { sender: part.proposer.clone(), reason: DropReason::Flood });
             return Ok(());
         }

@@ -43,8 +43,10 @@ async fn every_fault_heals_without_losing_a_transaction_or_an_alert() {
         }
         assert!(row.recover_secs.is_some(), "{} did not recover:\n{}", row.fault, report.markdown());
         assert!(row.alert_delivered, "{}: the caregiver never got the email:\n{}", row.fault, report.markdown());
-        assert!(row.accepted > 0, "{}: no load accepted while it lasted", row.fault);
         let fault = Fault::ALL.iter().find(|f| f.name() == row.fault).unwrap();
+        if fault.keeps_writes() {
+            assert!(row.accepted > 0, "{}: no load accepted while it lasted", row.fault);
+        }
         if fault.halts() {
             // No quorum: at most the block already decided when it began.
             assert!(row.blocks_during <= 1, "{} committed {} blocks without a quorum", row.fault, row.blocks_during);

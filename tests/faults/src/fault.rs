@@ -96,6 +96,13 @@ impl Fault {
         matches!(self, Fault::KillTwoValidators | Fault::PartitionHalf)
     }
 
+    /// Whether ingest must go on accepting writes while it lasts (all but
+    /// ingest's own crash and the outages of what it makes writes durable in:
+    /// NATS, and PostgreSQL where its statuses live).
+    pub fn keeps_writes(self) -> bool {
+        !matches!(self, Fault::KillIngest | Fault::NatsRestart | Fault::PostgresRestart)
+    }
+
     /// The processes it kills and starts again.
     fn killed(self) -> &'static [&'static str] {
         match self {

@@ -8,5 +8,5 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    glucochain_validator::main_with(Cli::parse().config, glucochain_validator::Misbehavior::None)
+    glucochain_validator::main_with(Cli::parse().config, glucochain_validator::Misbehavior::NONE)
 }
