@@ -104,6 +104,8 @@ for w in workloads:
     secrets = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
     check(env.get("GLUCOCHAIN_NATS_NKEY_FILE") == "/nats/seed" and f"glucochain-nats-{kind}" in secrets,
           f"{w['metadata']['name']}: connects to NATS as {kind} with its own NKey")
+    check(env.get("GLUCOCHAIN_NATS_CA_FILE") == "/nats-ca/ca.crt" and production["nats"]["tls"]["caSecret"] in secrets,
+          f"{w['metadata']['name']}: requires TLS to NATS and trusts only the deployment's CA")
 auth = next(o for o in prod_objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-nats-authorization"))
 conf = auth["data"]["authorization.conf"]
 users = {u["nkey"]: u["permissions"] for u in json.loads(conf.split(":", 1)[1])["users"]}
@@ -130,6 +132,9 @@ check(not any(o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-nats
       and all(e["name"] != "GLUCOCHAIN_NATS_NKEY_FILE" for o in off if o["kind"] in ("Deployment", "StatefulSet")
               for c in o["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])),
       "auth disabled: no NKey mounted, no authorization rendered")
+check(all(e["name"] != "GLUCOCHAIN_NATS_CA_FILE" for o in objs if o["kind"] in ("Deployment", "StatefulSet")
+          for c in o["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])),
+      "default values: no NATS CA of our own")
 
 # Traces: exported where the values say, with the egress to reach the collector.
 env = {e["name"]: e.get("value") for o in prod_objs if o["kind"] == "Deployment"

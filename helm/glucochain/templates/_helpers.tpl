@@ -65,11 +65,18 @@ readinessProbe:
 - name: GLUCOCHAIN_NATS_NKEY_FILE
   value: /nats/seed
 {{- end }}
+{{- if (.root.Values.nats.tls).caSecret }}
+- name: GLUCOCHAIN_NATS_CA_FILE
+  value: /nats-ca/ca.crt
+{{- end }}
 {{- end -}}
 
 {{- define "glucochain.natsMount" -}}
 {{- if .root.Values.nats.auth.enabled }}
 - {name: nats-nkey, mountPath: /nats, readOnly: true}
+{{- end }}
+{{- if (.root.Values.nats.tls).caSecret }}
+- {name: nats-ca, mountPath: /nats-ca, readOnly: true}
 {{- end }}
 {{- end -}}
 
@@ -77,5 +84,9 @@ readinessProbe:
 {{- if .root.Values.nats.auth.enabled }}
 - name: nats-nkey
   secret: {secretName: {{ .root.Values.nats.auth.seedSecretPrefix }}-{{ .user }}, defaultMode: 0400}
+{{- end }}
+{{- if (.root.Values.nats.tls).caSecret }}
+- name: nats-ca
+  secret: {secretName: {{ .root.Values.nats.tls.caSecret }}, defaultMode: 0444}
 {{- end }}
 {{- end -}}

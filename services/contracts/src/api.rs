@@ -13,10 +13,19 @@ use glucochain_types::{ParticipantId, Role};
 use serde_json::json;
 use std::sync::Arc;
 
+/// Where the reads served here are audited.
+pub enum AuditLog {
+    /// The ledger's hash-chained audit log, over NATS (`emr.audit.append`):
+    /// the patient sees these reads in their access log.
+    Ledger(glucochain_bus::Bus),
+}
+
 /// Handler state.
 pub struct ApiState {
     /// The engine.
     pub engine: Arc<Engine>,
+    /// Where reads are audited.
+    pub audit: AuditLog,
     /// Token rules.
     pub policy: TokenPolicy,
 }
@@ -34,12 +43,76 @@ fn forbidden(detail: impl Into<String>) -> Problem {
     Problem::new(StatusCode::FORBIDDEN, "forbidden", "Not authorized", detail)
 }
 
-/// The patient themself or an admin (the decision rule's `All`).
-fn own_or_admin(s: &ApiState, reader: &ParticipantId, patient: &ParticipantId) -> Result<(), Problem> {
-    match s.engine.decide(reader, patient, "PATRQT", Timestamp::now()) {
-        ReadDecision::All { .. } => Ok(()),
-        _ => Err(forbidden("only the patient and admins")),
+/// Whether `reader` is the patient themself or an admin (the decision rule's `All`).
+fn own_or_admin(s: &ApiState, reader: &ParticipantId, patient: &ParticipantId) -> bool {
+    matches!(s.engine.decide(reader, patient, "PATRQT", Timestamp::now()), ReadDecision::All { .. })
+}
+
+/// One read served here, as the audit log records it.
+struct Read<'a> {
+    reader: &'a ParticipantId,
+    role: Role,
+    patient: Option<&'a ParticipantId>,
+    action: &'static str,
+    purpose: &'static str,
+}
+
+/// Appends the read (granted or refused) to the ledger's audit log and
+/// waits for its sequence number; a read that cannot be audited is not
+/// served (503), like at the ledger. A refusal then answers 403.
+async fn audited(s: &ApiState, req: &HttpRequest, read: Read<'_>, granted: bool, reason: &str) -> Result<(), Problem> {
+    use prost::Message as _;
+    let AuditLog::Ledger(bus) = &s.audit;
+    let entry = glucochain_wire::v1::AuditAppend {
+        reader: read.reader.as_str().to_string(),
+        reader_role: read.role.as_str().to_string(),
+        patient: read.patient.map(|p| p.as_str().to_string()).unwrap_or_default(),
+        action: read.action.to_string(),
+        resource: req.uri().path().to_string(),
+        purpose: read.purpose.to_string(),
+        granted,
+        reason: reason.to_string(),
+    };
+    let ask = bus.client().request(glucochain_bus::subjects::AUDIT_APPEND, entry.encode_to_vec().into());
+    let answer = match tokio::time::timeout(std::time::Duration::from_secs(5), ask).await {
+        Ok(Ok(m)) => glucochain_wire::v1::AuditAppended::decode(m.payload.as_ref()).map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer from the ledger within 5 s".to_string()),
+    };
+    match answer {
+        Ok(a) if a.error.is_empty() => {}
+        Ok(a) => return Err(unaudited(&a.error)),
+        Err(e) => return Err(unaudited(&e)),
     }
+    metrics::counter!("glucochain_contracts_reads_total", "outcome" => if granted { "granted" } else { "denied" })
+        .increment(1);
+    if granted { Ok(()) } else { Err(forbidden(reason.to_string())) }
+}
+
+fn unaudited(why: &str) -> Problem {
+    tracing::error!(error = why, "audit append failed; refusing the read");
+    metrics::counter!("glucochain_contracts_unaudited_total").increment(1);
+    Problem::unavailable("the access could not be audited")
+}
+
+/// A read only the patient and admins may make, audited either way.
+async fn own_or_admin_audited(
+    s: &ApiState,
+    req: &HttpRequest,
+    who: &ParticipantId,
+    role: Role,
+    patient: &ParticipantId,
+    action: &'static str,
+) -> Result<(), Problem> {
+    let granted = own_or_admin(s, who, patient);
+    let read = Read { reader: who, role, patient: Some(patient), action, purpose: purpose_of(who, patient) };
+    let reason = if granted { "the patient or an admin" } else { "only the patient and admins" };
+    audited(s, req, read, granted, reason).await
+}
+
+/// The purpose of use recorded for a read by `reader` of `patient`'s data.
+fn purpose_of(reader: &ParticipantId, patient: &ParticipantId) -> &'static str {
+    if reader == patient { "PATRQT" } else { "TREAT" }
 }
 
 fn patient_id(s: &str) -> Result<ParticipantId, Problem> {
@@ -59,19 +132,14 @@ pub struct EmergencyRequest {
 /// its hour). Nothing else of the patient is returned.
 #[utoipa::path(post, path = "/v1/emergency-access", tag = "emergency", request_body = EmergencyRequest,
     responses((status = 200, description = "blood group, allergies, diabetes type, medication, emergency contacts"),
-        (status = 401, body = Problem), (status = 403, body = Problem, description = "no committed access.emergency by this clinician with this token, or it expired")))]
+        (status = 401, body = Problem), (status = 403, body = Problem, description = "no committed access.emergency by this clinician with this token, or it expired"),
+        (status = 503, body = Problem, description = "a refusal could not be audited (the ledger is unreachable)")))]
 pub async fn emergency_access(
     req: HttpRequest,
     s: Data,
     body: web::Json<EmergencyRequest>,
 ) -> Result<HttpResponse, Problem> {
     let (clinician, role) = reader(&req, &s)?;
-    if role != Role::Clinician {
-        return Err(forbidden("break-glass is for registered clinicians"));
-    }
-    let token_hash = sha256(body.token.trim().as_bytes());
-    let view = s.engine.chain.view.read().expect("view lock");
-    let state = view.state();
     let refused = || {
         Problem::new(
             StatusCode::FORBIDDEN,
@@ -80,36 +148,69 @@ pub async fn emergency_access(
             "commit access.emergency with this token's hash first (emrctl emergency access); tokens are revoked when the patient rotates them",
         )
     };
-    let profile = state.contracts().profile_by_token(&token_hash).ok_or_else(refused)?;
+    let read = |patient| Read { reader: &clinician, role, patient, action: "emergency.read", purpose: "ETREAT" };
+    if role != Role::Clinician {
+        let reason = "break-glass is for registered clinicians";
+        return Err(audited(&s, &req, read(None), false, reason).await.err().unwrap_or_else(|| forbidden(reason)));
+    }
+    let token_hash = sha256(body.token.trim().as_bytes());
     let now = Timestamp::now();
-    let granted = emergency_profile_for(state, &clinician, &profile.patient, now).ok_or_else(refused)?;
-    let until = state
-        .contracts()
-        .emergency_accesses
-        .iter()
-        .filter(|a| a.clinician == clinician && a.patient == granted.patient)
-        .map(|a| a.until)
-        .max();
-    let p = &granted.profile;
-    Ok(HttpResponse::Ok().json(json!({
-        "patient": granted.patient.as_str(),
-        "blood_group": p.blood_group,
-        "allergies": p.allergies,
-        "diabetes_type": p.diabetes_type,
-        "medications": p.medications,
-        "emergency_contacts": p.emergency_contacts,
-        "access_until": until.map(|u| u.to_rfc3339()),
-    })))
+    // Decided on one view, released before the audit is written.
+    let (patient, answer) = {
+        let view = s.engine.chain.view.read().expect("view lock");
+        let state = view.state();
+        let profile = state.contracts().profile_by_token(&token_hash);
+        let patient = profile.map(|p| p.patient.clone());
+        let answer = profile.and_then(|profile| {
+            let granted = emergency_profile_for(state, &clinician, &profile.patient, now)?;
+            let until = state
+                .contracts()
+                .emergency_accesses
+                .iter()
+                .filter(|a| a.clinician == clinician && a.patient == granted.patient)
+                .map(|a| a.until)
+                .max();
+            let p = &granted.profile;
+            Some(json!({
+                "patient": granted.patient.as_str(),
+                "blood_group": p.blood_group,
+                "allergies": p.allergies,
+                "diabetes_type": p.diabetes_type,
+                "medications": p.medications,
+                "emergency_contacts": p.emergency_contacts,
+                "access_until": until.map(|u| u.to_rfc3339()),
+            }))
+        });
+        (patient, answer)
+    };
+    let Some(answer) = answer else {
+        // A refusal is audited like any other; its answer stays the break-glass one.
+        let reason = "no committed access.emergency by this clinician with this token, or it expired";
+        match audited(&s, &req, read(patient.as_ref()), false, reason).await {
+            Err(p) if p.status == 503 => return Err(p),
+            _ => return Err(refused()),
+        }
+    };
+    // The committed access.emergency is the durable record of a break-glass
+    // read: an emergency is served even when the ledger cannot log it now.
+    if let Err(p) = audited(&s, &req, read(patient.as_ref()), true, "committed access.emergency").await {
+        tracing::warn!(
+            status = p.status,
+            "break-glass read served without an audit entry (the access.emergency transaction records it)"
+        );
+    }
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// The patient's consents, with their status.
 #[utoipa::path(get, path = "/v1/patients/{id}/consents", tag = "patients",
     params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$")),
-    responses((status = 200, description = "consents with status active, pending, expired or revoked"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, description = "consents with status active, pending, expired or revoked"), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 503, body = Problem, description = "the read could not be audited (the ledger is unreachable)")))]
 pub async fn consents(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let (who, _) = reader(&req, &s)?;
+    let (who, role) = reader(&req, &s)?;
     let patient = patient_id(&id)?;
-    own_or_admin(&s, &who, &patient)?;
+    own_or_admin_audited(&s, &req, &who, role, &patient, "consents.read").await?;
     let view = s.engine.chain.view.read().expect("view lock");
     let now = Timestamp::now();
     let list: Vec<serde_json::Value> = view
@@ -140,9 +241,10 @@ pub async fn consents(req: HttpRequest, s: Data, id: web::Path<String>) -> Resul
 /// The patient's care plans: the active version and pending proposals.
 #[utoipa::path(get, path = "/v1/patients/{id}/careplan", tag = "patients",
     params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$")),
-    responses((status = 200, description = "care plans with versions; `active` is the version in force"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, description = "care plans with versions; `active` is the version in force"), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 503, body = Problem, description = "the read could not be audited (the ledger is unreachable)")))]
 pub async fn careplan(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let (who, _) = reader(&req, &s)?;
+    let (who, role) = reader(&req, &s)?;
     let patient = patient_id(&id)?;
     // The care team (the proposing clinician, the plan's contacts) reads the plan too.
     let on_team = {
@@ -151,9 +253,21 @@ pub async fn careplan(req: HttpRequest, s: Data, id: web::Path<String>) -> Resul
             p.versions.values().any(|v| v.proposer == who || v.plan.contacts.iter().any(|c| c.participant == who))
         })
     };
-    if !on_team {
-        own_or_admin(&s, &who, &patient)?;
-    }
+    let (granted, reason) = if on_team {
+        (true, "on the patient's care team")
+    } else if own_or_admin(&s, &who, &patient) {
+        (true, "the patient or an admin")
+    } else {
+        (false, "only the patient, admins and the care team")
+    };
+    let read = Read {
+        reader: &who,
+        role,
+        patient: Some(&patient),
+        action: "careplan.read",
+        purpose: purpose_of(&who, &patient),
+    };
+    audited(&s, &req, read, granted, reason).await?;
     careplan_json(&s, &patient, Timestamp::now())
 }
 
@@ -182,12 +296,13 @@ fn careplan_json(s: &ApiState, patient: &ParticipantId, now: Timestamp) -> Resul
 /// within 90 minutes of the due time.
 #[utoipa::path(get, path = "/v1/patients/{id}/reminders", tag = "patients",
     params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$"), ("hours" = Option<u32>, Query, description = "how far ahead (1..=720)", minimum = 1, maximum = 720)),
-    responses((status = 200, description = "medication and check-up reminders with due times"), (status = 400, body = Problem, description = "an hours value that is not 1..=720"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, description = "medication and check-up reminders with due times"), (status = 400, body = Problem, description = "an hours value that is not 1..=720"), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 503, body = Problem, description = "the read could not be audited (the ledger is unreachable)")))]
 pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let (who, _) = reader(&req, &s)?;
+    let (who, role) = reader(&req, &s)?;
     let patient = patient_id(&id)?;
-    own_or_admin(&s, &who, &patient)?;
     let hours = i64::from(glucochain_api::query_u32(req.query_string(), "hours", 24, 1..=720)?);
+    own_or_admin_audited(&s, &req, &who, role, &patient, "reminders.read").await?;
     let now = Timestamp::now();
     let from = Timestamp::from_unix_ms(now.unix_ms() - hours * 3_600_000);
     let until = Timestamp::from_unix_ms(now.unix_ms() + hours * 3_600_000);

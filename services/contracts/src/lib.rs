@@ -39,6 +39,7 @@ pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
     let reminders = tokio::spawn(engine::run_reminders(engine.clone(), bus.clone(), tick, clock));
     let state = actix_web::web::Data::new(api::ApiState {
         engine,
+        audit: api::AuditLog::Ledger(bus.clone()),
         policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
     });
     let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {

@@ -352,7 +352,8 @@ pub async fn access_log(req: HttpRequest, s: Data, id: web::Path<String>) -> Res
                 "outcomeDesc": a.reason,
                 "purposeOfEvent": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": a.purpose }] }],
                 "agent": [{ "who": { "identifier": { "value": a.reader } }, "role": [{ "text": a.reader_role }], "requestor": true }],
-                "source": { "observer": { "display": "glucochain-ledger" } },
+                // Reads served by the contracts engine carry their own action names.
+                "source": { "observer": { "display": if matches!(a.action.as_str(), "read" | "search") { "glucochain-ledger" } else { "glucochain-contracts" } } },
                 "entity": [{ "what": { "reference": format!("Patient/{}", a.patient.clone().unwrap_or_default()) }, "query": a.resource }],
                 "extension": [{ "url": "urn:glucochain:audit:entry-hash", "valueString": hex::encode(&a.entry_hash) }],
             }})

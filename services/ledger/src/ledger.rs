@@ -150,3 +150,50 @@ pub async fn checkpoint_audit(ledger: Arc<Ledger>, bus: Bus, key: KeyPair, every
         }
     }
 }
+
+/// Appends the reads other services served (the contracts engine's
+/// `emr.audit.append` requests) to the audit log, and answers each with the
+/// entry's sequence number or why it was not written. Only the contracts
+/// engine may publish there (NATS permissions), and it authenticated the
+/// reader.
+pub async fn serve_audit_appends(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    use prost::Message as _;
+    let mut sub = bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND, "ledger".into()).await?;
+    while let Some(m) = sub.next().await {
+        let Some(reply) = m.reply.clone() else { continue };
+        let answer = match append_requested(&ledger, &m.payload).await {
+            Ok(seq) => glucochain_wire::v1::AuditAppended { seq, error: String::new() },
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "audit append refused");
+                glucochain_wire::v1::AuditAppended { seq: 0, error: format!("{e:#}") }
+            }
+        };
+        if let Err(e) = bus.client().publish(reply, answer.encode_to_vec().into()).await {
+            tracing::warn!(error = %e, "audit append answer not sent");
+        }
+    }
+    anyhow::bail!("audit append subscription ended")
+}
+
+async fn append_requested(ledger: &Ledger, payload: &[u8]) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    use prost::Message as _;
+    let a = glucochain_wire::v1::AuditAppend::decode(payload).context("undecodable AuditAppend")?;
+    let reader = ParticipantId::parse(&a.reader).context("reader")?;
+    let patient = if a.patient.is_empty() { None } else { Some(ParticipantId::parse(&a.patient).context("patient")?) };
+    anyhow::ensure!(!a.action.is_empty() && a.action.len() <= 64, "action must be 1..=64 characters");
+    anyhow::ensure!(a.resource.len() <= 2048 && a.reason.len() <= 1024, "resource or reason too long");
+    ledger
+        .audit(Access {
+            reader: &reader,
+            role: &a.reader_role,
+            patient: patient.as_ref(),
+            action: &a.action,
+            resource: &a.resource,
+            purpose: &a.purpose,
+            granted: a.granted,
+            reason: &a.reason,
+        })
+        .await
+}

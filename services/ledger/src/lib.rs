@@ -33,6 +33,7 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
     ready.set("nats", true);
 
     let follow = tokio::spawn(ledger::follow_blocks(ledger.clone(), bus.clone()));
+    let appends = tokio::spawn(ledger::serve_audit_appends(ledger.clone(), bus.clone()));
     let checkpoints = match key {
         Some(k) => tokio::spawn(ledger::checkpoint_audit(
             ledger.clone(),
@@ -62,6 +63,7 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
         r = server => r.context("http server"),
         r = follow => Err(ended("following BLOCKS", r)),
         r = checkpoints => Err(ended("audit checkpoints", r)),
+        r = appends => Err(ended("audit appends", r)),
     }
 }
 

@@ -74,16 +74,9 @@ fn email() -> Email {
 #[tokio::test]
 async fn email_goes_over_starttls_to_a_server_the_configured_ca_vouches_for() {
     let dir = tempfile::tempdir().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Mail test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
-    let (cert, key, ca_path) = (dir.path().join("smtp.crt"), dir.path().join("smtp.key"), dir.path().join("ca.crt"));
-    std::fs::write(&cert, leaf.pem()).unwrap();
-    std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    std::fs::write(&ca_path, ca.pem()).unwrap();
+    let ca = glucochain_testkit::tls::TestCa::new("Mail test CA").unwrap();
+    let files = ca.issue(dir.path(), "smtp", &["localhost"]).unwrap();
+    let (cert, key, ca_path) = (files.cert, files.key, files.ca);
 
     let port = glucochain_testkit::free_port();
     let maildir = dir.path().join("mail");

@@ -139,11 +139,13 @@ impl NatsUser {
             ),
             NatsUser::Ingest => (s(&["emr.tx.>", "emr.sync.blocks"]), s(&["emr.txstatus.rejected"]), false),
             NatsUser::Ledger => {
-                (s(&["emr.tx.audit.checkpoint", "emr.sync.blocks", "emr.authz.decide"]), Vec::new(), false)
+                (s(&["emr.tx.audit.checkpoint", "emr.sync.blocks", "emr.authz.decide"]), s(&["emr.audit.append"]), true)
             }
-            NatsUser::Contracts => {
-                (s(&["emr.alert.break_glass", "emr.reminder.>", "emr.sync.blocks"]), s(&["emr.authz.decide"]), true)
-            }
+            NatsUser::Contracts => (
+                s(&["emr.alert.break_glass", "emr.reminder.>", "emr.sync.blocks", "emr.audit.append"]),
+                s(&["emr.authz.decide"]),
+                true,
+            ),
             NatsUser::Detector => (s(&["emr.alert.>", "emr.tx.alert.raise", "emr.sync.blocks"]), Vec::new(), false),
             NatsUser::Notifier => (s(&["emr.tx.alert.ack", "emr.sync.blocks"]), Vec::new(), false),
             NatsUser::Operator => {
@@ -310,7 +312,8 @@ mod tests {
         let conf: serde_json::Value = serde_json::from_str(text.strip_prefix("authorization: ").unwrap()).unwrap();
         let user = &conf["users"][0];
         assert_eq!(user["nkey"], public);
-        assert_eq!(user["permissions"]["subscribe"]["allow"], serde_json::json!(["_INBOX.>"]));
+        // The ledger hears only the contracts engine's audit appends (and its own replies).
+        assert_eq!(user["permissions"]["subscribe"]["allow"], serde_json::json!(["emr.audit.append", "_INBOX.>"]));
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub enum BusError {
     },
 }
 
+/// Environment variable naming the PEM file of the CA that vouches for the
+/// NATS server's TLS certificate (TLS required when set).
+pub const NATS_CA_FILE_ENV: &str = "GLUCOCHAIN_NATS_CA_FILE";
+
 /// A NATS connection with its JetStream context.
 #[derive(Clone, Debug)]
 pub struct Bus {
@@ -79,19 +83,45 @@ impl Bus {
     /// file named by `GLUCOCHAIN_NATS_NKEY_FILE` when it is set (see
     /// [`access`]). The connection reconnects by itself forever with
     /// backoff; connection events are logged.
+    ///
+    /// When `GLUCOCHAIN_NATS_CA_FILE` names a PEM file, the connection must
+    /// be TLS and the server's certificate must chain to a certificate in
+    /// that file (a private CA); use a `tls://` URL.
     pub async fn connect(url: &str, name: &str) -> Result<Self, BusError> {
         let seed = match std::env::var_os(access::NKEY_FILE_ENV).filter(|p| !p.is_empty()) {
             Some(path) => Some(access::read_seed(std::path::Path::new(&path))?),
             None => None,
         };
-        Self::connect_with_seed(url, name, seed).await
+        let ca = std::env::var_os(NATS_CA_FILE_ENV).filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+        Self::connect_with(url, name, seed, ca).await
     }
 
-    /// [`Bus::connect`] with the NKey seed given (or none).
+    /// [`Bus::connect`] with the NKey seed given (or none), without TLS
+    /// requirements of its own (a `tls://` URL still means TLS, checked
+    /// against the system's roots).
     pub async fn connect_with_seed(url: &str, name: &str, seed: Option<String>) -> Result<Self, BusError> {
+        Self::connect_with(url, name, seed, None).await
+    }
+
+    /// [`Bus::connect`] with the NKey seed and the CA file given.
+    pub async fn connect_with(
+        url: &str,
+        name: &str,
+        seed: Option<String>,
+        ca_file: Option<std::path::PathBuf>,
+    ) -> Result<Self, BusError> {
         let mut options = async_nats::ConnectOptions::new();
         if let Some(seed) = seed {
             options = options.nkey(seed);
+        }
+        if let Some(ca) = ca_file {
+            if !ca.is_file() {
+                return Err(BusError::Credentials {
+                    path: ca.display().to_string(),
+                    reason: format!("the CA file ({NATS_CA_FILE_ENV}) is not a readable file"),
+                });
+            }
+            options = options.add_root_certificates(ca).require_tls(true);
         }
         let client = options
             .name(name)

@@ -21,6 +21,9 @@ pub const ALERT_ALL: &str = "emr.alert.>";
 pub const REMINDER_ALL: &str = "emr.reminder.>";
 /// Access decisions (request/reply to the contracts engine).
 pub const AUTHZ_DECIDE: &str = "emr.authz.decide";
+/// A read at the contracts engine, appended to the ledger's audit log
+/// (request/reply: `AuditAppend`, answered with `AuditAppended`).
+pub const AUDIT_APPEND: &str = "emr.audit.append";
 /// Block sync between validators and for the ledger (request/reply).
 pub const SYNC_BLOCKS: &str = "emr.sync.blocks";
 /// Notification delivery status from the notifier.

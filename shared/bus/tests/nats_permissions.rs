@@ -53,6 +53,28 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
         users.connect(NatsUser::Ingest).await,
     );
 
+    // Audit entries of reads elsewhere: the contracts engine's reach the
+    // ledger; nobody else's can (a forged entry would put words in a reader's mouth).
+    let mut appends = ledger.client().queue_subscribe("emr.audit.append", "ledger".into()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // Until the subscription is live on the server.
+        contracts.client().publish("emr.audit.append", Bytes::from_static(b"contracts")).await.unwrap();
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), appends.next()).await {
+            assert_eq!(m.payload.as_ref(), b"contracts");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the ledger never heard the contracts engine");
+    }
+    while tokio::time::timeout(Duration::from_millis(300), appends.next()).await.is_ok() {}
+    for bus in [&ingest, &detector] {
+        let _ = bus.client().publish("emr.audit.append", Bytes::from_static(b"forged")).await;
+        bus.client().flush().await.unwrap();
+    }
+    contracts.client().publish("emr.audit.append", Bytes::from_static(b"contracts again")).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), appends.next()).await.unwrap().unwrap();
+    assert_eq!(next.payload.as_ref(), b"contracts again", "only the contracts engine appends audit entries");
+
     // Access decisions: the contracts engine answers; the ledger, which
     // would like to answer its own requests, is not allowed to hear them.
     let mut engine = contracts.client().queue_subscribe("emr.authz.decide", "contracts".into()).await.unwrap();

@@ -1,7 +1,8 @@
 //! Helpers for integration tests that need real servers: a `nats-server` with
 //! JetStream on a free port (its own store directory, killed on drop) and a
 //! fresh PostgreSQL database per test (dropped afterwards); an OTLP/HTTP
-//! endpoint that keeps the spans services export.
+//! endpoint that keeps the spans services export; a test CA issuing
+//! certificates for servers that speak TLS.
 //!
 //! Nothing here is mocked: these are the real servers the services use.
 //! Configuration (all optional):
@@ -13,6 +14,7 @@
 pub mod nats;
 pub mod otlp;
 pub mod postgres;
+pub mod tls;
 
 pub use nats::NatsServer;
 pub use otlp::{OtlpCollector, ReceivedSpan};

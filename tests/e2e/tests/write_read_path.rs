@@ -279,23 +279,9 @@ impl System {
         );
         let scheme = if tls {
             // A private CA and a server certificate it issued, as a hospital would run.
-            let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-            ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            ca_params.distinguished_name.push(rcgen::DnType::CommonName, "GlucoChain test CA");
-            let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap()).unwrap();
-            let leaf_key = rcgen::KeyPair::generate().unwrap();
-            let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .unwrap()
-                .signed_by(&leaf_key, &ca)
-                .unwrap();
-            let (c, k, cap) = (
-                self._dir.path().join("ledger.crt"),
-                self._dir.path().join("ledger.key"),
-                self._dir.path().join("ca.crt"),
-            );
-            std::fs::write(&c, leaf.pem()).unwrap();
-            std::fs::write(&k, leaf_key.serialize_pem()).unwrap();
-            std::fs::write(&cap, ca.pem()).unwrap();
+            let ca = glucochain_testkit::tls::TestCa::new("GlucoChain test CA").unwrap();
+            let files = ca.issue(self._dir.path(), "ledger", &["127.0.0.1", "localhost"]).unwrap();
+            let (c, k, cap) = (files.cert, files.key, files.ca);
             args.extend(["--tls-cert".into(), c.display().to_string(), "--tls-key".into(), k.display().to_string()]);
             let _ = rustls::crypto::ring::default_provider().install_default();
             self.http = reqwest::Client::builder()
@@ -893,7 +879,7 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     let keydir = tempfile::tempdir().unwrap();
     let ledger_key_path = keydir.path().join("ledger.pem");
     KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
-    let sys = System::start(&admin, &ledger_key_path, false).await;
+    let mut sys = System::start(&admin, &ledger_key_path, true).await;
     let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-contracts").await.unwrap();
     let mut hospital = Actor::new();
     let mut clinician = Actor::new();
@@ -1127,23 +1113,17 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     std::fs::write(&f, jws.trim()).unwrap();
     let (ok, out) = emrctl(&["submit", "--ingest", &sys.ingest, "--wait", "60", f.to_str().unwrap()]);
     assert!(ok, "{out}");
-    let (ok, out) = emrctl(
-        &[
-            &["emergency", "access", "--key", ckey.to_str().unwrap()][..],
-            &base[..],
+    let break_glass = |reason: &str| {
+        emrctl(
             &[
-                "--token",
-                &token,
-                "--reason",
-                "hypoglycaemic, unresponsive",
-                "--ingest",
-                &sys.ingest,
-                "--contracts",
-                &sys.contracts,
-            ][..],
-        ]
-        .concat(),
-    );
+                &["emergency", "access", "--key", ckey.to_str().unwrap()][..],
+                &base[..],
+                &["--token", &token, "--reason", reason, "--ingest", &sys.ingest, "--contracts", &sys.contracts][..],
+            ]
+            .concat(),
+        )
+    };
+    let (ok, out) = break_glass("hypoglycaemic, unresponsive");
     assert!(ok, "{out}");
     let prof: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((prof["blood_group"].as_str(), prof["allergies"][0].as_str()), (Some("O-"), Some("latex")));
@@ -1165,6 +1145,38 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     std::fs::write(&f, jws.trim()).unwrap();
     let (ok, out) = emrctl(&["submit", "--ingest", &sys.ingest, "--wait", "60", f.to_str().unwrap()]);
     assert!(ok, "{out}");
+
+    // Every read here went into the ledger's audit log, so the patient sees
+    // them in their access log (threat model G6) ...
+    let (code, log) =
+        sys.read(&format!("/v1/patients/{pid}/access-log?_count=1000"), &patient.token(120, now_secs())).await;
+    assert_eq!(code, 200, "{log}");
+    let queries: Vec<String> = log["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"]["source"]["observer"]["display"] == "glucochain-contracts")
+        .filter_map(|e| e["resource"]["entity"][0]["query"].as_str().map(str::to_string))
+        .collect();
+    for read in ["/emergency-access", "/consents", "/careplan", "/reminders"] {
+        assert!(queries.iter().any(|q| q.ends_with(read)), "{read} in the access log: {queries:?}");
+    }
+    // ... and with the ledger gone, a read that cannot be audited is not
+    // served, while break-glass (recorded by its committed access.emergency)
+    // still is.
+    let ledger = sys.procs.iter_mut().find(|p| p.log.file_name().is_some_and(|n| n == "ledger.log")).unwrap();
+    let _ = ledger.child.kill();
+    let _ = ledger.child.wait();
+    let r = sys
+        .http
+        .get(format!("{}/v1/patients/{pid}/careplan", sys.contracts))
+        .bearer_auth(patient.token(120, now_secs()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503, "an unaudited read refused");
+    let (ok, out) = break_glass("still unresponsive");
+    assert!(ok, "break-glass without the ledger: {out}");
 }
 
 /// A consent letting `grantee` read and write private data, for treatment.
@@ -1449,28 +1461,43 @@ async fn every_reader_gets_what_the_rules_give_on_every_read_endpoint_and_every_
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 
-    // Every ledger refusal to an authenticated reader is audited as denied.
+    // Every refusal to an authenticated reader, at the ledger and at the
+    // contracts engine, is audited as denied; the contracts engine's reads
+    // are in the patient's access log too (threat model G6).
     let (code, log) = sys.read(&format!("/v1/patients/{pid}/access-log?_count=1000"), &own).await;
     assert_eq!(code, 200, "{log}");
-    let denied = |reader: &ParticipantId| {
+    let entries_of = |reader: &ParticipantId, outcome: &str| -> Vec<Value> {
         log["entry"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|e| {
                 e["resource"]["agent"][0]["who"]["identifier"]["value"] == reader.as_str()
-                    && e["resource"]["outcome"] == "4"
+                    && e["resource"]["outcome"] == outcome
             })
-            .count()
+            .cloned()
+            .collect()
     };
+    let denied = |reader: &ParticipantId| entries_of(reader, "4").len();
     for (who, id, refused) in [
-        ("another patient", &q.id, 4),
-        ("a clinician with consent", &consented.id, 1),
-        ("a clinician without", &unconsented.id, 4),
-        ("the patient's caregiver", &carer.id, 4),
+        ("another patient", &q.id, 4 + 3),
+        ("a clinician with consent", &consented.id, 1 + 3),
+        ("a clinician without", &unconsented.id, 4 + 3),
+        ("the patient's caregiver", &carer.id, 4 + 3),
     ] {
-        assert_eq!(denied(id), refused, "{who}'s refused ledger reads in the access log: {log}");
+        assert_eq!(denied(id), refused, "{who}'s refused reads in the access log: {log}");
     }
+    let served_by_contracts = |reader: &ParticipantId, outcome: &str| {
+        entries_of(reader, outcome)
+            .iter()
+            .filter(|e| e["resource"]["source"]["observer"]["display"] == "glucochain-contracts")
+            .filter_map(|e| e["resource"]["entity"][0]["query"].as_str().map(str::to_string))
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let paths: std::collections::BTreeSet<String> =
+        ["consents", "careplan", "reminders"].iter().map(|r| format!("/v1/patients/{pid}/{r}")).collect();
+    assert_eq!(served_by_contracts(&admin.id, "0"), paths, "the admin's contract reads, granted: {log}");
+    assert_eq!(served_by_contracts(&unconsented.id, "4"), paths, "a stranger's contract reads, denied: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
