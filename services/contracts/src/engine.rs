@@ -265,9 +265,15 @@ pub async fn run_reminders(engine: Arc<Engine>, bus: Bus, tick: Duration, clock:
     loop {
         interval.tick().await;
         let now = clock.now();
-        let from = match engine.store.cursor(REMINDER_CURSOR).await? {
-            Some(ms) => Timestamp::from_unix_ms(ms),
-            None => now,
+        // A database outage skips ticks (the window is retried from the
+        // stored cursor); it does not stop the engine.
+        let from = match engine.store.cursor(REMINDER_CURSOR).await {
+            Ok(Some(ms)) => Timestamp::from_unix_ms(ms),
+            Ok(None) => now,
+            Err(e) => {
+                tracing::warn!(error = %e, "reminder cursor unreadable; retrying at the next tick");
+                continue;
+            }
         };
         let due = engine.reminders(from, now);
         let mut ok = true;
@@ -294,8 +300,10 @@ pub async fn run_reminders(engine: Arc<Engine>, bus: Bus, tick: Duration, clock:
             }
             metrics::counter!("glucochain_reminders_total", "kind" => r.kind.as_str()).increment(1);
         }
-        if ok {
-            engine.store.set_cursor(REMINDER_CURSOR, now.unix_ms()).await?;
+        if ok && let Err(e) = engine.store.set_cursor(REMINDER_CURSOR, now.unix_ms()).await {
+            // Published but not recorded: the window is sent again (same
+            // reminder ids, so JetStream drops the duplicates).
+            tracing::warn!(error = %e, "reminder cursor not stored; the window is retried");
         }
     }
 }

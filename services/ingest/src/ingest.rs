@@ -19,7 +19,7 @@ use glucochain_wire::v1 as wire;
 use prost::Message as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use glucochain_api::rate::RateLimiter;
@@ -249,6 +249,24 @@ impl Ingest {
         Ok(Submitted::Accepted(tx.hash))
     }
 
+    /// [`Self::apply_block`], waiting out database outages: a block is not
+    /// skipped, nor the service stopped, because PostgreSQL was away (found
+    /// by the fault harness's soak: a minute without PostgreSQL stopped
+    /// ingest). Other errors (a block that does not verify) are returned.
+    async fn apply_durably(&self, c: &wire::CommittedBlock) -> anyhow::Result<()> {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            match self.apply_block(c).await {
+                Err(e) if e.downcast_ref::<glucochain_store::StoreError>().is_some() => {
+                    tracing::warn!(error = %e, "block not recorded (database); retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn apply_block(&self, c: &wire::CommittedBlock) -> anyhow::Result<()> {
         let (block, cert) = decode_committed(c)?;
         let height = block.header.height;
@@ -305,13 +323,23 @@ impl Ingest {
                 if height <= next {
                     break;
                 }
-                let blocks = fetch_blocks(&self.bus, next).await?;
-                anyhow::ensure!(!blocks.is_empty(), "gap at {next} and no validator has it");
-                for b in &blocks {
-                    self.apply_block(b).await?;
+                match fetch_blocks(&self.bus, next).await {
+                    Ok(blocks) if !blocks.is_empty() => {
+                        for b in &blocks {
+                            self.apply_durably(b).await?;
+                        }
+                    }
+                    Ok(_) => {
+                        tracing::warn!(next, "gap in BLOCKS and no validator answered with it; asking again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(next, error = %e, "gap in BLOCKS not filled yet; asking again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }
-            if let Err(e) = self.apply_block(&c).await {
+            if let Err(e) = self.apply_durably(&c).await {
                 tracing::error!(height, error = format!("{e:#}"), "a block on BLOCKS does not verify; ignored");
             }
             if seq >= end {

@@ -49,6 +49,9 @@ pub struct Profile {
     pub hold_secs: f64,
     /// How long the SMTP server stays down, seconds.
     pub smtp_hold_secs: f64,
+    /// How long PostgreSQL stays down, seconds (longer than the services'
+    /// 10 s wait for a database connection, so that they meet real errors).
+    pub postgres_hold_secs: f64,
     /// Longest wait for recovery after a fault is healed, seconds.
     pub settle_secs: f64,
     /// Patients sending the steady load.
@@ -63,6 +66,7 @@ impl Profile {
             rate: 10.0,
             hold_secs: 5.0,
             smtp_hold_secs: 10.0,
+            postgres_hold_secs: 20.0,
             settle_secs: 120.0,
             background_patients: 20,
         }
@@ -76,6 +80,7 @@ impl Profile {
             rate: 50.0,
             hold_secs: 60.0,
             smtp_hold_secs: 180.0,
+            postgres_hold_secs: 60.0,
             settle_secs: 420.0,
             background_patients: 100,
         }
@@ -320,10 +325,10 @@ impl Run {
             row.skipped = Some(reason);
             return Ok(row);
         }
-        let hold = Duration::from_secs_f64(if f == Fault::SmtpDown {
-            self.profile.smtp_hold_secs
-        } else {
-            self.profile.hold_secs
+        let hold = Duration::from_secs_f64(match f {
+            Fault::SmtpDown => self.profile.smtp_hold_secs,
+            Fault::PostgresRestart => self.profile.postgres_hold_secs,
+            _ => self.profile.hold_secs,
         });
         let settle = Duration::from_secs_f64(self.profile.settle_secs);
         let tip_before = self.blocks.lock().expect("blocks").tip();

@@ -159,8 +159,8 @@ impl Report {
     pub fn markdown(&self) -> String {
         let p = &self.profile;
         let mut out = format!(
-            "Profile `{}`: {} readings/s offered, faults held {} s (SMTP {} s), recovery awaited up to {} s.\n\n",
-            p.name, p.rate, p.hold_secs, p.smtp_hold_secs, p.settle_secs
+            "Profile `{}`: {} readings/s offered, faults held {} s (SMTP {} s, PostgreSQL {} s), recovery awaited up to {} s.\n\n",
+            p.name, p.rate, p.hold_secs, p.smtp_hold_secs, p.postgres_hold_secs, p.settle_secs
         );
         out += "| fault | held | load accepted during | blocks during | recovered after | alert email after heal | txs lost | alerts lost | notes |\n";
         out += "|---|---|---|---|---|---|---|---|---|\n";
