@@ -82,12 +82,8 @@ impl Target {
 
     /// A NATS connection as the devnet's operator user.
     pub async fn nats(&self) -> anyhow::Result<async_nats::Client> {
-        Ok(self.bus().await?.client().clone())
-    }
-
-    /// [`Target::nats`] as a [`glucochain_bus::Bus`] (JetStream included).
-    pub async fn bus(&self) -> anyhow::Result<glucochain_bus::Bus> {
-        Ok(glucochain_bus::Bus::connect_with_seed(&self.nats_url, "bench", self.nats_seed.clone()).await?)
+        let bus = glucochain_bus::Bus::connect_with_seed(&self.nats_url, "bench", self.nats_seed.clone()).await?;
+        Ok(bus.client().clone())
     }
 
     fn samples(&self) -> BTreeMap<String, ProcSample> {
