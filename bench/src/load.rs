@@ -82,8 +82,12 @@ impl Target {
 
     /// A NATS connection as the devnet's operator user.
     pub async fn nats(&self) -> anyhow::Result<async_nats::Client> {
-        let bus = glucochain_bus::Bus::connect_with_seed(&self.nats_url, "bench", self.nats_seed.clone()).await?;
-        Ok(bus.client().clone())
+        Ok(self.bus().await?.client().clone())
+    }
+
+    /// [`Target::nats`] as a [`glucochain_bus::Bus`] (JetStream included).
+    pub async fn bus(&self) -> anyhow::Result<glucochain_bus::Bus> {
+        Ok(glucochain_bus::Bus::connect_with_seed(&self.nats_url, "bench", self.nats_seed.clone()).await?)
     }
 
     fn samples(&self) -> BTreeMap<String, ProcSample> {

@@ -3,8 +3,8 @@
 //! message on. The readers survive NATS restarts (they resume after the last
 //! stream sequence they saw).
 
-use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-use futures::StreamExt as _;
+use glucochain_bus::Bus;
+use glucochain_bus::streams::StreamSpec;
 use glucochain_crypto::{Hash32, sha256};
 use glucochain_types::Transaction;
 use glucochain_wire::v1 as wire;
@@ -89,18 +89,18 @@ pub struct Alerts {
 }
 
 /// Follows `BLOCKS` from its first message.
-pub async fn blocks(client: async_nats::Client) -> anyhow::Result<Arc<Mutex<Blocks>>> {
+pub async fn blocks(bus: &Bus) -> anyhow::Result<Arc<Mutex<Blocks>>> {
     let out = Arc::new(Mutex::new(Blocks::default()));
     let o = out.clone();
-    follow(client, glucochain_bus::subjects::STREAM_BLOCKS, move |data| o.lock().expect("blocks").add(data)).await?;
+    follow(bus, StreamSpec::blocks(), move |data| o.lock().expect("blocks").add(data)).await?;
     Ok(out)
 }
 
 /// Follows `ALERTS` from its first message.
-pub async fn alerts(client: async_nats::Client) -> anyhow::Result<Arc<Mutex<Alerts>>> {
+pub async fn alerts(bus: &Bus) -> anyhow::Result<Arc<Mutex<Alerts>>> {
     let out = Arc::new(Mutex::new(Alerts::default()));
     let o = out.clone();
-    follow(client, glucochain_bus::subjects::STREAM_ALERTS, move |data| {
+    follow(bus, StreamSpec::alerts(), move |data| {
         if let Ok(a) = wire::Alert::decode(data) {
             o.lock().expect("alerts").events.push(AlertSeen {
                 id: a.alert_id,
@@ -114,40 +114,15 @@ pub async fn alerts(client: async_nats::Client) -> anyhow::Result<Arc<Mutex<Aler
     Ok(out)
 }
 
-/// Reads `stream` with an ordered consumer, handing each message to `on`;
-/// when the consumer fails (NATS restarted, stream briefly unavailable) it
-/// starts again after the last sequence handled.
-async fn follow(
-    client: async_nats::Client,
-    stream: &'static str,
-    mut on: impl FnMut(&[u8]) + Send + 'static,
-) -> anyhow::Result<()> {
-    let js = async_nats::jetstream::new(client);
+/// Reads `stream` in order from its first message (through NATS restarts:
+/// [`Bus::ordered_messages`]), handing each message to `on`.
+async fn follow(bus: &Bus, stream: StreamSpec, mut on: impl FnMut(&[u8]) + Send + 'static) -> anyhow::Result<()> {
     // Fail now, not in the background, if the stream is missing.
-    js.get_stream(stream).await?;
+    bus.jetstream().get_stream(stream.name).await?;
+    let mut messages = bus.ordered_messages(stream);
     tokio::spawn(async move {
-        let mut next = 1u64;
         loop {
-            let cfg = OrderedConfig {
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: next },
-                ..Default::default()
-            };
-            let messages = match js.get_stream(stream).await {
-                Ok(s) => match s.create_consumer(cfg).await {
-                    Ok(c) => c.messages().await.ok(),
-                    Err(_) => None,
-                },
-                Err(_) => None,
-            };
-            if let Some(mut messages) = messages {
-                while let Some(Ok(m)) = messages.next().await {
-                    if let Ok(info) = m.info() {
-                        next = info.stream_sequence + 1;
-                    }
-                    on(&m.payload);
-                }
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            on(&messages.next().await.payload);
         }
     });
     Ok(())

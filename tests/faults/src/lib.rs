@@ -396,9 +396,9 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     }
     let net = emrctl::devnet::Devnet::read(&dir)?;
     let target = Target::read(&dir, Some(&o.postgres))?;
-    let nats = target.nats().await?;
-    let blocks = follow::blocks(nats.clone()).await?;
-    let alerts = follow::alerts(nats).await?;
+    let bus = target.bus().await?;
+    let blocks = follow::blocks(&bus).await?;
+    let alerts = follow::alerts(&bus).await?;
     let admin = KeyPair::from_pkcs8_pem(&target.admin.to_pkcs8_pem())?;
     let (ingest, ledger, maildir) = (target.ingest.clone(), target.ledger.clone(), target.maildir.clone());
     let background = o.profile.background_patients;
