@@ -81,6 +81,19 @@ with tempfile.TemporaryDirectory() as tmp:
 with open(os.path.join(CHART, "files", "glucochain-rules.yaml")) as a, open(RULES) as b:
     check(a.read() == b.read(), "the chart ships deploy/prometheus/glucochain-rules.yaml unchanged")
 
+# The web pages: served through the ingress; the ledger forwards signed transactions to ingest, and only it may.
+ledger = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("-ledger"))
+lenv = {e["name"]: e.get("value") for e in ledger["spec"]["template"]["spec"]["containers"][0]["env"]}
+check(lenv.get("GLUCOCHAIN_INGEST_URL", "").endswith("-ingest:8080") and lenv.get("GLUCOCHAIN_WEB_SECURE_COOKIES") == "true",
+      "the ledger's web pages reach ingest and set Secure session cookies")
+ing = next(o for o in objs if o["kind"] == "Ingress")
+paths = {p["path"]: p["backend"]["service"]["name"] for r in ing["spec"]["rules"] for p in r["http"]["paths"]}
+check(paths.get("/ui", "").endswith("-ledger") and paths.get("/static/", "").endswith("-ledger") and paths.get("/a/", "").endswith("-notifier"),
+      f"the ingress routes the web pages: {sorted(paths)}")
+pols = {o["metadata"]["name"]: o for o in objs if o["kind"] == "NetworkPolicy"}
+ingest_from = next(v for k, v in pols.items() if k.endswith("-ingest-from-ledger"))["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+check(ingest_from.get("app.kubernetes.io/component") == "ledger", "only the ledger's pods may call ingest inside the cluster")
+
 # Validators: one identity each, own key only, a PDB that keeps the quorum.
 for n, want in [(4, 1), (7, 2), (10, 3)]:
     o = docs(render({"genesis": GENESIS, "validators": {"replicas": n, "maxUnavailable": 5}}))

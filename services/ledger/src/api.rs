@@ -65,9 +65,12 @@ fn decision_from_wire(d: glucochain_wire::v1::AuthzDecision) -> ReadDecision {
 
 type Data = web::Data<ApiState>;
 
-struct Reader {
-    id: ParticipantId,
-    role: Role,
+/// An authenticated reader.
+pub(crate) struct Reader {
+    /// Who.
+    pub(crate) id: ParticipantId,
+    /// Their role.
+    pub(crate) role: Role,
 }
 
 fn reader(req: &HttpRequest, s: &ApiState) -> Result<Reader, Problem> {
@@ -76,12 +79,18 @@ fn reader(req: &HttpRequest, s: &ApiState) -> Result<Reader, Problem> {
     let p = authenticate(header, view.state(), &s.policy, Timestamp::now().unix_ms() / 1000)?;
     let reader = Reader { id: p.id.clone(), role: p.role };
     drop(view);
+    throttle(s, &reader)?;
+    Ok(reader)
+}
+
+/// Applies the reader's read rate (429 with Retry-After beyond it).
+pub(crate) fn throttle(s: &ApiState, reader: &Reader) -> Result<(), Problem> {
     if let Err(wait) = s.limiter.lock().expect("limiter lock").take(reader.id.as_str(), std::time::Instant::now()) {
         metrics::counter!("glucochain_ledger_reads_refused_total", "code" => "rate-limited").increment(1);
         let detail = format!("{} is over its read rate; retry later", reader.id);
         return Err(Problem::rate_limited("Too many reads", detail, wait));
     }
-    Ok(reader)
+    Ok(())
 }
 
 fn purpose(req: &HttpRequest, r: &Reader) -> Result<String, Problem> {
@@ -98,7 +107,7 @@ fn resource(req: &HttpRequest) -> String {
 }
 
 /// Records the access and, when denied, answers 403.
-async fn audited(
+pub(crate) async fn audited(
     s: &ApiState,
     req: &HttpRequest,
     r: &Reader,
@@ -138,7 +147,12 @@ async fn audited(
 }
 
 /// The contract rules' answer for `r` reading `patient`'s records now.
-async fn decide(s: &ApiState, req: &HttpRequest, r: &Reader, patient: &ParticipantId) -> Result<ReadDecision, Problem> {
+pub(crate) async fn decide(
+    s: &ApiState,
+    req: &HttpRequest,
+    r: &Reader,
+    patient: &ParticipantId,
+) -> Result<ReadDecision, Problem> {
     use prost::Message as _;
     let purpose = purpose(req, r)?;
     match &s.authz {
@@ -308,6 +322,17 @@ pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result
     let query = RecordQuery::parse(&raw).map_err(Problem::bad_request)?;
     let decision = decide(&s, &req, &r, &patient).await?;
     audited(&s, &req, &r, Some(&patient), "search", decision.allows(), decision.reason()).await?;
+    let all = patient_entries(&s, &patient, &decision).await?;
+    let base = format!("/v1/patients/{patient}/records");
+    Ok(HttpResponse::Ok().content_type("application/fhir+json").json(bundle(&base, &all, &query, &raw)))
+}
+
+/// Every record entry of `patient`'s committed transactions that `decision` covers, in chain order.
+pub(crate) async fn patient_entries(
+    s: &ApiState,
+    patient: &ParticipantId,
+    decision: &ReadDecision,
+) -> Result<Vec<crate::fhir::RecordEntry>, Problem> {
     let mut all = Vec::new();
     let mut after = None;
     loop {
@@ -321,8 +346,7 @@ pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result
         after = Some((last.height, last.index));
         all.extend(page.iter().flat_map(entries).filter(|e| decision.covers(e.class, e.record_type, &e.code_values())));
     }
-    let base = format!("/v1/patients/{patient}/records");
-    Ok(HttpResponse::Ok().content_type("application/fhir+json").json(bundle(&base, &all, &query, &raw)))
+    Ok(all)
 }
 
 /// Who read a patient's records, when and why (FHIR AuditEvent shapes).

@@ -40,6 +40,17 @@ pub struct LedgerConfig {
     /// Burst of reads per reader.
     #[arg(long, env = "GLUCOCHAIN_READ_RATE_BURST", default_value_t = 200.0)]
     pub read_rate_burst: f64,
+    /// Ingest's URL, where the web pages forward the transactions participants sign
+    /// in the browser (consents, care-plan acceptance, emergency cards); none: pages are read-only.
+    #[arg(long, env = "GLUCOCHAIN_INGEST_URL")]
+    pub ingest_url: Option<String>,
+    /// Mark web session cookies `Secure` (set when a proxy terminates HTTPS;
+    /// on by itself when this service serves TLS).
+    #[arg(long, env = "GLUCOCHAIN_WEB_SECURE_COOKIES", default_value_t = false)]
+    pub web_secure_cookies: bool,
+    /// Minutes a web session lasts after signing in.
+    #[arg(long, env = "GLUCOCHAIN_WEB_SESSION_MINUTES", default_value_t = 30)]
+    pub web_session_minutes: u32,
     /// Audience read tokens must name.
     #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain")]
     pub token_audience: String,

@@ -7,6 +7,7 @@ pub mod api;
 pub mod config;
 pub mod fhir;
 pub mod ledger;
+pub mod web;
 
 pub use config::LedgerConfig;
 
@@ -46,6 +47,21 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
             tokio::spawn(std::future::pending())
         }
     };
+    let web_state = actix_web::web::Data::new(web::WebState {
+        // Sessions are signed with the ledger's key, so every replica accepts them;
+        // without one, with a key made now (sessions end when the process does).
+        session_key: match &cfg.key {
+            Some(p) => glucochain_crypto::KeyPair::read_pem_file(p).context("ledger key")?,
+            None => glucochain_crypto::KeyPair::generate(),
+        },
+        session_ms: i64::from(cfg.web_session_minutes.max(1)) * 60_000,
+        secure_cookies: cfg.web_secure_cookies || cfg.tls.tls_cert.is_some(),
+        ingest_url: cfg.ingest_url.clone(),
+        http: {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder().timeout(Duration::from_secs(10)).build().context("http client")?
+        },
+    });
     let state = actix_web::web::Data::new(api::ApiState {
         ledger,
         policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
@@ -56,7 +72,8 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
         )),
     });
     let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
-        c.app_data(state.clone());
+        c.app_data(state.clone()).app_data(web_state.clone());
+        web::configure(c);
         api::configure(c);
     })?;
     tokio::select! {

@@ -2,7 +2,6 @@
 //! a signed link, a read token, a signed `alert.ack`, or an SMS reply), and
 //! the page an acknowledge link opens.
 
-use crate::message::esc;
 use crate::outbox::SourceRow;
 use crate::{Notifier, link, mask};
 use actix_web::http::StatusCode;
@@ -209,65 +208,136 @@ pub async fn ack(
     Ok(HttpResponse::Ok().json(json!({ "alert_id": src.id, "acknowledged_by": by.as_str(), "first": first })))
 }
 
-fn page(title: &str, body: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'"))
-        .insert_header(("referrer-policy", "no-referrer"))
-        .body(format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t}</title></head>\
-             <body style=\"font-family:Arial,Helvetica,sans-serif;max-width:560px;margin:1em auto;padding:0 1em;color:#111\">{body}</body></html>",
-            t = esc(title)
-        ))
-}
-
 fn problem_page(p: &Problem) -> HttpResponse {
-    let mut r = page("Link not valid", &format!("<h1>This link cannot be used</h1><p>{}</p>", esc(&p.to_string())));
-    *r.status_mut() = p.status_code();
-    r
+    glucochain_web::page::error_page(p.status_code(), "This link cannot be used", &p.to_string())
 }
 
-/// The page an acknowledge link opens: what happened and an Acknowledge
-/// button (a GET never acknowledges, so mail scanners that follow links do not).
-pub async fn link_page(s: Data, token: web::Path<String>) -> HttpResponse {
+fn level_class(level: crate::policy::Level) -> &'static str {
+    match level {
+        crate::policy::Level::Urgent => "level-urgent",
+        crate::policy::Level::Warning => "level-warning",
+        crate::policy::Level::Info => "level-info",
+    }
+}
+
+fn delivery_state(state: &str) -> &'static str {
+    match state {
+        "sent" => "sent",
+        "pending" => "waiting to be sent",
+        "sending" => "sending",
+        "failed" => "failed",
+        "suppressed" => "not sent (acknowledged before its turn)",
+        _ => "unknown",
+    }
+}
+
+/// The page an acknowledge link opens: what happened, the last hours of
+/// glucose with the care plan's thresholds and the prediction, who else was
+/// told and whether anyone acknowledged, and an Acknowledge button (a GET
+/// never acknowledges, so mail scanners that follow links do not).
+pub async fn link_page(req: HttpRequest, s: Data, token: web::Path<String>) -> HttpResponse {
+    use glucochain_web::chart::{Thresholds, trace};
+    use glucochain_web::{date_time, html};
     let (d, src) = match by_link(&s, &token).await {
         Ok(x) => x,
         Err(p) => return problem_page(&p),
     };
     let n = s.notifier.notice_for(&src, &d);
-    let email = n.email();
-    let status = if let Some(at) = src.acked_ms {
-        format!("<p><strong>Already acknowledged</strong> at {}.</p>", esc(&Timestamp::from_unix_ms(at).to_rfc3339()))
-    } else {
-        format!(
-            "<form method=\"post\" action=\"/a/{}\"><button type=\"submit\" style=\"font-size:18px;padding:12px 24px\">Acknowledge</button></form>",
-            esc(&token)
-        )
+    let (group, deliveries) =
+        match (s.notifier.outbox.group(&src.group_id).await, s.notifier.outbox.group_deliveries(&src.group_id).await) {
+            (Ok(g), Ok(ds)) => (g, ds),
+            (Err(e), _) | (_, Err(e)) => return problem_page(&internal(e)),
+        };
+    let limits = {
+        let view = s.notifier.chain.view.read().expect("view lock");
+        ParticipantId::parse(&src.patient)
+            .ok()
+            .and_then(|p| {
+                view.state().contracts().active_careplan(&p, Timestamp::now()).map(|v| v.plan.thresholds.clone())
+            })
+            .map(|t| Thresholds { urgent_low: t.urgent_low, low: t.low, high: t.high })
+            .unwrap_or_default()
     };
-    let body = email.html.split("<body").nth(1).and_then(|b| b.split_once('>')).map(|(_, b)| b).unwrap_or("");
-    let body = body.split("</body>").next().unwrap_or("");
-    // The email's own button points here; on the page, the form takes its place.
-    let body = body.split("<p><a href=").next().unwrap_or(body);
-    page(n.headline(), &format!("{body}{status}"))
+    // A contact by the directory's name, else by role and the start of their id.
+    let name = |id: &str| {
+        let Ok(p) = ParticipantId::parse(id) else { return "someone".to_string() };
+        s.notifier.directory.name(&p).unwrap_or_else(|| {
+            let view = s.notifier.chain.view.read().expect("view lock");
+            let role = view.state().participant(&p).map(|x| x.role.as_str()).unwrap_or("contact");
+            format!("{role} {}…", &id[..8.min(id.len())])
+        })
+    };
+    let about = |source_id: &str| {
+        group.iter().find(|g| g.id == source_id).map(|g| crate::message::headline(&g.kind)).unwrap_or("")
+    };
+    let acked = group.iter().find(|g| g.acked_ms.is_some()).or(src.acked_ms.map(|_| &src));
+    let next_escalation = group.iter().filter_map(|g| g.next_escalation_ms).min();
+    let just_done = req.query_string() == "acknowledged=1";
+    let used_before = req.query_string() == "acknowledged=again";
+    let body = html! {
+        div.narrow {
+            h1 class=(level_class(n.level)) { (n.headline()) }
+            p.facts { "for " strong { (n.patient_name) } }
+            @if just_done { p.notice role="status" { "Thank you. The alert is acknowledged; nobody else will be alerted about it." } }
+            @if used_before { p.notice role="status" { "Already acknowledged: this link was used before." } }
+            ul.facts { @for f in n.facts() { li { (f) } } }
+            (trace(&n.recent, limits, n.predicted.map(|(g, at)| (at, g)), 0))
+            p { strong { "What to do: " } (n.advice()) }
+            @if !n.detail.is_empty() { p.muted { "Why: " (n.detail) } }
+            h2 { "Who knows" }
+            @match acked {
+                Some(a) => p #ack-state data-state="acknowledged" {
+                    span.granted { "Acknowledged" } " by " (a.acked_by.as_deref().map(name).unwrap_or_default())
+                    " at " (date_time(a.acked_ms.unwrap_or_default())) " (" (a.ack_via.as_deref().unwrap_or("")) "). Escalation stopped."
+                },
+                None => p #ack-state data-state="open" {
+                    span.denied { "Not acknowledged yet." }
+                    @if let Some(at) = next_escalation { " If nobody acknowledges, the next contact is alerted at " (date_time(at)) "." }
+                },
+            }
+            table #deliveries {
+                caption.muted { "Notifications of this alert" }
+                thead { tr { th scope="col" { "Who" } th scope="col" { "About" } th scope="col" { "How" } th scope="col" { "State" } } }
+                tbody {
+                    @for x in &deliveries {
+                        tr data-step=(x.step) data-state=(x.state) {
+                            td { (name(&x.contact)) @if x.contact == d.contact { " (you)" } @if x.step > 0 { br; span.muted { "escalation " (x.step) } } }
+                            td { (about(&x.source_id)) }
+                            td { (x.channel) " " span.muted { (mask(channel_kind(&x.channel), &x.address)) } }
+                            td { (delivery_state(&x.state)) @if let Some(t) = x.sent_ms { ", " (date_time(t)) } }
+                        }
+                    }
+                }
+            }
+            @if acked.is_none() {
+                form method="post" action=(format!("/a/{}", token.as_str())) {
+                    button.big type="submit" { "Acknowledge" }
+                }
+                p.muted { "or reply to the SMS with " strong { (n.ack_code) } }
+            }
+        }
+    };
+    glucochain_web::page::respond(StatusCode::OK, glucochain_web::page::document(n.headline(), None, &[], body))
 }
 
-/// The Acknowledge button of the link page.
+/// The Acknowledge button of the link page: acknowledges once, then shows the page again.
 pub async fn link_ack(s: Data, token: web::Path<String>) -> HttpResponse {
     let (d, src) = match by_link(&s, &token).await {
         Ok(x) => x,
         Err(p) => return problem_page(&p),
     };
     let Ok(by) = ParticipantId::parse(&d.contact) else { return problem_page(&Problem::internal()) };
-    let used = s.notifier.outbox.use_link(&d.id, Timestamp::now().unix_ms()).await;
-    match used {
+    let back =
+        HttpResponse::SeeOther().insert_header(("location", format!("/a/{}?acknowledged=1", token.as_str()))).finish();
+    match s.notifier.outbox.use_link(&d.id, Timestamp::now().unix_ms()).await {
         Ok(true) => match s.notifier.acknowledge(&src, &by, "link", true).await {
-            Ok(_) => page(
-                "Acknowledged",
-                "<h1>Thank you</h1><p>The alert is acknowledged; others will not be alerted about it.</p>",
-            ),
+            Ok(_) => back,
             Err(e) => problem_page(&internal(format!("{e:#}"))),
         },
-        Ok(false) => page("Already used", "<h1>Already acknowledged</h1><p>This link was used before.</p>"),
+        // Used before: the page says who acknowledged and when.
+        Ok(false) => HttpResponse::SeeOther()
+            .insert_header(("location", format!("/a/{}?acknowledged=again", token.as_str())))
+            .finish(),
         Err(e) => problem_page(&internal(e)),
     }
 }
@@ -316,6 +386,7 @@ async fn openapi() -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(glucochain_api::json_config())
         .app_data(glucochain_api::path_config())
+        .configure(glucochain_web::assets::configure)
         .route("/openapi.json", web::get().to(openapi))
         .service(glucochain_api::service::endpoint("/v1/alerts/{id}", "GET").route(web::get().to(alert_status)))
         .service(glucochain_api::service::endpoint("/v1/alerts/{id}/ack", "POST").route(web::post().to(ack)))

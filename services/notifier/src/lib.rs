@@ -727,15 +727,5 @@ pub fn main_with(cfg: NotifierConfig) -> anyhow::Result<()> {
 
 /// Masks an address for display to other care-team members (`s***@example.org`, `+44******89`).
 pub fn mask(channel: ChannelKind, address: &str) -> String {
-    match channel {
-        ChannelKind::Email => match address.split_once('@') {
-            Some((user, domain)) => format!("{}***@{domain}", user.chars().next().unwrap_or('*')),
-            None => "***".into(),
-        },
-        ChannelKind::Sms => {
-            let n = address.chars().count();
-            address.chars().enumerate().map(|(i, c)| if i < 3 || i + 2 >= n { c } else { '*' }).collect()
-        }
-        ChannelKind::Webhook => address.split('/').take(3).collect::<Vec<_>>().join("/"),
-    }
+    channel.mask(address)
 }

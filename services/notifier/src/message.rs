@@ -48,7 +48,8 @@ pub struct Email {
     pub html: String,
 }
 
-fn headline(kind: &str) -> &'static str {
+/// The headline of a notification kind, e.g. "Urgent low glucose".
+pub fn headline(kind: &str) -> &'static str {
     match kind {
         "urgent_low" => "Urgent low glucose",
         "low" => "Low glucose",
@@ -113,12 +114,18 @@ fn trend_words(slope: f64) -> String {
 }
 
 impl Notice {
+    /// What to do, in a sentence or two.
+    pub fn advice(&self) -> &'static str {
+        advice(&self.kind)
+    }
+
     /// The headline, e.g. "Urgent low glucose".
     pub fn headline(&self) -> &'static str {
         headline(&self.kind)
     }
 
-    fn facts(&self) -> Vec<String> {
+    /// The facts, one line each: glucose, trend, prediction.
+    pub fn facts(&self) -> Vec<String> {
         let mut f = Vec::new();
         if let Some(g) = self.glucose.filter(|g| *g > 0.0) {
             f.push(format!("Glucose: {g:.0} mg/dL at {}", clock(self.at_ms)));
@@ -174,8 +181,14 @@ impl Notice {
             html.push_str(&format!("<li>{}</li>", esc(&f)));
         }
         html.push_str("</ul>");
-        if let Some(svg) = chart_svg(&self.recent, self.predicted) {
-            html.push_str(&svg);
+        if self.recent.len() >= 2 {
+            let chart = glucochain_web::chart::trace(
+                &self.recent,
+                glucochain_web::chart::Thresholds::default(),
+                self.predicted.map(|(g, at)| (at, g)),
+                0,
+            );
+            html.push_str(&chart.into_string());
         }
         if self.step > 0 {
             html.push_str("<p>You are receiving this because earlier contacts have not acknowledged it.</p>");
@@ -198,7 +211,9 @@ impl Notice {
         Email { subject, text, html }
     }
 
-    /// The SMS (short; GSM characters only).
+    /// The SMS (GSM characters only): the facts and the reply code in the
+    /// first 160 characters, then the link to the alert page (a second
+    /// segment of a concatenated SMS).
     pub fn sms(&self) -> String {
         let mut s = format!("GlucoChain: {} - {}.", self.headline(), self.patient_name);
         if let Some(g) = self.glucose.filter(|g| *g > 0.0) {
@@ -210,6 +225,9 @@ impl Notice {
         }
         if self.source_kind == "alert" {
             s.push_str(&format!(" Reply {} to acknowledge.", self.ack_code));
+        }
+        if let Some(url) = &self.ack_url {
+            s.push_str(&format!(" See: {url}"));
         }
         s
     }
@@ -249,53 +267,6 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-/// A small SVG chart of the recent readings with the 70 and 180 mg/dL lines
-/// and the prediction as a dashed segment; `None` with fewer than two readings.
-pub fn chart_svg(points: &[(i64, f64)], predicted: Option<(f64, i64)>) -> Option<String> {
-    if points.len() < 2 {
-        return None;
-    }
-    let (w, h, pad) = (520.0, 160.0, 28.0);
-    let t0 = points[0].0 as f64;
-    let t1 = predicted.map(|(_, at)| at as f64).unwrap_or(points[points.len() - 1].0 as f64).max(t0 + 1.0);
-    let mut lo: f64 = 40.0;
-    let mut hi: f64 = 250.0;
-    for (_, g) in points {
-        lo = lo.min(*g - 10.0);
-        hi = hi.max(*g + 10.0);
-    }
-    let x = |t: f64| pad + (t - t0) / (t1 - t0) * (w - 2.0 * pad);
-    let y = |g: f64| h - pad - (g - lo) / (hi - lo) * (h - 2.0 * pad);
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" role=\"img\" aria-label=\"Glucose over the last hours\" style=\"max-width:100%\">"
-    );
-    for (g, label) in [(70.0, "70"), (180.0, "180")] {
-        svg.push_str(&format!(
-            "<line x1=\"{pad}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/><text x=\"2\" y=\"{:.1}\" font-size=\"11\" fill=\"#444\">{label}</text>",
-            w - pad,
-            y(g) + 4.0,
-            y = y(g)
-        ));
-    }
-    let path: Vec<String> = points.iter().map(|(t, g)| format!("{:.1},{:.1}", x(*t as f64), y(*g))).collect();
-    svg.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"#1f4e79\" stroke-width=\"2\" points=\"{}\"/>",
-        path.join(" ")
-    ));
-    if let Some((p, at)) = predicted.filter(|(p, _)| *p > 0.0) {
-        let (lt, lg) = points[points.len() - 1];
-        svg.push_str(&format!(
-            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#b00020\" stroke-width=\"2\" stroke-dasharray=\"5 4\"/>",
-            x(lt as f64),
-            y(lg),
-            x(at as f64),
-            y(p)
-        ));
-    }
-    svg.push_str("</svg>");
-    Some(svg)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,14 +298,16 @@ mod tests {
         assert!(e.text.contains("fast-acting sugar"));
         assert!(e.text.contains("https://notify.example/a/TOKEN"));
         assert!(e.html.contains("Sam &lt;3"), "escaped");
-        assert!(e.html.contains("<svg") && e.html.contains("<polyline"), "chart");
+        assert!(e.html.contains("<svg") && e.html.contains("class=\"readings\""), "chart");
         assert!(!e.html.contains("Sam <3"));
     }
 
     #[test]
-    fn the_sms_is_short_and_carries_the_code() {
+    fn the_sms_carries_the_facts_and_code_in_one_segment_then_the_link() {
         let s = notice("low", Level::Warning).sms();
-        assert!(s.len() <= 160, "{s}");
+        let (facts, link) = s.split_once(" See: ").unwrap();
+        assert!(facts.len() <= 160, "{s}");
+        assert_eq!(link, "https://notify.example/a/TOKEN");
         assert!(s.contains("Reply K7Q2MX"));
         assert!(s.contains("52 mg/dL, -2.4/min"));
     }

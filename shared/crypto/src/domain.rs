@@ -43,6 +43,8 @@ pub enum Domain {
     /// An event a registered service publishes on NATS (an alert for the
     /// notifier), signed with the service's key.
     ServiceEvent,
+    /// A web session cookie a service issues after a signed sign-in.
+    WebSession,
 }
 
 impl Domain {
@@ -60,6 +62,7 @@ impl Domain {
             Domain::Sync => "glucochain/v1/sync",
             Domain::NotifyLink => "glucochain/v1/notify-link",
             Domain::ServiceEvent => "glucochain/v1/service-event",
+            Domain::WebSession => "glucochain/v1/web-session",
         }
     }
 
@@ -228,6 +231,7 @@ mod tests {
             Domain::Sync,
             Domain::NotifyLink,
             Domain::ServiceEvent,
+            Domain::WebSession,
         ];
         for a in all {
             for b in all {

@@ -555,6 +555,24 @@ pub enum ChannelKind {
     Webhook,
 }
 
+impl ChannelKind {
+    /// The address masked for display to others (`s***@example.org`,
+    /// `+44******89`, a webhook's scheme and host only).
+    pub fn mask(self, address: &str) -> String {
+        match self {
+            ChannelKind::Email => match address.split_once('@') {
+                Some((user, domain)) => format!("{}***@{domain}", user.chars().next().unwrap_or('*')),
+                None => "***".into(),
+            },
+            ChannelKind::Sms => {
+                let n = address.chars().count();
+                address.chars().enumerate().map(|(i, c)| if i < 3 || i + 2 >= n { c } else { '*' }).collect()
+            }
+            ChannelKind::Webhook => address.split('/').take(3).collect::<Vec<_>>().join("/"),
+        }
+    }
+}
+
 /// One way to reach a contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -507,6 +507,7 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
     devnet:   {dir}/devnet.json   (every endpoint), logs in {dir}/logs/
     inbox:    emrctl devnet mail --dir {dir}   (--show N to read one)
     records:  emrctl records {sam} --key {sam_key} --ledger {ledger}
+    web:      {ledger}/ui/ in a browser (with --keep), signing in with {sam_key} or the clinician's key
     alert:    curl -s -H \"authorization: Bearer $(emrctl token --key {mother_key})\" {notifier}/v1/alerts/<id>
     ingest:   curl -s {ingest}/v1/transactions/{hash}",
         mails.len(),

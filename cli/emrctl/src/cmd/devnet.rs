@@ -407,6 +407,8 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     launch("ingest", "glucochain-ingest", a, Some(ingest_p))?;
     let mut a = db("ledger");
     a.extend(["--key".into(), dir.join("keys/ledger.pem").display().to_string()]);
+    // The web pages forward the transactions people sign in the browser to ingest.
+    a.extend(["--ingest-url".into(), format!("http://127.0.0.1:{ingest_p}")]);
     launch("ledger", "glucochain-ledger", a, Some(ledger_p))?;
     let mut a = db("contracts");
     a.extend(["--reminder-tick-secs".into(), "1".into(), "--clock-speed".into(), speed.clone()]);

@@ -1,0 +1,450 @@
+//! A patient's pages: records, consents, care plan, emergency card, access
+//! log; and the care team's list of patients.
+
+use super::{Api, PageError, PageResult, Web, finish, page, patient_nav, patient_of, viewer};
+use crate::api::{Reader, audited, decide, patient_entries};
+use actix_web::{HttpRequest, HttpResponse, web};
+use glucochain_api::Problem;
+use glucochain_state::ReadDecision;
+use glucochain_types::fhir::{LOINC_CGM_MG_DL, LOINC_CGM_MMOL_L};
+use glucochain_types::time::Timestamp;
+use glucochain_types::{DataClass, ParticipantId, Role};
+use glucochain_web::chart::{Thresholds, trace};
+use glucochain_web::{date_time, html};
+
+/// mg/dL per mmol/L of glucose.
+pub(crate) const MG_DL_PER_MMOL_L: f64 = 18.016;
+
+/// The glucose value (mg/dL) of a CGM observation resource, if it is one.
+pub(crate) fn cgm_mg_dl(resource: &serde_json::Value, codes: &[(Option<String>, String)]) -> Option<f64> {
+    if resource["status"] == "entered-in-error" {
+        return None;
+    }
+    let v = resource["valueQuantity"]["value"].as_f64()?;
+    if codes.iter().any(|(_, c)| c == LOINC_CGM_MG_DL) {
+        Some(v)
+    } else if codes.iter().any(|(_, c)| c == LOINC_CGM_MMOL_L) {
+        Some(v * MG_DL_PER_MMOL_L)
+    } else {
+        None
+    }
+}
+
+/// Reads of a patient page: the contract rules decide (`own_only`: only the
+/// patient and admins), and the view is audited either way.
+async fn authorize(
+    api: &crate::api::ApiState,
+    req: &HttpRequest,
+    v: &Reader,
+    patient: &ParticipantId,
+    own_only: bool,
+) -> Result<ReadDecision, PageError> {
+    let decision = decide(api, req, v, patient).await?;
+    let (granted, reason) = if own_only && !matches!(decision, ReadDecision::All { .. }) {
+        (false, "only the patient and admins see this page")
+    } else {
+        (decision.allows(), decision.reason())
+    };
+    audited(api, req, v, Some(patient), "read", granted, reason).await?;
+    Ok(decision)
+}
+
+/// The viewer and the patient of a patient page, once the read is authorized and audited.
+async fn open_page(
+    req: &HttpRequest,
+    api: &crate::api::ApiState,
+    web: &super::WebState,
+    id: &str,
+    own_only: bool,
+) -> Result<(Reader, ParticipantId), PageError> {
+    let v = viewer(req, api, web)?;
+    let patient = patient_of(id)?;
+    authorize(api, req, &v, &patient, own_only).await?;
+    Ok((v, patient))
+}
+
+/// The care team's patients: those whose consent names the viewer (or the
+/// viewer's institution) now; admins see every patient.
+pub async fn patients(req: HttpRequest, api: Api, web: Web) -> HttpResponse {
+    finish(
+        async {
+            let v = viewer(&req, &api, &web)?;
+            let now = Timestamp::now();
+            let rows: Vec<(ParticipantId, String)> = {
+                let view = api.ledger.chain.view.read().expect("view lock");
+                let state = view.state();
+                let institution = state.participant(&v.id).and_then(|p| p.institution.clone());
+                state
+                    .participants()
+                    .filter(|p| p.role == Role::Patient && p.is_active())
+                    .filter_map(|p| {
+                        if v.role == Role::Admin {
+                            return Some((p.id.clone(), "admin".to_string()));
+                        }
+                        state
+                            .contracts()
+                            .consents_of(&p.id)
+                            .find(|c| {
+                                c.active_at(now) && (c.grantee == v.id || Some(&c.grantee) == institution.as_ref())
+                            })
+                            .map(|c| (p.id.clone(), format!("consent {} ({:?})", c.consent_id.as_str(), c.purpose)))
+                    })
+                    .collect()
+            };
+            let body = html! {
+                h1 { "Patients" }
+                @if rows.is_empty() {
+                    p { "No patient has given you consent yet." }
+                } @else {
+                    table {
+                        caption.muted { "Patients whose consent names you now" }
+                        thead { tr { th scope="col" { "Patient" } th scope="col" { "Access by" } th scope="col" { "Pages" } } }
+                        tbody {
+                            @for (p, why) in &rows {
+                                tr {
+                                    td { code { (p) } }
+                                    td { (why) }
+                                    td {
+                                        a href=(format!("/ui/patients/{p}/agp")) { "AGP report" } " · "
+                                        a href=(format!("/ui/patients/{p}/records")) { "Records" } " · "
+                                        a href=(format!("/ui/patients/{p}/careplan")) { "Care plan" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            Ok(page(&v, "Patients", &[], body))
+        }
+        .await,
+    )
+}
+
+/// The records timeline: the last day of glucose as a chart, then every
+/// record the viewer may see, newest first, with the block that holds it.
+pub async fn records(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
+    finish(records_page(&req, &api, &web, &id).await)
+}
+
+async fn records_page(req: &HttpRequest, api: &Api, web: &Web, id: &str) -> PageResult {
+    let v = viewer(req, api, web)?;
+    let patient = patient_of(id)?;
+    let decision = authorize(api, req, &v, &patient, false).await?;
+    let mut all = patient_entries(api, &patient, &decision).await?;
+    all.sort_by_key(|e| std::cmp::Reverse((e.effective, e.height, e.index)));
+    let latest = all.iter().find_map(|e| cgm_mg_dl(&e.resource, &e.codes).map(|_| e.effective.unix_ms()));
+    let mut recent: Vec<(i64, f64)> = match latest {
+        Some(end) => all
+            .iter()
+            .filter(|e| e.effective.unix_ms() > end - 24 * 3_600_000)
+            .filter_map(|e| cgm_mg_dl(&e.resource, &e.codes).map(|g| (e.effective.unix_ms(), g)))
+            .collect(),
+        None => Vec::new(),
+    };
+    recent.sort_by_key(|p| p.0);
+    let shown = 300.min(all.len());
+    let body = html! {
+        h1 { "Records" }
+        p.muted { "Patient " code { (patient) } ". Every entry is a committed transaction, verified up to the chain's genesis." }
+        @if !recent.is_empty() {
+            h2 { "Glucose, the last 24 hours of readings" }
+            (trace(&recent, Thresholds::default(), None, 0))
+        }
+        h2 { "Timeline" }
+        @if all.is_empty() {
+            p { "No records you may see." }
+        } @else {
+            p.muted { "Showing the newest " (shown) " of " (all.len()) " entries." }
+            table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "What" } th.num scope="col" { "Value" } th scope="col" { "Class" } th scope="col" { "Block · transaction" } } }
+                tbody {
+                    @for e in all.iter().take(shown) {
+                        tr {
+                            td { (date_time(e.effective.unix_ms())) }
+                            td { (describe(&e.resource, &e.codes)) }
+                            td.num { (value_text(&e.resource)) }
+                            td { (if e.class == DataClass::Private { "private" } else { "institution" }) }
+                            td { "#" (e.height) " · " code title=(e.tx_hash.to_string()) { (e.tx_hash.to_string().get(..12).unwrap_or("")) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&v, "Records", &patient_nav(&v, &patient, "records"), body))
+}
+
+fn describe(resource: &serde_json::Value, codes: &[(Option<String>, String)]) -> String {
+    if resource["resourceType"] == "DocumentReference" {
+        return format!("Document: {}", resource["description"].as_str().unwrap_or("untitled"));
+    }
+    let display = resource["code"]["coding"][0]["display"].as_str().or(resource["code"]["text"].as_str());
+    match (display, codes.first()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some((_, c))) if c == LOINC_CGM_MG_DL || c == LOINC_CGM_MMOL_L => "Glucose (CGM)".into(),
+        (None, Some((_, c))) => format!("Observation {c}"),
+        (None, None) => "Observation".into(),
+    }
+}
+
+fn value_text(resource: &serde_json::Value) -> String {
+    match (resource["valueQuantity"]["value"].as_f64(), resource["valueQuantity"]["unit"].as_str()) {
+        (Some(v), Some(u)) => format!("{v} {u}"),
+        (Some(v), None) => v.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// The patient's consents, with revoke and grant forms (signed in the browser).
+pub async fn consents(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
+    finish(
+        async {
+            let (v, patient) = open_page(&req, &api, &web, &id, true).await?;
+            let now = Timestamp::now();
+            let consents: Vec<_> = {
+                let view = api.ledger.chain.view.read().expect("view lock");
+                let state = view.state();
+                state
+                    .contracts()
+                    .consents_of(&patient)
+                    .map(|c| {
+                        let role = state.participant(&c.grantee).map(|p| p.role.as_str()).unwrap_or("unknown");
+                        (c.clone(), role, c.active_at(now))
+                    })
+                    .collect()
+            };
+            let can_sign = v.id == patient;
+            let body = html! {
+                h1 { "Consents" }
+                p { "Who may read or write your records, for what, and until when. A revoked consent stops access from the next block; every attempt after it is refused and shows in your " a href="access-log" { "access log" } "." }
+                table {
+                    thead { tr { th scope="col" { "Consent" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Why" } th scope="col" { "Valid" } th scope="col" { "State" } } }
+                    tbody {
+                        @for (c, role, active) in &consents {
+                            tr {
+                                td { code { (c.consent_id.as_str()) } }
+                                td { code { (c.grantee) } " " span.muted { (role) } }
+                                td {
+                                    (c.scope.access.iter().map(|a| format!("{a:?}").to_lowercase()).collect::<Vec<_>>().join(", "))
+                                    " of "
+                                    (c.scope.data_classes.iter().map(|d| format!("{d:?}").to_lowercase()).collect::<Vec<_>>().join(", "))
+                                    " records"
+                                }
+                                td { (format!("{:?}", c.purpose)) }
+                                td {
+                                    "from block " (c.granted_at)
+                                    @if let Some(u) = c.valid_until { " until " (date_time(u.unix_ms())) }
+                                }
+                                td {
+                                    @if let Some(b) = c.revoked_at {
+                                        span.denied { "revoked" } " in block " (b)
+                                    } @else if *active {
+                                        span.granted { "active" }
+                                        @if can_sign {
+                                            form.signed method="post" action="/ui/tx/prepare" {
+                                                input type="hidden" name="intent" value="consent.revoke";
+                                                input type="hidden" name="consent_id" value=(c.consent_id.as_str());
+                                                button.danger type="submit" aria-label=(format!("Revoke consent {} of {}", c.consent_id.as_str(), c.grantee)) { "Revoke" }
+                                            }
+                                        }
+                                    } @else {
+                                        "not in force now"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if can_sign {
+                    h2 { "Grant a consent" }
+                    form.signed method="post" action="/ui/tx/prepare" {
+                        input type="hidden" name="intent" value="consent.grant";
+                        label for="grantee" { "Participant id of the clinician, caregiver or institution" }
+                        input #grantee name="grantee" required pattern="p[a-z2-7]{32}" size="36" autocomplete="off";
+                        fieldset {
+                            legend { "Records" }
+                            label { input type="checkbox" name="class" value="institution" checked; " institution records (from your care team)" }
+                            label { input type="checkbox" name="class" value="private" checked; " private records (your own uploads)" }
+                        }
+                        label for="purpose" { "Purpose" }
+                        select #purpose name="purpose" {
+                            option value="TREAT" { "Treatment" }
+                            option value="CAREMGT" { "Care management" }
+                            option value="FAMRQT" { "Family (caregiver)" }
+                        }
+                        label for="until" { "Until (optional)" }
+                        input #until type="date" name="until";
+                        p { button type="submit" { "Grant" } }
+                    }
+                }
+            };
+            Ok(page(&v, "Consents", &patient_nav(&v, &patient, "consents"), body))
+        }
+        .await,
+    )
+}
+
+/// The care plan in force (and proposals awaiting the patient's acceptance).
+pub async fn careplan(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
+    finish(
+        async {
+            let (v, patient) = open_page(&req, &api, &web, &id, false).await?;
+            let now = Timestamp::now();
+            let (active, pending) = {
+                let view = api.ledger.chain.view.read().expect("view lock");
+                let c = view.state().contracts();
+                let active = c.active_careplan(&patient, now).cloned();
+                let pending: Vec<_> = c
+                    .careplans_of(&patient)
+                    .flat_map(|p| p.versions.values().filter(|v| v.accepted_at.is_none()).cloned())
+                    .filter(|p| p.plan.term.end > now)
+                    .collect();
+                (active, pending)
+            };
+            let can_sign = v.id == patient;
+            let body = html! {
+                h1 { "Care plan" }
+                @match &active {
+                    None => p { "No care plan is in force." },
+                    Some(cp) => {
+                        p { "Plan " code { (cp.plan.plan_id.as_str()) } " version " (cp.plan.version) ", proposed by " code { (cp.proposer) } " and accepted in block " (cp.accepted_at.unwrap_or_default()) "; from " (date_time(cp.plan.term.start.unix_ms())) " to " (date_time(cp.plan.term.end.unix_ms())) "." }
+                        h2 { "Glucose thresholds" }
+                        table {
+                            tbody {
+                                tr { th scope="row" { "Urgent low" } td.num { (cp.plan.thresholds.urgent_low) " mg/dL" } }
+                                tr { th scope="row" { "Low" } td.num { (cp.plan.thresholds.low) " mg/dL" } }
+                                tr { th scope="row" { "High" } td.num { (cp.plan.thresholds.high) " mg/dL" } }
+                                tr { th scope="row" { "Very high" } td.num { (cp.plan.thresholds.very_high) " mg/dL" } }
+                                tr { th scope="row" { "Rapid change" } td.num { (cp.plan.thresholds.rapid_change_per_min) " mg/dL per minute" } }
+                                tr { th scope="row" { "No data for" } td.num { (cp.plan.thresholds.signal_loss_minutes) " minutes" } }
+                            }
+                        }
+                        h2 { "Who is alerted, in order" }
+                        ol {
+                            @for c in &cp.plan.contacts {
+                                li {
+                                    code { (c.participant) } ": "
+                                    (c.channels.iter().map(|ch| format!("{:?} {}", ch.kind, ch.kind.mask(&ch.address))).collect::<Vec<_>>().join(", "))
+                                    "; next contact after " (c.escalate_after_minutes) " minutes without acknowledgement"
+                                }
+                            }
+                        }
+                        h2 { "Reminders" }
+                        ul {
+                            @for m in &cp.plan.medications { li { (m.name) " " (m.dose) " at " (m.times.join(", ")) } }
+                            @for c in &cp.plan.checkups { li { (c.display) " every " (c.every_days) " days" } }
+                            @if cp.plan.medications.is_empty() && cp.plan.checkups.is_empty() { li { "none" } }
+                        }
+                    }
+                }
+                @if !pending.is_empty() {
+                    h2 { "Awaiting your acceptance" }
+                    @for p in &pending {
+                        div.card {
+                            p { "Plan " code { (p.plan.plan_id.as_str()) } " version " (p.plan.version) " proposed by " code { (p.proposer) } " in block " (p.proposed_at)
+                                ": low " (p.plan.thresholds.low) ", high " (p.plan.thresholds.high) " mg/dL, " (p.plan.contacts.len()) " contact(s)." }
+                            @if can_sign {
+                                form.signed method="post" action="/ui/tx/prepare" {
+                                    input type="hidden" name="intent" value="careplan.accept";
+                                    input type="hidden" name="plan_id" value=(p.plan.plan_id.as_str());
+                                    input type="hidden" name="version" value=(p.plan.version);
+                                    input type="hidden" name="proposal_tx" value=(p.proposal_tx.to_string());
+                                    button type="submit" { "Accept this plan" }
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            Ok(page(&v, "Care plan", &patient_nav(&v, &patient, "careplan"), body))
+        }
+        .await,
+    )
+}
+
+/// The emergency profile a clinician sees after scanning the patient's card,
+/// the recent break-glass accesses, and a new card (QR) on request.
+pub async fn emergency(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
+    finish(
+        async {
+            let (v, patient) = open_page(&req, &api, &web, &id, true).await?;
+            let (profile, accesses) = {
+                let view = api.ledger.chain.view.read().expect("view lock");
+                let c = view.state().contracts();
+                let accesses: Vec<_> =
+                    c.emergency_accesses.iter().filter(|a| a.patient == patient).rev().take(20).cloned().collect();
+                (c.emergency.get(&patient).cloned(), accesses)
+            };
+            let body = html! {
+                h1 { "Emergency card" }
+                p { "What a clinician sees in an emergency after scanning your card or device: nothing else. Each scan is recorded on the chain, and you and your caregivers are told." }
+                @match &profile {
+                    None => p { "No emergency profile is set." },
+                    Some(p) => {
+                        table {
+                            tbody {
+                                tr { th scope="row" { "Blood group" } td { (serde_json::to_value(p.profile.blood_group).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()) } }
+                                tr { th scope="row" { "Diabetes" } td { (format!("{:?}", p.profile.diabetes_type)) } }
+                                tr { th scope="row" { "Allergies" } td { @if p.profile.allergies.is_empty() { "none recorded" } @else { (p.profile.allergies.join(", ")) } } }
+                                tr { th scope="row" { "Current medication" } td { @if p.profile.medications.is_empty() { "none recorded" } @else { (p.profile.medications.join(", ")) } } }
+                                tr { th scope="row" { "Set in block" } td { (p.set_at) } }
+                            }
+                        }
+                        h2 { "Your card" }
+                        p { "The card's code is kept only on the card: the chain holds its hash. Issuing a new card makes the old one stop working." }
+                        @if v.id == patient {
+                            form.signed method="post" action="/ui/tx/prepare" {
+                                input type="hidden" name="intent" value="emergency.card";
+                                button type="submit" { "Issue a new card" }
+                            }
+                        }
+                        div #card.qr hidden {}
+                    }
+                }
+                h2 { "Break-glass accesses" }
+                @if accesses.is_empty() {
+                    p { "None." }
+                } @else {
+                    ul { @for a in &accesses { li { "Clinician " code { (a.clinician) } ", access until " (date_time(a.until.unix_ms())) } } }
+                }
+            };
+            Ok(page(&v, "Emergency card", &patient_nav(&v, &patient, "emergency"), body))
+        }
+        .await,
+    )
+}
+
+/// Who read the patient's records, when, why and with what outcome; newest first.
+pub async fn access_log(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
+    finish(
+        async {
+            let (v, patient) = open_page(&req, &api, &web, &id, true).await?;
+            let rows = api.ledger.store.audit_for_patient(patient.as_str(), 200).await.map_err(|_| Problem::internal())?;
+            let body = html! {
+                h1 { "Access log" }
+                p { "Every read of your records and pages, allowed or refused, newest first. The log is hash-chained and its head is committed to the chain, so entries cannot be removed unnoticed." }
+                table #access-log {
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "What" } th scope="col" { "Why" } th scope="col" { "Outcome" } } }
+                    tbody {
+                        @for a in &rows {
+                            @let emergency = a.purpose == "ETREAT" || a.action.contains("emergency");
+                            tr data-reader=(a.reader) data-outcome=(a.outcome) {
+                                td { (date_time(a.at_ms)) }
+                                td { code { (a.reader) } " " span.muted { (a.reader_role) } }
+                                td { (a.action) " " code { (a.resource) } }
+                                td { (a.purpose) @if emergency { " " span.tag.denied { "break-glass" } } }
+                                td {
+                                    @if a.outcome == "granted" { span.granted { "allowed" } } @else { span.denied { "refused" } }
+                                    ": " (a.reason)
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            Ok(page(&v, "Access log", &patient_nav(&v, &patient, "access-log"), body))
+        }
+        .await,
+    )
+}

@@ -1,0 +1,282 @@
+//! Transactions from the pages: the ledger prepares the payload the page
+//! asks for (revoke or grant a consent, accept a care plan, a new emergency
+//! card), the browser signs it with the participant's key, and the ledger
+//! forwards the signed JWS to ingest and reports the contract rules' answer:
+//! committed in a block, or refused with the reason.
+
+use super::{Api, PageError, Web, viewer};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use glucochain_api::Problem;
+use glucochain_crypto::jose::{JwsHeader, b64url_encode};
+use glucochain_crypto::{Domain, sha256};
+use glucochain_types::ids::LocalId;
+use glucochain_types::time::Timestamp;
+use glucochain_types::tx::{
+    Access, CareplanAccept, ConsentGrant, ConsentRevoke, ConsentScope, Purpose, TxBody, TxPayload,
+};
+use glucochain_types::{DataClass, ParticipantId, Transaction};
+use rand_core::RngCore as _;
+use serde_json::json;
+use std::time::Duration;
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    rand_core::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
+}
+
+fn required<'a>(form: &'a [(String, String)], name: &str) -> Result<&'a str, Problem> {
+    field(form, name).ok_or_else(|| Problem::bad_request(format!("{name} is required")))
+}
+
+fn local_id(s: &str, what: &'static str) -> Result<LocalId, Problem> {
+    LocalId::parse(s, what).map_err(|e| Problem::bad_request(e.to_string()))
+}
+
+/// What a transaction does, in words.
+pub(crate) fn summary(body: &TxBody) -> String {
+    match body {
+        TxBody::ConsentRevoke(r) => format!("revoke consent {}", r.consent_id.as_str()),
+        TxBody::ConsentGrant(g) => format!("grant consent {} to {}", g.consent_id.as_str(), g.grantee),
+        TxBody::CareplanAccept(a) => format!("accept care plan {} version {}", a.plan_id.as_str(), a.version),
+        TxBody::EmergencyProfileSet(_) => "issue a new emergency card".into(),
+        other => other.tx_type().as_str().to_string(),
+    }
+}
+
+/// Builds the body the form asks for, on behalf of `patient`; with a new
+/// emergency card, also its code.
+fn body_for(
+    api: &crate::api::ApiState,
+    patient: &ParticipantId,
+    form: &[(String, String)],
+) -> Result<(TxBody, Option<String>), Problem> {
+    match required(form, "intent")? {
+        "consent.revoke" => Ok((
+            TxBody::ConsentRevoke(ConsentRevoke {
+                consent_id: local_id(required(form, "consent_id")?, "consent_id")?,
+                reason: field(form, "reason").map(String::from),
+            }),
+            None,
+        )),
+        "consent.grant" => {
+            let grantee = ParticipantId::parse(required(form, "grantee")?)
+                .map_err(|_| Problem::bad_request("grantee: a participant id (p followed by 32 letters and digits)"))?;
+            let classes: Vec<DataClass> = form
+                .iter()
+                .filter(|(k, _)| k == "class")
+                .map(|(_, v)| match v.as_str() {
+                    "institution" => Ok(DataClass::Institution),
+                    "private" => Ok(DataClass::Private),
+                    other => Err(Problem::bad_request(format!("class {other:?}: institution or private"))),
+                })
+                .collect::<Result<_, _>>()?;
+            if classes.is_empty() {
+                return Err(Problem::bad_request("choose at least one kind of record"));
+            }
+            let purpose: Purpose = serde_json::from_value(json!(field(form, "purpose").unwrap_or("TREAT")))
+                .map_err(|_| Problem::bad_request("purpose: TREAT, CAREMGT or FAMRQT"))?;
+            let valid_until = match field(form, "until") {
+                Some(d) => Some(
+                    Timestamp::parse(&format!("{d}T23:59:59Z"))
+                        .map_err(|_| Problem::bad_request(format!("until {d:?}: a date as YYYY-MM-DD")))?,
+                ),
+                None => None,
+            };
+            Ok((
+                TxBody::ConsentGrant(ConsentGrant {
+                    consent_id: local_id(&format!("c-{}", random_hex(6)), "consent_id")?,
+                    grantee,
+                    scope: ConsentScope {
+                        data_classes: classes,
+                        record_types: vec![],
+                        codes: vec![],
+                        access: vec![Access::Read, Access::Write],
+                    },
+                    purpose,
+                    valid_from: None,
+                    valid_until,
+                }),
+                None,
+            ))
+        }
+        "careplan.accept" => Ok((
+            TxBody::CareplanAccept(CareplanAccept {
+                plan_id: local_id(required(form, "plan_id")?, "plan_id")?,
+                version: required(form, "version")?
+                    .parse()
+                    .map_err(|_| Problem::bad_request("version: a whole number"))?,
+                proposal_tx: glucochain_crypto::Hash32::from_hex(required(form, "proposal_tx")?)
+                    .map_err(|_| Problem::bad_request("proposal_tx: a 64-character hex hash"))?,
+            }),
+            None,
+        )),
+        "emergency.card" => {
+            let view = api.ledger.chain.view.read().expect("view lock");
+            let current = view
+                .state()
+                .contracts()
+                .emergency
+                .get(patient)
+                .ok_or_else(|| Problem::bad_request("set an emergency profile first"))?;
+            let token = format!("gc-emergency-{}", random_hex(16));
+            let mut profile = current.profile.clone();
+            profile.token_hash = sha256(token.as_bytes());
+            Ok((TxBody::EmergencyProfileSet(profile), Some(token)))
+        }
+        other => Err(Problem::bad_request(format!("intent {other:?} is not offered here"))),
+    }
+}
+
+/// Prepares a transaction for the signed-in participant to sign: answers
+/// `{signer, signing_input, summary[, card]}`.
+pub async fn prepare(req: HttpRequest, api: Api, web: Web, form: web::Form<Vec<(String, String)>>) -> HttpResponse {
+    let r: Result<HttpResponse, PageError> = async {
+        let v = viewer(&req, &api, &web)?;
+        if web.ingest_url.is_none() {
+            return Err(Problem::unavailable("this ledger has no ingest URL configured; pages are read-only").into());
+        }
+        let (body, card_token) = body_for(&api, &v.id, &form)?;
+        let text = summary(&body);
+        let payload = TxPayload::new(
+            api.ledger.genesis.chain_id.clone(),
+            random_hex(12),
+            Timestamp::now(),
+            Some(v.id.clone()),
+            body,
+        );
+        let header = JwsHeader {
+            alg: glucochain_crypto::jose::ALG_ED25519.into(),
+            typ: Domain::Tx.jose_typ().map(String::from),
+            kid: Some(v.id.to_string()),
+            cty: None,
+        };
+        let header = serde_json::to_vec(&header).map_err(|_| Problem::internal())?;
+        let payload = serde_json::to_vec(&payload).map_err(|_| Problem::internal())?;
+        let signing_input = format!("{}.{}", b64url_encode(&header), b64url_encode(&payload));
+        let card = match card_token {
+            Some(token) => {
+                let code = qrcode::QrCode::new(token.as_bytes()).map_err(|_| Problem::internal())?;
+                let svg = code
+                    .render::<qrcode::render::svg::Color<'_>>()
+                    .min_dimensions(240, 240)
+                    .dark_color(qrcode::render::svg::Color("#000000"))
+                    .light_color(qrcode::render::svg::Color("#ffffff"))
+                    .build();
+                Some(json!({ "token": token, "qr_svg": svg }))
+            }
+            None => None,
+        };
+        Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(json!({
+            "signer": v.id.as_str(), "signing_input": signing_input, "summary": text, "card": card,
+        })))
+    }
+    .await;
+    json_outcome(r)
+}
+
+fn json_outcome(r: Result<HttpResponse, PageError>) -> HttpResponse {
+    match r {
+        Ok(x) => x,
+        Err(PageError::SignIn) => actix_web::ResponseError::error_response(&Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Sign in again",
+            "the session has ended",
+        )),
+        Err(PageError::Problem(p)) => actix_web::ResponseError::error_response(&p),
+    }
+}
+
+/// Body of a submission.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submit {
+    /// The signed transaction.
+    jws: String,
+}
+
+/// Forwards a transaction the signed-in participant signed to ingest and
+/// waits (up to 20 s) for the chain's answer: `{outcome, message, tx_hash[, height]}`
+/// with `outcome` `committed`, `refused` or `pending`.
+pub async fn submit(req: HttpRequest, api: Api, web: Web, body: web::Json<Submit>) -> HttpResponse {
+    let r: Result<HttpResponse, PageError> = async {
+        let v = viewer(&req, &api, &web)?;
+        let ingest = web.ingest_url.clone().ok_or_else(|| Problem::unavailable("no ingest URL configured"))?;
+        let tx = Transaction::parse(body.jws.trim(), &Default::default())
+            .map_err(|e| Problem::bad_request(format!("transaction: {e}")))?;
+        if tx.signer != v.id {
+            return Err(Problem::new(
+                StatusCode::FORBIDDEN,
+                "not-yours",
+                "Not your transaction",
+                "a page only forwards transactions signed by the signed-in participant",
+            )
+            .into());
+        }
+        let text = summary(&tx.payload.body);
+        let base = ingest.trim_end_matches('/');
+        let sent = web
+            .http
+            .post(format!("{base}/v1/transactions"))
+            .header("content-type", "application/jose")
+            .body(tx.jws.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "ingest unreachable from the web pages");
+                Problem::unavailable("ingest is unreachable; nothing was sent, try again")
+            })?;
+        let status = sent.status();
+        let answer: serde_json::Value = sent.json().await.unwrap_or_default();
+        if !status.is_success() {
+            let reason = answer["detail"].as_str().or(answer["title"].as_str()).unwrap_or("refused").to_string();
+            return Ok(HttpResponse::Ok().json(json!({
+                "outcome": "refused", "tx_hash": tx.hash.to_string(),
+                "message": format!("Refused ({}): {reason}", status.as_u16()),
+            })));
+        }
+        let hash = tx.hash.to_string();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let s: serde_json::Value = match web.http.get(format!("{base}/v1/transactions/{hash}")).send().await {
+                Ok(r) => r.json().await.unwrap_or_default(),
+                Err(_) => serde_json::Value::Null,
+            };
+            match s["status"].as_str() {
+                Some("committed") => {
+                    let height = s["height"].as_u64().unwrap_or(0);
+                    // Wait until this ledger holds the block, so the next page shows it.
+                    while api.ledger.height() < height && tokio::time::Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    return Ok(HttpResponse::Ok().json(json!({
+                        "outcome": "committed", "tx_hash": hash, "height": height,
+                        "message": format!("Done: {text} (committed in block {height})."),
+                    })));
+                }
+                Some("rejected") => {
+                    let reason = s["reason"].as_str().unwrap_or("refused by the contract rules");
+                    return Ok(HttpResponse::Ok().json(json!({
+                        "outcome": "refused", "tx_hash": hash,
+                        "message": format!("Refused by the contract rules: {reason}"),
+                    })));
+                }
+                _ if tokio::time::Instant::now() >= deadline => {
+                    return Ok(HttpResponse::Ok().json(json!({
+                        "outcome": "pending", "tx_hash": hash,
+                        "message": format!("Sent ({text}); not committed yet. Reload in a moment."),
+                    })));
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+    .await;
+    json_outcome(r)
+}

@@ -1,0 +1,111 @@
+//! The document every page is rendered into, and the headers it is sent with.
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use maud::{DOCTYPE, Markup, html};
+
+/// The content security policy of every page: our own script and stylesheet
+/// only, images inline (`data:` QR codes) or our own, forms and fetches to
+/// this origin, never framed.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// One link of the navigation bar.
+#[derive(Debug, Clone)]
+pub struct NavLink {
+    /// Target.
+    pub href: String,
+    /// Text.
+    pub label: &'static str,
+    /// Whether it is the page shown.
+    pub current: bool,
+}
+
+/// The full document: skip link, optional navigation, a `main` landmark.
+pub fn document(title: &str, who: Option<&str>, nav: &[NavLink], body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                link rel="icon" href="data:,";
+                title { (title) " · GlucoChain" }
+                link rel="stylesheet" href=(crate::assets::CSS_PATH);
+                script src=(crate::assets::JS_PATH) defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    span.brand { "GlucoChain" }
+                    @if !nav.is_empty() {
+                        nav aria-label="Sections" {
+                            ul {
+                                @for l in nav {
+                                    li { a href=(l.href) aria-current=[l.current.then_some("page")] { (l.label) } }
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(w) = who {
+                        form.signout method="post" action="/ui/signout" {
+                            span.who { "Signed in as " code { (w) } }
+                            button.link type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    p #notice.notice role="status" aria-live="polite" hidden {}
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// An HTML response with the security headers.
+pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("content-security-policy", CSP))
+        .insert_header(("x-content-type-options", "nosniff"))
+        .insert_header(("referrer-policy", "no-referrer"))
+        .insert_header(("cache-control", "no-store"))
+        .insert_header(("permissions-policy", "camera=(), microphone=(), geolocation=()"))
+        .body(markup.into_string())
+}
+
+/// A page that explains why something cannot be shown.
+pub fn error_page(status: StatusCode, title: &str, detail: &str) -> HttpResponse {
+    respond(
+        status,
+        document(
+            title,
+            None,
+            &[],
+            html! {
+                h1 { (title) }
+                p { (detail) }
+                p { a href="/ui/" { "Sign in" } }
+            },
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped_and_the_policy_forbids_inline_script() {
+        let m = document("<b>x</b>", Some("p\"1"), &[], html! { p { "<script>" } });
+        let s = m.clone().into_string();
+        assert!(s.contains("&lt;b&gt;x&lt;/b&gt;"));
+        assert!(s.contains("&lt;script&gt;"));
+        assert!(!s.contains("<script>"), "only the external script tag");
+        assert!(CSP.contains("script-src 'self'") && !CSP.contains("unsafe"));
+        let r = respond(StatusCode::OK, m);
+        assert_eq!(r.headers().get("content-security-policy").unwrap(), CSP);
+    }
+}
