@@ -448,3 +448,34 @@ pub async fn access_log(req: HttpRequest, api: Api, web: Web, id: web::Path<Stri
         .await,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn codes(c: &str) -> Vec<(Option<String>, String)> {
+        vec![(Some("http://loinc.org".into()), c.into())]
+    }
+
+    #[test]
+    fn cgm_values_are_taken_in_mg_dl_and_corrections_are_left_out() {
+        let obs = |v: f64, status: &str| json!({ "status": status, "valueQuantity": { "value": v } });
+        assert_eq!(cgm_mg_dl(&obs(104.0, "final"), &codes(LOINC_CGM_MG_DL)), Some(104.0));
+        let mmol = cgm_mg_dl(&obs(5.5, "final"), &codes(LOINC_CGM_MMOL_L)).unwrap();
+        assert!((mmol - 5.5 * MG_DL_PER_MMOL_L).abs() < 1e-9);
+        assert_eq!(cgm_mg_dl(&obs(104.0, "entered-in-error"), &codes(LOINC_CGM_MG_DL)), None);
+        assert_eq!(cgm_mg_dl(&obs(7.1, "final"), &codes("4548-4")), None, "HbA1c is not a CGM reading");
+        assert_eq!(cgm_mg_dl(&json!({ "status": "final" }), &codes(LOINC_CGM_MG_DL)), None);
+    }
+
+    #[test]
+    fn records_are_described_in_words() {
+        let doc = json!({ "resourceType": "DocumentReference", "description": "Discharge letter" });
+        assert_eq!(describe(&doc, &[]), "Document: Discharge letter");
+        let obs = json!({ "resourceType": "Observation", "code": { "coding": [{ "display": "Glucose in blood" }] } });
+        assert_eq!(describe(&obs, &codes("2339-0")), "Glucose in blood");
+        assert_eq!(describe(&json!({}), &codes(LOINC_CGM_MG_DL)), "Glucose (CGM)");
+        assert_eq!(value_text(&json!({ "valueQuantity": { "value": 5.5, "unit": "mmol/L" } })), "5.5 mmol/L");
+    }
+}

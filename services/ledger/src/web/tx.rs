@@ -280,3 +280,32 @@ pub async fn submit(req: HttpRequest, api: Api, web: Web, body: web::Json<Submit
     .await;
     json_outcome(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_transaction_is_summarised_for_the_person_signing_it() {
+        let revoke = TxBody::ConsentRevoke(ConsentRevoke {
+            consent_id: LocalId::parse("care-team", "consent_id").unwrap(),
+            reason: None,
+        });
+        assert_eq!(summary(&revoke), "revoke consent care-team");
+        let accept = TxBody::CareplanAccept(CareplanAccept {
+            plan_id: LocalId::parse("plan-1", "plan_id").unwrap(),
+            version: 2,
+            proposal_tx: sha256(b"x"),
+        });
+        assert_eq!(summary(&accept), "accept care plan plan-1 version 2");
+    }
+
+    #[test]
+    fn form_fields_are_read_trimmed_and_required_ones_named() {
+        let form = vec![("intent".to_string(), " consent.revoke ".to_string()), ("reason".into(), "  ".into())];
+        assert_eq!(field(&form, "intent"), Some("consent.revoke"));
+        assert_eq!(field(&form, "reason"), None, "blank is absent");
+        assert!(required(&form, "consent_id").unwrap_err().detail.contains("consent_id is required"));
+        assert!(local_id("no spaces allowed", "consent_id").is_err());
+    }
+}
