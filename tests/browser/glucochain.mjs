@@ -182,6 +182,9 @@ const scenarios = {
   // The clinician's AGP report: every figure as the page gives it, and a PDF.
   async agp(page) {
     await signIn(page);
+    expect(page.url().endsWith('/ui/patients'), 'the clinician to land on their patients');
+    expect(await page.locator(`a[href="/ui/patients/${args.patient}/agp"]`).count() === 1, 'the patient in the list');
+    await check(page, 'patients.png');
     const r = await page.goto(`${args.base}/ui/patients/${args.patient}/agp?from=${args.from}&to=${args.to}&offset=0`);
     expect(r.status() === 200, `the report (got ${r.status()})`);
     const figures = await page.locator('[data-figure]').evaluateAll((els) =>

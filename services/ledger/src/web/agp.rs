@@ -77,7 +77,7 @@ async fn gather(
     api: &ApiState,
     v: &Reader,
     patient: &ParticipantId,
-) -> Result<(Query, Period, Vec<Sourced>), PageError> {
+) -> Result<(Period, Vec<Sourced>), PageError> {
     let q = web::Query::<Query>::from_query(req.query_string())
         .map_err(|e| Problem::bad_request(format!("query: {e}")))?
         .into_inner();
@@ -99,7 +99,7 @@ async fn gather(
     let p = period(&q, last)?;
     let in_period =
         readings.into_iter().filter(|s| s.reading.at_ms >= p.from_ms && s.reading.at_ms < p.to_ms).collect();
-    Ok((q, p, in_period))
+    Ok((p, in_period))
 }
 
 fn date_of(ms: i64, offset: i32) -> String {
@@ -132,7 +132,7 @@ pub async fn report(req: HttpRequest, api: Api, web: Web, id: web::Path<String>)
         async {
             let v = viewer(&req, &api, &web)?;
             let patient = patient_of(&id)?;
-            let (_, p, sourced) = gather(&req, &api, &v, &patient).await?;
+            let (p, sourced) = gather(&req, &api, &v, &patient).await?;
             let readings: Vec<Reading> = sourced.iter().map(|s| s.reading).collect();
             let nav = patient_nav(&v, &patient, "agp");
             let from_date = date_of(p.from_ms, p.utc_offset_minutes);
@@ -254,7 +254,7 @@ pub async fn readings_csv(req: HttpRequest, api: Api, web: Web, id: web::Path<St
         async {
             let v = viewer(&req, &api, &web)?;
             let patient = patient_of(&id)?;
-            let (_, _, mut sourced) = gather(&req, &api, &v, &patient).await?;
+            let (_, mut sourced) = gather(&req, &api, &v, &patient).await?;
             sourced.sort_by_key(|s| (s.reading.at_ms, s.height, s.index));
             let mut out = String::from("timestamp,glucose_mg_dl,tx_hash,block_height,tx_index\n");
             for s in &sourced {
