@@ -82,7 +82,11 @@ enum Event {
         ack: Box<Acker>,
         traceparent: Option<String>,
     },
-    SyncReply(Vec<wire::CommittedBlock>),
+    /// Committed blocks from a peer, and the height of its own tip.
+    SyncReply {
+        blocks: Vec<wire::CommittedBlock>,
+        tip: u64,
+    },
     SyncFailed,
     VoteSetRequest {
         reply: async_nats::Subject,
@@ -273,7 +277,7 @@ pub async fn run(
     }
     v.handle(outputs).await?;
     // A validator that was down may have missed blocks: ask at once.
-    v.request_sync(v.node.height().0);
+    v.request_sync(v.idle_next.unwrap_or(v.node.height().0));
     ready.set("consensus", true);
     while let Some(ev) = rx.recv().await {
         v.on_event(ev).await?;
@@ -412,10 +416,19 @@ impl Validator {
                 }
             }
             Event::Tx { hash, jws, ack, traceparent } => self.on_tx(hash, jws, *ack, traceparent).await?,
-            Event::SyncReply(blocks) => {
+            Event::SyncReply { blocks, tip } => {
                 self.sync_inflight = false;
+                self.peer_height = self.peer_height.max(tip);
                 for c in blocks {
                     let Ok((block, cert)) = decode_committed(&c) else { break };
+                    // Idle after a commit, a validator starts the next height
+                    // when there is work; a certified block for it is work.
+                    if self.idle_next == Some(block.header.height) {
+                        self.idle_next = None;
+                        let set = self.chain.state().validators().clone();
+                        let outs = self.node.start_height(block.header.height, &set)?;
+                        self.handle(outs).await?;
+                    }
                     if block.header.height != self.node.height().0 || self.node.is_awaiting_commit() {
                         continue;
                     }
@@ -565,15 +578,18 @@ impl Validator {
         {
             self.start_height(next).await?;
         }
-        // Behind peers for a second without catching up: ask for blocks.
+        // Behind peers for a second without catching up: ask for blocks. The
+        // height this validator needs is the one it works on or, idle after a
+        // commit, the next one (which it starts when a block for it arrives).
         let mine = self.node.height().0;
-        if self.peer_height > mine && !self.node.is_awaiting_commit() {
-            let since = *self.behind_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= Duration::from_millis(800) && !self.sync_inflight {
-                self.request_sync(mine);
+        match sync_from(self.idle_next, mine, self.node.is_awaiting_commit(), self.peer_height) {
+            Some(from) => {
+                let since = *self.behind_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_millis(800) && !self.sync_inflight {
+                    self.request_sync(from);
+                }
             }
-        } else {
-            self.behind_since = None;
+            None => self.behind_since = None,
         }
         // No progress in this round for a while: ask peers for the votes we may have lost.
         let position = (self.node.height().0, self.node.round().as_i64());
@@ -637,7 +653,7 @@ impl Validator {
             .await
             {
                 Ok(Ok(m)) => match wire::BlockSyncResponse::decode(m.payload.as_ref()) {
-                    Ok(r) => Event::SyncReply(r.blocks),
+                    Ok(r) => Event::SyncReply { blocks: r.blocks, tip: r.tip_height },
                     Err(_) => Event::SyncFailed,
                 },
                 _ => Event::SyncFailed,
@@ -1007,5 +1023,37 @@ impl Validator {
             }
             Ok(Vec::new())
         }
+    }
+}
+
+/// The height to ask peers for blocks from when this validator is behind
+/// them (`peer_height` is the highest height it has seen a peer at): the
+/// height it works on or, idle after a commit, the next one. `None` when it is
+/// not behind, or while it commits a decision.
+fn sync_from(idle_next: Option<u64>, height: u64, awaiting_commit: bool, peer_height: u64) -> Option<u64> {
+    let needed = match idle_next {
+        Some(next) => next,
+        None if awaiting_commit => return None,
+        None => height,
+    };
+    (peer_height > needed).then_some(needed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sync_from;
+
+    #[test]
+    fn a_validator_behind_its_peers_syncs_from_the_height_it_needs() {
+        // Working on 933 while peers are at 1077: from 933.
+        assert_eq!(sync_from(None, 933, false, 1077), Some(933));
+        // Idle after committing 933 (the node still reports 933 and awaits the
+        // next start): from 934, the height it would start.
+        assert_eq!(sync_from(Some(934), 933, true, 1077), Some(934));
+        // Peers only at the height it works on or would start: not behind.
+        assert_eq!(sync_from(None, 933, false, 933), None);
+        assert_eq!(sync_from(Some(934), 933, true, 934), None);
+        // Committing a decision: the commit comes first.
+        assert_eq!(sync_from(None, 933, true, 1077), None);
     }
 }
