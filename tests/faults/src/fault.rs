@@ -176,6 +176,13 @@ impl Lab {
             .is_some_and(|s| devnet::is_running(&s))
     }
 
+    /// The last warnings and errors in process `name`'s log, for a report
+    /// on what went wrong (empty when there are none).
+    pub fn log_excerpt(&self, name: &str) -> String {
+        let text = std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.log"))).unwrap_or_default();
+        excerpt(&text, 12)
+    }
+
     /// A validator's committed height, from its metrics (`None` while unreachable).
     pub async fn validator_height(&self, name: &str) -> Option<u64> {
         let url = self.url(name).ok()?;
@@ -184,6 +191,31 @@ impl Lab {
             .find(|l| l.starts_with("glucochain_consensus_height"))
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .map(|h| h as u64)
+    }
+
+    /// Stops process `name` (SIGTERM) and waits until it has exited.
+    pub async fn stop(&self, name: &str) -> anyhow::Result<()> {
+        self.kill(name, "TERM").await
+    }
+
+    /// Waits until every validator answers with the same committed height,
+    /// unchanged over half a second; returns the heights last seen (equal
+    /// when they came to rest within `patience`).
+    pub async fn validators_at_rest(&self, patience: Duration) -> Vec<Option<u64>> {
+        let deadline = Instant::now() + patience;
+        let mut last = Vec::new();
+        loop {
+            let mut now = Vec::new();
+            for i in 0..4 {
+                now.push(self.validator_height(&format!("validator-{i}")).await);
+            }
+            let equal = now.iter().all(|h| h.is_some() && *h == now[0]);
+            if (equal && now == last) || Instant::now() > deadline {
+                return now;
+            }
+            last = now;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     async fn kill(&self, name: &str, signal: &'static str) -> anyhow::Result<()> {
@@ -215,7 +247,13 @@ impl Lab {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("{name} has not caught up with validator-0 in {patience:?}");
+                bail!(
+                    "{name} has not caught up with validator-0 in {patience:?} ({}; heights {:?} and {:?}){}",
+                    if self.running(name) { "running" } else { "not running" },
+                    self.validator_height(name).await,
+                    self.validator_height("validator-0").await,
+                    self.log_excerpt(name)
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -395,4 +433,61 @@ fn fill(path: &Path) -> anyhow::Result<u64> {
     }
     let _ = f.sync_all();
     Ok(written)
+}
+
+/// The last `n` warning and error lines of a service log, without colour
+/// codes, each on its own indented line; a run of lines with the same message
+/// is shown once with its count.
+fn excerpt(log: &str, n: usize) -> String {
+    let plain = |l: &str| {
+        let mut out = String::with_capacity(l.len());
+        let mut chars = l.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // An SGR sequence: ESC [ ... m
+                for d in chars.by_ref() {
+                    if d == 'm' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    };
+    // (first line of the run, its message without the timestamp, how many)
+    let mut runs: Vec<(String, String, usize)> = Vec::new();
+    for line in log.lines().map(plain).filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")) {
+        let message = line.split_once(' ').map_or(line.as_str(), |(_, m)| m).to_string();
+        match runs.last_mut() {
+            Some(run) if run.1 == message => run.2 += 1,
+            _ => runs.push((line, message, 1)),
+        }
+    }
+    runs[runs.len().saturating_sub(n)..]
+        .iter()
+        .map(|(line, _, count)| if *count > 1 { format!("\n    {line} (×{count})") } else { format!("\n    {line}") })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::excerpt;
+
+    #[test]
+    fn a_log_excerpt_keeps_the_last_warnings_and_errors_without_colour() {
+        let log = "\u{1b}[2m2026-11-30T13:16:04Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m started\n\
+                   \u{1b}[2m2026-11-30T13:16:05Z\u{1b}[0m \u{1b}[33m WARN\u{1b}[0m first\n\
+                   2026-11-30T13:16:06Z ERROR second\n\
+                   2026-11-30T13:16:07Z  WARN third\n";
+        assert_eq!(excerpt(log, 2), "\n    2026-11-30T13:16:06Z ERROR second\n    2026-11-30T13:16:07Z  WARN third");
+        assert_eq!(excerpt(log, 5).matches('\n').count(), 3);
+        assert_eq!(excerpt("2026 INFO nothing to see\n", 5), "");
+        let repeated = "t1 ERROR expected INFO\nt2 ERROR expected INFO\nt3  WARN other\nt4 ERROR expected INFO\n";
+        assert_eq!(
+            excerpt(repeated, 5),
+            "\n    t1 ERROR expected INFO (×2)\n    t3  WARN other\n    t4 ERROR expected INFO"
+        );
+    }
 }

@@ -257,6 +257,24 @@ impl Run {
         }
     }
 
+    /// Which validators are behind the tip, whether they run, and their last
+    /// warnings (for a fault that did not recover).
+    async fn laggards(&self) -> String {
+        let tip = self.blocks.lock().expect("blocks").tip();
+        let mut out = Vec::new();
+        for i in 0..4 {
+            let name = format!("validator-{i}");
+            let height = self.lab.validator_height(&name).await;
+            if height.is_none_or(|h| h < tip) {
+                let state = if self.lab.running(&name) { "running" } else { "not running" };
+                // One table cell: the log lines run on, separated by " … ".
+                let log = self.lab.log_excerpt(&name).replace("\n    ", " … ");
+                out.push(format!("{name} at {height:?} of {tip}, {state}{log}"));
+            }
+        }
+        out.join("; ")
+    }
+
     /// Uploads fault patient `k`'s falling trace, each reading retried until
     /// accepted (as a CGM uploader does); returns how many were accepted.
     async fn upload_trace(
@@ -353,6 +371,8 @@ impl Run {
         let deadline = healed + settle;
         if self.recovered(tip_at_heal, deadline).await {
             row.recover_secs = Some(healed.elapsed().as_secs_f64());
+        } else {
+            row.notes.push(self.laggards().await);
         }
         let uploaded = uploader.await.unwrap_or(0);
         if uploaded < 15 {
@@ -487,6 +507,19 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     check(&run, &net, start_height, &mut rows, &mut report).await?;
     report.rows = rows;
 
+    // The services that sign transactions stop first; the validators then
+    // commit what is left and come to rest, so that their stores are compared
+    // at rest rather than with one of them stopped halfway through a commit.
+    for name in ["ingest", "notifier", "detector", "contracts", "ledger"] {
+        if run.lab.running(name) {
+            run.lab.stop(name).await?;
+        }
+    }
+    let heights = run.lab.validators_at_rest(Duration::from_secs(30)).await;
+    if heights.iter().any(|h| *h != heights[0]) {
+        report.violations.push(format!("the validators did not come to one height within 30 s: {heights:?}"));
+    }
+
     // Identical blocks in every validator's own store, read once they are stopped.
     teardown.down();
     let mut chains = Vec::new();
@@ -499,7 +532,12 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
             report.violations.push(format!("validator-{i} holds different blocks from validator-0"));
         }
         if c.len() != chains[0].len() {
-            report.violations.push(format!("validator-{i} stopped at {} of {} blocks", c.len(), chains[0].len()));
+            report.violations.push(format!(
+                "validator-{i} stopped at {} of {} blocks{}",
+                c.len(),
+                chains[0].len(),
+                run.lab.log_excerpt(&format!("validator-{i}"))
+            ));
         }
     }
     report.validator_heights = chains.iter().map(Vec::len).collect();
