@@ -121,7 +121,7 @@ pub async fn follow_blocks(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Result<()> 
 }
 
 /// Commits the audit log's head to the chain every `every` when it grew.
-pub async fn checkpoint_audit(ledger: Arc<Ledger>, bus: Bus, key: KeyPair, every: Duration) -> anyhow::Result<()> {
+pub async fn checkpoint_audit(ledger: Arc<Ledger>, bus: Bus, key: Arc<KeyPair>, every: Duration) -> anyhow::Result<()> {
     let me = ParticipantId::from_public_key(&key.public());
     let mut interval = tokio::time::interval(every);
     loop {

@@ -17,13 +17,14 @@ use glucochain_bus::Bus;
 use glucochain_crypto::jose::TokenPolicy;
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Runs the ledger until a fatal error.
 pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
     let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
     let key = match &cfg.key {
-        Some(p) => Some(glucochain_crypto::KeyPair::read_pem_file(p).context("ledger key")?),
+        Some(p) => Some(Arc::new(glucochain_crypto::KeyPair::read_pem_file(p).context("ledger key")?)),
         None => None,
     };
     let ready = Readiness::new(&["database", "nats"]);
@@ -35,11 +36,11 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
 
     let follow = tokio::spawn(ledger::follow_blocks(ledger.clone(), bus.clone()));
     let appends = tokio::spawn(ledger::serve_audit_appends(ledger.clone(), bus.clone()));
-    let checkpoints = match key {
+    let checkpoints = match &key {
         Some(k) => tokio::spawn(ledger::checkpoint_audit(
             ledger.clone(),
             bus.clone(),
-            k,
+            k.clone(),
             Duration::from_secs(cfg.checkpoint_secs.max(1)),
         )),
         None => {
@@ -50,10 +51,7 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
     let web_state = actix_web::web::Data::new(web::WebState {
         // Sessions are signed with the ledger's key, so every replica accepts them;
         // without one, with a key made now (sessions end when the process does).
-        session_key: match &cfg.key {
-            Some(p) => glucochain_crypto::KeyPair::read_pem_file(p).context("ledger key")?,
-            None => glucochain_crypto::KeyPair::generate(),
-        },
+        session_key: key.unwrap_or_else(|| Arc::new(glucochain_crypto::KeyPair::generate())),
         session_ms: i64::from(cfg.web_session_minutes.max(1)) * 60_000,
         secure_cookies: cfg.web_secure_cookies || cfg.tls.tls_cert.is_some(),
         ingest_url: cfg.ingest_url.clone(),

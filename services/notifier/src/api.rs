@@ -3,7 +3,7 @@
 //! the page an acknowledge link opens.
 
 use crate::outbox::SourceRow;
-use crate::{Notifier, link, mask};
+use crate::{Notifier, link};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError as _, web};
 use glucochain_api::{Problem, authenticate};
@@ -101,7 +101,7 @@ async fn status_json(s: &ApiState, src: &SourceRow) -> Result<serde_json::Value,
         "deliveries": deliveries.iter().map(|d| json!({
             "contact": d.contact,
             "channel": d.channel,
-            "address": mask(channel_kind(&d.channel), &d.address),
+            "address": channel_kind(&d.channel).mask(&d.address),
             "step": d.step,
             "state": d.state,
             "attempts": d.attempts,
@@ -303,7 +303,7 @@ pub async fn link_page(req: HttpRequest, s: Data, token: web::Path<String>) -> H
                         tr data-step=(x.step) data-state=(x.state) {
                             td { (name(&x.contact)) @if x.contact == d.contact { " (you)" } @if x.step > 0 { br; span.muted { "escalation " (x.step) } } }
                             td { (about(&x.source_id)) }
-                            td { (x.channel) " " span.muted { (mask(channel_kind(&x.channel), &x.address)) } }
+                            td { (x.channel) " " span.muted { (channel_kind(&x.channel).mask(&x.address)) } }
                             td { (delivery_state(&x.state)) @if let Some(t) = x.sent_ms { ", " (date_time(t)) } }
                         }
                     }

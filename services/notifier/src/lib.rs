@@ -30,7 +30,7 @@ use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::{Clock, Timestamp};
-use glucochain_types::tx::{AlertAck, ChannelKind, TxBody, TxPayload};
+use glucochain_types::tx::{AlertAck, TxBody, TxPayload};
 use glucochain_types::{ChainId, ParticipantId, Transaction};
 use glucochain_wire::v1 as wire;
 use message::Notice;
@@ -723,9 +723,4 @@ pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
 /// The binary's body: telemetry, then [`serve`].
 pub fn main_with(cfg: NotifierConfig) -> anyhow::Result<()> {
     glucochain_api::service::run("notifier", || serve(cfg))
-}
-
-/// Masks an address for display to other care-team members (`s***@example.org`, `+44******89`).
-pub fn mask(channel: ChannelKind, address: &str) -> String {
-    channel.mask(address)
 }

@@ -27,7 +27,7 @@ use serde_json::json;
 /// Settings of the web pages.
 pub struct WebState {
     /// Signs session cookies (the ledger's key, or one made at start-up).
-    pub session_key: KeyPair,
+    pub session_key: std::sync::Arc<KeyPair>,
     /// How long a session lasts, ms.
     pub session_ms: i64,
     /// Mark cookies `Secure` (when served over HTTPS).

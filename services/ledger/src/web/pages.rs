@@ -133,16 +133,15 @@ async fn records_page(req: &HttpRequest, api: &Api, web: &Web, id: &str) -> Page
     let decision = authorize(api, req, &v, &patient, false).await?;
     let mut all = patient_entries(api, &patient, &decision).await?;
     all.sort_by_key(|e| std::cmp::Reverse((e.effective, e.height, e.index)));
-    let latest = all.iter().find_map(|e| cgm_mg_dl(&e.resource, &e.codes).map(|_| e.effective.unix_ms()));
-    let mut recent: Vec<(i64, f64)> = match latest {
-        Some(end) => all
-            .iter()
-            .filter(|e| e.effective.unix_ms() > end - 24 * 3_600_000)
-            .filter_map(|e| cgm_mg_dl(&e.resource, &e.codes).map(|g| (e.effective.unix_ms(), g)))
-            .collect(),
+    // CGM readings of the 24 hours up to the latest one (entries are newest first).
+    let mut readings = all.iter().filter_map(|e| cgm_mg_dl(&e.resource, &e.codes).map(|g| (e.effective.unix_ms(), g)));
+    let mut recent: Vec<(i64, f64)> = match readings.next() {
+        Some(latest) => {
+            std::iter::once(latest).chain(readings.take_while(|p| p.0 > latest.0 - 24 * 3_600_000)).collect()
+        }
         None => Vec::new(),
     };
-    recent.sort_by_key(|p| p.0);
+    recent.reverse();
     let shown = 300.min(all.len());
     let body = html! {
         h1 { "Records" }
