@@ -161,6 +161,8 @@ struct Validator {
     peer_height: u64,
     behind_since: Option<Instant>,
     sync_inflight: bool,
+    /// Sync requests in a row that no peer answered (logged every tenth).
+    sync_unanswered: u32,
     last_probe: Instant,
     /// Current (height, round) and since when.
     position: ((u64, i64), Instant),
@@ -257,6 +259,7 @@ pub async fn run(
         peer_height: 0,
         behind_since: None,
         sync_inflight: false,
+        sync_unanswered: 0,
         last_probe: Instant::now(),
         position: ((0, 0), Instant::now()),
         voteset_inflight: false,
@@ -389,7 +392,13 @@ async fn spawn_sync_server(bus: &Bus, store: Store) -> anyhow::Result<()> {
             };
             let tip = store.latest_height().await.ok().flatten().unwrap_or(0);
             let max_bytes = client.server_info().max_payload.saturating_sub(BLOCK_MESSAGE_MARGIN);
-            let Ok(blocks) = committed_range(&store, req.from_height.max(1), max, max_bytes).await else { continue };
+            let blocks = match committed_range(&store, req.from_height.max(1), max, max_bytes).await {
+                Ok(blocks) => blocks,
+                Err(e) => {
+                    tracing::warn!(error = %e, from = req.from_height, "cannot serve a block sync request");
+                    continue;
+                }
+            };
             // Stay silent when we hold nothing new: another peer may.
             if blocks.is_empty() {
                 continue;
@@ -418,9 +427,16 @@ impl Validator {
             Event::Tx { hash, jws, ack, traceparent } => self.on_tx(hash, jws, *ack, traceparent).await?,
             Event::SyncReply { blocks, tip } => {
                 self.sync_inflight = false;
+                self.sync_unanswered = 0;
                 self.peer_height = self.peer_height.max(tip);
                 for c in blocks {
-                    let Ok((block, cert)) = decode_committed(&c) else { break };
+                    let (block, cert) = match decode_committed(&c) {
+                        Ok(decoded) => decoded,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "a synced block does not decode");
+                            break;
+                        }
+                    };
                     // Idle after a commit, a validator starts the next height
                     // when there is work; a certified block for it is work.
                     if self.idle_next == Some(block.header.height) {
@@ -441,7 +457,18 @@ impl Validator {
                     }
                 }
             }
-            Event::SyncFailed => self.sync_inflight = false,
+            Event::SyncFailed => {
+                self.sync_inflight = false;
+                self.sync_unanswered += 1;
+                if self.sync_unanswered.is_multiple_of(10) {
+                    tracing::warn!(
+                        requests = self.sync_unanswered,
+                        height = self.node.height().0,
+                        peer_height = self.peer_height,
+                        "block sync: no peer answered these requests in a row"
+                    );
+                }
+            }
             Event::VoteSetRequest { reply, height, round } => {
                 if height == self.node.height().0 {
                     let votes: Vec<wire::SignedConsensusMessage> =
