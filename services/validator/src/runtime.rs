@@ -438,13 +438,9 @@ impl Validator {
                         }
                     };
                     // Idle after a commit, a validator starts the next height
-                    // when there is work; a certified block for it is work.
-                    if self.idle_next == Some(block.header.height) {
-                        self.idle_next = None;
-                        let set = self.chain.state().validators().clone();
-                        let outs = self.node.start_height(block.header.height, &set)?;
-                        self.handle(outs).await?;
-                    }
+                    // when there is work; a certified block for it is work
+                    // (a no-op unless this is the height it waits to start).
+                    self.start_height(block.header.height).await?;
                     if block.header.height != self.node.height().0 || self.node.is_awaiting_commit() {
                         continue;
                     }
