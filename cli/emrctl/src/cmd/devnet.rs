@@ -102,8 +102,39 @@ pub struct UpOptions {
     pub clock_speed: f64,
 }
 
+/// A free local port for a devnet process to listen on, from below the
+/// kernel's ephemeral range. A port found by binding port 0 comes from that
+/// range, and while its process is down (a restart) an outgoing connection
+/// may be given it as its local port, so the process cannot listen on it
+/// again (the fault harness met "Address already in use" restarting a
+/// validator). Ports are handed out in turn from a start that differs per
+/// process, so one devnet gets distinct ports and two rarely meet.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let (low, high) = listening_ports();
+    let span = u32::from(high - low);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let _ = NEXT.compare_exchange(u32::MAX, seed % span, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..span {
+        let port = low + (NEXT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free local port in {low}..{high}")
+}
+
+/// The ports devnet processes listen on: from 20000 up to the start of the
+/// kernel's ephemeral range (Linux: `ip_local_port_range`, 32768 by default).
+fn listening_ports() -> (u16, u16) {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = 20000;
+    (low, ephemeral_start.max(low + 1000))
 }
 
 fn bin(dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
@@ -739,4 +770,21 @@ pub fn mail(dir: &Path, show: Option<usize>) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::{free_port, listening_ports};
+
+    #[test]
+    fn devnet_ports_are_distinct_free_and_below_the_ephemeral_range() {
+        let (low, high) = listening_ports();
+        let ports: Vec<u16> = (0..20).map(|_| free_port().unwrap()).collect();
+        for p in &ports {
+            assert!((low..high).contains(p), "{p} outside {low}..{high}");
+            assert!(std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok(), "{p} is free");
+        }
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+    }
 }
