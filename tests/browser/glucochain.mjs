@@ -69,6 +69,16 @@ async function signIn(page) {
   expect(!error, `to be signed in, got: ${error}`);
 }
 
+// The check before signing: what the page decoded from the prepared
+// transaction, shown in words; then the person confirms.
+async function confirmSigning(page) {
+  const panel = page.locator('.confirm');
+  await panel.waitFor();
+  const words = await panel.locator('dl').evaluate((dl) => [...dl.children].map((e) => e.textContent).join(' '));
+  await page.click('button.sign-confirm');
+  return words;
+}
+
 // The outcome a page reports after a signed transaction: done, refused or pending.
 async function notice(page) {
   await page.waitForFunction(() => {
@@ -115,12 +125,15 @@ const scenarios = {
   async 'accept-plan'(page) {
     await signIn(page);
     await page.goto(`${args.base}/ui/patients/${args.patient}/careplan`);
+    // Every contact and channel is on the page before accepting.
+    const proposal = (await page.locator('.proposal').first().textContent()).replace(/\s+/g, ' ');
     await page.click('button:has-text("Accept this plan")');
+    const confirmed = await confirmSigning(page);
     const text = await notice(page);
     expect(text.startsWith('Done:'), `the plan to be accepted, got: ${text}`);
     await page.waitForLoadState('load');
     await check(page, 'careplan.png');
-    return { notice: text, page: (await page.locator('main').textContent()).replace(/\s+/g, ' ') };
+    return { notice: text, confirmed, proposal, page: (await page.locator('main').textContent()).replace(/\s+/g, ' ') };
   },
 
   // The patient revokes a consent.
@@ -131,10 +144,63 @@ const scenarios = {
     await page.goto(`${args.base}/ui/patients/${args.patient}/consents`);
     await check(page, 'consents-before.png');
     await page.click(`button[aria-label^="Revoke consent ${args.consent} "]`);
+    const confirmed = await confirmSigning(page);
     const text = await notice(page);
     const row = (await page.locator('tr', { hasText: args.consent }).textContent()).replace(/\s+/g, ' ');
     await check(page, 'consents.png');
-    return { notice: text, row };
+    return { notice: text, confirmed, row };
+  },
+
+  // A prepare answer altered on its way (a compromised server or proxy):
+  // the page refuses each one, and nothing is ever signed or sent.
+  async tampered(page) {
+    await signIn(page);
+    let submitted = 0;
+    page.on('request', (r) => { if (r.url().endsWith('/ui/tx/submit')) submitted++; });
+    const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const cases = {
+      'another consent': (h, p) => { p.body.consent_id = 'someone-elses'; },
+      'another chain': (h, p) => { p.chain_id = 'another-chain'; },
+      'another patient': (h, p) => { p.patient = 'p' + 'a'.repeat(32); },
+      'a grant instead of a revoke': (h, p) => {
+        p.type = 'consent.grant';
+        p.body = { consent_id: 'c-000000000000', grantee: 'p' + 'b'.repeat(32), purpose: 'TREAT',
+          scope: { data_classes: ['private'], record_types: [], codes: [], access: ['read', 'write'] } };
+      },
+      'an extra field': (h, p) => { p.body.reason = 'revoked by the patient'; },
+      'another signer': (h) => { h.kid = 'p' + 'c'.repeat(32); },
+    };
+    const refused = {};
+    for (const [what, mutate] of Object.entries(cases)) {
+      await page.route('**/ui/tx/prepare', async (route) => {
+        const resp = await route.fetch();
+        const j = await resp.json();
+        const [h, p] = j.signing_input.split('.');
+        const header = JSON.parse(Buffer.from(h, 'base64url').toString());
+        const payload = JSON.parse(Buffer.from(p, 'base64url').toString());
+        mutate(header, payload);
+        j.signing_input = b64(header) + '.' + b64(payload);
+        j.summary = `revoke consent ${args.consent}`; // the server's words say what the person expects
+        await route.fulfill({ response: resp, json: j });
+      });
+      await page.goto(`${args.base}/ui/patients/${args.patient}/consents`);
+      await page.click(`button[aria-label^="Revoke consent ${args.consent} "]`);
+      await page.locator('#notice.bad').waitFor();
+      refused[what] = (await page.locator('#notice').textContent()).trim();
+      expect(await page.locator('.confirm').count() === 0, `no signing offered for ${what}`);
+      await page.unroute('**/ui/tx/prepare');
+    }
+    expect(submitted === 0, `nothing to be submitted, ${submitted} were`);
+    // Untampered, the same button works: the person is asked, and may cancel.
+    await page.goto(`${args.base}/ui/patients/${args.patient}/consents`);
+    await page.click(`button[aria-label^="Revoke consent ${args.consent} "]`);
+    await page.locator('.confirm').waitFor();
+    const shown = await page.locator('.confirm dl').evaluate((dl) => [...dl.children].map((e) => e.textContent).join(' '));
+    await check(page, 'sign-confirm.png');
+    await page.click('button.sign-cancel');
+    const cancelled = (await page.locator('#notice').textContent()).trim();
+    expect(submitted === 0, 'nothing submitted after a cancel');
+    return { refused, shown, cancelled };
   },
 
   // The patient grants a consent: the contract rules' answer is shown.
@@ -142,10 +208,12 @@ const scenarios = {
     await signIn(page);
     await page.goto(`${args.base}/ui/patients/${args.patient}/consents`);
     await page.fill('#grantee', args.grantee);
+    await page.check('input[name=type][value=observation]');
     await page.click('button:has-text("Grant")');
+    const confirmed = await confirmSigning(page);
     const text = await notice(page);
     const bad = await page.locator('#notice.bad').count() === 1;
-    return { notice: text, bad };
+    return { notice: text, bad, confirmed };
   },
 
   // A participant opens a patient's records page and gets what the rules allow.
@@ -173,10 +241,13 @@ const scenarios = {
     await page.goto(`${args.base}/ui/patients/${args.patient}/emergency`);
     const profile = (await page.locator('main table').first().textContent()).replace(/\s+/g, ' ');
     await page.click('button:has-text("Issue a new card")');
+    const confirmed = await confirmSigning(page);
     await page.locator('#card svg').waitFor({ timeout: 30000 });
-    const code = (await page.locator('#card p').textContent()).trim();
+    const code = (await page.locator('#card p.card-code').textContent()).trim();
     await check(page, 'emergency.png');
-    return { profile, notice: await notice(page), code };
+    const qr = path.join(args.shots, 'card-qr.png');
+    await page.locator('#card svg').screenshot({ path: qr });
+    return { profile, confirmed, notice: await notice(page), code, qr };
   },
 
   // The clinician's AGP report: every figure as the page gives it, and a PDF.

@@ -54,12 +54,14 @@ def make_fixtures(out_path: str) -> None:
     iat = 1_800_000_000
     token = jwt.encode(
         {"alg": "Ed25519", "typ": "emr-auth+jwt", "kid": kid},
-        {"iss": kid, "aud": "glucochain", "iat": iat, "exp": iat + 120, "jti": "fixture-1"},
+        {"iss": kid, "aud": "glucochain-ledger", "iat": iat, "exp": iat + 120, "jti": "fixture-1",
+         "chain_id": "glucochain-test"},
         key, algorithms=["Ed25519"])
     # A token typed as a transaction must be refused by a token verifier.
     token_as_tx = jwt.encode(
         {"alg": "Ed25519", "typ": "emr-tx+jws", "kid": kid},
-        {"iss": kid, "aud": "glucochain", "iat": iat, "exp": iat + 120, "jti": "fixture-2"},
+        {"iss": kid, "aud": "glucochain-ledger", "iat": iat, "exp": iat + 120, "jti": "fixture-2",
+         "chain_id": "glucochain-test"},
         key, algorithms=["Ed25519"])
     x = key.as_dict()["x"]
     out = {

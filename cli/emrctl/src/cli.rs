@@ -135,9 +135,8 @@ pub enum Command {
     Records {
         /// The patient's id.
         patient: String,
-        /// Reader's private key (signs a 2-minute read token).
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        reader: ReaderArgs,
         /// Ledger base URL.
         #[arg(long, env = "GLUCOCHAIN_LEDGER_URL", default_value = "http://127.0.0.1:8081")]
         ledger: String,
@@ -160,9 +159,8 @@ pub enum Command {
     Proof {
         /// The tx hash (hex).
         hash: String,
-        /// Reader's private key.
-        #[arg(long)]
-        key: PathBuf,
+        #[command(flatten)]
+        reader: ReaderArgs,
         /// Ledger base URL.
         #[arg(long, env = "GLUCOCHAIN_LEDGER_URL", default_value = "http://127.0.0.1:8081")]
         ledger: String,
@@ -174,7 +172,7 @@ pub enum Command {
     /// Fetch every block header from the ledger and check the chain from
     /// genesis: heights, hash links, tx roots and every commit certificate.
     VerifyChain {
-        /// Genesis file of the chain.
+        /// Genesis file of the chain (its chain id is the read token's).
         #[arg(long)]
         genesis: PathBuf,
         /// Reader's private key (any registered participant).
@@ -183,6 +181,31 @@ pub enum Command {
         /// Ledger base URL.
         #[arg(long, env = "GLUCOCHAIN_LEDGER_URL", default_value = "http://127.0.0.1:8081")]
         ledger: String,
+    },
+
+    /// Check a patient's access log against the audit checkpoint the chain
+    /// committed: every entry of theirs from the segment up to the newest
+    /// checkpoint recomputes to its head (others' entries come as hashes
+    /// only), and the checkpoint transaction's inclusion proof verifies
+    /// offline with the genesis file.
+    #[command(
+        after_help = "Example:\n  emrctl verify-audit p3k... --key keys/patient.pem --genesis genesis.json --ledger $LEDGER"
+    )]
+    VerifyAudit {
+        /// The patient.
+        patient: String,
+        /// The patient's (or an admin's) private key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Genesis file of the chain.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Ledger base URL.
+        #[arg(long, env = "GLUCOCHAIN_LEDGER_URL", default_value = "http://127.0.0.1:8081")]
+        ledger: String,
+        /// First entry of the segment to check (default: the oldest of the patient's newest 100).
+        #[arg(long)]
+        from: Option<u64>,
     },
 
     /// Consents: grant or revoke (prints the signed transaction; pipe it to
@@ -295,14 +318,17 @@ pub enum Command {
         tx: bool,
     },
 
-    /// Issue a short-lived read token (EdDSA JWT) for the HTTPS read API.
-    #[command(after_help = "Example:\n  curl -H \"Authorization: Bearer $(emrctl token --key keys/patient.pem)\" ...")]
+    /// Issue a short-lived read token (EdDSA JWT) for one service's HTTPS API.
+    #[command(
+        after_help = "Example:\n  curl -H \"Authorization: Bearer $(emrctl token --key keys/patient.pem --chain-id glucochain-devnet)\" $LEDGER/v1/...\n  emrctl token --key keys/patient.pem --audience glucochain-contracts   # for the contracts engine"
+    )]
     Token {
-        /// Reader's private key.
-        #[arg(long)]
-        key: PathBuf,
-        /// Audience.
-        #[arg(long, default_value = "glucochain")]
+        #[command(flatten)]
+        reader: ReaderArgs,
+        /// The service the token is for: glucochain-ledger, glucochain-contracts
+        /// or glucochain-notifier (or a deployment's own audience). A service
+        /// refuses tokens made for another.
+        #[arg(long, default_value = "glucochain-ledger")]
         audience: String,
         /// Lifetime in seconds (services accept at most 300).
         #[arg(long, default_value_t = 120)]
@@ -340,6 +366,18 @@ pub enum Command {
         #[arg(long, default_value_t = 4)]
         validators: u8,
     },
+}
+
+/// Who reads: the key that signs the read token, and the chain it is for.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReaderArgs {
+    /// Reader's private key (signs a 2-minute read token; never sent).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The chain's id (from its genesis file): tokens name it, and a
+    /// service of another chain refuses them.
+    #[arg(long, env = "GLUCOCHAIN_CHAIN_ID", default_value = "glucochain-devnet")]
+    pub chain_id: String,
 }
 
 /// Signing options shared by the contract commands.
@@ -406,9 +444,9 @@ pub enum ConsentCmd {
     List {
         /// The patient.
         patient: String,
-        /// Reader's key (the patient or an admin).
-        #[arg(long)]
-        key: PathBuf,
+        /// The patient or an admin.
+        #[command(flatten)]
+        reader: ReaderArgs,
         /// Contracts engine base URL.
         #[arg(long, env = "GLUCOCHAIN_CONTRACTS_URL", default_value = "http://127.0.0.1:8082")]
         contracts: String,
@@ -436,9 +474,9 @@ pub enum CareplanCmd {
     Show {
         /// The patient.
         patient: String,
-        /// Reader's key (the patient, an admin, or the care team).
-        #[arg(long)]
-        key: PathBuf,
+        /// The patient, an admin, or the care team.
+        #[command(flatten)]
+        reader: ReaderArgs,
         /// Contracts engine base URL.
         #[arg(long, env = "GLUCOCHAIN_CONTRACTS_URL", default_value = "http://127.0.0.1:8082")]
         contracts: String,
@@ -448,13 +486,18 @@ pub enum CareplanCmd {
 /// `emrctl emergency ...`
 #[derive(Subcommand, Debug)]
 pub enum EmergencyCmd {
-    /// Make a new device token: prints it and its hash, writes its QR code as SVG.
-    Token {
+    /// Make a new emergency card for a patient (on the patient's own
+    /// machine): prints the card and its public key, writes its QR code as
+    /// SVG. Keep the card itself off any shared system: it unlocks the profile.
+    Card {
+        /// The patient.
+        #[arg(long)]
+        patient: String,
         /// Where to write the QR code (SVG).
         #[arg(long)]
         qr: PathBuf,
     },
-    /// Sign an emergency.profile.set (patient): the profile and the token's hash.
+    /// Sign an emergency.profile.set (patient): the profile and the card's public key.
     Profile {
         #[command(flatten)]
         sign: SignArgs,
@@ -470,21 +513,25 @@ pub enum EmergencyCmd {
         /// Current medication (comma-separated).
         #[arg(long, value_delimiter = ',')]
         medications: Vec<String>,
-        /// The device token's hash (from `emrctl emergency token`).
+        /// The card's public key (from `emrctl emergency card`).
         #[arg(long)]
-        token_hash: String,
+        card_key: String,
     },
-    /// Break the glass (clinician): commit access.emergency with the scanned
-    /// token through ingest, then read the emergency profile.
+    /// Break the glass (clinician): commit access.emergency with a proof of
+    /// the scanned card through ingest, then read the emergency profile.
     Access {
+        /// The clinician.
         #[command(flatten)]
-        sign: SignArgs,
-        /// The device token as scanned.
+        reader: ReaderArgs,
+        /// The card as scanned (`gce1:<patient>:<code>`); it names the patient.
         #[arg(long)]
-        token: String,
-        /// Why (recorded on the chain, shown to the patient).
+        card: String,
+        /// Why: unconscious, cannot_communicate, life_threatening or other.
         #[arg(long)]
-        reason: String,
+        reason_code: String,
+        /// More detail (recorded on the chain, shown to the patient); needed with `other`.
+        #[arg(long)]
+        reason: Option<String>,
         /// Ingest base URL.
         #[arg(long, env = "GLUCOCHAIN_INGEST_URL", default_value = "http://127.0.0.1:8080")]
         ingest: String,
@@ -619,9 +666,9 @@ pub enum AlertCmd {
     },
     /// Who was told about an alert, on which channel, whether it was sent and who acknowledged.
     Status {
-        /// Your private key (signs a short read token).
-        #[arg(long)]
-        key: PathBuf,
+        /// You (a short read token for the notifier).
+        #[command(flatten)]
+        reader: ReaderArgs,
         /// Alert id.
         #[arg(long)]
         id: String,

@@ -7,7 +7,9 @@ mod cmd;
 /// The devnet's processes: start, signal and restart them (`emrctl devnet`).
 pub use cmd::devnet;
 /// Checking a ledger's chain from genesis (`emrctl verify-chain`).
-pub use cmd::http::{ChainBroken, VerifiedChain, verify_ledger_chain};
+pub use cmd::http::{
+    AuditBroken, ChainBroken, VerifiedAudit, VerifiedChain, verify_ledger_chain, verify_patient_audit,
+};
 
 use clap::Parser;
 

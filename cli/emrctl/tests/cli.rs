@@ -204,15 +204,27 @@ fn token_is_a_short_lived_read_token() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("reader.pem");
     let info = json(&emrctl(&["keygen", "--out", p(&key)], None));
-    let out = emrctl(&["token", "--key", p(&key), "--ttl", "60"], None);
+    let out = emrctl(&["token", "--key", p(&key), "--ttl", "60", "--chain-id", "glucochain-dev"], None);
     assert!(out.status.success());
     let tok = String::from_utf8(out.stdout).unwrap();
     let parsed = glucochain_crypto::jose::parse_compact(tok.trim(), 4096).unwrap();
     let pk = glucochain_crypto::PublicKey::from_base64url(info["public_key"].as_str().unwrap()).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let claims = glucochain_crypto::jose::verify_token(&parsed, &pk, &Default::default(), now).unwrap();
+    use glucochain_crypto::jose::{CONTRACTS_AUDIENCE, LEDGER_AUDIENCE, TokenPolicy};
+    let ledger = TokenPolicy::new(LEDGER_AUDIENCE, "glucochain-dev");
+    let claims = glucochain_crypto::jose::verify_token(&parsed, &pk, &ledger, now).unwrap();
     assert_eq!(claims.iss, info["participant_id"].as_str().unwrap());
     assert_eq!(claims.exp - claims.iat, 60);
+    // Issue 19, M2: made for the ledger of one chain, refused by another service or chain.
+    let contracts = TokenPolicy::new(CONTRACTS_AUDIENCE, "glucochain-dev");
+    assert!(glucochain_crypto::jose::verify_token(&parsed, &pk, &contracts, now).is_err());
+    let other = TokenPolicy::new(LEDGER_AUDIENCE, "another-chain");
+    assert!(glucochain_crypto::jose::verify_token(&parsed, &pk, &other, now).is_err());
+    let out =
+        emrctl(&["token", "--key", p(&key), "--chain-id", "glucochain-dev", "--audience", CONTRACTS_AUDIENCE], None);
+    let tok = String::from_utf8(out.stdout).unwrap();
+    let parsed = glucochain_crypto::jose::parse_compact(tok.trim(), 4096).unwrap();
+    assert!(glucochain_crypto::jose::verify_token(&parsed, &pk, &contracts, now).is_ok());
 }
 
 #[test]
@@ -251,7 +263,7 @@ fn contract_commands_sign_valid_transactions_and_refuse_bad_arguments() {
         &[
             &["emergency", "profile"][..],
             &base[..],
-            &["--blood-group", "B+", "--diabetes-type", "type2", "--token-hash", &h][..],
+            &["--blood-group", "B+", "--diabetes-type", "type2", "--card-key", info["public_key"].as_str().unwrap()][..],
         ]
         .concat(),
         "emergency.profile.set",
@@ -279,20 +291,30 @@ fn contract_commands_sign_valid_transactions_and_refuse_bad_arguments() {
     .concat();
     let out = emrctl(&bad, None);
     assert!(!out.status.success() && out.stdout.is_empty());
-    let out = emrctl(
-        &[
-            &["emergency", "profile"][..],
-            &base[..],
-            &["--blood-group", "C+", "--diabetes-type", "type1", "--token-hash", &h][..],
-        ]
-        .concat(),
-        None,
-    );
+    let out =
+        emrctl(
+            &[
+                &["emergency", "profile"][..],
+                &base[..],
+                &[
+                    "--blood-group",
+                    "C+",
+                    "--diabetes-type",
+                    "type1",
+                    "--card-key",
+                    info["public_key"].as_str().unwrap(),
+                ][..],
+            ]
+            .concat(),
+            None,
+        );
     assert!(!out.status.success());
-    // A device token and its QR code.
+    // An emergency card and its QR code: the card names the patient; its public key goes on the chain.
     let qr = dir.path().join("t.svg");
-    let t = json(&emrctl(&["emergency", "token", "--qr", p(&qr)], None));
-    assert_eq!(t["token_hash"].as_str().unwrap().len(), 64);
+    let t = json(&emrctl(&["emergency", "card", "--patient", &id, "--qr", p(&qr)], None));
+    let card = glucochain_types::emergency::EmergencyCard::parse(t["card"].as_str().unwrap()).unwrap();
+    assert_eq!(card.patient.as_str(), id);
+    assert_eq!(t["card_key"].as_str().unwrap(), card.public_key().to_string());
     assert!(std::fs::read_to_string(&qr).unwrap().starts_with("<?xml"));
 }
 

@@ -6,8 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glucochain_api::{Problem, authenticate};
 use glucochain_crypto::jose::TokenPolicy;
-use glucochain_crypto::sha256;
-use glucochain_state::{ReadDecision, emergency_profile_for};
+use glucochain_state::{ReadDecision, decide_careplan_read, emergency_profile_for};
+use glucochain_types::emergency::EmergencyCard;
 use glucochain_types::time::Timestamp;
 use glucochain_types::{ParticipantId, Role};
 use serde_json::json;
@@ -81,6 +81,11 @@ async fn audited(s: &ApiState, req: &HttpRequest, read: Read<'_>, granted: bool,
     };
     match answer {
         Ok(a) if a.error.is_empty() => {}
+        Ok(a) if a.error.starts_with("rate-limited:") => {
+            let secs = a.error["rate-limited:".len()..].trim().parse().unwrap_or(60);
+            let detail = "too many refused reads of this patient lately; retry later";
+            return Err(Problem::rate_limited("Too many refused reads", detail, std::time::Duration::from_secs(secs)));
+        }
         Ok(a) => return Err(unaudited(&a.error)),
         Err(e) => return Err(unaudited(&e)),
     }
@@ -123,13 +128,14 @@ fn patient_id(s: &str) -> Result<ParticipantId, Problem> {
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyRequest {
-    /// The device token as scanned from the wristband, phone or card.
-    pub token: String,
+    /// The emergency card as scanned from the wristband, phone or card
+    /// (`gce1:<patient>:<code>`).
+    pub card: String,
 }
 
-/// Break-glass: the emergency profile behind a device token, for a clinician
-/// whose `access.emergency` with that token's hash is committed (and within
-/// its hour). Nothing else of the patient is returned.
+/// Break-glass: the emergency profile behind an emergency card, for a
+/// clinician whose `access.emergency` with a proof of that card is committed
+/// (and within its hour). Nothing else of the patient is returned.
 #[utoipa::path(post, path = "/v1/emergency-access", tag = "emergency", request_body = EmergencyRequest,
     responses((status = 200, description = "blood group, allergies, diabetes type, medication, emergency contacts"),
         (status = 401, body = Problem), (status = 403, body = Problem, description = "no committed access.emergency by this clinician with this token, or it expired"),
@@ -145,7 +151,7 @@ pub async fn emergency_access(
             StatusCode::FORBIDDEN,
             "break-glass-required",
             "Break-glass access not granted",
-            "commit access.emergency with this token's hash first (emrctl emergency access); tokens are revoked when the patient rotates them",
+            "commit access.emergency with a proof of this card first (emrctl emergency access); a card stops working when the patient issues a new one",
         )
     };
     let read = |patient| Read { reader: &clinician, role, patient, action: "emergency.read", purpose: "ETREAT" };
@@ -153,13 +159,13 @@ pub async fn emergency_access(
         let reason = "break-glass is for registered clinicians";
         return Err(audited(&s, &req, read(None), false, reason).await.err().unwrap_or_else(|| forbidden(reason)));
     }
-    let token_hash = sha256(body.token.trim().as_bytes());
+    let card = EmergencyCard::parse(&body.card).map_err(|e| Problem::bad_request(format!("card: {e}")))?;
     let now = Timestamp::now();
     // Decided on one view, released before the audit is written.
     let (patient, answer) = {
         let view = s.engine.chain.view.read().expect("view lock");
         let state = view.state();
-        let profile = state.contracts().profile_by_token(&token_hash);
+        let profile = state.contracts().profile_by_card(&card.public_key()).filter(|p| p.patient == card.patient);
         let patient = profile.map(|p| p.patient.clone());
         let answer = profile.and_then(|profile| {
             let granted = emergency_profile_for(state, &clinician, &profile.patient, now)?;
@@ -246,20 +252,13 @@ pub async fn consents(req: HttpRequest, s: Data, id: web::Path<String>) -> Resul
 pub async fn careplan(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let (who, role) = reader(&req, &s)?;
     let patient = patient_id(&id)?;
-    // The care team (the proposing clinician, the plan's contacts) reads the plan too.
-    let on_team = {
+    // The patient, admins, the contacts of the plan in force, and readers
+    // whose consent covers care plans (the contract rule, `decide_careplan_read`).
+    let decision = {
         let view = s.engine.chain.view.read().expect("view lock");
-        view.state().contracts().careplans_of(&patient).any(|p| {
-            p.versions.values().any(|v| v.proposer == who || v.plan.contacts.iter().any(|c| c.participant == who))
-        })
+        decide_careplan_read(view.state(), &who, &patient, purpose_of(&who, &patient), Timestamp::now())
     };
-    let (granted, reason) = if on_team {
-        (true, "on the patient's care team")
-    } else if own_or_admin(&s, &who, &patient) {
-        (true, "the patient or an admin")
-    } else {
-        (false, "only the patient, admins and the care team")
-    };
+    let (granted, reason) = (decision.allows(), decision.reason().to_string());
     let read = Read {
         reader: &who,
         role,
@@ -267,7 +266,7 @@ pub async fn careplan(req: HttpRequest, s: Data, id: web::Path<String>) -> Resul
         action: "careplan.read",
         purpose: purpose_of(&who, &patient),
     };
-    audited(&s, &req, read, granted, reason).await?;
+    audited(&s, &req, read, granted, &reason).await?;
     careplan_json(&s, &patient, Timestamp::now())
 }
 

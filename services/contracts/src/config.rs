@@ -35,8 +35,10 @@ pub struct ContractsConfig {
     /// Give a restarted engine the same start and its time continues.
     #[arg(long, env = "GLUCOCHAIN_CLOCK_START")]
     pub clock_start: Option<String>,
-    /// Audience read tokens must name.
-    #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain")]
+    /// Audience read tokens must name: this service's own, so that a token
+    /// given to another service is refused here (a deployment may use its
+    /// public URL instead, e.g. `https://contracts.hospital.example`).
+    #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain-contracts")]
     pub token_audience: String,
 }
 

@@ -30,8 +30,8 @@ pub struct BreakGlass {
     pub patient: ParticipantId,
     /// The clinician.
     pub clinician: ParticipantId,
-    /// Why, as the clinician wrote.
-    pub reason: String,
+    /// What the patient and caregivers are told (who, and why as the clinician gave it).
+    pub notice: String,
     /// Block time.
     pub at: Timestamp,
 }
@@ -110,7 +110,7 @@ impl Engine {
                         tx_hash: tx.hash.to_string(),
                         patient,
                         clinician: tx.signer.clone(),
-                        reason: a.reason.clone(),
+                        notice: a.notice(&tx.signer),
                         at: block.header.time,
                     });
                 }
@@ -188,22 +188,31 @@ pub fn decision_wire(d: &ReadDecision, height: u64) -> wire::AuthzDecision {
     }
 }
 
-async fn decide_request(engine: &Engine, payload: &[u8]) -> wire::AuthzDecision {
+pub(crate) async fn decide_request(engine: &Engine, payload: &[u8]) -> wire::AuthzDecision {
     let Ok(req) = wire::AuthzRequest::decode(payload) else {
         return decision_wire(&ReadDecision::Deny { reason: "malformed request".into() }, 0);
     };
     let (Ok(reader), Ok(patient)) = (ParticipantId::parse(&req.reader), ParticipantId::parse(&req.patient)) else {
         return decision_wire(&ReadDecision::Deny { reason: "malformed participant id".into() }, 0);
     };
-    // Catch up with the asker's view first (bounded wait).
+    // Catch up with the asker's view first (bounded wait). A decision on an
+    // older state could grant what a revocation the asker already holds
+    // took away: past the wait, the answer is a refusal that says so, never
+    // a grant (the ledger answers 503 for it).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while engine.chain.height() < req.min_height && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let height = engine.chain.height();
+    if height < req.min_height {
+        metrics::counter!("glucochain_authz_decisions_total", "allow" => "behind").increment(1);
+        let reason = format!("the contracts engine is at height {height}, behind the {} asked for", req.min_height);
+        return decision_wire(&ReadDecision::Deny { reason }, height);
+    }
     let at = if req.at_ms > 0 { Timestamp::from_unix_ms(req.at_ms) } else { Timestamp::now() };
     let d = engine.decide(&reader, &patient, &req.purpose, at);
     metrics::counter!("glucochain_authz_decisions_total", "allow" => d.allows().to_string()).increment(1);
-    decision_wire(&d, engine.chain.height())
+    decision_wire(&d, height)
 }
 
 /// Answers `emr.authz.decide` (queue group `contracts`, so replicas share the work).
@@ -238,7 +247,7 @@ pub async fn publish_notices(engine: Arc<Engine>, bus: Bus) -> anyhow::Result<()
                 severity: wire::Severity::Urgent as i32,
                 episode_id: n.tx_hash.clone(),
                 observed_at_ms: n.at.unix_ms(),
-                reason: glucochain_types::tx::AccessEmergency::notice(&n.clinician, &n.reason),
+                reason: n.notice.clone(),
                 // The notifier checks the access on its own view of the chain, once it holds this height.
                 chain_height: engine.chain.height(),
                 ..Default::default()
@@ -309,3 +318,47 @@ pub async fn run_reminders(engine: Arc<Engine>, bus: Bus, tick: Duration, clock:
 }
 
 pub use glucochain_types::time::Clock;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glucochain_crypto::KeyPair;
+    use glucochain_types::genesis::{ConsensusParams, GenesisAdmin, GenesisValidator};
+
+    #[tokio::test]
+    async fn m3_a_request_for_a_height_the_engine_has_not_reached_is_refused_not_answered_from_older_state() {
+        // Issue 19, M3: after 2 s the engine answered from its older state.
+        let admin = KeyPair::from_seed([1; 32]);
+        let genesis = Genesis {
+            chain_id: glucochain_types::ChainId::parse("glucochain-test").unwrap(),
+            genesis_time: Timestamp::from_unix_ms(1_790_000_000_000),
+            validators: vec![GenesisValidator {
+                name: "v0".into(),
+                public_key: KeyPair::from_seed([2; 32]).public(),
+                power: 10,
+            }],
+            admins: vec![GenesisAdmin { name: "admin".into(), public_key: admin.public() }],
+            params: ConsensusParams::default(),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::connect(&format!("sqlite://{}", dir.path().join("c.db").display())).await.unwrap();
+        let engine = Engine::open(store, &genesis).await.unwrap();
+        let admin_id = ParticipantId::from_public_key(&admin.public());
+        let patient = ParticipantId::from_public_key(&KeyPair::from_seed([3; 32]).public());
+        let ask = |min_height| wire::AuthzRequest {
+            reader: admin_id.to_string(),
+            patient: patient.to_string(),
+            purpose: "TREAT".into(),
+            at_ms: 0,
+            min_height,
+        };
+        // At its own height an admin's read is granted in full ...
+        let now = decide_request(&engine, &ask(0).encode_to_vec()).await;
+        assert!(now.allow && now.all, "{now:?}");
+        // ... but asked for a height it has not reached, it refuses and says how far it is.
+        let ahead = decide_request(&engine, &ask(5).encode_to_vec()).await;
+        assert!(!ahead.allow && !ahead.all, "{ahead:?}");
+        assert_eq!(ahead.height, 0);
+        assert!(ahead.reason.contains("behind"), "{}", ahead.reason);
+    }
+}

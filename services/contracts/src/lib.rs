@@ -40,7 +40,7 @@ pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
     let state = actix_web::web::Data::new(api::ApiState {
         engine,
         audit: api::AuditLog::Ledger(bus.clone()),
-        policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
+        policy: TokenPolicy::new(cfg.token_audience.clone(), genesis.chain_id.as_str()),
     });
     let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
         c.app_data(state.clone());

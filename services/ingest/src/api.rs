@@ -94,11 +94,33 @@ fn status_json(hash: &Hash32, state: &TxState) -> serde_json::Value {
 pub async fn submit(req: HttpRequest, s: Data, payload: web::Payload) -> Result<HttpResponse, Problem> {
     let body = read_body(payload, s.max_body()).await?;
     let jws = jws_from(&req, &body)?;
-    match s.submit(&jws).await? {
+    let client = req.app_data::<web::Data<ClientAddress>>().and_then(|c| c.of(&req));
+    match s.submit(&jws, client).await? {
         Submitted::Accepted(hash) => {
             Ok(HttpResponse::Accepted().json(json!({ "tx_hash": hash.to_string(), "status": "pending" })))
         }
         Submitted::Known(hash, state) => Ok(HttpResponse::Ok().json(status_json(&hash, &state))),
+    }
+}
+
+/// How the client's address is found.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAddress {
+    /// Behind a proxy that appends the client to `X-Forwarded-For`: take its last entry.
+    pub trust_forwarded_for: bool,
+}
+
+impl ClientAddress {
+    /// The client's address for `req`.
+    pub fn of(&self, req: &HttpRequest) -> Option<std::net::IpAddr> {
+        if self.trust_forwarded_for
+            && let Some(last) =
+                req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.rsplit(',').next())
+            && let Ok(ip) = last.trim().parse()
+        {
+            return Some(ip);
+        }
+        req.peer_addr().map(|a| a.ip())
     }
 }
 

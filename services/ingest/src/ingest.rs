@@ -65,13 +65,40 @@ async fn write_pending_statuses(store: Store, mut queue: mpsc::Receiver<PendingS
     }
 }
 
+/// Write quotas, each `(sustained per second, burst)`.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    /// Per signer.
+    pub per_signer: (f64, f64),
+    /// Per signer registered less than [`YOUNG_MS`] ago (besides `per_signer`).
+    pub young_signer: (f64, f64),
+    /// Self-registrations per client address.
+    pub new_ids_per_ip: (f64, f64),
+    /// Per patient a transaction concerns, whoever signs it.
+    pub per_patient: (f64, f64),
+    /// Everything this ingest takes.
+    pub global: (f64, f64),
+}
+
+/// How long a newly registered signer counts as young.
+pub const YOUNG_MS: i64 = 24 * 3_600_000;
+
+/// The token buckets of [`Quotas`].
+struct Limiters {
+    per_signer: RateLimiter,
+    young_signer: RateLimiter,
+    new_ids_per_ip: RateLimiter,
+    per_patient: RateLimiter,
+    global: RateLimiter,
+}
+
 /// The ingest service's state.
 pub struct Ingest {
     bus: Bus,
     store: Store,
     pending: mpsc::Sender<PendingStatus>,
     follower: RwLock<Follower>,
-    limiter: Mutex<RateLimiter>,
+    limiter: Mutex<Limiters>,
     limits: TxLimits,
     caught_up: AtomicBool,
     /// The highest height whose block this ingest has verified: statuses
@@ -122,11 +149,27 @@ fn static_code(code: &str) -> &'static str {
     CODES.iter().find(|c| **c == code).copied().unwrap_or("not-admissible")
 }
 
+/// The key a client address is counted under: the address itself for IPv4,
+/// its /64 for IPv6 (one host gets a whole /64).
+fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.to_string();
+            }
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 impl Ingest {
     /// Ingest over `bus` and `store`, with the registry at genesis (caught up
     /// by [`Ingest::follow_blocks`]). Starts the pending-status writer on the
     /// current Tokio runtime.
-    pub fn new(bus: Bus, store: Store, genesis: &Genesis, rate: f64, burst: f64) -> Self {
+    pub fn new(bus: Bus, store: Store, genesis: &Genesis, q: Quotas) -> Self {
+        let bucket = |(rate, burst): (f64, f64)| RateLimiter::new(rate, burst);
         let (pending, queue) = mpsc::channel(4 * MAX_ROWS_PER_WRITE);
         tokio::spawn(write_pending_statuses(store.clone(), queue));
         Ingest {
@@ -134,7 +177,13 @@ impl Ingest {
             store,
             pending,
             follower: RwLock::new(Follower::new(genesis)),
-            limiter: Mutex::new(RateLimiter::new(rate, burst)),
+            limiter: Mutex::new(Limiters {
+                per_signer: bucket(q.per_signer),
+                young_signer: bucket(q.young_signer),
+                new_ids_per_ip: bucket(q.new_ids_per_ip),
+                per_patient: bucket(q.per_patient),
+                global: bucket(q.global),
+            }),
             limits: TxLimits::default(),
             caught_up: AtomicBool::new(false),
             known_height: AtomicU64::new(0),
@@ -161,11 +210,13 @@ impl Ingest {
         Ok(row.map(|r| r.state))
     }
 
-    /// Checks and publishes a transaction. Checks, in order: size, syntax and
-    /// schema, chain id, signer and signature with the registered key, role,
-    /// time window, duplicate (an identical resubmission answers its status),
-    /// replay, the type's rules, then the signer's rate.
-    pub async fn submit(&self, jws: &str) -> Result<Submitted, Problem> {
+    /// Checks and publishes a transaction from `client` (its address, when
+    /// known). Checks, in order: size, syntax and schema, chain id, signer
+    /// and signature with the registered key, role, time window, duplicate
+    /// (an identical resubmission answers its status), replay, the type's
+    /// rules, then the quotas: this ingest's, the client address's for new
+    /// identities, the signer's (stricter for a young one), the patient's.
+    pub async fn submit(&self, jws: &str, client: Option<std::net::IpAddr>) -> Result<Submitted, Problem> {
         if !self.is_caught_up() {
             return Err(Problem::unavailable("catching up with the chain; retry shortly"));
         }
@@ -178,10 +229,16 @@ impl Ingest {
                 format!("at most {} bytes", self.limits.max_jws_bytes),
             ));
         }
-        let admitted = {
+        let (admitted, signer_since) = {
             let follower = self.follower.read().expect("registry lock");
             let mut exec = follower.state().execute(Timestamp::now());
-            exec.admit(jws.as_bytes())
+            let admitted = exec.admit(jws.as_bytes());
+            let since = admitted
+                .as_ref()
+                .ok()
+                .and_then(|a| follower.state().participant(&a.tx.signer))
+                .map(|p| p.registered_ms);
+            (admitted, since)
         };
         let tx = match admitted {
             Ok(a) => a.tx,
@@ -196,12 +253,52 @@ impl Ingest {
                 return Err(Problem::new(status, static_code(r.code), title, r.reason));
             }
         };
-        if let Err(wait) = self.limiter.lock().expect("limiter lock").take(tx.signer.as_str(), Instant::now()) {
-            metrics::counter!("glucochain_ingest_refused_total", "code" => "rate-limited").increment(1);
-            let detail = format!("{} is over its rate; retry later", tx.signer);
-            return Err(Problem::rate_limited("Too many transactions", detail, wait));
-        }
+        self.within_quotas(&tx, signer_since, client)?;
         self.publish(&tx).await
+    }
+
+    /// Takes a token from every quota the transaction counts against.
+    fn within_quotas(
+        &self,
+        tx: &Transaction,
+        signer_since: Option<i64>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(), Problem> {
+        let now = Instant::now();
+        let mut l = self.limiter.lock().expect("limiter lock");
+        let refuse = |which: &'static str, detail: String, wait| {
+            metrics::counter!("glucochain_ingest_refused_total", "code" => "rate-limited", "quota" => which)
+                .increment(1);
+            Err(Problem::rate_limited("Too many transactions", detail, wait))
+        };
+        if let Err(wait) = l.global.take("*", now) {
+            return refuse("global", "this service is taking all it can; retry later".into(), wait);
+        }
+        match signer_since {
+            // Not registered yet: a self-registration, counted per client address.
+            None => {
+                let key = client.map(address_key).unwrap_or_else(|| "unknown".into());
+                if let Err(wait) = l.new_ids_per_ip.take(&key, now) {
+                    return refuse("new-ids", "too many new identities from this address; retry later".into(), wait);
+                }
+            }
+            Some(since) if Timestamp::now().unix_ms() - since < YOUNG_MS => {
+                if let Err(wait) = l.young_signer.take(tx.signer.as_str(), now) {
+                    let detail = format!("{} is newly registered and over its rate; retry later", tx.signer);
+                    return refuse("young", detail, wait);
+                }
+            }
+            Some(_) => {}
+        }
+        if let Err(wait) = l.per_signer.take(tx.signer.as_str(), now) {
+            return refuse("signer", format!("{} is over its rate; retry later", tx.signer), wait);
+        }
+        if let Some(p) = &tx.payload.patient
+            && let Err(wait) = l.per_patient.take(p.as_str(), now)
+        {
+            return refuse("patient", "too many transactions for this patient; retry later".into(), wait);
+        }
+        Ok(())
     }
 
     async fn publish(&self, tx: &Transaction) -> Result<Submitted, Problem> {
@@ -348,13 +445,29 @@ impl Ingest {
         }
     }
 
-    /// Records the validators' rejections.
+    /// Records the validators' rejections: signed ones from validators of
+    /// the current set, once they hold more than a third of the power (see
+    /// [`crate::rejections`]).
     pub async fn follow_rejections(&self) -> anyhow::Result<()> {
         let mut sub = self.bus.client().subscribe(subjects::TX_REJECTED).await?;
+        let mut tally = crate::rejections::RejectionTally::default();
         while let Some(m) = sub.next().await {
             let Ok(r) = wire::TxRejected::decode(m.payload.as_ref()) else { continue };
-            if let Err(e) = self.store.tx_rejected(&r.tx_hash, &r.code, &r.reason).await {
-                tracing::warn!(error = %e, "rejection not recorded");
+            let counted = {
+                let f = self.follower.read().expect("registry lock");
+                tally.add(&r, f.state().validators())
+            };
+            match counted {
+                Ok(true) => {
+                    if let Err(e) = self.store.tx_rejected(&r.tx_hash, &r.code, &r.reason).await {
+                        tracing::warn!(error = %e, "rejection not recorded");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    metrics::counter!("glucochain_ingest_rejections_refused_total").increment(1);
+                    tracing::warn!(validator = %r.validator, error = %e, "rejection report not counted");
+                }
             }
         }
         anyhow::bail!("rejection subscription ended")

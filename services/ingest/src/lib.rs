@@ -7,6 +7,7 @@
 pub mod api;
 pub mod config;
 pub mod ingest;
+pub mod rejections;
 
 pub use config::IngestConfig;
 
@@ -27,7 +28,7 @@ pub async fn serve(cfg: IngestConfig) -> anyhow::Result<()> {
     let bus = Bus::connect(&cfg.nats_url, "ingest").await.context("nats")?;
     bus.ensure_stream(&StreamSpec::txs()).await?;
     ready.set("nats", true);
-    let ingest = Arc::new(ingest::Ingest::new(bus, store, &genesis, cfg.rate_per_sec, cfg.rate_burst));
+    let ingest = Arc::new(ingest::Ingest::new(bus, store, &genesis, cfg.quotas()));
 
     let (i1, i2, r) = (ingest.clone(), ingest.clone(), ready.clone());
     let blocks = tokio::spawn(async move { i1.follow_blocks().await });
@@ -40,8 +41,9 @@ pub async fn serve(cfg: IngestConfig) -> anyhow::Result<()> {
         }
     });
     let data = actix_web::web::Data::new(ingest);
+    let client_address = actix_web::web::Data::new(api::ClientAddress { trust_forwarded_for: cfg.trust_forwarded_for });
     let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
-        c.app_data(data.clone());
+        c.app_data(data.clone()).app_data(client_address.clone());
         api::configure(c);
     })?;
     tokio::select! {

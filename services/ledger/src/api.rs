@@ -63,6 +63,21 @@ fn decision_from_wire(d: glucochain_wire::v1::AuthzDecision) -> ReadDecision {
     ReadDecision::Scoped { scopes, reason: d.reason }
 }
 
+/// A decision from the contracts engine, if it was made on a state at least
+/// as recent as the ledger's own (`min_height`): one made on older state
+/// could grant what a revocation the ledger already holds took away, so it
+/// is refused with 503 and never used as a grant.
+fn accept_decision(d: glucochain_wire::v1::AuthzDecision, min_height: u64) -> Result<ReadDecision, Problem> {
+    if d.height < min_height {
+        metrics::counter!("glucochain_ledger_reads_refused_total", "code" => "stale-decision").increment(1);
+        return Err(Problem::unavailable(format!(
+            "the contracts engine decided at height {}, behind this ledger's {min_height}; no read on a stale decision",
+            d.height
+        )));
+    }
+    Ok(decision_from_wire(d))
+}
+
 type Data = web::Data<ApiState>;
 
 /// An authenticated reader.
@@ -130,9 +145,16 @@ pub(crate) async fn audited(
             reason,
         })
         .await
-        .map_err(|e| {
-            tracing::error!(error = format!("{e:#}"), "audit write failed; refusing the read");
-            Problem::unavailable("the access could not be audited")
+        .map_err(|e| match e {
+            crate::ledger::AuditError::Throttled(wait) => Problem::rate_limited(
+                "Too many refused reads",
+                "too many refused reads of this patient lately; retry later",
+                wait,
+            ),
+            e => {
+                tracing::error!(error = format!("{e:#}"), "audit write failed; refusing the read");
+                Problem::unavailable("the access could not be audited")
+            }
         })?;
     if granted {
         Ok(())
@@ -168,14 +190,14 @@ pub(crate) async fn decide(
                 at_ms: Timestamp::now().unix_ms(),
                 min_height: s.ledger.height(),
             };
-            let ask = bus.client().request(glucochain_bus::subjects::AUTHZ_DECIDE, q.encode_to_vec().into());
+            let ask = bus.client().request(glucochain_bus::subjects::AUTHZ_DECIDE, q.clone().encode_to_vec().into());
             let reply = tokio::time::timeout(std::time::Duration::from_secs(3), ask)
                 .await
                 .map_err(|_| Problem::unavailable("the contracts engine did not answer; no read without a decision"))?
                 .map_err(|_| Problem::unavailable("the contracts engine is unavailable; no read without a decision"))?;
             let d =
                 glucochain_wire::v1::AuthzDecision::decode(reply.payload.as_ref()).map_err(|_| Problem::internal())?;
-            Ok(decision_from_wire(d))
+            accept_decision(d, q.min_height)
         }
     }
 }
@@ -231,14 +253,35 @@ async fn load_tx(
     hash: &str,
 ) -> Result<glucochain_store::StoredTx, Problem> {
     let hash = parse_hash(hash)?;
+    // Unknown, and known but not the reader's to see, get the same answer,
+    // and a refusal goes into the reader's trail only: a hash tried by
+    // someone who may not read it says nothing about whose it is, and puts
+    // nothing into that patient's access log.
+    let hidden = |reason: &str| {
+        let reason = reason.to_string();
+        async move {
+            match audited(s, req, r, None, "read", false, &reason).await {
+                // Not audited (503) or over the refusal rate (429): that answer.
+                Err(p) if p.status != 403 => Err(p),
+                _ => Err(Problem::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "Not authorized",
+                    format!("no committed transaction {hash} that you may read"),
+                )),
+            }
+        }
+    };
     let tx = s.ledger.store.transaction(&hash.0).await.map_err(|_| Problem::internal())?;
     let Some(tx) = tx else {
-        audited(s, req, r, None, "read", true, "unknown transaction").await?;
-        return Err(Problem::not_found(format!("no committed transaction {hash}")));
+        return hidden("unknown transaction").await;
     };
     let patient = tx.patient.as_deref().and_then(|p| ParticipantId::parse(p).ok());
     let (granted, reason) = if tx.signer == r.id.as_str() {
         (true, "the signer of the transaction".to_string())
+    } else if tx.tx_type == "audit.checkpoint" {
+        // A log's head and count, no one's data: patients check their access log against it.
+        (true, "audit checkpoints are public to participants".to_string())
     } else if let Some(p) = &patient {
         // A patient's transaction: readable when the contract rules cover what it holds.
         let d = decide(s, req, r, p).await?;
@@ -246,20 +289,23 @@ async fn load_tx(
         let covered = match &d {
             ReadDecision::All { .. } => true,
             _ if entries.is_empty() => false,
-            _ => entries.iter().all(|e| d.covers(e.class, e.record_type, &e.code_values())),
+            _ => entries.iter().all(|e| d.covers(e.class, e.record_type, &e.codes)),
         };
         (covered, d.reason().to_string())
     } else {
         (r.role == Role::Admin, if r.role == Role::Admin { "consortium admin" } else { "not the signer" }.to_string())
     };
-    audited(s, req, r, patient.as_ref(), "read", granted, &reason).await?;
+    if !granted {
+        return hidden(&reason).await;
+    }
+    audited(s, req, r, patient.as_ref(), "read", true, &reason).await?;
     Ok(tx)
 }
 
 /// A committed transaction (the JWS and where it is).
 #[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "chain",
     params(("hash" = String, Path, description = "tx hash (hex)", pattern = "^[0-9a-fA-F]{64}$")),
-    responses((status = 200, description = "the transaction"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "the transaction"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem, description = "unknown, or not the reader's to see (the same answer)")))]
 pub async fn transaction(req: HttpRequest, s: Data, hash: web::Path<String>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     let tx = load_tx(&s, &req, &r, &hash).await?;
@@ -281,7 +327,7 @@ pub async fn transaction(req: HttpRequest, s: Data, hash: web::Path<String>) -> 
 /// Everything needed to verify offline that a transaction is in the chain.
 #[utoipa::path(get, path = "/v1/transactions/{hash}/proof", tag = "chain",
     params(("hash" = String, Path, description = "tx hash (hex)", pattern = "^[0-9a-fA-F]{64}$")),
-    responses((status = 200, description = "RFC 9162 inclusion proof, header and commit certificate (verify with `emrctl verify-proof`)"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "RFC 9162 inclusion proof, header and commit certificate (verify with `emrctl verify-proof`)"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem, description = "unknown, or not the reader's to see (the same answer)")))]
 pub async fn proof(req: HttpRequest, s: Data, hash: web::Path<String>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     let tx = load_tx(&s, &req, &r, &hash).await?;
@@ -344,48 +390,138 @@ pub(crate) async fn patient_entries(
             .map_err(|_| Problem::internal())?;
         let Some(last) = page.last() else { break };
         after = Some((last.height, last.index));
-        all.extend(page.iter().flat_map(entries).filter(|e| decision.covers(e.class, e.record_type, &e.code_values())));
+        all.extend(page.iter().flat_map(entries).filter(|e| decision.covers(e.class, e.record_type, &e.codes)));
     }
     Ok(all)
 }
 
-/// Who read a patient's records, when and why (FHIR AuditEvent shapes).
+/// Who read a patient's records, when and why (FHIR AuditEvent shapes), a
+/// page at a time: newest first, `before` the sequence number a `next` link names.
 #[utoipa::path(get, path = "/v1/patients/{id}/access-log", tag = "patients",
-    params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$"), ("_count" = Option<u32>, Query, description = "most entries, 1..=1000 (default 100)", minimum = 1, maximum = 1000)),
-    responses((status = 200, description = "FHIR Bundle of AuditEvent, newest first"), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem)))]
+    params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$"),
+        ("_count" = Option<u32>, Query, description = "most entries, 1..=1000 (default 100)", minimum = 1, maximum = 1000),
+        ("before" = Option<u32>, Query, description = "only entries older than this sequence number (the `next` link's)", minimum = 1, maximum = 2147483647)),
+    responses((status = 200, description = "FHIR Bundle of AuditEvent, newest first, with a `next` link when there are older entries"), (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)"), (status = 403, body = Problem)))]
 pub async fn access_log(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
     let r = reader(&req, &s)?;
     let patient = parse_patient(&id)?;
     let count = glucochain_api::query_u32(req.query_string(), "_count", 100, 1..=1000)?;
-    // The access log is the patient's own (and the admins'): consents to records do not extend to it.
-    let decision = decide(&s, &req, &r, &patient).await?;
+    let before = match glucochain_api::query_u32(req.query_string(), "before", 0, 0..=2_147_483_647)? {
+        0 => None,
+        b => Some(u64::from(b)),
+    };
+    own_log_read(&s, &req, &r, &patient).await?;
+    let rows =
+        s.ledger.store.audit_for_patient(patient.as_str(), count, before).await.map_err(|_| Problem::internal())?;
+    let entries: Vec<serde_json::Value> = rows.iter().map(audit_event).collect();
+    let mut links = vec![json!({ "relation": "self", "url": resource(&req) })];
+    if rows.len() == count as usize
+        && let Some(oldest) = rows.last()
+    {
+        let url = format!("/v1/patients/{patient}/access-log?_count={count}&before={}", oldest.seq);
+        links.push(json!({ "relation": "next", "url": url }));
+    }
+    Ok(HttpResponse::Ok().content_type("application/fhir+json").json(json!({
+        "resourceType": "Bundle", "type": "searchset", "total": entries.len(), "link": links, "entry": entries,
+    })))
+}
+
+/// The access log is the patient's own (and the admins'): consents to
+/// records do not extend to it. The read is audited either way.
+async fn own_log_read(s: &ApiState, req: &HttpRequest, r: &Reader, patient: &ParticipantId) -> Result<(), Problem> {
+    let decision = decide(s, req, r, patient).await?;
     let own = matches!(decision, ReadDecision::All { .. });
     let reason = if own { decision.reason() } else { "only the patient and admins read the access log" };
-    audited(&s, &req, &r, Some(&patient), "read", own, reason).await?;
-    let rows = s.ledger.store.audit_for_patient(patient.as_str(), count).await.map_err(|_| Problem::internal())?;
-    let entries: Vec<serde_json::Value> = rows
+    audited(s, req, r, Some(patient), "read", own, reason).await
+}
+
+/// One audit row as a FHIR AuditEvent.
+fn audit_event(a: &glucochain_store::AuditRow) -> serde_json::Value {
+    json!({ "resource": {
+        "resourceType": "AuditEvent",
+        "id": a.seq.to_string(),
+        "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest" },
+        "action": if a.action == "search" { "E" } else { "R" },
+        "recorded": Timestamp::from_unix_ms(a.at_ms).to_rfc3339(),
+        "outcome": if a.outcome == "granted" { "0" } else { "4" },
+        "outcomeDesc": a.reason,
+        "purposeOfEvent": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": a.purpose }] }],
+        "agent": [{ "who": { "identifier": { "value": a.reader } }, "role": [{ "text": a.reader_role }], "requestor": true }],
+        // Reads served by the contracts engine carry their own action names.
+        "source": { "observer": { "display": if matches!(a.action.as_str(), "read" | "search") { "glucochain-ledger" } else { "glucochain-contracts" } } },
+        "entity": [{ "what": { "reference": format!("Patient/{}", a.patient.clone().unwrap_or_default()) }, "query": a.resource }],
+        "extension": [{ "url": "urn:glucochain:audit:entry-hash", "valueString": hex::encode(&a.entry_hash) }],
+    }})
+}
+
+/// Most entries one access-log proof spans.
+pub const MAX_PROOF_ENTRIES: u64 = 20_000;
+
+/// What a patient needs to check their access log against the chain
+/// offline (`emrctl verify-audit`): the newest committed checkpoint of this
+/// ledger's log, and every entry from `from` (default: the oldest of the
+/// patient's newest 100) up to it — the patient's own in full, everyone
+/// else's as its content hash only (see `glucochain_types::audit`).
+#[utoipa::path(get, path = "/v1/patients/{id}/access-log/proof", tag = "patients",
+    params(("id" = String, Path, description = "the patient's secure id", pattern = "^p[a-z2-7]{32}$"),
+        ("from" = Option<u32>, Query, description = "first sequence number of the segment", minimum = 1, maximum = 2147483647)),
+    responses((status = 200, description = "the checkpoint (tx hash, entries, head), the hash before the segment, and the segment"), (status = 400, body = Problem, description = "a segment longer than 20000 entries"), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "no checkpoint committed yet"), (status = 429, body = Problem, description = "over the reader's rate (Retry-After)")))]
+pub async fn access_log_proof(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
+    use glucochain_types::audit::SegmentEntry;
+    let r = reader(&req, &s)?;
+    let patient = parse_patient(&id)?;
+    let from = glucochain_api::query_u32(req.query_string(), "from", 0, 0..=2_147_483_647)?;
+    own_log_read(&s, &req, &r, &patient).await?;
+    let store = &s.ledger.store;
+    // The newest checkpoint this ledger submitted that the chain committed.
+    let mut checkpoint = None;
+    for (seq, head, tx) in store.audit_checkpoints(50).await.map_err(|_| Problem::internal())? {
+        if let Some(t) = store.transaction(&tx).await.map_err(|_| Problem::internal())?
+            && t.ok
+        {
+            checkpoint = Some((seq, head, t));
+            break;
+        }
+    }
+    let Some((to, head, tx)) = checkpoint else {
+        return Err(Problem::not_found("no checkpoint of the access log is committed yet; try again in a minute"));
+    };
+    let from = match u64::from(from) {
+        0 => {
+            let newest =
+                store.audit_for_patient(patient.as_str(), 100, Some(to + 1)).await.map_err(|_| Problem::internal())?;
+            newest.last().map(|a| a.seq).unwrap_or(to)
+        }
+        f => f.min(to),
+    };
+    if to - from + 1 > MAX_PROOF_ENTRIES {
+        return Err(Problem::bad_request(format!(
+            "the segment {from}..={to} is longer than {MAX_PROOF_ENTRIES} entries; ask from a later entry"
+        )));
+    }
+    let rows = store.audit_range(from, to).await.map_err(|_| Problem::internal())?;
+    let prev = rows.first().map(|a| hex::encode(&a.prev_hash)).unwrap_or_default();
+    let segment: Vec<SegmentEntry> = rows
         .iter()
         .map(|a| {
-            json!({ "resource": {
-                "resourceType": "AuditEvent",
-                "id": a.seq.to_string(),
-                "type": { "system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest" },
-                "action": if a.action == "search" { "E" } else { "R" },
-                "recorded": Timestamp::from_unix_ms(a.at_ms).to_rfc3339(),
-                "outcome": if a.outcome == "granted" { "0" } else { "4" },
-                "outcomeDesc": a.reason,
-                "purposeOfEvent": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": a.purpose }] }],
-                "agent": [{ "who": { "identifier": { "value": a.reader } }, "role": [{ "text": a.reader_role }], "requestor": true }],
-                // Reads served by the contracts engine carry their own action names.
-                "source": { "observer": { "display": if matches!(a.action.as_str(), "read" | "search") { "glucochain-ledger" } else { "glucochain-contracts" } } },
-                "entity": [{ "what": { "reference": format!("Patient/{}", a.patient.clone().unwrap_or_default()) }, "query": a.resource }],
-                "extension": [{ "url": "urn:glucochain:audit:entry-hash", "valueString": hex::encode(&a.entry_hash) }],
-            }})
+            let fields = crate::ledger::audit_fields(a);
+            if a.patient.as_deref() == Some(patient.as_str()) {
+                SegmentEntry::Own { entry: fields }
+            } else {
+                SegmentEntry::Other { seq: a.seq, content_hash: fields.content_hash() }
+            }
         })
         .collect();
-    Ok(HttpResponse::Ok()
-        .content_type("application/fhir+json")
-        .json(json!({ "resourceType": "Bundle", "type": "searchset", "total": entries.len(), "entry": entries })))
+    Ok(HttpResponse::Ok().json(json!({
+        "patient": patient.as_str(),
+        "checkpoint": {
+            "tx_hash": hex::encode(&tx.hash), "height": tx.height, "entries": to, "head": hex::encode(&head),
+            "ledger": tx.signer,
+        },
+        "prev_hash": prev,
+        "entries": segment,
+    })))
 }
 
 /// The OpenAPI document.
@@ -395,7 +531,7 @@ pub async fn access_log(req: HttpRequest, s: Data, id: web::Path<String>) -> Res
         title = "GlucoChain ledger API",
         description = "Verified chain, FHIR records, inclusion proofs and audited access. Reads need `Authorization: Bearer <read token>` (EdDSA JWT, `typ: emr-auth+jwt`, see `emrctl token`)."
     ),
-    paths(latest_block, block, transaction, proof, records, access_log),
+    paths(latest_block, block, transaction, proof, records, access_log, access_log_proof),
     components(schemas(Problem))
 )]
 pub struct ApiDoc;
@@ -418,5 +554,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             glucochain_api::service::endpoint("/v1/patients/{id}/access-log", "GET").route(web::get().to(access_log)),
         )
+        .service(
+            glucochain_api::service::endpoint("/v1/patients/{id}/access-log/proof", "GET")
+                .route(web::get().to(access_log_proof)),
+        )
         .default_service(web::to(glucochain_api::service::no_such_endpoint));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glucochain_wire::v1::AuthzDecision;
+
+    #[test]
+    fn m3_a_decision_made_below_the_ledgers_height_is_refused_never_a_grant() {
+        // Issue 19, M3: the ledger ignored the decision's height.
+        let grant = |height| AuthzDecision { allow: true, all: true, scopes: vec![], reason: "admin".into(), height };
+        assert!(matches!(accept_decision(grant(7), 7), Ok(ReadDecision::All { .. })));
+        assert!(matches!(accept_decision(grant(9), 7), Ok(ReadDecision::All { .. })));
+        let stale = accept_decision(grant(6), 7).unwrap_err();
+        assert_eq!(stale.status, 503);
+        let deny = AuthzDecision { allow: false, reason: "no consent".into(), height: 7, ..Default::default() };
+        assert!(matches!(accept_decision(deny, 7), Ok(ReadDecision::Deny { .. })));
+    }
 }

@@ -51,8 +51,10 @@ pub struct LedgerConfig {
     /// Minutes a web session lasts after signing in.
     #[arg(long, env = "GLUCOCHAIN_WEB_SESSION_MINUTES", default_value_t = 30)]
     pub web_session_minutes: u32,
-    /// Audience read tokens must name.
-    #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain")]
+    /// Audience read tokens must name: this service's own, so that a token
+    /// given to another service is refused here (a deployment may use its
+    /// public URL instead, e.g. `https://ledger.hospital.example`).
+    #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain-ledger")]
     pub token_audience: String,
 }
 

@@ -131,13 +131,6 @@ pub struct RecordEntry {
     pub resource: Value,
 }
 
-impl RecordEntry {
-    /// The plain codes (without systems), as consent scopes name them.
-    pub fn code_values(&self) -> Vec<String> {
-        self.codes.iter().map(|(_, c)| c.clone()).collect()
-    }
-}
-
 fn provenance(tx: &StoredTx, hash: &Hash32) -> Value {
     json!([{
         "url": "urn:glucochain:fhir:provenance",

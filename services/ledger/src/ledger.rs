@@ -3,7 +3,7 @@
 //! and the hash-chained audit log with its on-chain checkpoints.
 
 use glucochain_bus::{Bus, subjects};
-use glucochain_crypto::{Hash32, KeyPair, sha256_parts};
+use glucochain_crypto::{Hash32, KeyPair};
 use glucochain_follow::{StoredChain, follow_stored};
 use glucochain_store::{AuditRow, Store};
 use glucochain_types::ParticipantId;
@@ -48,24 +48,49 @@ pub struct Ledger {
     /// The audit log's head (sequence number, entry hash), held while appending:
     /// this process is the log's only writer.
     audit_head: tokio::sync::Mutex<(u64, Vec<u8>)>,
+    /// Refused reads written per (reader, patient) and per patient: beyond
+    /// them a refusal is answered 429 and counted, not written, so nobody
+    /// can bury a patient's access log under refusals.
+    refusals: std::sync::Mutex<Refusals>,
 }
 
-const AUDIT_TAG: &[u8] = b"glucochain/v1/audit\0";
+/// The rates at which refused reads of one patient are written to the log.
+struct Refusals {
+    per_reader: glucochain_api::rate::RateLimiter,
+    per_patient: glucochain_api::rate::RateLimiter,
+}
 
-/// The hash of an audit entry: over the previous hash and the entry's fields.
+/// Why an access was not written to the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Too many refused reads of this patient lately (per reader, or in all):
+    /// retry after this long.
+    #[error("too many refused reads of this patient; retry in {0:?}")]
+    Throttled(Duration),
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] glucochain_store::StoreError),
+}
+
+/// The audited fields of a row (what its hash covers).
+pub fn audit_fields(row: &AuditRow) -> glucochain_types::audit::AuditFields {
+    glucochain_types::audit::AuditFields {
+        seq: row.seq,
+        at_ms: row.at_ms,
+        reader: row.reader.clone(),
+        reader_role: row.reader_role.clone(),
+        patient: row.patient.clone(),
+        action: row.action.clone(),
+        resource: row.resource.clone(),
+        purpose: row.purpose.clone(),
+        outcome: row.outcome.clone(),
+        reason: row.reason.clone(),
+    }
+}
+
+/// The hash of an audit entry after `prev` (see [`glucochain_types::audit`]).
 pub fn audit_hash(prev: &[u8], row: &AuditRow) -> Hash32 {
-    let fields = serde_json::json!([
-        row.seq,
-        row.at_ms,
-        row.reader,
-        row.reader_role,
-        row.patient,
-        row.action,
-        row.resource,
-        row.purpose,
-        row.outcome
-    ]);
-    sha256_parts(&[AUDIT_TAG, prev, fields.to_string().as_bytes()])
+    glucochain_types::audit::link(prev, &audit_fields(row).content_hash())
 }
 
 impl Ledger {
@@ -76,7 +101,19 @@ impl Ledger {
             Some(h) => (h.seq, h.entry_hash),
             None => (0, vec![0u8; 32]),
         };
-        Ok(Arc::new(Ledger { chain, store, genesis, audit_head: tokio::sync::Mutex::new(head) }))
+        let refusals = Refusals {
+            // A reader's refusals of one patient: 20, then one a minute.
+            per_reader: glucochain_api::rate::RateLimiter::new(1.0 / 60.0, 20.0),
+            // All refusals of one patient (many readers, e.g. fresh identities): 200, then one every 10 s.
+            per_patient: glucochain_api::rate::RateLimiter::new(0.1, 200.0),
+        };
+        Ok(Arc::new(Ledger {
+            chain,
+            store,
+            genesis,
+            audit_head: tokio::sync::Mutex::new(head),
+            refusals: std::sync::Mutex::new(refusals),
+        }))
     }
 
     /// The committed height.
@@ -85,7 +122,20 @@ impl Ledger {
     }
 
     /// Appends an audit entry (hash-chained) and returns its sequence number.
-    pub async fn audit(&self, a: Access<'_>) -> anyhow::Result<u64> {
+    /// A refusal beyond the refusal rates of its patient is not written
+    /// ([`AuditError::Throttled`]).
+    pub async fn audit(&self, a: Access<'_>) -> Result<u64, AuditError> {
+        if !a.granted
+            && let Some(p) = a.patient
+        {
+            let mut r = self.refusals.lock().expect("refusals lock");
+            let now = std::time::Instant::now();
+            let pair = format!("{}/{p}", a.reader);
+            if let Err(wait) = r.per_reader.take(&pair, now).and_then(|_| r.per_patient.take(p.as_str(), now)) {
+                metrics::counter!("glucochain_ledger_refusals_unlogged_total").increment(1);
+                return Err(AuditError::Throttled(wait));
+            }
+        }
         let mut head = self.audit_head.lock().await;
         let (seq, prev) = (head.0 + 1, head.1.clone());
         let mut row = AuditRow {
@@ -185,6 +235,15 @@ pub async fn serve_audit_appends(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Resul
 }
 
 async fn append_requested(ledger: &Ledger, payload: &[u8]) -> anyhow::Result<u64> {
+    append_requested_inner(ledger, payload).await.map_err(|e| match e.downcast::<AuditError>() {
+        // The contracts engine answers 429 for this one (the prefix is the convention).
+        Ok(AuditError::Throttled(wait)) => anyhow::anyhow!("rate-limited: {}", wait.as_secs().max(1)),
+        Ok(other) => anyhow::Error::from(other),
+        Err(e) => e,
+    })
+}
+
+async fn append_requested_inner(ledger: &Ledger, payload: &[u8]) -> anyhow::Result<u64> {
     use anyhow::Context as _;
     use prost::Message as _;
     let a = glucochain_wire::v1::AuditAppend::decode(payload).context("undecodable AuditAppend")?;
@@ -204,4 +263,5 @@ async fn append_requested(ledger: &Ledger, payload: &[u8]) -> anyhow::Result<u64
             reason: &a.reason,
         })
         .await
+        .map_err(anyhow::Error::from)
 }

@@ -49,9 +49,6 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
         }
     };
     let web_state = actix_web::web::Data::new(web::WebState {
-        // Sessions are signed with the ledger's key, so every replica accepts them;
-        // without one, with a key made now (sessions end when the process does).
-        session_key: key.unwrap_or_else(|| Arc::new(glucochain_crypto::KeyPair::generate())),
         session_ms: i64::from(cfg.web_session_minutes.max(1)) * 60_000,
         secure_cookies: cfg.web_secure_cookies || cfg.tls.tls_cert.is_some(),
         ingest_url: cfg.ingest_url.clone(),
@@ -60,9 +57,10 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
             reqwest::Client::builder().timeout(Duration::from_secs(10)).build().context("http client")?
         },
     });
+    let policy = TokenPolicy::new(cfg.token_audience.clone(), ledger.genesis.chain_id.as_str());
     let state = actix_web::web::Data::new(api::ApiState {
         ledger,
-        policy: TokenPolicy { audience: cfg.token_audience.clone(), ..TokenPolicy::default() },
+        policy,
         authz: if cfg.authz == "local" { api::Authz::Local } else { api::Authz::Contracts(Box::new(bus.clone())) },
         limiter: std::sync::Mutex::new(glucochain_api::rate::RateLimiter::new(
             cfg.read_rate_per_sec,

@@ -20,7 +20,21 @@ pub struct ApiState {
     pub notifier: Arc<Notifier>,
     /// Read-token rules.
     pub policy: TokenPolicy,
+    /// The secret the SMS gateway signs replies with; none: replies are not taken.
+    pub sms_secret: Option<Vec<u8>>,
+    /// SMS replies per sending number.
+    pub sms_per_number: std::sync::Mutex<glucochain_api::rate::RateLimiter>,
+    /// SMS replies all together.
+    pub sms_overall: std::sync::Mutex<glucochain_api::rate::RateLimiter>,
 }
+
+/// The header an acknowledge link's token travels in to the API (never the
+/// query string, which proxies and access logs keep).
+pub const LINK_HEADER: &str = "x-glucochain-link";
+
+/// How long after its link was used an alert page still shows the glucose
+/// values and chart; after that it says only who acknowledged and when.
+pub const PAGE_AFTER_USE_MS: i64 = 15 * 60_000;
 
 type Data = web::Data<ApiState>;
 
@@ -64,7 +78,8 @@ async fn by_link(s: &ApiState, token: &str) -> Result<(crate::outbox::DeliveryRo
     Ok((d, src))
 }
 
-fn channel_kind(name: &str) -> ChannelKind {
+/// The channel kind of a stored channel name.
+pub(crate) fn channel_kind(name: &str) -> ChannelKind {
     match name {
         "email" => ChannelKind::Email,
         "sms" => ChannelKind::Sms,
@@ -112,22 +127,22 @@ async fn status_json(s: &ApiState, src: &SourceRow) -> Result<serde_json::Value,
     }))
 }
 
-/// Query of a status read.
-#[derive(serde::Deserialize)]
-struct LinkQuery {
-    token: Option<String>,
-}
-
 /// An alert's delivery state: who was told, on which channel, when, whether
 /// it was sent, and who acknowledged. For the patient, the care team and
-/// admins (read token), or the holder of one of its acknowledge links.
+/// admins (read token), or the holder of one of its acknowledge links (in
+/// the `X-GlucoChain-Link` header).
 #[utoipa::path(get, path = "/v1/alerts/{id}", tag = "alerts",
-    params(("id" = String, Path, description = "alert id"), ("token" = Option<String>, Query, description = "an acknowledge link token")),
-    responses((status = 200, description = "delivery state per contact and channel"), (status = 401, body = Problem),
+    params(("id" = String, Path, description = "alert id"), ("X-GlucoChain-Link" = Option<String>, Header, description = "an acknowledge link token")),
+    responses((status = 200, description = "delivery state per contact and channel"), (status = 400, body = Problem, description = "a token in the query string"), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn alert_status(req: HttpRequest, s: Data, id: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let q = web::Query::<LinkQuery>::from_query(req.query_string()).map_err(|e| Problem::bad_request(e.to_string()))?;
-    let src = if let Some(token) = &q.token {
+    if !req.query_string().is_empty() {
+        return Err(Problem::bad_request(format!(
+            "no query parameters here: send a link token in the {LINK_HEADER} header, never in the URL"
+        )));
+    }
+    let link = req.headers().get(LINK_HEADER).and_then(|v| v.to_str().ok()).map(str::trim);
+    let src = if let Some(token) = link {
         let (_, src) = by_link(&s, token).await?;
         let asked = source_of(&s, &id).await?;
         if asked.group_id != src.group_id {
@@ -163,7 +178,7 @@ pub struct AckRequest {
 #[utoipa::path(post, path = "/v1/alerts/{id}/ack", tag = "alerts", request_body = AckRequest,
     params(("id" = String, Path, description = "alert id")),
     responses((status = 200, description = "acknowledged (or already was)"), (status = 400, body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem, description = "the link was used before")))]
 pub async fn ack(
     req: HttpRequest,
     s: Data,
@@ -186,7 +201,15 @@ pub async fn ack(
             return Err(forbidden("the link is for another alert"));
         }
         let by = ParticipantId::parse(&d.contact).map_err(internal)?;
-        s.notifier.outbox.use_link(&d.id, Timestamp::now().unix_ms()).await.map_err(internal)?;
+        // A link acknowledges once, on this path as on the page's.
+        if !s.notifier.outbox.use_link(&d.id, Timestamp::now().unix_ms()).await.map_err(internal)? {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "link-used",
+                "Link already used",
+                "this acknowledge link was used before; the alert's state is at GET /v1/alerts/{id}",
+            ));
+        }
         let first = s.notifier.acknowledge(&src, &by, "link", true).await.map_err(internal)?;
         (by, first)
     } else if let Some(tx) = &body.tx {
@@ -274,6 +297,26 @@ pub async fn link_page(req: HttpRequest, s: Data, token: web::Path<String>) -> H
     let next_escalation = group.iter().filter_map(|g| g.next_escalation_ms).min();
     let just_done = req.query_string() == "acknowledged=1";
     let used_before = req.query_string() == "acknowledged=again";
+    // A used link keeps showing the glucose for a short while, then only the outcome.
+    if d.link_used_ms.is_some_and(|t| Timestamp::now().unix_ms() - t > PAGE_AFTER_USE_MS) {
+        let body = html! {
+            div.narrow {
+                h1 { "Alert acknowledged" }
+                @match acked {
+                    Some(a) => p #ack-state data-state="acknowledged" {
+                        "Acknowledged by " (a.acked_by.as_deref().map(name).unwrap_or_default())
+                        " at " (date_time(a.acked_ms.unwrap_or_default())) "."
+                    },
+                    None => p #ack-state data-state="used" { "This link was used." },
+                }
+                p.muted { "This link was used; the alert's details are no longer shown here." }
+            }
+        };
+        return glucochain_web::page::respond(
+            StatusCode::OK,
+            glucochain_web::page::document("Alert acknowledged", None, &[], body),
+        );
+    }
     let body = html! {
         div.narrow {
             h1 class=(level_class(n.level)) { (n.headline()) }
@@ -321,7 +364,10 @@ pub async fn link_page(req: HttpRequest, s: Data, token: web::Path<String>) -> H
 }
 
 /// The Acknowledge button of the link page: acknowledges once, then shows the page again.
-pub async fn link_ack(s: Data, token: web::Path<String>) -> HttpResponse {
+pub async fn link_ack(req: HttpRequest, s: Data, token: web::Path<String>) -> HttpResponse {
+    if !glucochain_web::page::same_origin(&req) {
+        return problem_page(&forbidden("the Acknowledge button works only from the alert page itself"));
+    }
     let (d, src) = match by_link(&s, &token).await {
         Ok(x) => x,
         Err(p) => return problem_page(&p),
@@ -353,13 +399,46 @@ pub struct InboundSms {
     pub body: String,
 }
 
-/// An SMS reply: the code of an alert notification sent to that number acknowledges it.
-pub async fn sms_inbound(s: Data, form: web::Form<InboundSms>) -> Result<HttpResponse, Problem> {
+/// An SMS reply from the gateway: signed by the gateway (see
+/// [`crate::sms_reply`]), within the per-number and overall rates, the code
+/// of an alert notification sent to that number in the last day, whose alert
+/// nobody acknowledged yet, acknowledges it.
+pub async fn sms_inbound(req: HttpRequest, s: Data, body: web::Bytes) -> Result<HttpResponse, Problem> {
+    use crate::sms_reply::{REPLY_WINDOW_MS, SIGNATURE_HEADER, verify};
+    let Some(secret) = &s.sms_secret else {
+        return Err(Problem::not_found("SMS replies are not configured here"));
+    };
+    let header = req.headers().get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    if let Err(e) = verify(secret, header, &body, Timestamp::now().unix_ms() / 1000) {
+        metrics::counter!("glucochain_notify_sms_replies_refused_total", "reason" => "signature").increment(1);
+        return Err(Problem::new(StatusCode::UNAUTHORIZED, "bad-signature", "Not the SMS gateway", e.to_string()));
+    }
+    let form = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|t| web::Query::<InboundSms>::from_query(t).ok())
+        .ok_or_else(|| Problem::bad_request("a form with From and Body"))?;
+    let from = form.from.trim();
+    let now = std::time::Instant::now();
+    let taken = s.sms_per_number.lock().expect("limiter lock").take(from, now);
+    let taken = taken.and_then(|_| s.sms_overall.lock().expect("limiter lock").take("*", now));
+    if let Err(wait) = taken {
+        metrics::counter!("glucochain_notify_sms_replies_refused_total", "reason" => "rate").increment(1);
+        return Err(Problem::rate_limited("Too many SMS replies", "slow down", wait));
+    }
     let code: String = form.body.trim().to_uppercase().chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
-    let Some(d) = s.notifier.outbox.by_sms_code(form.from.trim(), &code).await.map_err(internal)? else {
+    let since = s.notifier.clock.now().unix_ms() - REPLY_WINDOW_MS;
+    let found = if code.len() == crate::outbox::ACK_CODE_LEN {
+        s.notifier.outbox.by_sms_code(from, &code, since).await.map_err(internal)?
+    } else {
+        None
+    };
+    let Some(d) = found else {
         return Ok(HttpResponse::Ok().content_type("text/plain").body("Code not recognised."));
     };
     let src = source_of(&s, &d.source_id).await?;
+    if src.source_kind != "alert" || src.acked_ms.is_some() || src.resolved_ms.is_some() {
+        return Ok(HttpResponse::Ok().content_type("text/plain").body("Already acknowledged or over. Thank you."));
+    }
     let by = ParticipantId::parse(&d.contact).map_err(internal)?;
     s.notifier.acknowledge(&src, &by, "sms", true).await.map_err(internal)?;
     Ok(HttpResponse::Ok().content_type("text/plain").body("Acknowledged. Thank you."))

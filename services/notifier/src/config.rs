@@ -87,6 +87,11 @@ pub struct NotifierConfig {
     /// File holding the SMS gateway token (or set GLUCOCHAIN_SMS_TOKEN).
     #[arg(long, env = "GLUCOCHAIN_SMS_TOKEN_FILE")]
     pub sms_token_file: Option<PathBuf>,
+    /// File holding the secret the SMS gateway signs inbound replies with
+    /// (or set GLUCOCHAIN_SMS_WEBHOOK_SECRET). Without it, SMS replies are
+    /// not taken at all: `POST /v1/sms/inbound` answers 404.
+    #[arg(long, env = "GLUCOCHAIN_SMS_WEBHOOK_SECRET_FILE")]
+    pub sms_webhook_secret_file: Option<PathBuf>,
     /// Timeout for SMS gateway and webhook requests, seconds.
     #[arg(long, env = "GLUCOCHAIN_HTTP_TIMEOUT_SECS", default_value_t = 10)]
     pub http_timeout_secs: u64,
@@ -105,8 +110,10 @@ pub struct NotifierConfig {
     /// Give a restarted notifier the same start and its time continues.
     #[arg(long, env = "GLUCOCHAIN_CLOCK_START")]
     pub clock_start: Option<String>,
-    /// Audience read tokens must name.
-    #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain")]
+    /// Audience read tokens must name: this service's own, so that a token
+    /// given to another service is refused here (a deployment may use its
+    /// public URL instead, e.g. `https://notifier.hospital.example`).
+    #[arg(long, env = "GLUCOCHAIN_TOKEN_AUDIENCE", default_value = "glucochain-notifier")]
     pub token_audience: String,
 }
 

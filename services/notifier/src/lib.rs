@@ -15,6 +15,7 @@ pub mod link;
 pub mod message;
 pub mod outbox;
 pub mod policy;
+pub mod sms_reply;
 
 pub use config::NotifierConfig;
 
@@ -118,7 +119,22 @@ impl Notifier {
             .directory
             .channels(&plan.proposer)
             .map(|channels| Target { participant: plan.proposer.clone(), channels });
-        Routing { contacts: plan.plan.contacts.clone(), clinician, quiet_hours: plan.plan.quiet_hours.clone() }
+        // Only to channels the contact still declares (`contact.channels.set`):
+        // one they withdrew since the plan was accepted is not used.
+        let declared = view.state().contracts();
+        let contacts = plan
+            .plan
+            .contacts
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                c.channels.retain(|ch| declared.channels_declared(&c.participant, std::slice::from_ref(ch)));
+                c
+            })
+            // A contact left with no channel is skipped rather than waited for.
+            .filter(|c| !c.channels.is_empty())
+            .collect();
+        Routing { contacts, clinician, quiet_hours: plan.plan.quiet_hours.clone() }
     }
 
     /// The patient's own channels: a care-plan contact entry for them, else the directory.
@@ -181,7 +197,7 @@ impl Notifier {
             severity: wire::Severity::Urgent as i32,
             episode_id: a.episode_id.clone(),
             observed_at_ms: tx.payload.created_at.unix_ms(),
-            reason: glucochain_types::tx::AccessEmergency::notice(&tx.signer, &access.reason),
+            reason: access.notice(&tx.signer),
             chain_height: stored.height,
             ..Default::default()
         }))
@@ -430,8 +446,10 @@ impl Notifier {
                     let outcome = if retry.is_some() { "retry" } else { "failed" };
                     metrics::counter!("glucochain_notify_deliveries_total", "channel" => channel, "outcome" => outcome)
                         .increment(1);
-                    tracing::warn!(delivery = %d.id, channel, attempts, error = %e, outcome, "delivery failed");
-                    self.outbox.failed(&d.id, &e.to_string(), retry).await?;
+                    let logged = channels::redact(&e.to_string(), api::channel_kind(&d.channel), &d.address);
+                    tracing::warn!(delivery = %d.id, channel, attempts, error = %logged, outcome, "delivery failed");
+                    let shown = channels::redact(&e.to_string(), api::channel_kind(&d.channel), &d.address);
+                    self.outbox.failed(&d.id, &shown, retry).await?;
                 }
             }
         }
@@ -701,9 +719,17 @@ pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
         }));
     let outbox = tokio::spawn(notifier.clone().run_outbox(Duration::from_millis(cfg.tick_ms.max(50))));
     let smtp = tokio::spawn(notifier.clone().probe_smtp());
+    let sms_secret = config::secret(&cfg.sms_webhook_secret_file, "GLUCOCHAIN_SMS_WEBHOOK_SECRET")?;
+    if sms_secret.is_none() {
+        tracing::info!("no SMS webhook secret: SMS replies are not taken");
+    }
     let state = actix_web::web::Data::new(api::ApiState {
+        sms_secret: sms_secret.map(String::into_bytes),
+        // Per number: a reply a minute after a burst of 5; all together: 10 a second after 50.
+        sms_per_number: std::sync::Mutex::new(glucochain_api::rate::RateLimiter::new(1.0 / 60.0, 5.0)),
+        sms_overall: std::sync::Mutex::new(glucochain_api::rate::RateLimiter::new(10.0, 50.0)),
         notifier,
-        policy: glucochain_crypto::jose::TokenPolicy { audience: cfg.token_audience.clone(), ..Default::default() },
+        policy: glucochain_crypto::jose::TokenPolicy::new(cfg.token_audience.clone(), genesis.chain_id.as_str()),
     });
     let server = http_server(cfg.http_addr, &cfg.tls, ready, move |c| {
         c.app_data(state.clone());

@@ -232,7 +232,9 @@ impl Notice {
         s
     }
 
-    /// The webhook body.
+    /// The webhook body. It never carries the acknowledge link: a link
+    /// acknowledges for the whole group, and a webhook is a machine whose
+    /// owner the care plan alone vouches for.
     pub fn webhook(&self, source_id: &str) -> serde_json::Value {
         serde_json::json!({
             "source_id": source_id,
@@ -245,7 +247,6 @@ impl Notice {
             "slope_mg_dl_per_min": self.slope,
             "at": Timestamp::from_unix_ms(self.at_ms).to_rfc3339(),
             "detail": self.detail,
-            "ack_url": self.ack_url,
             "escalation_step": self.step,
         })
     }

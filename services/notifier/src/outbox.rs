@@ -154,12 +154,17 @@ pub struct GroupRow {
     pub last_ms: i64,
 }
 
-/// A fresh six-character SMS reply code (no look-alike characters).
+/// Characters of an SMS reply code.
+pub const ACK_CODE_LEN: usize = 8;
+
+/// A fresh SMS reply code: eight characters of 32 (40 bits), no look-alike
+/// characters. A reply must also come from the number the code was sent to,
+/// within a day, and the gateway must sign it.
 pub fn new_ack_code() -> String {
     use rand_core::RngCore as _;
     // 32 symbols: `% 32` of a uniform u32 is uniform.
     const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    (0..6).map(|_| ALPHABET[(rand_core::OsRng.next_u32() % 32) as usize] as char).collect()
+    (0..ACK_CODE_LEN).map(|_| ALPHABET[(rand_core::OsRng.next_u32() % 32) as usize] as char).collect()
 }
 
 fn source_row(r: &AnyRow) -> Result<SourceRow, sqlx::Error> {
@@ -535,15 +540,22 @@ impl Outbox {
         rows.iter().map(delivery_row).collect::<Result<_, _>>().map_err(StoreError::from)
     }
 
-    /// The newest unacknowledged SMS delivery to `address` with reply code `code`.
-    pub async fn by_sms_code(&self, address: &str, code: &str) -> Result<Option<DeliveryRow>, StoreError> {
+    /// The newest SMS delivery to `address` with reply code `code`, sent at
+    /// or after `sent_since_ms` (a code acknowledges only for a while).
+    pub async fn by_sms_code(
+        &self,
+        address: &str,
+        code: &str,
+        sent_since_ms: i64,
+    ) -> Result<Option<DeliveryRow>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {} FROM notify_delivery d WHERE d.channel = 'sms' AND d.address = $1 AND d.ack_code = $2 \
-             ORDER BY d.created_ms DESC LIMIT 1",
+             AND d.sent_ms IS NOT NULL AND d.sent_ms >= $3 ORDER BY d.created_ms DESC LIMIT 1",
             DELIVERY_COLS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
         )))
         .bind(address.to_string())
         .bind(code.to_string())
+        .bind(sent_since_ms)
         .fetch_optional(self.store.pool())
         .await?;
         row.as_ref().map(delivery_row).transpose().map_err(StoreError::from)

@@ -69,9 +69,16 @@ async fn exercise(store: Store) {
     assert!(ob.due_deliveries(44_999, 10).await.unwrap().is_empty());
     assert_eq!(ob.due_deliveries(45_000, 10).await.unwrap()[0].id, id2);
     let code = ob.delivery(&id2).await.unwrap().unwrap().ack_code;
-    assert_eq!(code.len(), 6);
-    assert_eq!(ob.by_sms_code("+15550002", &code).await.unwrap().unwrap().id, id2);
-    assert!(ob.by_sms_code("+15550009", &code).await.unwrap().is_none(), "the code works from that number only");
+    assert_eq!(code.len(), 8, "issue 19, M5: longer reply codes");
+    assert!(ob.by_sms_code("+15550002", &code, 0).await.unwrap().is_none(), "a code not sent yet acknowledges nothing");
+    assert!(ob.claim(&id2, 45_000, 75_000).await.unwrap());
+    ob.sent(&id2, 46_000).await.unwrap();
+    assert_eq!(ob.by_sms_code("+15550002", &code, 46_000).await.unwrap().unwrap().id, id2);
+    assert!(ob.by_sms_code("+15550009", &code, 0).await.unwrap().is_none(), "the code works from that number only");
+    assert!(
+        ob.by_sms_code("+15550002", &code, 46_001).await.unwrap().is_none(),
+        "issue 19, M5: only within the window"
+    );
 
     // Escalation advances once even if two passes race.
     let due_esc = ob.due_escalations(61_000).await.unwrap();

@@ -572,13 +572,15 @@ impl Validator {
     async fn reject(&self, hash: Hash32, code: &str, reason: &str) {
         metrics::counter!("glucochain_txs_rejected_total", "code" => code.to_string()).increment(1);
         tracing::info!(tx = %hash, code, "transaction rejected");
-        let msg = wire::TxRejected {
+        let mut msg = wire::TxRejected {
             tx_hash: hash.0.to_vec(),
             code: code.to_string(),
             reason: reason.to_string(),
             height: self.chain.state().height(),
             validator: self.me.as_str().to_string(),
+            signature: Vec::new(),
         };
+        msg.signature = self.key.sign(glucochain_crypto::Domain::TxRejection, &msg.encode_to_vec()).to_vec();
         let _ = self.bus.publish_core(subjects::TX_REJECTED, Bytes::from(msg.encode_to_vec())).await;
     }
 

@@ -154,14 +154,24 @@ pub fn query_config() -> actix_web::web::QueryConfig {
 }
 
 /// Authenticates a read: `Authorization: Bearer <JWT>` signed by a key
-/// registered (and not revoked) in `state`, `typ: emr-auth+jwt`, audience
-/// and lifetime per `policy`. Returns the reader.
+/// registered (and not revoked) in `state`, `typ: emr-auth+jwt`, audience,
+/// chain and lifetime per `policy`. Returns the reader.
 pub fn authenticate<'s>(
     authorization: Option<&str>,
     state: &'s LedgerState,
     policy: &TokenPolicy,
     now_secs: i64,
 ) -> Result<&'s Participant, Problem> {
+    authenticate_claims(authorization, state, policy, now_secs).map(|(p, _)| p)
+}
+
+/// [`authenticate`], with the token's claims (for a sign-in, which spends the `jti`).
+pub fn authenticate_claims<'s>(
+    authorization: Option<&str>,
+    state: &'s LedgerState,
+    policy: &TokenPolicy,
+    now_secs: i64,
+) -> Result<(&'s Participant, glucochain_crypto::jose::AuthClaims), Problem> {
     let unauthorized =
         |code: &'static str, detail: String| Problem::new(StatusCode::UNAUTHORIZED, code, "Not authenticated", detail);
     let token = authorization
@@ -173,11 +183,14 @@ pub fn authenticate<'s>(
         .participant(&kid)
         .filter(|p| p.is_active())
         .ok_or_else(|| unauthorized("unknown-reader", format!("{kid} is not an active participant")))?;
-    verify_token(&parsed, &reader.public_key, policy, now_secs).map_err(|e| {
-        let code = if e.to_string().contains("expired") { "expired-token" } else { "invalid-token" };
+    let claims = verify_token(&parsed, &reader.public_key, policy, now_secs).map_err(|e| {
+        let code = match e {
+            glucochain_crypto::jose::JoseError::Expired { .. } => "expired-token",
+            _ => "invalid-token",
+        };
         unauthorized(code, e.to_string())
     })?;
-    Ok(reader)
+    Ok((reader, claims))
 }
 
 #[cfg(test)]

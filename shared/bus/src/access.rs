@@ -48,47 +48,78 @@ pub enum NatsUser {
 pub struct Permissions {
     /// Subjects it may publish on.
     pub publish: Vec<String>,
+    /// Subjects it may not publish on, though `publish` would allow them
+    /// (other services' durable consumers, for a user whose own consumers
+    /// have names that cannot be listed in advance).
+    pub deny_publish: Vec<String>,
     /// Subjects it may subscribe to.
     pub subscribe: Vec<String>,
     /// Whether it may answer requests it received (on their reply subject only).
     pub allow_responses: bool,
 }
 
-/// How a user touches a JetStream stream.
+/// How a user touches a JetStream stream. Nobody but the operator may
+/// change a stream's settings or delete a consumer.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Use {
     /// Publishes into it (and creates it if missing, with the same settings).
     Publish,
-    /// Publishes into it and may change its settings (its producer).
-    Own,
-    /// Reads all of it with consumers of any name (and creates it if missing).
-    ReadAll,
-    /// Publishes, and reads only through the durable consumer `name` on
-    /// subject `filter`.
-    Durable(&'static str, &'static str),
+    /// Reads it through its own durable consumer `name` (all subjects).
+    Durable(&'static str),
+    /// Reads it through its own durable consumer `name` on subject `filter`.
+    DurableFiltered(&'static str, &'static str),
+    /// Reads it through consumers whose names are made at run time (ordered
+    /// consumers, or one durable per validator): any name but the other
+    /// services' durables.
+    Named,
 }
 
-/// The JetStream API subjects for `stream`.
-fn jetstream(stream: &str, how: Use) -> Vec<String> {
+/// Every durable consumer of every stream, by name (a user reading with
+/// run-time names is denied these).
+const DURABLES: &[(&str, &str)] = &[
+    ("BLOCKS", "ledger"),
+    ("BLOCKS", "contracts"),
+    ("BLOCKS", "detector"),
+    ("BLOCKS", "notifier"),
+    ("TXS", "detector"),
+    ("ALERTS", "notifier-alerts"),
+    ("REMINDERS", "notifier-reminders"),
+];
+
+/// The JetStream API subjects for `stream`: (allowed, denied).
+fn jetstream(stream: &str, how: Use) -> (Vec<String>, Vec<String>) {
     let mut v = vec![format!("$JS.API.STREAM.INFO.{stream}"), format!("$JS.API.STREAM.CREATE.{stream}")];
-    match how {
-        Use::Publish => {}
-        Use::Own => v.push(format!("$JS.API.STREAM.UPDATE.{stream}")),
-        Use::ReadAll => v.extend([
-            format!("$JS.API.CONSUMER.*.{stream}"),
-            format!("$JS.API.CONSUMER.*.{stream}.>"),
-            format!("$JS.API.CONSUMER.DURABLE.CREATE.{stream}.>"),
-            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.>"),
-            format!("$JS.ACK.{stream}.>"),
-        ]),
-        Use::Durable(name, filter) => v.extend([
+    let own = |name: &str| {
+        vec![
             format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
-            format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}"),
             format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}"),
             format!("$JS.ACK.{stream}.{name}.>"),
-        ]),
+        ]
+    };
+    let mut deny = Vec::new();
+    match how {
+        Use::Publish => {}
+        Use::Durable(name) => {
+            v.extend(own(name));
+            v.push(format!("$JS.API.CONSUMER.CREATE.{stream}.{name}"));
+        }
+        Use::DurableFiltered(name, filter) => {
+            v.extend(own(name));
+            v.push(format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.{filter}"));
+        }
+        Use::Named => {
+            v.extend(own("*"));
+            // Named by the client, or (an ordered consumer without a name) by the server.
+            v.push(format!("$JS.API.CONSUMER.CREATE.{stream}.*"));
+            v.push(format!("$JS.API.CONSUMER.CREATE.{stream}"));
+            for (_, name) in DURABLES.iter().filter(|(s, _)| *s == stream) {
+                deny.extend(own(name));
+                deny.push(format!("$JS.API.CONSUMER.CREATE.{stream}.{name}"));
+                deny.push(format!("$JS.API.CONSUMER.CREATE.{stream}.{name}.>"));
+            }
+        }
     }
-    v
+    (v, deny)
 }
 
 impl NatsUser {
@@ -149,32 +180,44 @@ impl NatsUser {
             NatsUser::Detector => (s(&["emr.alert.>", "emr.tx.alert.raise", "emr.sync.blocks"]), Vec::new(), false),
             NatsUser::Notifier => (s(&["emr.tx.alert.ack", "emr.sync.blocks"]), Vec::new(), false),
             NatsUser::Operator => {
-                return Permissions { publish: s(&[">"]), subscribe: s(&[">"]), allow_responses: true };
+                return Permissions {
+                    publish: s(&[">"]),
+                    deny_publish: Vec::new(),
+                    subscribe: s(&[">"]),
+                    allow_responses: true,
+                };
             }
         };
         let streams: &[(&str, Use)] = match self {
-            NatsUser::Validator => &[("TXS", Use::ReadAll), ("BLOCKS", Use::Own)],
-            NatsUser::Ingest => &[("TXS", Use::Own), ("BLOCKS", Use::ReadAll)],
-            NatsUser::Ledger => &[("TXS", Use::Publish), ("BLOCKS", Use::ReadAll)],
-            NatsUser::Contracts => &[("BLOCKS", Use::ReadAll), ("ALERTS", Use::Own), ("REMINDERS", Use::Own)],
+            // One durable per validator (`validator-<id>`); blocks are published, and fetched by sync.
+            NatsUser::Validator => &[("TXS", Use::Named), ("BLOCKS", Use::Publish)],
+            // The registry is rebuilt from the first block with an ordered consumer.
+            NatsUser::Ingest => &[("TXS", Use::Publish), ("BLOCKS", Use::Named)],
+            NatsUser::Ledger => &[("TXS", Use::Publish), ("BLOCKS", Use::Durable("ledger"))],
+            NatsUser::Contracts => {
+                &[("BLOCKS", Use::Durable("contracts")), ("ALERTS", Use::Publish), ("REMINDERS", Use::Publish)]
+            }
             NatsUser::Detector => &[
-                ("TXS", Use::Durable("detector", "emr.tx.observation.record")),
-                ("BLOCKS", Use::ReadAll),
-                ("ALERTS", Use::Own),
+                ("TXS", Use::DurableFiltered("detector", "emr.tx.observation.record")),
+                ("BLOCKS", Use::Durable("detector")),
+                ("ALERTS", Use::Publish),
             ],
             NatsUser::Notifier => &[
                 ("TXS", Use::Publish),
-                ("BLOCKS", Use::ReadAll),
-                ("ALERTS", Use::ReadAll),
-                ("REMINDERS", Use::ReadAll),
+                ("BLOCKS", Use::Durable("notifier")),
+                ("ALERTS", Use::Durable("notifier-alerts")),
+                ("REMINDERS", Use::Durable("notifier-reminders")),
             ],
             NatsUser::Operator => &[],
         };
+        let mut deny_publish = Vec::new();
         for (stream, how) in streams {
-            publish.extend(jetstream(stream, *how));
+            let (allow, deny) = jetstream(stream, *how);
+            publish.extend(allow);
+            deny_publish.extend(deny);
         }
         subscribe.extend(inbox);
-        Permissions { publish, subscribe, allow_responses }
+        Permissions { publish, deny_publish, subscribe, allow_responses }
     }
 }
 
@@ -196,7 +239,7 @@ pub fn authorization_config(users: &[(NatsUser, String)]) -> String {
             serde_json::json!({
                 "nkey": nkey,
                 "permissions": {
-                    "publish": { "allow": p.publish },
+                    "publish": { "allow": p.publish, "deny": p.deny_publish },
                     "subscribe": { "allow": p.subscribe },
                     "allow_responses": p.allow_responses,
                 }
@@ -284,6 +327,27 @@ mod tests {
             if u != NatsUser::Operator {
                 assert!(!allows(&p.publish, "_INBOX.abc"), "{u:?} answers only through allow_responses");
                 assert!(!allows(&p.publish, "$JS.API.STREAM.DELETE.BLOCKS"), "{u:?}");
+                // Issue 19, M9: nobody but the operator changes a stream or deletes a consumer.
+                for stream in ["TXS", "BLOCKS", "ALERTS", "REMINDERS"] {
+                    assert!(!allows(&p.publish, &format!("$JS.API.STREAM.UPDATE.{stream}")), "{u:?} updates {stream}");
+                    for c in ["ledger", "notifier-alerts", "validator-x", "detector"] {
+                        let del = format!("$JS.API.CONSUMER.DELETE.{stream}.{c}");
+                        assert!(!allows(&p.publish, &del), "{u:?} deletes {c} on {stream}");
+                    }
+                }
+                // Nor reads through another service's durable consumer.
+                for (stream, name) in DURABLES {
+                    let next = format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.{name}");
+                    let mine = match u {
+                        NatsUser::Ledger => *name == "ledger",
+                        NatsUser::Contracts => *name == "contracts",
+                        NatsUser::Detector => *name == "detector",
+                        NatsUser::Notifier => name.starts_with("notifier"),
+                        _ => false,
+                    };
+                    let can = allows(&p.publish, &next) && !allows(&p.deny_publish, &next);
+                    assert_eq!(can, mine, "{u:?} reading {stream}/{name}");
+                }
             }
         }
         assert!(allows(&NatsUser::Contracts.permissions().publish, "emr.alert.break_glass"));
@@ -293,10 +357,13 @@ mod tests {
             assert_eq!(reads, matches!(u, NatsUser::Notifier | NatsUser::Operator), "{u:?}");
         }
         // Transactions in clear: read by validators, and by the detector only through its filtered consumer.
-        for u in [NatsUser::Ledger, NatsUser::Notifier, NatsUser::Contracts, NatsUser::Detector] {
+        for u in [NatsUser::Ledger, NatsUser::Notifier, NatsUser::Contracts, NatsUser::Detector, NatsUser::Ingest] {
             assert!(!allows(&u.permissions().publish, "$JS.API.CONSUMER.CREATE.TXS.x"), "{u:?}");
             assert!(!allows(&u.permissions().publish, "$JS.API.CONSUMER.CREATE.TXS.detector"), "{u:?}");
         }
+        let v = NatsUser::Validator.permissions();
+        assert!(allows(&v.publish, "$JS.API.CONSUMER.CREATE.TXS.validator-pabc"));
+        assert!(allows(&v.deny_publish, "$JS.API.CONSUMER.CREATE.TXS.detector.emr.tx.observation.record"));
         assert!(allows(
             &NatsUser::Detector.permissions().publish,
             "$JS.API.CONSUMER.CREATE.TXS.detector.emr.tx.observation.record"

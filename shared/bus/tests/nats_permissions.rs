@@ -120,10 +120,81 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
     let m = tokio::time::timeout(Duration::from_secs(10), messages.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(m.payload.as_ref(), b"reading");
     m.ack().await.unwrap();
-    assert!(detector.ensure_consumer(&detector_txs, &ConsumerSpec::durable("everything")).await.is_err());
-    let ledger_txs = ledger.ensure_stream(&StreamSpec::txs()).await.unwrap();
-    assert!(ledger.ensure_consumer(&ledger_txs, &ConsumerSpec::durable("ledger")).await.is_err());
+    let quick = |bus: &Bus| {
+        let mut js = bus.jetstream().clone();
+        js.set_timeout(Duration::from_millis(1500));
+        js
+    };
+    let quick_txs = quick(&detector).get_stream("TXS").await.unwrap();
+    assert!(
+        quick_txs
+            .get_or_create_consumer(
+                "everything",
+                async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("everything".into()),
+                    ..Default::default()
+                }
+            )
+            .await
+            .is_err()
+    );
+    let ledger_txs = quick(&ledger).get_stream("TXS").await.unwrap();
+    assert!(
+        ledger_txs
+            .get_or_create_consumer(
+                "ledger",
+                async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("ledger".into()),
+                    ..Default::default()
+                }
+            )
+            .await
+            .is_err()
+    );
     drop(txs);
+
+    // Issue 19, M9: BLOCKS is read by each service through its own durable
+    // (or, for ingest, ordered consumers); nobody deletes or borrows another's.
+    let validator = users.connect(NatsUser::Validator).await;
+    let notifier = users.connect(NatsUser::Notifier).await;
+    validator.ensure_stream(&StreamSpec::blocks()).await.unwrap();
+    validator.publish("emr.block.committed", "b-1", Bytes::from_static(b"block 1")).await.unwrap();
+    let ledger_blocks = ledger.ensure_stream(&StreamSpec::blocks()).await.unwrap();
+    ledger.ensure_consumer(&ledger_blocks, &ConsumerSpec::durable("ledger")).await.unwrap();
+    let mut ordered = ingest.ordered_messages(StreamSpec::blocks());
+    let first = tokio::time::timeout(Duration::from_secs(10), ordered.next()).await.expect("ingest reads BLOCKS");
+    assert_eq!(first.payload.as_ref(), b"block 1");
+    // A refused request is never answered: wait for it briefly.
+    let quick = |bus: &Bus| {
+        let mut js = bus.jetstream().clone();
+        js.set_timeout(Duration::from_millis(1500));
+        js
+    };
+    for bus in [&notifier, &ingest] {
+        let blocks = quick(bus).get_stream("BLOCKS").await.unwrap();
+        let borrowed = blocks
+            .get_or_create_consumer(
+                "ledger",
+                async_nats::jetstream::consumer::pull::Config {
+                    durable_name: Some("ledger".into()),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert!(borrowed.is_err(), "a service reads through the ledger's consumer");
+    }
+    for bus in [&ingest, &notifier, &validator, &detector] {
+        let r = quick(bus).delete_consumer_from_stream("ledger", "BLOCKS").await;
+        assert!(r.is_err(), "a service deleted the ledger's consumer");
+    }
+    assert!(operator.jetstream().get_stream("BLOCKS").await.unwrap().consumer_info("ledger").await.is_ok());
+    // Stream settings: only the operator changes them.
+    let mut wider = StreamSpec::blocks();
+    wider.max_age = Duration::from_secs(30 * 24 * 3600);
+    let mut config = operator.jetstream().get_stream("BLOCKS").await.unwrap().info().await.unwrap().config.clone();
+    config.max_age = wider.max_age;
+    assert!(quick(&validator).update_stream(config.clone()).await.is_err(), "a validator changed BLOCKS");
+    operator.jetstream().update_stream(config).await.map(|_| ()).unwrap();
 }
 
 /// The Helm chart renders the server's authorization from a copy of the

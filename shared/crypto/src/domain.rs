@@ -45,6 +45,11 @@ pub enum Domain {
     ServiceEvent,
     /// A web session cookie a service issues after a signed sign-in.
     WebSession,
+    /// A proof that a clinician holds a patient's emergency card, signed by
+    /// the card's own key (see `glucochain_types::emergency`).
+    EmergencyCard,
+    /// A validator's report that it refused a transaction (for ingest's status).
+    TxRejection,
 }
 
 impl Domain {
@@ -63,6 +68,8 @@ impl Domain {
             Domain::NotifyLink => "glucochain/v1/notify-link",
             Domain::ServiceEvent => "glucochain/v1/service-event",
             Domain::WebSession => "glucochain/v1/web-session",
+            Domain::EmergencyCard => "glucochain/v1/emergency-card",
+            Domain::TxRejection => "glucochain/v1/tx-rejection",
         }
     }
 
@@ -232,6 +239,8 @@ mod tests {
             Domain::NotifyLink,
             Domain::ServiceEvent,
             Domain::WebSession,
+            Domain::EmergencyCard,
+            Domain::TxRejection,
         ];
         for a in all {
             for b in all {

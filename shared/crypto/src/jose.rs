@@ -101,7 +101,22 @@ pub enum JoseError {
     /// iss differs from kid.
     #[error("token iss must equal the header kid")]
     IssuerMismatch,
+    /// The token is for another chain.
+    #[error("token is for chain {found:?}, this service serves {expected:?}")]
+    WrongChain {
+        /// This service's chain.
+        expected: String,
+        /// The token's `chain_id`.
+        found: String,
+    },
 }
+
+/// The audience a read token names for the ledger (records, proofs, access log, web pages).
+pub const LEDGER_AUDIENCE: &str = "glucochain-ledger";
+/// The audience a read token names for the contracts engine.
+pub const CONTRACTS_AUDIENCE: &str = "glucochain-contracts";
+/// The audience a read token names for the notifier.
+pub const NOTIFIER_AUDIENCE: &str = "glucochain-notifier";
 
 /// The protected header we accept and write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -204,8 +219,11 @@ pub struct AuthClaims {
     /// Not before, Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
-    /// Unique token id (for audit correlation).
+    /// Unique token id (for audit correlation; a web sign-in uses each once).
     pub jti: String,
+    /// The chain the token is for (its genesis file's `chain_id`), so a
+    /// token made for one chain's services is refused by another's.
+    pub chain_id: String,
 }
 
 /// `aud` may be one string or an array of strings (RFC 7519 §4.1.3).
@@ -230,22 +248,36 @@ impl Audience {
 /// What a service accepts in a read token.
 #[derive(Debug, Clone)]
 pub struct TokenPolicy {
-    /// Required audience (e.g. `glucochain`).
+    /// Required audience: this service's (e.g. [`LEDGER_AUDIENCE`]), so a
+    /// token given to one service is refused by the others.
     pub audience: String,
+    /// Required `chain_id`.
+    pub chain_id: String,
     /// Longest allowed `exp - iat`, seconds.
     pub max_lifetime_secs: i64,
     /// Tolerated clock skew, seconds.
     pub leeway_secs: i64,
 }
 
-impl Default for TokenPolicy {
-    fn default() -> Self {
-        TokenPolicy { audience: "glucochain".into(), max_lifetime_secs: 300, leeway_secs: 30 }
+impl TokenPolicy {
+    /// The policy of a service with `audience` on chain `chain_id`: at most
+    /// 300 s of lifetime, 30 s of clock skew.
+    pub fn new(audience: impl Into<String>, chain_id: impl Into<String>) -> Self {
+        TokenPolicy { audience: audience.into(), chain_id: chain_id.into(), max_lifetime_secs: 300, leeway_secs: 30 }
     }
 }
 
-/// Issues a read token for `kid`, valid `lifetime_secs` from `now` (Unix s).
-pub fn issue_token(key: &KeyPair, kid: &str, audience: &str, now: i64, lifetime_secs: i64, jti: &str) -> String {
+/// Issues a read token for `kid` to present to the service `audience` of
+/// chain `chain_id`, valid `lifetime_secs` from `now` (Unix s).
+pub fn issue_token(
+    key: &KeyPair,
+    kid: &str,
+    audience: &str,
+    chain_id: &str,
+    now: i64,
+    lifetime_secs: i64,
+    jti: &str,
+) -> String {
     let claims = AuthClaims {
         iss: kid.into(),
         aud: Audience::One(audience.into()),
@@ -253,6 +285,7 @@ pub fn issue_token(key: &KeyPair, kid: &str, audience: &str, now: i64, lifetime_
         exp: now + lifetime_secs,
         nbf: None,
         jti: jti.into(),
+        chain_id: chain_id.into(),
     };
     sign_compact(key, Domain::Token, kid, &serde_json::to_vec(&claims).expect("claims serialize"))
 }
@@ -272,6 +305,12 @@ pub fn verify_token(
     }
     if !claims.aud.contains(&policy.audience) {
         return Err(JoseError::Audience(policy.audience.clone()));
+    }
+    if claims.chain_id != policy.chain_id {
+        return Err(JoseError::WrongChain { expected: policy.chain_id.clone(), found: claims.chain_id });
+    }
+    if claims.jti.is_empty() || claims.jti.len() > 128 {
+        return Err(JoseError::Claims("jti must be 1..=128 characters".into()));
     }
     if claims.exp <= claims.iat {
         return Err(JoseError::Claims("exp must be after iat".into()));
@@ -353,24 +392,40 @@ mod tests {
     #[test]
     fn token_lifetime_rules() {
         let kp = KeyPair::generate();
-        let policy = TokenPolicy::default();
+        let policy = TokenPolicy::new(LEDGER_AUDIENCE, "glucochain-test");
         let now = 1_800_000_000;
-        let tok = issue_token(&kp, "p-9", "glucochain", now, 120, "j1");
+        let tok = issue_token(&kp, "p-9", LEDGER_AUDIENCE, "glucochain-test", now, 120, "j1");
         let parsed = parse_compact(&tok, 4096).unwrap();
         let claims = verify_token(&parsed, &kp.public(), &policy, now + 10).unwrap();
         assert_eq!(claims.iss, "p-9");
         // Expired (beyond leeway), not yet valid, too long, wrong audience.
         assert!(matches!(verify_token(&parsed, &kp.public(), &policy, now + 120 + 30), Err(JoseError::Expired { .. })));
         assert!(matches!(verify_token(&parsed, &kp.public(), &policy, now - 31), Err(JoseError::NotYetValid { .. })));
-        let long = issue_token(&kp, "p-9", "glucochain", now, 3600, "j2");
+        let long = issue_token(&kp, "p-9", LEDGER_AUDIENCE, "glucochain-test", now, 3600, "j2");
         assert!(matches!(
             verify_token(&parse_compact(&long, 4096).unwrap(), &kp.public(), &policy, now),
             Err(JoseError::LifetimeTooLong { .. })
         ));
-        let other = issue_token(&kp, "p-9", "elsewhere", now, 60, "j3");
+        let other = issue_token(&kp, "p-9", "elsewhere", "glucochain-test", now, 60, "j3");
         assert!(matches!(
             verify_token(&parse_compact(&other, 4096).unwrap(), &kp.public(), &policy, now),
             Err(JoseError::Audience(_))
+        ));
+        // Issue 19, M2: a token for another service of the same chain, or for another chain, is refused.
+        let contracts = issue_token(&kp, "p-9", CONTRACTS_AUDIENCE, "glucochain-test", now, 60, "j4");
+        assert!(matches!(
+            verify_token(&parse_compact(&contracts, 4096).unwrap(), &kp.public(), &policy, now),
+            Err(JoseError::Audience(_))
+        ));
+        let chain = issue_token(&kp, "p-9", LEDGER_AUDIENCE, "another-chain", now, 60, "j5");
+        assert!(matches!(
+            verify_token(&parse_compact(&chain, 4096).unwrap(), &kp.public(), &policy, now),
+            Err(JoseError::WrongChain { .. })
+        ));
+        let no_jti = issue_token(&kp, "p-9", LEDGER_AUDIENCE, "glucochain-test", now, 60, "");
+        assert!(matches!(
+            verify_token(&parse_compact(&no_jti, 4096).unwrap(), &kp.public(), &policy, now),
+            Err(JoseError::Claims(_))
         ));
         // A transaction is never a token.
         let tx = sign_compact(&kp, Domain::Tx, "p-9", &serde_json::to_vec(&claims).unwrap());

@@ -69,9 +69,13 @@ impl KeyPair {
         SigningKey::from_pkcs8_pem(pem).map(|signing| KeyPair { signing }).map_err(|e| KeyError::Pem(e.to_string()))
     }
 
-    /// PKCS#8 PEM of the private key (zeroized when dropped).
+    /// PKCS#8 PEM of the private key (zeroized when dropped), version 1:
+    /// the seed only (RFC 8410 §7's first form), which OpenSSL 3.0 and
+    /// pyca/cryptography read; version 2, with the public key, they refuse
+    /// ("extra data"). Both versions are read.
     pub fn to_pkcs8_pem(&self) -> Zeroizing<String> {
-        self.signing.to_pkcs8_pem(LineEnding::LF).expect("an Ed25519 key always encodes as PKCS#8")
+        let v1 = ed25519_dalek::pkcs8::KeypairBytes { secret_key: self.signing.to_bytes(), public_key: None };
+        v1.to_pkcs8_pem(LineEnding::LF).expect("an Ed25519 key always encodes as PKCS#8")
     }
 
     /// Writes the private key as PKCS#8 PEM with mode 0600. Refuses to

@@ -19,3 +19,10 @@ pub mod merkle;
 pub use domain::{BatchItem, Domain, RawBatchItem, SignatureError, verify_batch, verify_batch_raw};
 pub use hash::{Hash32, sha256, sha256_parts};
 pub use keys::{KeyError, KeyPair, PublicKey, read_secret_file, write_secret_file};
+
+/// Fills `out` with bytes from the operating system's random source (session
+/// ids, nonces, card secrets).
+pub fn random_bytes(out: &mut [u8]) {
+    use rand_core::RngCore as _;
+    rand_core::OsRng.fill_bytes(out);
+}

@@ -2,7 +2,7 @@
 //! JWS and JWT made by joserfc verify here, and ours verify there.
 //! Fixtures come from `tests/interop/jose_interop.py make-fixtures`.
 
-use glucochain_crypto::jose::{TokenPolicy, issue_token, parse_compact, sign_compact, verify_token};
+use glucochain_crypto::jose::{LEDGER_AUDIENCE, TokenPolicy, issue_token, parse_compact, sign_compact, verify_token};
 use glucochain_crypto::{Domain, KeyPair, PublicKey};
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,10 +36,11 @@ fn joserfc_transactions_and_tokens_verify_here() {
     }
     let iat = f["token_iat"].as_i64().unwrap();
     let token = parse_compact(f["token"].as_str().unwrap(), 1 << 16).unwrap();
-    let claims = verify_token(&token, &key, &TokenPolicy::default(), iat + 5).unwrap();
+    let policy = TokenPolicy::new(LEDGER_AUDIENCE, "glucochain-test");
+    let claims = verify_token(&token, &key, &policy, iat + 5).unwrap();
     assert_eq!(claims.jti, "fixture-1");
     let as_tx = parse_compact(f["token_as_tx"].as_str().unwrap(), 1 << 16).unwrap();
-    assert!(verify_token(&as_tx, &key, &TokenPolicy::default(), iat + 5).is_err());
+    assert!(verify_token(&as_tx, &key, &policy, iat + 5).is_err());
 }
 
 /// Runs the Python verifier over our JWS; returns one (ok, error) per input.
@@ -82,7 +83,7 @@ fn ours_verify_in_joserfc() {
     let tx = sign_compact(&kp, Domain::Tx, "p-ours", br#"{"type":"observation.record"}"#);
     // joserfc checks iat/exp against its own clock: use the real time.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let token = issue_token(&kp, "p-ours", "glucochain", now, 120, "ours-1");
+    let token = issue_token(&kp, "p-ours", LEDGER_AUDIENCE, "glucochain-test", now, 120, "ours-1");
     let other = KeyPair::generate().public().to_base64url();
     let mut tampered = tx.clone();
     let mid = tx.find('.').unwrap() + 3;

@@ -53,14 +53,15 @@ pub fn sign_alert(alert: &mut wire::Alert, key: &KeyPair) {
     alert.signature = key.sign(Domain::ServiceEvent, &signed_bytes(alert)).to_vec();
 }
 
-/// Checks that `alert` was signed by an active service registered in `state`.
+/// Checks that `alert` was signed by an active detector registered in
+/// `state` (no other service, and no other key, raises alerts).
 pub fn verify_alert(alert: &wire::Alert, state: &LedgerState) -> Result<ParticipantId, EventRefused> {
     if alert.signer.is_empty() || alert.signature.is_empty() {
         return Err(EventRefused::Unsigned);
     }
     let id = ParticipantId::parse(&alert.signer).map_err(|_| EventRefused::UnknownSigner(alert.signer.clone()))?;
     let p = state.participant(&id).ok_or_else(|| EventRefused::UnknownSigner(id.to_string()))?;
-    if p.role != Role::Service || !p.is_active() {
+    if p.role != Role::Detector || !p.is_active() {
         return Err(EventRefused::NotAService(id.to_string()));
     }
     p.public_key
@@ -81,8 +82,8 @@ mod tests {
 
     const T0: i64 = 1_790_000_000_000;
 
-    /// A chain whose first block registers a service and a patient.
-    fn state(service: &KeyPair, patient: &KeyPair) -> LedgerState {
+    /// A chain whose first block registers a detector, a patient and a notifier.
+    fn state(service: &KeyPair, patient: &KeyPair, notifier: &KeyPair) -> LedgerState {
         let admin = KeyPair::from_seed([1; 32]);
         let validator = KeyPair::from_seed([2; 32]);
         let chain_id = ChainId::parse("glucochain-test").unwrap();
@@ -95,7 +96,7 @@ mod tests {
         };
         let mut state = LedgerState::genesis(&genesis);
         let admin_id = ParticipantId::from_public_key(&admin.public());
-        let txs: Vec<Vec<u8>> = [(service, Role::Service), (patient, Role::Patient)]
+        let txs: Vec<Vec<u8>> = [(service, Role::Detector), (patient, Role::Patient), (notifier, Role::Notifier)]
             .iter()
             .enumerate()
             .map(|(i, (k, role))| {
@@ -133,9 +134,13 @@ mod tests {
 
     #[test]
     fn an_alert_signed_by_a_registered_service_verifies_and_every_forgery_is_refused() {
-        let (service, patient, stranger) =
-            (KeyPair::from_seed([7; 32]), KeyPair::from_seed([8; 32]), KeyPair::from_seed([9; 32]));
-        let state = state(&service, &patient);
+        let (service, patient, stranger, notifier) = (
+            KeyPair::from_seed([7; 32]),
+            KeyPair::from_seed([8; 32]),
+            KeyPair::from_seed([9; 32]),
+            KeyPair::from_seed([10; 32]),
+        );
+        let state = state(&service, &patient, &notifier);
         let mut a = alert();
         sign_alert(&mut a, &service);
         assert_eq!(verify_alert(&a, &state), Ok(ParticipantId::from_public_key(&service.public())));
@@ -155,6 +160,10 @@ mod tests {
         let mut c = alert();
         sign_alert(&mut c, &patient);
         assert!(matches!(verify_alert(&c, &state), Err(EventRefused::NotAService(_))));
+        // Issue 19, M4: another service's key raises no alert either.
+        let mut n = alert();
+        sign_alert(&mut n, &notifier);
+        assert!(matches!(verify_alert(&n, &state), Err(EventRefused::NotAService(_))));
         // The service's name on another key's signature.
         let mut d = alert();
         sign_alert(&mut d, &stranger);

@@ -7,12 +7,13 @@
 //! reason.
 
 use crate::{BlockExecution, LedgerState, Participant, Rejection};
-use glucochain_crypto::Hash32;
+use glucochain_crypto::{Hash32, PublicKey};
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    Access, AccessEmergency, AlertAck, AlertRaise, CareplanAccept, CareplanPropose, ConsentGrant, ConsentRevoke,
-    ConsentScope, ConsultRequest, ConsultRespond, EmergencyProfileSet, MedicationTaken, Purpose, RecordType, TxBody,
+    Access, AccessEmergency, AlertAck, AlertRaise, AuditCheckpoint, CareplanAccept, CareplanPropose, ConsentGrant,
+    ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel, ContactChannelsSet,
+    EmergencyProfileSet, EmergencyReason, MedicationTaken, Purpose, RecordType, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role, Transaction};
 use std::collections::BTreeMap;
@@ -22,6 +23,38 @@ use std::collections::BTreeMap;
 pub const CONSULT_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
 /// How long a break-glass access lasts.
 pub const EMERGENCY_WINDOW_MS: i64 = 60 * 60 * 1000;
+/// Most break-glass accesses one clinician may open in [`EMERGENCY_RATE_WINDOW_MS`].
+pub const EMERGENCY_MAX_PER_WINDOW: usize = 5;
+/// The rolling window of the break-glass limit (block time).
+pub const EMERGENCY_RATE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Whether a consent whose grantee is `grantee` covers `who`: the grantee
+/// themself, or — when the grantee is an institution — a member of its
+/// staff: a clinician or lab staff whose link to the institution was set by
+/// an admin or by that institution. Nobody else who names the institution
+/// (a patient it registered, a caregiver, anyone who wrote its id into their
+/// registration) is covered. `lookup` finds participants (with the
+/// registrations of the block being checked, where there is one).
+pub fn grantee_covers<'a>(
+    grantee: &ParticipantId,
+    who: &Participant,
+    lookup: impl Fn(&ParticipantId) -> Option<&'a Participant>,
+) -> bool {
+    if &who.id == grantee {
+        return true;
+    }
+    if !matches!(who.role, Role::Clinician | Role::Lab) || who.institution.as_ref() != Some(grantee) {
+        return false;
+    }
+    let Some(institution) = lookup(grantee).filter(|i| i.role == Role::Institution && i.is_active()) else {
+        return false;
+    };
+    match &who.registered_by {
+        None => false,
+        Some(by) if by == &institution.id => true,
+        Some(by) => lookup(by).is_some_and(|p| p.role == Role::Admin),
+    }
+}
 
 /// A consent a patient granted.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,18 +86,17 @@ impl Consent {
     }
 }
 
-/// Whether `scope` covers an access to data of `class`, `record_type`, `codes`.
+/// Whether `scope` covers an access to one record of `class` and
+/// `record_type` with these codings (`(system, code)`, see
+/// [`ConsentScope::covers_codes`]).
 pub fn scope_covers(
     scope: &ConsentScope,
     access: Access,
     class: DataClass,
     record_type: RecordType,
-    codes: &[String],
+    codings: &[(Option<String>, String)],
 ) -> bool {
-    scope.access.contains(&access)
-        && scope.data_classes.contains(&class)
-        && (scope.record_types.is_empty() || scope.record_types.contains(&record_type))
-        && (scope.codes.is_empty() || codes.iter().all(|c| scope.codes.contains(c)))
+    scope.allows_type(access, record_type) && scope.data_classes.contains(&class) && scope.covers_codes(codings)
 }
 
 /// One version of a care plan.
@@ -103,12 +135,12 @@ impl Careplan {
     }
 }
 
-/// A patient's emergency profile and the hash of their device token.
+/// A patient's emergency profile and the public key of their emergency card.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmergencyProfile {
     /// The patient.
     pub patient: ParticipantId,
-    /// The profile (blood group, allergies, medication, contacts) and token hash.
+    /// The profile (blood group, allergies, medication, contacts) and card key.
     pub profile: EmergencyProfileSet,
     /// Block that set it.
     pub set_at: u64,
@@ -149,8 +181,23 @@ pub struct EmergencyAccess {
     pub patient: ParticipantId,
     /// The clinician.
     pub clinician: ParticipantId,
+    /// When it was granted (block time).
+    pub at: Timestamp,
     /// Until when the profile may be read.
     pub until: Timestamp,
+    /// Why.
+    pub reason_code: EmergencyReason,
+}
+
+/// The newest committed head of a service's audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditHead {
+    /// Hash of the newest entry.
+    pub head: Hash32,
+    /// Entries up to and including it.
+    pub entries: u64,
+    /// Block of the checkpoint.
+    pub height: u64,
 }
 
 /// All contract state (also used as the per-block overlay of changes).
@@ -168,6 +215,10 @@ pub struct Contracts {
     pub alerts: BTreeMap<(ParticipantId, LocalId), RaisedAlert>,
     /// Break-glass accesses, newest last.
     pub emergency_accesses: Vec<EmergencyAccess>,
+    /// The channels each care-team member declared (`contact.channels.set`).
+    pub contact_channels: BTreeMap<ParticipantId, Vec<ContactChannel>>,
+    /// Committed audit-log heads by (ledger, log id).
+    pub audit_heads: BTreeMap<(ParticipantId, LocalId), AuditHead>,
 }
 
 impl Contracts {
@@ -183,7 +234,7 @@ impl Contracts {
             self.careplans.insert(k, v);
         }
         for (k, v) in delta.emergency {
-            lines.push(format!("emergency {k} token={}", v.profile.token_hash));
+            lines.push(format!("emergency {k} card={}", v.profile.card_key));
             self.emergency.insert(k, v);
         }
         for (k, v) in delta.consults {
@@ -197,6 +248,14 @@ impl Contracts {
         for a in delta.emergency_accesses {
             lines.push(format!("break-glass {} by {}", a.patient, a.clinician));
             self.emergency_accesses.push(a);
+        }
+        for (k, v) in delta.contact_channels {
+            lines.push(format!("channels {k} {}", v.len()));
+            self.contact_channels.insert(k, v);
+        }
+        for (k, v) in delta.audit_heads {
+            lines.push(format!("audit {}/{} {}@{}", k.0, k.1, v.entries, v.head));
+            self.audit_heads.insert(k, v);
         }
         lines
     }
@@ -220,9 +279,15 @@ impl Contracts {
             .max_by_key(|v| v.accepted_at)
     }
 
-    /// The emergency profile whose current token hashes to `token_hash`.
-    pub fn profile_by_token(&self, token_hash: &Hash32) -> Option<&EmergencyProfile> {
-        self.emergency.values().find(|p| &p.profile.token_hash == token_hash)
+    /// The emergency profile whose current card has this public key.
+    pub fn profile_by_card(&self, card_key: &PublicKey) -> Option<&EmergencyProfile> {
+        self.emergency.values().find(|p| &p.profile.card_key == card_key)
+    }
+
+    /// Whether `contact` declared every one of `channels` (`contact.channels.set`).
+    pub fn channels_declared(&self, contact: &ParticipantId, channels: &[ContactChannel]) -> bool {
+        let declared = self.contact_channels.get(contact).map(Vec::as_slice).unwrap_or_default();
+        channels.iter().all(|c| declared.contains(c))
     }
 }
 
@@ -262,6 +327,12 @@ impl BlockExecution<'_> {
         }
     }
 
+    /// Whether a consent to `grantee` covers `who` (see [`grantee_covers`]),
+    /// with this block's registrations.
+    fn covers(&self, grantee: &ParticipantId, who: &Participant) -> bool {
+        grantee_covers(grantee, who, |id| self.lookup(id).map(|(p, _)| p))
+    }
+
     /// Consents of `patient` in force now (state and this block), each once.
     fn consents_in_force(&self, patient: &ParticipantId) -> Vec<&Consent> {
         let mut keys: Vec<&(ParticipantId, LocalId)> = self
@@ -277,38 +348,49 @@ impl BlockExecution<'_> {
         keys.into_iter().filter_map(|k| self.c_consent(k)).filter(|c| c.active_at(self.time)).collect()
     }
 
-    /// Whether `who` may write records of `class`/`record_type`/`codes` for `patient` under a consent.
+    /// Whether `who` may write records of `class`/`record_type` for
+    /// `patient` under a consent: one covering every record (each record's
+    /// codings given separately).
     fn may_write(
         &self,
         who: &Participant,
         patient: &ParticipantId,
         class: DataClass,
         rt: RecordType,
-        codes: &[String],
+        records: &[Vec<(Option<String>, String)>],
     ) -> bool {
         self.consents_in_force(patient).iter().any(|c| {
-            let grantee_ok = c.grantee == who.id || who.institution.as_ref() == Some(&c.grantee);
-            grantee_ok && scope_covers(&c.scope, Access::Write, class, rt, codes)
+            self.covers(&c.grantee, who)
+                && records.iter().all(|codings| scope_covers(&c.scope, Access::Write, class, rt, codings))
         })
     }
 
     /// The contract rules of `tx` (signed by `signer` with `role`).
     pub(crate) fn contract_rules(&mut self, tx: &Transaction, role: Role) -> Result<(), Rejection> {
+        match &tx.payload.body {
+            TxBody::ContactChannelsSet(c) => return self.contact_channels_set(&tx.signer, c),
+            TxBody::AuditCheckpoint(a) => return self.audit_checkpoint(&tx.signer, a),
+            _ => {}
+        }
         let Some(patient) = tx.payload.patient.clone() else { return Ok(()) };
         let signer = self.active_participant(&tx.signer).cloned();
         match &tx.payload.body {
             TxBody::ObservationRecord(r) if role != Role::Patient => {
-                let codes: Vec<String> =
-                    r.observations.iter().flat_map(|o| o.code.coding.iter().map(|c| c.code.clone())).collect();
+                let records: Vec<Vec<(Option<String>, String)>> = r
+                    .observations
+                    .iter()
+                    .map(|o| o.code.coding.iter().map(|c| (Some(c.system.clone()), c.code.clone())).collect())
+                    .collect();
                 let who = signer.ok_or_else(|| deny("signer not active"))?;
-                if !self.may_write(&who, &patient, r.data_class, RecordType::Observation, &codes) {
+                if !self.may_write(&who, &patient, r.data_class, RecordType::Observation, &records) {
                     return Err(deny(format!("no consent of {patient} lets {} write these observations", who.id)));
                 }
             }
             TxBody::DocumentAdd(d) if role != Role::Patient => {
-                let codes: Vec<String> = d.code.iter().cloned().collect();
+                let codings: Vec<(Option<String>, String)> =
+                    d.code.iter().map(|c| (Some(glucochain_types::fhir::LOINC.to_string()), c.clone())).collect();
                 let who = signer.ok_or_else(|| deny("signer not active"))?;
-                if !self.may_write(&who, &patient, d.data_class, RecordType::Document, &codes) {
+                if !self.may_write(&who, &patient, d.data_class, RecordType::Document, &[codings]) {
                     return Err(deny(format!("no consent of {patient} lets {} add this document", who.id)));
                 }
             }
@@ -317,16 +399,23 @@ impl BlockExecution<'_> {
             TxBody::CareplanPropose(p) => self.careplan_propose(tx, &patient, p)?,
             TxBody::CareplanAccept(a) => self.careplan_accept(&patient, a)?,
             TxBody::EmergencyProfileSet(e) => {
-                if let Some(other) = self.state.contracts.profile_by_token(&e.token_hash)
-                    && other.patient != patient
+                // A card key belongs to one patient: committed, or set earlier in this block.
+                let in_use = |p: &EmergencyProfile| p.profile.card_key == e.card_key && p.patient != patient;
+                if self
+                    .state
+                    .contracts
+                    .emergency
+                    .values()
+                    .any(|p| in_use(p) && !self.effects.contracts.emergency.contains_key(&p.patient))
+                    || self.effects.contracts.emergency.values().any(in_use)
                 {
-                    return Err(conflict("this device token is already in use"));
+                    return Err(conflict("this emergency card is already in use"));
                 }
                 let p =
                     EmergencyProfile { patient: patient.clone(), profile: e.clone(), set_at: self.state.height + 1 };
                 self.effects.contracts.emergency.insert(patient, p);
             }
-            TxBody::AccessEmergency(a) => self.access_emergency(&tx.signer, &patient, a)?,
+            TxBody::AccessEmergency(a) => self.access_emergency(tx, &patient, a)?,
             TxBody::ConsultRequest(c) => self.consult_request(&patient, c)?,
             TxBody::ConsultRespond(r) => self.consult_respond(&tx.signer, &patient, r)?,
             TxBody::MedicationTaken(m) => self.medication_taken(signer.as_ref(), role, &patient, m)?,
@@ -342,11 +431,14 @@ impl BlockExecution<'_> {
         if self.c_consent(&key).is_some() {
             return Err(conflict(format!("consent {} already exists", g.consent_id)));
         }
-        if self.active_participant(&g.grantee).is_none() {
+        let Some(grantee) = self.active_participant(&g.grantee) else {
             return Err(Rejection {
                 code: "unknown-participant",
                 reason: format!("grantee {} is not active", g.grantee),
             });
+        };
+        if !matches!(grantee.role, Role::Institution | Role::Clinician | Role::Lab | Role::Caregiver | Role::Patient) {
+            return Err(deny(format!("a {} cannot be given access to records", grantee.role.as_str())));
         }
         if &g.grantee == patient {
             return Err(deny("a patient needs no consent for their own records"));
@@ -384,12 +476,12 @@ impl BlockExecution<'_> {
         p: &CareplanPropose,
     ) -> Result<(), Rejection> {
         let who = self.active_participant(&tx.signer).cloned().ok_or_else(|| deny("signer not active"))?;
-        let treats = self.consents_in_force(patient).iter().any(|c| {
-            (c.grantee == who.id || who.institution.as_ref() == Some(&c.grantee))
-                && c.scope.access.contains(&Access::Write)
-        });
+        let treats = self
+            .consents_in_force(patient)
+            .iter()
+            .any(|c| self.covers(&c.grantee, &who) && c.scope.allows_type(Access::Write, RecordType::Careplan));
         if !treats {
-            return Err(deny(format!("{} holds no consent with write access from {patient}", who.id)));
+            return Err(deny(format!("{} holds no consent with write access to care plans from {patient}", who.id)));
         }
         for c in &p.contacts {
             match self.active_participant(&c.participant) {
@@ -401,6 +493,13 @@ impl BlockExecution<'_> {
                         c.participant
                     )));
                 }
+            }
+            // Alerts (and their acknowledge links) go only where the contact said they may.
+            if !self.channels_declared(&c.participant, &c.channels) {
+                return Err(deny(format!(
+                    "contact {} has not declared every channel the plan names (contact.channels.set)",
+                    c.participant
+                )));
             }
         }
         let key = (patient.clone(), p.plan_id.clone());
@@ -454,12 +553,50 @@ impl BlockExecution<'_> {
         Ok(())
     }
 
+    /// The channels `contact` declared, as of this block.
+    fn channels_declared(&self, contact: &ParticipantId, channels: &[ContactChannel]) -> bool {
+        match self.effects.contracts.contact_channels.get(contact) {
+            Some(declared) => channels.iter().all(|c| declared.contains(c)),
+            None => self.state.contracts.channels_declared(contact, channels),
+        }
+    }
+
+    fn contact_channels_set(&mut self, who: &ParticipantId, c: &ContactChannelsSet) -> Result<(), Rejection> {
+        self.effects.contracts.contact_channels.insert(who.clone(), c.channels.clone());
+        Ok(())
+    }
+
+    fn audit_checkpoint(&mut self, ledger: &ParticipantId, a: &AuditCheckpoint) -> Result<(), Rejection> {
+        let key = (ledger.clone(), a.log_id.clone());
+        let last = self.effects.contracts.audit_heads.get(&key).or_else(|| self.state.contracts.audit_heads.get(&key));
+        if let Some(last) = last {
+            if a.entries < last.entries {
+                return Err(conflict(format!(
+                    "audit log {} already has {} entries checkpointed; a log only grows",
+                    a.log_id, last.entries
+                )));
+            }
+            if a.entries == last.entries {
+                let why = if a.head == last.head {
+                    "this head is already checkpointed"
+                } else {
+                    "another head with the same number of entries is already checkpointed"
+                };
+                return Err(conflict(why));
+            }
+        }
+        let head = AuditHead { head: a.head, entries: a.entries, height: self.state.height + 1 };
+        self.effects.contracts.audit_heads.insert(key, head);
+        Ok(())
+    }
+
     fn access_emergency(
         &mut self,
-        clinician: &ParticipantId,
+        tx: &Transaction,
         patient: &ParticipantId,
         a: &AccessEmergency,
     ) -> Result<(), Rejection> {
+        let clinician = &tx.signer;
         let current = self
             .effects
             .contracts
@@ -467,13 +604,41 @@ impl BlockExecution<'_> {
             .get(patient)
             .or_else(|| self.state.contracts.emergency.get(patient))
             .ok_or_else(|| deny(format!("{patient} has no emergency profile")))?;
-        if current.profile.token_hash != a.token_hash {
-            return Err(deny("the device token is unknown or was revoked"));
+        let p = &tx.payload;
+        let held = glucochain_types::emergency::verify_proof(
+            &current.profile.card_key,
+            &a.card_proof,
+            &p.chain_id,
+            patient,
+            clinician,
+            &p.nonce,
+            p.created_at,
+        );
+        if !held {
+            return Err(deny("the card proof does not verify: not this patient's current emergency card"));
+        }
+        let now = self.time.unix_ms();
+        let accesses =
+            || self.state.contracts.emergency_accesses.iter().chain(&self.effects.contracts.emergency_accesses);
+        if let Some(open) =
+            accesses().find(|x| &x.clinician == clinician && &x.patient == patient && now < x.until.unix_ms())
+        {
+            return Err(conflict(format!("a break-glass access to this patient is already open until {}", open.until)));
+        }
+        let recent =
+            accesses().filter(|x| &x.clinician == clinician && now - x.at.unix_ms() < EMERGENCY_RATE_WINDOW_MS).count();
+        if recent >= EMERGENCY_MAX_PER_WINDOW {
+            return Err(Rejection {
+                code: "rate-limited",
+                reason: format!("at most {EMERGENCY_MAX_PER_WINDOW} break-glass accesses per clinician in 24 hours"),
+            });
         }
         self.effects.contracts.emergency_accesses.push(EmergencyAccess {
             patient: patient.clone(),
             clinician: clinician.clone(),
-            until: Timestamp::from_unix_ms(self.time.unix_ms() + EMERGENCY_WINDOW_MS),
+            at: self.time,
+            until: Timestamp::from_unix_ms(now + EMERGENCY_WINDOW_MS),
+            reason_code: a.reason_code,
         });
         Ok(())
     }
@@ -562,15 +727,17 @@ impl BlockExecution<'_> {
         // A service relays an acknowledgement given through a keyless channel;
         // the care-team rules then apply to the person it names.
         let (who, role) = match (&a.on_behalf_of, role) {
-            (Some(person), Role::Service) => {
+            (Some(person), Role::Notifier) => {
                 let role = match self.lookup(person) {
                     Some((p, true)) => p.role,
                     _ => return Err(deny(format!("{person} is not an active participant"))),
                 };
                 (person, role)
             }
-            (Some(_), _) => return Err(deny("only a service may acknowledge on behalf of someone")),
-            (None, Role::Service) => return Err(deny("a service acknowledges only on behalf of a care-team member")),
+            (Some(_), _) => return Err(deny("only the notifier may acknowledge on behalf of someone")),
+            (None, Role::Notifier) => {
+                return Err(deny("the notifier acknowledges only on behalf of a care-team member"));
+            }
             (None, role) => (who, role),
         };
         let in_plan = self
@@ -583,7 +750,19 @@ impl BlockExecution<'_> {
             Role::Caregiver => {
                 in_plan || self.lookup(who).and_then(|(p, _)| p.registered_by.clone()).as_ref() == Some(patient)
             }
-            Role::Clinician => in_plan || !self.consents_in_force(patient).iter().all(|c| &c.grantee != who),
+            // A clinician on the plan, or one treating the patient under a
+            // consent that covers alerts; a consent for research or for
+            // documents only does not let anyone silence an alert.
+            Role::Clinician => {
+                in_plan
+                    || self.lookup(who).is_some_and(|(me, _)| {
+                        self.consents_in_force(patient).iter().any(|c| {
+                            matches!(c.purpose, Purpose::Treat | Purpose::CareManagement)
+                                && c.scope.allows_type(Access::Read, RecordType::Alert)
+                                && self.covers(&c.grantee, me)
+                        })
+                    })
+            }
             _ => false,
         };
         if !allowed {
@@ -635,13 +814,23 @@ impl ReadDecision {
         }
     }
 
-    /// Whether a record of `class`/`record_type`/`codes` may be read.
-    pub fn covers(&self, class: DataClass, rt: RecordType, codes: &[String]) -> bool {
+    /// Whether a record of `class`/`record_type` with these codings may be read.
+    pub fn covers(&self, class: DataClass, rt: RecordType, codings: &[(Option<String>, String)]) -> bool {
         match self {
             ReadDecision::All { .. } => true,
             ReadDecision::Scoped { scopes, .. } => {
-                scopes.iter().any(|s| scope_covers(s, Access::Read, class, rt, codes))
+                scopes.iter().any(|s| scope_covers(s, Access::Read, class, rt, codings))
             }
+            ReadDecision::Deny { .. } => false,
+        }
+    }
+
+    /// Whether records of `record_type` may be read at all (of some class
+    /// and codes): what a page listing such records needs.
+    pub fn covers_type(&self, rt: RecordType) -> bool {
+        match self {
+            ReadDecision::All { .. } => true,
+            ReadDecision::Scoped { scopes, .. } => scopes.iter().any(|s| s.allows_type(Access::Read, rt)),
             ReadDecision::Deny { .. } => false,
         }
     }
@@ -670,11 +859,14 @@ pub fn decide_read(
     }
     let purpose_code =
         |p: Purpose| serde_json::to_value(p).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let covers = |grantee: &ParticipantId| grantee_covers(grantee, r, |id| state.participant(id));
     let mut scopes = Vec::new();
     let mut reasons = Vec::new();
     for c in state.contracts.consents_of(patient) {
-        let grantee_ok = &c.grantee == reader || r.institution.as_ref() == Some(&c.grantee);
-        if grantee_ok && c.active_at(at) && c.scope.access.contains(&Access::Read) && purpose_code(c.purpose) == purpose
+        if covers(&c.grantee)
+            && c.active_at(at)
+            && c.scope.access.contains(&Access::Read)
+            && purpose_code(c.purpose) == purpose
         {
             scopes.push(c.scope.clone());
             reasons.push(format!("consent {}", c.consent_id));
@@ -682,16 +874,13 @@ pub fn decide_read(
     }
     for c in state.contracts.consults.values().filter(|c| &c.patient == patient && &c.clinician == reader) {
         let open = c.responded_at.is_none() && at.unix_ms() < c.requested_time.unix_ms() + CONSULT_WINDOW_MS;
-        if open {
+        if open && r.role == Role::Clinician && c.shared.access.contains(&Access::Read) {
             scopes.push(c.shared.clone());
             reasons.push(format!("consult {}", c.consult_id));
         }
     }
     if scopes.is_empty() {
-        let any = state
-            .contracts
-            .consents_of(patient)
-            .any(|c| &c.grantee == reader || r.institution.as_ref() == Some(&c.grantee));
+        let any = state.contracts.consents_of(patient).any(|c| covers(&c.grantee));
         let reason = if any {
             format!("no consent of {patient} in force for {reader} with read access and purpose {purpose}")
         } else {
@@ -700,6 +889,40 @@ pub fn decide_read(
         return ReadDecision::Deny { reason };
     }
     ReadDecision::Scoped { scopes, reason: reasons.join(", ") }
+}
+
+/// May `reader` read `patient`'s care plans at `at`? The patient and
+/// admins; a care-team member named on the plan in force (its contacts, so
+/// that a caregiver knows when they will be alerted); anyone whose read
+/// consent for `purpose` covers care plans. Having proposed a plan once is
+/// not enough: a clinician whose consent ended no longer reads the plan.
+pub fn decide_careplan_read(
+    state: &LedgerState,
+    reader: &ParticipantId,
+    patient: &ParticipantId,
+    purpose: &str,
+    at: Timestamp,
+) -> ReadDecision {
+    let decision = decide_read(state, reader, patient, purpose, at);
+    if matches!(decision, ReadDecision::All { .. }) {
+        return decision;
+    }
+    let named = state
+        .contracts
+        .active_careplan(patient, at)
+        .is_some_and(|v| v.plan.contacts.iter().any(|c| &c.participant == reader));
+    if named && state.participant(reader).is_some_and(|p| p.is_active()) {
+        return ReadDecision::All { reason: "a contact on the care plan in force".into() };
+    }
+    match decision {
+        ReadDecision::Scoped { reason, .. } if decision.covers_type(RecordType::Careplan) => {
+            ReadDecision::All { reason }
+        }
+        ReadDecision::Scoped { .. } => {
+            ReadDecision::Deny { reason: "no consent in force lets the reader see care plans".into() }
+        }
+        other => other,
+    }
 }
 
 /// The emergency profile a clinician may read right now: only after a

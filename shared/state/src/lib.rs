@@ -29,7 +29,9 @@ use glucochain_types::{BlockHeader, ChainId, ParticipantId, Role, Transaction};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub mod contracts;
-pub use contracts::{Contracts, ReadDecision, decide_read, emergency_profile_for};
+pub use contracts::{
+    Contracts, ReadDecision, decide_careplan_read, decide_read, emergency_profile_for, grantee_covers,
+};
 
 /// A transaction may be created at most this long before the block time.
 pub const TX_MAX_AGE_MS: i64 = 60 * 60 * 1000;
@@ -51,6 +53,8 @@ pub struct Participant {
     pub registered_by: Option<ParticipantId>,
     /// Height of the block that registered it (0 = genesis).
     pub registered_at: u64,
+    /// Time of the block that registered it (the genesis time for genesis participants).
+    pub registered_ms: i64,
     /// Height of the block that revoked it.
     pub revoked_at: Option<u64>,
 }
@@ -161,6 +165,7 @@ impl LedgerState {
                     institution: None,
                     registered_by: None,
                     registered_at: 0,
+                    registered_ms: g.genesis_time.unix_ms(),
                     revoked_at: None,
                 },
             );
@@ -572,13 +577,23 @@ impl<'a> BlockExecution<'a> {
                 matches!(r.role, Role::Clinician | Role::Lab | Role::Patient) && r.institution.as_ref() == Some(signer)
             }
             Role::Patient if self_registration => r.institution.is_none(),
-            Role::Patient => r.role == Role::Caregiver,
+            Role::Patient => r.role == Role::Caregiver && r.institution.is_none(),
             _ => false,
         };
         if !allowed {
+            let detail = if r.institution.is_some() && signer_role == Role::Patient {
+                format!("a {} may not register a {} for an institution", signer_role.as_str(), r.role.as_str())
+            } else {
+                format!("a {} may not register a {}", signer_role.as_str(), r.role.as_str())
+            };
+            return Err(Rejection::new("forbidden", detail));
+        }
+        // Only staff and patients belong to an institution: a consent to it
+        // covers its staff, so nobody else may name it.
+        if r.institution.is_some() && !r.role.may_belong_to_institution() {
             return Err(Rejection::new(
                 "forbidden",
-                format!("a {} may not register a {}", signer_role.as_str(), r.role.as_str()),
+                format!("a {} does not belong to an institution; leave institution out", r.role.as_str()),
             ));
         }
         if let Some(inst) = &r.institution {
@@ -596,6 +611,7 @@ impl<'a> BlockExecution<'a> {
                 institution: r.institution.clone(),
                 registered_by: (!self_registration).then(|| signer.clone()),
                 registered_at: self.state.height + 1,
+                registered_ms: self.time.unix_ms(),
                 revoked_at: None,
             },
         );

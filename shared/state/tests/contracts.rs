@@ -3,15 +3,17 @@
 
 mod common;
 
-use common::{Actor, Chain, consent_body};
+use common::{Actor, Chain, consent_body, scoped_consent};
 use glucochain_crypto::{Hash32, sha256};
-use glucochain_state::{ReadDecision, decide_read, emergency_profile_for};
+use glucochain_state::{ReadDecision, decide_careplan_read, decide_read, emergency_profile_for};
+use glucochain_types::emergency::EmergencyCard;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    Access, AccessEmergency, AlertAck, AlertKind, AlertRaise, BloodGroup, CareContact, CareplanAccept, CareplanPropose,
-    ChannelKind, ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel, DiabetesType,
-    EmergencyProfileSet, GlucoseThresholds, MedicationTaken, RecordType, Severity, Term, TxBody,
+    Access, AccessEmergency, AlertAck, AlertKind, AlertRaise, AuditCheckpoint, BloodGroup, CareContact, CareplanAccept,
+    CareplanPropose, ChannelKind, ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel,
+    ContactChannelsSet, DiabetesType, EmergencyProfileSet, EmergencyReason, GlucoseThresholds, MedicationTaken,
+    Purpose, RecordType, Severity, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use proptest::prelude::*;
@@ -20,7 +22,9 @@ fn id(s: &str) -> LocalId {
     LocalId::parse(s, "id").unwrap()
 }
 
-/// Admin, a hospital, its clinician, a second clinician, a patient and the patient's caregiver, a detector.
+/// Admin, a hospital, its clinician, a second clinician, a patient and the
+/// patient's caregiver, the three services; a second hospital with a
+/// clinician, and a patient the first hospital registered.
 struct World {
     chain: Chain,
     admin: Actor,
@@ -30,7 +34,15 @@ struct World {
     caregiver: Actor,
     stranger_caregiver: Actor,
     detector: Actor,
+    notifier: Actor,
+    ledger: Actor,
     hospital: Actor,
+    elsewhere_clinician: Actor,
+    hospital_patient: Actor,
+}
+
+fn mum() -> ContactChannel {
+    ContactChannel { kind: ChannelKind::Email, address: "mum@example.org".into() }
 }
 
 impl World {
@@ -45,24 +57,54 @@ impl World {
         let stranger_caregiver = Actor::new(7);
         let detector = Actor::new(8);
         let mut other_patient = Actor::new(9);
+        let notifier = Actor::new(10);
+        let ledger = Actor::new(11);
+        let mut elsewhere = Actor::new(12);
+        let elsewhere_clinician = Actor::new(13);
+        let hospital_patient = Actor::new(14);
         let t = chain.now();
         let me = Actor::new(5);
         let them = Actor::new(9);
         chain.commit(vec![
             admin.register(t, &hospital, Role::Institution, None),
-            admin.register(t, &detector, Role::Service, None),
+            admin.register(t, &elsewhere, Role::Institution, None),
+            admin.register(t, &detector, Role::Detector, None),
+            admin.register(t, &notifier, Role::Notifier, None),
+            admin.register(t, &ledger, Role::Ledger, None),
             patient.register(t, &me, Role::Patient, None),
             other_patient.register(t, &them, Role::Patient, None),
         ]);
         let t = chain.now();
-        let hid = hospital.id.clone();
+        let (hid, eid) = (hospital.id.clone(), elsewhere.id.clone());
         chain.commit(vec![
             hospital.register(t, &clinician, Role::Clinician, Some(&hid)),
             hospital.register(t, &other_clinician, Role::Clinician, Some(&hid)),
+            hospital.register(t, &hospital_patient, Role::Patient, Some(&hid)),
+            elsewhere.register(t, &elsewhere_clinician, Role::Clinician, Some(&eid)),
             patient.register(t, &caregiver, Role::Caregiver, None),
             other_patient.register(t, &stranger_caregiver, Role::Caregiver, None),
         ]);
-        World { chain, admin, clinician, other_clinician, patient, caregiver, stranger_caregiver, detector, hospital }
+        let mut w = World {
+            chain,
+            admin,
+            clinician,
+            other_clinician,
+            patient,
+            caregiver,
+            stranger_caregiver,
+            detector,
+            notifier,
+            ledger,
+            hospital,
+            elsewhere_clinician,
+            hospital_patient,
+        };
+        // The caregiver says where they may be alerted (care plans may route only there).
+        let t = w.chain.now();
+        let declare =
+            w.caregiver.sign(t, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels: vec![mum()] }));
+        w.chain.commit(vec![declare]);
+        w
     }
 
     fn pid(&self) -> ParticipantId {
@@ -86,7 +128,7 @@ impl World {
             alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low],
             contacts: vec![CareContact {
                 participant: contact.clone(),
-                channels: vec![ContactChannel { kind: ChannelKind::Email, address: "mum@example.org".into() }],
+                channels: vec![mum()],
                 escalate_after_minutes: 10,
             }],
             quiet_hours: None,
@@ -198,10 +240,15 @@ fn reads_follow_consent_scope_purpose_and_expiry() {
     }));
     w.chain.commit(vec![grant]);
     let d = w.read(&cid);
-    assert!(d.covers(DataClass::Private, RecordType::Observation, &["99504-3".into()]));
-    assert!(!d.covers(DataClass::Private, RecordType::Observation, &["4548-4".into()]), "other codes are not covered");
-    assert!(!d.covers(DataClass::Institution, RecordType::Observation, &["99504-3".into()]), "other class");
+    let loinc = |c: &str| vec![(Some(glucochain_types::fhir::LOINC.to_string()), c.to_string())];
+    assert!(d.covers(DataClass::Private, RecordType::Observation, &loinc("99504-3")));
+    assert!(!d.covers(DataClass::Private, RecordType::Observation, &loinc("4548-4")), "other codes are not covered");
+    assert!(!d.covers(DataClass::Institution, RecordType::Observation, &loinc("99504-3")), "other class");
     assert!(!d.covers(DataClass::Private, RecordType::Document, &[]), "other record type");
+    // Issue 19, M6: a record without codes is not inside a code-restricted scope.
+    assert!(!d.covers(DataClass::Private, RecordType::Observation, &[]), "no codes");
+    let other_system = vec![(Some("http://snomed.info/sct".to_string()), "99504-3".to_string())];
+    assert!(!d.covers(DataClass::Private, RecordType::Observation, &other_system), "the same code in another system");
     // Another purpose is not covered.
     let research = decide_read(&w.chain.state, &cid, &w.patient.id, "HRESCH", Timestamp::from_unix_ms(w.chain.now()));
     assert!(!research.allows());
@@ -268,38 +315,56 @@ fn a_care_plan_takes_effect_only_with_both_signatures() {
     assert_eq!(w.chain.reject(vec![old]).1, "conflict");
 }
 
+fn profile_with(card: &EmergencyCard) -> TxBody {
+    TxBody::EmergencyProfileSet(EmergencyProfileSet {
+        blood_group: BloodGroup::APos,
+        allergies: vec!["penicillin".into()],
+        diabetes_type: DiabetesType::Type1,
+        medications: vec!["insulin glargine".into()],
+        emergency_contacts: vec![],
+        card_key: card.public_key(),
+    })
+}
+
+impl World {
+    /// `who` breaks the glass with `card` (a proof made for exactly this transaction).
+    fn break_glass(&mut self, who: Who, card: &EmergencyCard) -> Vec<u8> {
+        let p = self.pid();
+        let t = self.chain.now();
+        let actor = match who {
+            Who::Clinician => &mut self.clinician,
+            Who::Other => &mut self.other_clinician,
+            Who::Caregiver => &mut self.caregiver,
+        };
+        let nonce = format!("nonce-{:04}", actor.nonce + 1);
+        let chain = glucochain_types::ChainId::parse("glucochain-test").unwrap();
+        let proof = card.prove(&chain, &actor.id, &nonce, Timestamp::from_unix_ms(t));
+        let body = AccessEmergency { card_proof: proof, reason_code: EmergencyReason::Unconscious, reason: None };
+        actor.sign(t, Some(&p), TxBody::AccessEmergency(body))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Who {
+    Clinician,
+    Other,
+    Caregiver,
+}
+
 #[test]
-fn break_glass_needs_the_current_device_token() {
+fn break_glass_needs_the_current_card() {
     let mut w = World::new();
     let p = w.pid();
-    let token = b"wristband-secret-1".to_vec();
-    let profile = |token: &[u8]| {
-        TxBody::EmergencyProfileSet(EmergencyProfileSet {
-            blood_group: BloodGroup::APos,
-            allergies: vec!["penicillin".into()],
-            diabetes_type: DiabetesType::Type1,
-            medications: vec!["insulin glargine".into()],
-            emergency_contacts: vec![],
-            token_hash: sha256(token),
-        })
-    };
-    let set = w.patient_signs(profile(&token));
+    let card = EmergencyCard::generate(p.clone());
+    let set = w.patient_signs(profile_with(&card));
     w.chain.commit(vec![set]);
     let cid = w.clinician.id.clone();
     let at = Timestamp::from_unix_ms(w.chain.now());
     assert!(emergency_profile_for(&w.chain.state, &cid, &p, at).is_none(), "nothing without a break-glass access");
-    let t = w.chain.now();
-    let wrong = w.clinician.sign(
-        t,
-        Some(&p),
-        TxBody::AccessEmergency(AccessEmergency { token_hash: sha256(b"guess"), reason: "unconscious".into() }),
-    );
+    let guess = EmergencyCard::generate(p.clone());
+    let wrong = w.break_glass(Who::Clinician, &guess);
     assert_eq!(w.chain.reject(vec![wrong]).1, "forbidden");
-    let access = w.clinician.sign(
-        t,
-        Some(&p),
-        TxBody::AccessEmergency(AccessEmergency { token_hash: sha256(&token), reason: "unconscious at the ER".into() }),
-    );
+    let access = w.break_glass(Who::Clinician, &card);
     w.chain.commit(vec![access]);
     let at = Timestamp::from_unix_ms(w.chain.now());
     let prof = emergency_profile_for(&w.chain.state, &cid, &p, at).expect("profile after access");
@@ -310,24 +375,88 @@ fn break_glass_needs_the_current_device_token() {
     );
     let later = Timestamp::from_unix_ms(at.unix_ms() + glucochain_state::contracts::EMERGENCY_WINDOW_MS + 1);
     assert!(emergency_profile_for(&w.chain.state, &cid, &p, later).is_none(), "only for a short window");
-    // Rotating the token revokes the old one.
-    let rotate = w.patient_signs(profile(b"wristband-secret-2"));
+    // A new card makes the old one useless.
+    let new = EmergencyCard::generate(p.clone());
+    let rotate = w.patient_signs(profile_with(&new));
     w.chain.commit(vec![rotate]);
-    let t = w.chain.now();
-    let stale = w.clinician.sign(
-        t,
-        Some(&p),
-        TxBody::AccessEmergency(AccessEmergency { token_hash: sha256(&token), reason: "again".into() }),
-    );
+    let stale = w.break_glass(Who::Other, &card);
     assert_eq!(w.chain.reject(vec![stale]).1, "forbidden");
     // A caregiver cannot break the glass (role rule).
-    let t = w.chain.now();
-    let cg = w.caregiver.sign(
-        t,
-        Some(&p),
-        TxBody::AccessEmergency(AccessEmergency { token_hash: sha256(b"wristband-secret-2"), reason: "x".into() }),
-    );
+    let cg = w.break_glass(Who::Caregiver, &new);
     assert_eq!(w.chain.reject(vec![cg]).1, "forbidden");
+}
+
+#[test]
+fn m1_break_glass_proves_holding_the_card_and_a_proof_serves_one_clinician_and_one_transaction() {
+    let mut w = World::new();
+    let p = w.pid();
+    let card = EmergencyCard::generate(p.clone());
+    let set = w.patient_signs(profile_with(&card));
+    w.chain.commit(vec![set]);
+    // What everyone who reads the chain sees: the profile's card key and a clinician's committed access.
+    let access = w.break_glass(Who::Clinician, &card);
+    let seen =
+        glucochain_types::Transaction::parse(std::str::from_utf8(&access).unwrap(), &Default::default()).unwrap();
+    w.chain.commit(vec![access]);
+    let TxBody::AccessEmergency(a) = &seen.payload.body else { unreachable!() };
+    // Another clinician lifting that proof into their own access is refused,
+    let t = w.chain.now();
+    let lifted = w.other_clinician.sign(t, Some(&p), TxBody::AccessEmergency(a.clone()));
+    assert_eq!(w.chain.reject(vec![lifted]).1, "forbidden", "a proof names its clinician");
+    // and so is the same clinician reusing it in a new transaction (new nonce).
+    w.chain.time += glucochain_state::contracts::EMERGENCY_WINDOW_MS;
+    let t = w.chain.now();
+    let reused = w.clinician.sign(t, Some(&p), TxBody::AccessEmergency(a.clone()));
+    assert_eq!(w.chain.reject(vec![reused]).1, "forbidden", "a proof names its transaction");
+    // Nothing on the chain reveals the card itself.
+    let chain_bytes = String::from_utf8_lossy(&seen.jws.clone().into_bytes()).into_owned();
+    let secret = card.text().rsplit(':').next().unwrap().to_string();
+    assert!(!chain_bytes.contains(&secret));
+}
+
+#[test]
+fn m1_break_glass_is_limited_per_clinician_one_open_access_and_five_a_day() {
+    let mut w = World::new();
+    let p = w.pid();
+    let card = EmergencyCard::generate(p.clone());
+    let set = w.patient_signs(profile_with(&card));
+    w.chain.commit(vec![set]);
+    let first = w.break_glass(Who::Clinician, &card);
+    w.chain.commit(vec![first]);
+    let again = w.break_glass(Who::Clinician, &card);
+    assert_eq!(w.chain.reject(vec![again]).1, "conflict", "an access is already open");
+    for _ in 1..glucochain_state::contracts::EMERGENCY_MAX_PER_WINDOW {
+        w.chain.time += glucochain_state::contracts::EMERGENCY_WINDOW_MS;
+        let next = w.break_glass(Who::Clinician, &card);
+        w.chain.commit(vec![next]);
+    }
+    w.chain.time += glucochain_state::contracts::EMERGENCY_WINDOW_MS;
+    let sixth = w.break_glass(Who::Clinician, &card);
+    assert_eq!(w.chain.reject(vec![sixth]).1, "rate-limited", "five in 24 hours");
+    // Another clinician is not limited by the first one's accesses.
+    let other = w.break_glass(Who::Other, &card);
+    w.chain.commit(vec![other]);
+    // A day later the clinician may again.
+    w.chain.time += glucochain_state::contracts::EMERGENCY_RATE_WINDOW_MS;
+    let tomorrow = w.break_glass(Who::Clinician, &card);
+    w.chain.commit(vec![tomorrow]);
+}
+
+#[test]
+fn low_two_patients_cannot_set_the_same_card_in_one_block() {
+    let mut w = World::new();
+    let p = w.pid();
+    let card = EmergencyCard::generate(p.clone());
+    let mine = w.patient_signs(profile_with(&card));
+    let t = w.chain.now();
+    let q = w.hospital_patient.id.clone();
+    let theirs = w.hospital_patient.sign(t, Some(&q), profile_with(&card));
+    assert_eq!(w.chain.reject(vec![mine.clone(), theirs.clone()]), (1, "conflict"));
+    w.chain.commit(vec![mine]);
+    assert_eq!(w.chain.reject(vec![theirs]).1, "conflict", "and not after it was committed either");
+    // The patient may set the same card again (a profile update).
+    let update = w.patient_signs(profile_with(&card));
+    w.chain.commit(vec![update]);
 }
 
 #[test]
@@ -349,6 +478,7 @@ fn a_consult_shares_records_until_answered_by_the_clinician_asked() {
     }));
     w.chain.commit(vec![req]);
     assert!(w.read(&cid).covers(DataClass::Private, RecordType::Observation, &[]), "shared with the clinician asked");
+    assert!(!w.read(&w.caregiver.id.clone()).allows(), "a consult shares with a clinician only");
     assert!(!w.read(&w.other_clinician.id.clone()).allows());
     let dup = w.patient_signs(TxBody::ConsultRequest(ConsultRequest {
         consult_id: id("k1"),
@@ -463,18 +593,290 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
     let t3 = w.chain.now();
     let stranger = w.stranger_caregiver.id.clone();
     let carer = w.caregiver.id.clone();
-    assert_eq!(w.chain.reject(vec![relay(&mut w.detector, t3, None)]).1, "forbidden", "a service acks for someone");
+    assert_eq!(w.chain.reject(vec![relay(&mut w.notifier, t3, None)]).1, "forbidden", "the notifier acks for someone");
     assert_eq!(
-        w.chain.reject(vec![relay(&mut w.detector, t3, Some(stranger))]).1,
+        w.chain.reject(vec![relay(&mut w.notifier, t3, Some(stranger))]).1,
         "forbidden",
         "not on this patient's care team"
     );
     assert_eq!(
         w.chain.reject(vec![relay(&mut w.stranger_caregiver, t3, Some(carer.clone()))]).1,
         "forbidden",
-        "only services relay"
+        "only the notifier relays"
     );
-    w.chain.commit(vec![relay(&mut w.detector, t3, Some(carer))]);
+    w.chain.commit(vec![relay(&mut w.notifier, t3, Some(carer))]);
+}
+
+fn raise(w: &mut World, alert: &str) -> Vec<u8> {
+    let (t, p) = (w.chain.now(), w.pid());
+    w.detector.sign(
+        t,
+        Some(&p),
+        TxBody::AlertRaise(AlertRaise {
+            alert_id: id(alert),
+            kind: AlertKind::Low,
+            severity: Severity::Warning,
+            episode_id: id(&format!("e-{alert}")),
+            observed_at: Timestamp::from_unix_ms(t),
+            glucose_mg_dl: Some(65.0),
+            slope_mg_dl_per_min: None,
+            predicted_mg_dl: None,
+            model_score: None,
+            reason: "65 mg/dL".into(),
+        }),
+    )
+}
+
+#[test]
+fn m4_each_service_signs_only_its_own_transactions_and_relays_only_for_the_care_team() {
+    let mut w = World::new();
+    let p = w.pid();
+    let t = w.chain.now();
+    // The detector raises; the notifier and the ledger may not.
+    for who in [&mut w.notifier, &mut w.ledger] {
+        let body = TxBody::AlertRaise(AlertRaise {
+            alert_id: id("x1"),
+            kind: AlertKind::UrgentLow,
+            severity: Severity::Urgent,
+            episode_id: id("x"),
+            observed_at: Timestamp::from_unix_ms(t),
+            glucose_mg_dl: Some(40.0),
+            slope_mg_dl_per_min: None,
+            predicted_mg_dl: None,
+            model_score: None,
+            reason: "forged".into(),
+        });
+        let forged = who.sign(t, Some(&p), body);
+        assert_eq!(w.chain.reject(vec![forged]).1, "forbidden");
+    }
+    let a = raise(&mut w, "a1");
+    w.chain.commit(vec![a]);
+    // Nobody but the notifier acknowledges on someone's behalf: not the detector, not the ledger.
+    let carer = w.caregiver.id.clone();
+    let t = w.chain.now();
+    for who in [&mut w.detector, &mut w.ledger] {
+        let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: Some(carer.clone()) });
+        let silenced = who.sign(t, Some(&p), ack);
+        assert_eq!(w.chain.reject(vec![silenced]).1, "forbidden", "another service silences an alert");
+    }
+    // The notifier relays for the care team only: not for another patient's caregiver, a
+    // clinician without a treating consent, or a revoked participant.
+    let stranger = w.stranger_caregiver.id.clone();
+    let outsider = w.elsewhere_clinician.id.clone();
+    for person in [stranger, outsider] {
+        let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: Some(person) });
+        let relayed = w.notifier.sign(t, Some(&p), ack);
+        assert_eq!(w.chain.reject(vec![relayed]).1, "forbidden");
+    }
+    // Only the ledger checkpoints an audit log.
+    let cp = |n| TxBody::AuditCheckpoint(AuditCheckpoint { log_id: id("ledger"), head: sha256(b"h"), entries: n });
+    for who in [&mut w.admin, &mut w.detector, &mut w.notifier] {
+        let not_yours = who.sign(t, None, cp(1));
+        assert_eq!(w.chain.reject(vec![not_yours]).1, "forbidden");
+    }
+    let ok = w.ledger.sign(t, None, cp(1));
+    w.chain.commit(vec![ok]);
+    // A service key never counts as a patient or clinician: it cannot grant itself access.
+    let g =
+        w.patient_signs(consent_body("c-svc", &w.notifier.id.clone(), &[Access::Read], &[DataClass::Private], None));
+    assert_eq!(w.chain.reject(vec![g]).1, "forbidden");
+}
+
+#[test]
+fn m7_audit_checkpoints_only_grow_per_ledger_and_log() {
+    let mut w = World::new();
+    let cp = |n, head: &[u8]| {
+        TxBody::AuditCheckpoint(AuditCheckpoint { log_id: id("ledger"), head: sha256(head), entries: n })
+    };
+    let t = w.chain.now();
+    let five = w.ledger.sign(t, None, cp(5, b"h5"));
+    w.chain.commit(vec![five]);
+    let t = w.chain.now();
+    let back = w.ledger.sign(t, None, cp(3, b"h3"));
+    assert_eq!(w.chain.reject(vec![back]).1, "conflict", "fewer entries than committed");
+    let same = w.ledger.sign(t, None, cp(5, b"h5"));
+    assert_eq!(w.chain.reject(vec![same]).1, "conflict", "the same head again");
+    let fork = w.ledger.sign(t, None, cp(5, b"other"));
+    assert_eq!(w.chain.reject(vec![fork]).1, "conflict", "another head for the same count");
+    // Within one block the order counts too: 7 then 6 is refused at the second.
+    let seven = w.ledger.sign(t, None, cp(7, b"h7"));
+    let six = w.ledger.sign(t, None, cp(6, b"h6"));
+    assert_eq!(w.chain.reject(vec![seven.clone(), six]), (1, "conflict"));
+    w.chain.commit(vec![seven]);
+    let head = w.chain.state.contracts().audit_heads.get(&(w.ledger.id.clone(), id("ledger"))).unwrap();
+    assert_eq!((head.entries, head.head), (7, sha256(b"h7")));
+    // Another ledger's log is its own.
+    let mut second = Actor::new(40);
+    let t = w.chain.now();
+    let reg = w.admin.register(t, &second, Role::Ledger, None);
+    w.chain.commit(vec![reg]);
+    let t = w.chain.now();
+    let theirs = second.sign(t, None, cp(2, b"x2"));
+    w.chain.commit(vec![theirs]);
+}
+
+#[test]
+fn c1_an_institution_consent_covers_its_staff_only() {
+    let mut w = World::new();
+    let p = w.pid();
+    let hid = w.hospital.id.clone();
+    let grant =
+        w.patient_signs(consent_body("c-hosp", &hid, &[Access::Read, Access::Write], &[DataClass::Private], None));
+    w.chain.commit(vec![grant]);
+    // Its staff read; the hospital itself reads.
+    assert!(w.read(&w.clinician.id.clone()).allows(), "a clinician the hospital registered");
+    assert!(w.read(&w.other_clinician.id.clone()).allows());
+    assert!(w.read(&hid).allows(), "the institution itself");
+    // A patient the hospital registered, another hospital's clinician: refused.
+    let hp = w.hospital_patient.id.clone();
+    assert!(!w.read(&hp).allows(), "another patient of the institution");
+    assert!(!w.read(&w.elsewhere_clinician.id.clone()).allows(), "a clinician of another institution");
+    // Lab staff an admin linked to the hospital are staff too.
+    let lab = Actor::new(41);
+    let t = w.chain.now();
+    let reg = w.admin.register(t, &lab, Role::Lab, Some(&hid));
+    w.chain.commit(vec![reg]);
+    assert!(w.read(&lab.id).allows());
+    // Nobody may make themselves staff: a patient's caregiver naming the hospital is
+    // refused, so is any role that does not belong to an institution — even by an admin.
+    let mut outsider = Actor::new(42);
+    let outsider_self = Actor::new(42);
+    let t = w.chain.now();
+    let joined = outsider.register(t, &outsider_self, Role::Patient, None);
+    w.chain.commit(vec![joined]);
+    let fake = Actor::new(43);
+    let t = w.chain.now();
+    let naming = outsider.register(t, &fake, Role::Caregiver, Some(&hid));
+    assert_eq!(w.chain.reject(vec![naming]).1, "forbidden", "a self-made caregiver naming the institution");
+    let by_admin = w.admin.register(t, &fake, Role::Caregiver, Some(&hid));
+    assert_eq!(w.chain.reject(vec![by_admin]).1, "forbidden", "caregivers belong to no institution");
+    let svc = w.admin.register(t, &fake, Role::Detector, Some(&hid));
+    assert_eq!(w.chain.reject(vec![svc]).1, "forbidden");
+    // Writes and care plans follow the same rule.
+    let t = w.chain.now();
+    let obs = w.elsewhere_clinician.observe(t, &p);
+    assert_eq!(w.chain.reject(vec![obs]).1, "forbidden", "another institution's clinician writes");
+    let obs = w.clinician.observe(t, &p);
+    w.chain.commit(vec![obs]);
+    let plan = w.plan(1, &w.caregiver.id.clone());
+    let t = w.chain.now();
+    let other = w.elsewhere_clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan.clone()));
+    assert_eq!(w.chain.reject(vec![other]).1, "forbidden");
+    let staff = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan));
+    w.chain.commit(vec![staff]);
+    // A revoked clinician is no longer covered.
+    let t = w.chain.now();
+    let gone = w.hospital.sign(
+        t,
+        None,
+        TxBody::ParticipantRevoke(glucochain_types::tx::ParticipantRevoke {
+            id: w.other_clinician.id.clone(),
+            reason: "left".into(),
+        }),
+    );
+    w.chain.commit(vec![gone]);
+    assert!(!w.read(&w.other_clinician.id.clone()).allows());
+}
+
+#[test]
+fn h4_a_care_plan_routes_a_contact_only_to_channels_that_contact_declared() {
+    let mut w = World::new();
+    let p = w.pid();
+    let grant = w.patient_signs(consent_body(
+        "c1",
+        &w.clinician.id.clone(),
+        &[Access::Read, Access::Write],
+        &[DataClass::Private],
+        None,
+    ));
+    w.chain.commit(vec![grant]);
+    let carer = w.caregiver.id.clone();
+    let mut plan = w.plan(1, &carer);
+    plan.contacts[0].channels =
+        vec![ContactChannel { kind: ChannelKind::Email, address: "attacker@example.org".into() }];
+    let t = w.chain.now();
+    let redirect = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan.clone()));
+    assert_eq!(w.chain.reject(vec![redirect]).1, "forbidden", "an address the caregiver never gave");
+    plan.contacts[0].channels.push(mum());
+    let partly = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan.clone()));
+    assert_eq!(w.chain.reject(vec![partly]).1, "forbidden", "one undeclared channel is enough to refuse");
+    // The caregiver adds the new address themself: now the plan may name it.
+    let t = w.chain.now();
+    let both = vec![mum(), ContactChannel { kind: ChannelKind::Sms, address: "+441234567890".into() }];
+    let declare = w.caregiver.sign(t, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels: both.clone() }));
+    w.chain.commit(vec![declare]);
+    plan.contacts[0].channels = both;
+    let t = w.chain.now();
+    let ok = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan));
+    w.chain.commit(vec![ok]);
+    assert!(w.chain.state.contracts().channels_declared(&carer, &[mum()]));
+    // Nobody declares channels for someone else: the rule reads the signer.
+    let t = w.chain.now();
+    let for_other =
+        w.stranger_caregiver.sign(t, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels: vec![] }));
+    w.chain.commit(vec![for_other]);
+    assert!(w.chain.state.contracts().channels_declared(&carer, &[mum()]), "another caregiver's list is theirs only");
+}
+
+#[test]
+fn m6_care_plans_are_read_under_a_consent_that_covers_them_and_not_by_former_proposers() {
+    let mut w = World::new();
+    let p = w.pid();
+    let cid = w.clinician.id.clone();
+    let grant = w.patient_signs(consent_body("c1", &cid, &[Access::Read, Access::Write], &[DataClass::Private], None));
+    w.chain.commit(vec![grant]);
+    let plan = w.plan(1, &w.caregiver.id.clone());
+    let t = w.chain.now();
+    let propose = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan));
+    let proposal_tx = sha256(&propose);
+    w.chain.commit(vec![propose]);
+    let accept =
+        w.patient_signs(TxBody::CareplanAccept(CareplanAccept { plan_id: id("plan-1"), version: 1, proposal_tx }));
+    w.chain.commit(vec![accept]);
+    let read = |w: &World, who: &ParticipantId| {
+        decide_careplan_read(&w.chain.state, who, &p, "TREAT", Timestamp::from_unix_ms(w.chain.now()))
+    };
+    assert!(read(&w, &cid).allows(), "the treating clinician");
+    assert!(read(&w, &w.caregiver.id.clone()).allows(), "a contact on the plan in force");
+    assert!(!read(&w, &w.stranger_caregiver.id.clone()).allows());
+    // The consent ends: the clinician who proposed the plan no longer reads it.
+    let revoke = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("c1"), reason: None }));
+    w.chain.commit(vec![revoke]);
+    assert!(!read(&w, &cid).allows(), "a former proposer");
+    // A consent for observations only does not open the care plan.
+    let other = w.other_clinician.id.clone();
+    let narrow =
+        w.patient_signs(scoped_consent("c2", &other, &[RecordType::Observation], &[Access::Read], Purpose::Treat));
+    w.chain.commit(vec![narrow]);
+    assert!(w.read(&other).allows(), "the observations");
+    assert!(!read(&w, &other).allows(), "not the care plan");
+}
+
+#[test]
+fn low_a_clinician_acknowledges_only_when_treating_the_patient() {
+    let mut w = World::new();
+    let p = w.pid();
+    let a = raise(&mut w, "a1");
+    w.chain.commit(vec![a]);
+    // A research consent, or one for documents only, does not let a clinician silence alerts.
+    let (cid, other) = (w.clinician.id.clone(), w.other_clinician.id.clone());
+    let research = w.patient_signs(scoped_consent("c-res", &cid, &[], &[Access::Read], Purpose::Research));
+    let docs =
+        w.patient_signs(scoped_consent("c-docs", &other, &[RecordType::Document], &[Access::Read], Purpose::Treat));
+    w.chain.commit(vec![research, docs]);
+    let t = w.chain.now();
+    let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None });
+    let by_researcher = w.clinician.sign(t, Some(&p), ack.clone());
+    let by_docs = w.other_clinician.sign(t, Some(&p), ack.clone());
+    assert_eq!(w.chain.reject(vec![by_researcher]).1, "forbidden");
+    assert_eq!(w.chain.reject(vec![by_docs]).1, "forbidden");
+    // A treating consent does.
+    let treat =
+        w.patient_signs(consent_body("c-treat", &w.clinician.id.clone(), &[Access::Read], &[DataClass::Private], None));
+    w.chain.commit(vec![treat]);
+    let t = w.chain.now();
+    let ok = w.clinician.sign(t, Some(&p), ack);
+    w.chain.commit(vec![ok]);
 }
 
 #[derive(Debug, Clone)]

@@ -80,12 +80,19 @@ impl Store {
         Ok(())
     }
 
-    /// Entries about `patient`, newest first, at most `limit`.
-    pub async fn audit_for_patient(&self, patient: &str, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        let q = format!("SELECT {COLUMNS} FROM audit_log WHERE patient = $1 ORDER BY seq DESC LIMIT $2");
+    /// Entries about `patient` before sequence number `before` (all when
+    /// `None`), newest first, at most `limit`: a page of the access log.
+    pub async fn audit_for_patient(
+        &self,
+        patient: &str,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let q = format!("SELECT {COLUMNS} FROM audit_log WHERE patient = $1 AND seq < $3 ORDER BY seq DESC LIMIT $2");
         sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(patient.to_string())
             .bind(limit as i64)
+            .bind(before.map(|b| b.min(i64::MAX as u64) as i64).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -103,6 +110,17 @@ impl Store {
             .await?
             .iter()
             .map(row)
+            .collect()
+    }
+
+    /// The checkpoints this ledger submitted, newest first: (seq, head, tx hash).
+    pub async fn audit_checkpoints(&self, limit: u32) -> Result<Vec<(u64, Vec<u8>, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query("SELECT seq, head, tx_hash FROM audit_checkpoints ORDER BY seq DESC LIMIT $1")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>("seq")? as u64, r.try_get("head")?, r.try_get("tx_hash")?)))
             .collect()
     }
 

@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod chain;
 pub mod evidence;
+pub mod sessions;
 pub mod status;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use audit::AuditRow;
 pub use chain::{InsertOutcome, StoredBlock, StoredTx};
 pub use evidence::StoredEvidence;
+pub use sessions::SessionRefused;
 pub use status::{CommittedTxStatus, NewTxStatus, TxState, TxStatus};
 
 /// Errors of the store.

@@ -102,11 +102,18 @@ async fn exercise(store: &Store) {
     store.insert_audit(&entry(3, "pa")).await.unwrap();
     assert!(store.insert_audit(&entry(3, "pa")).await.is_err(), "a sequence number is used once");
     assert_eq!(store.audit_head().await.unwrap().unwrap().seq, 3);
-    let mine = store.audit_for_patient("pa", 10).await.unwrap();
+    let mine = store.audit_for_patient("pa", 10, None).await.unwrap();
     assert_eq!(mine.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 1]);
+    // Issue 19, M7: the access log comes in pages, newest first.
+    let first = store.audit_for_patient("pa", 1, None).await.unwrap();
+    assert_eq!(first.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3]);
+    let next = store.audit_for_patient("pa", 1, Some(3)).await.unwrap();
+    assert_eq!(next.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1]);
+    assert!(store.audit_for_patient("pa", 1, Some(1)).await.unwrap().is_empty());
     assert_eq!(store.audit_range(2, 3).await.unwrap().len(), 2);
     store.insert_audit_checkpoint(3, &[3; 32], &[9; 32]).await.unwrap();
     assert_eq!(store.last_audit_checkpoint().await.unwrap(), Some((3, vec![3; 32])));
+    assert_eq!(store.audit_checkpoints(5).await.unwrap(), vec![(3, vec![3; 32], vec![9; 32])]);
 
     // Status: pending, then rejected; committed always wins and is never downgraded.
     let pending = |hash: &'static [u8]| NewTxStatus { hash, tx_type: "observation.record", signer: "ps" };
@@ -220,5 +227,49 @@ async fn large_blocks_on_both_backends() {
     let db = PgTestDb::create().await.unwrap();
     let pg = Store::connect(db.url()).await.unwrap();
     exercise_large_block(&pg).await;
+    pg.close().await;
+}
+
+/// Issue 19, M2: one sign-in token opens one session; signing out ends it at once.
+async fn exercise_sessions(store: &Store) {
+    let (now, later) = (1_000_000, 1_000_000 + 30 * 60_000);
+    assert_eq!(
+        store.create_web_session("palice", "jti-1", now + 120_000, b"session-1", now, later).await.unwrap(),
+        Ok(())
+    );
+    assert_eq!(store.web_session(b"session-1", now + 1).await.unwrap(), Some(("palice".to_string(), later)));
+    // The same token again opens nothing (a replayed sign-in); another participant's jti is theirs.
+    assert_eq!(
+        store.create_web_session("palice", "jti-1", now + 120_000, b"session-2", now + 5, later).await.unwrap(),
+        Err(glucochain_store::SessionRefused::TokenReused)
+    );
+    assert_eq!(store.web_session(b"session-2", now + 6).await.unwrap(), None);
+    assert_eq!(
+        store.create_web_session("pbob", "jti-1", now + 120_000, b"session-3", now, later).await.unwrap(),
+        Ok(())
+    );
+    // Unknown, expired and ended sessions are not live.
+    assert_eq!(store.web_session(b"nope", now).await.unwrap(), None);
+    assert_eq!(store.web_session(b"session-1", later).await.unwrap(), None, "expired");
+    assert!(store.end_web_session(b"session-1", now + 10).await.unwrap());
+    assert_eq!(store.web_session(b"session-1", now + 11).await.unwrap(), None, "ended");
+    assert!(!store.end_web_session(b"session-1", now + 12).await.unwrap(), "ended once");
+    assert_eq!(store.web_session(b"session-3", now + 11).await.unwrap(), Some(("pbob".to_string(), later)));
+    // A spent token is forgotten only after it could no longer be presented.
+    assert_eq!(
+        store.create_web_session("palice", "jti-1", now + 500_000, b"session-4", now + 120_001, later).await.unwrap(),
+        Ok(()),
+        "the first jti-1 expired at now + 120 s"
+    );
+}
+
+#[tokio::test]
+async fn web_sessions_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::connect(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+    exercise_sessions(&sqlite).await;
+    let db = PgTestDb::create().await.unwrap();
+    let pg = Store::connect(db.url()).await.unwrap();
+    exercise_sessions(&pg).await;
     pg.close().await;
 }

@@ -157,13 +157,20 @@ pub enum Role {
     Caregiver,
     /// A consensus validator.
     Validator,
-    /// A system service with its own key (e.g. the glucose detector).
-    Service,
+    /// The glucose detector service: raises alerts (`alert.raise`) and signs
+    /// the alert events it publishes; nothing else.
+    Detector,
+    /// The notifier service: relays acknowledgements a care-team member gave
+    /// through a keyless channel (`alert.ack` with `on_behalf_of`); nothing else.
+    Notifier,
+    /// The ledger service: commits the head of its audit log
+    /// (`audit.checkpoint`); nothing else.
+    Ledger,
 }
 
 impl Role {
     /// All roles, in order.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 10] = [
         Role::Admin,
         Role::Institution,
         Role::Patient,
@@ -171,7 +178,9 @@ impl Role {
         Role::Lab,
         Role::Caregiver,
         Role::Validator,
-        Role::Service,
+        Role::Detector,
+        Role::Notifier,
+        Role::Ledger,
     ];
 
     /// The snake_case name.
@@ -184,8 +193,25 @@ impl Role {
             Role::Lab => "lab",
             Role::Caregiver => "caregiver",
             Role::Validator => "validator",
-            Role::Service => "service",
+            Role::Detector => "detector",
+            Role::Notifier => "notifier",
+            Role::Ledger => "ledger",
         }
+    }
+
+    /// Whether this is one of the system services (detector, notifier,
+    /// ledger), each registered by an admin and allowed only its own
+    /// transaction types.
+    pub fn is_service(self) -> bool {
+        matches!(self, Role::Detector | Role::Notifier | Role::Ledger)
+    }
+
+    /// Whether an `institution` on a registration of this role means
+    /// something: staff (clinicians, lab staff) work for it, and a patient
+    /// may be registered at one. A consent to an institution covers only its
+    /// staff (see `glucochain_state::contracts::grantee_covers`).
+    pub fn may_belong_to_institution(self) -> bool {
+        matches!(self, Role::Clinician | Role::Lab | Role::Patient)
     }
 }
 

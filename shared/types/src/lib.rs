@@ -5,7 +5,9 @@
 //!
 //! Everything here is pure: parsing, validation and hashing only.
 
+pub mod audit;
 pub mod block;
+pub mod emergency;
 pub mod fhir;
 pub mod genesis;
 pub mod ids;

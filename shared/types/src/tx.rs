@@ -159,9 +159,10 @@ tx_types! {
     ConsultRequest => "consult.request", ConsultRequest, patient: true, signers: [Patient];
     ConsultRespond => "consult.respond", ConsultRespond, patient: true, signers: [Clinician];
     MedicationTaken => "medication.taken", MedicationTaken, patient: true, signers: [Patient, Caregiver];
-    AlertRaise => "alert.raise", AlertRaise, patient: true, signers: [Service];
-    AlertAck => "alert.ack", AlertAck, patient: true, signers: [Caregiver, Clinician, Patient, Service];
-    AuditCheckpoint => "audit.checkpoint", AuditCheckpoint, patient: false, signers: [Service, Admin];
+    AlertRaise => "alert.raise", AlertRaise, patient: true, signers: [Detector];
+    AlertAck => "alert.ack", AlertAck, patient: true, signers: [Caregiver, Clinician, Patient, Notifier];
+    AuditCheckpoint => "audit.checkpoint", AuditCheckpoint, patient: false, signers: [Ledger];
+    ContactChannelsSet => "contact.channels.set", ContactChannelsSet, patient: false, signers: [Caregiver, Clinician];
 }
 
 fn body_from<T: DeserializeOwned>(v: serde_json::Value, name: &str) -> Result<T, TxError> {
@@ -176,6 +177,52 @@ fn check_text(field: &str, s: &str, l: &TxLimits) -> Result<(), TxError> {
         return Err(TxError::invalid(field, "control characters are not allowed"));
     }
     Ok(())
+}
+
+/// A one-line text of at most `max` characters (names, doses, codes): no
+/// line breaks or other control characters.
+fn check_line(field: &str, s: &str, max: usize) -> Result<(), TxError> {
+    if s.chars().count() > max {
+        return Err(TxError::invalid(field, format!("longer than {max} characters")));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(TxError::invalid(field, "line breaks and control characters are not allowed"));
+    }
+    Ok(())
+}
+
+/// The bounds every transaction body keeps, whatever its type: no string
+/// longer than `max_text_chars` or holding control characters other than
+/// line breaks and tabs, no list longer than `max_list_len` (the
+/// observations of a batch excepted: `max_observations`). Checked on the
+/// JSON before the typed parse, so a field added later is bounded too; the
+/// types then apply tighter limits where a field needs them.
+fn check_bounds(path: &mut String, v: &serde_json::Value, l: &TxLimits) -> Result<(), TxError> {
+    match v {
+        serde_json::Value::String(s) => check_text(path, s, l),
+        serde_json::Value::Array(items) => {
+            let max = if path == "body.observations" { l.max_observations } else { l.max_list_len };
+            check_len(path, items, max)?;
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_bounds(path, item, l)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(fields) => {
+            for (k, item) in fields {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                check_bounds(path, item, l)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_len<T>(field: &str, v: &[T], max: usize) -> Result<(), TxError> {
@@ -215,13 +262,13 @@ pub struct ParticipantRegister {
 }
 
 impl ParticipantRegister {
-    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
         if ParticipantId::from_public_key(&self.public_key) != self.id {
             return Err(TxError::invalid("body.id", "is not the id derived from body.public_key"));
         }
         if let Some(n) = &self.display_name {
             check_nonempty("body.display_name", n)?;
-            check_text("body.display_name", n, &TxLimits { max_text_chars: 100, ..*l })?;
+            check_line("body.display_name", n, 100)?;
         }
         Ok(())
     }
@@ -285,7 +332,14 @@ impl ObservationRecord {
         if self.observations.is_empty() {
             return Err(TxError::invalid("body.observations", "must hold at least one observation"));
         }
-        check_len("body.observations", &self.observations, l.max_observations)
+        check_len("body.observations", &self.observations, l.max_observations)?;
+        for (i, o) in self.observations.iter().enumerate() {
+            for (j, c) in o.code.coding.iter().chain(o.category.iter().flat_map(|c| &c.coding)).enumerate() {
+                check_line(&format!("body.observations[{i}].coding[{j}].system"), &c.system, 256)?;
+                check_line(&format!("body.observations[{i}].coding[{j}].code"), &c.code, 128)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -330,11 +384,18 @@ pub struct DocumentAdd {
 }
 
 impl DocumentAdd {
-    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
         check_nonempty("body.title", &self.title)?;
-        check_text("body.title", &self.title, &TxLimits { max_text_chars: 200, ..*l })?;
-        if !self.content_type.contains('/') || self.content_type.len() > 100 {
+        check_line("body.title", &self.title, 200)?;
+        if !self.content_type.contains('/')
+            || self.content_type.len() > 100
+            || self.content_type.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(TxError::invalid("body.content_type", "must be a MIME type such as application/pdf"));
+        }
+        if let Some(code) = &self.code {
+            check_nonempty("body.code", code)?;
+            check_line("body.code", code, 128)?;
         }
         Ok(())
     }
@@ -375,7 +436,10 @@ pub struct ConsentScope {
     /// Record types covered; empty means all.
     #[serde(default)]
     pub record_types: Vec<RecordType>,
-    /// LOINC codes covered; empty means all.
+    /// Codes covered, each `system|code` (a bare `code` is a LOINC code);
+    /// empty means all. A record is covered when one of its codings is
+    /// listed, system and code both; a record without codes is not covered
+    /// by a scope that lists codes.
     #[serde(default)]
     pub codes: Vec<String>,
     /// Read and/or write (at least one).
@@ -390,8 +454,42 @@ impl ConsentScope {
         if self.access.is_empty() {
             return Err(TxError::invalid(format!("{field}.access"), "name read and/or write"));
         }
-        check_len(&format!("{field}.codes"), &self.codes, l.max_list_len)
+        check_len(&format!("{field}.codes"), &self.codes, l.max_list_len)?;
+        for (i, c) in self.codes.iter().enumerate() {
+            let f = format!("{field}.codes[{i}]");
+            check_line(&f, c, 300)?;
+            let (system, code) = split_code(c);
+            if code.is_empty() || system.is_empty() || c.contains(char::is_whitespace) {
+                return Err(TxError::invalid(f, "a code is system|code or a bare LOINC code, without spaces"));
+            }
+        }
+        Ok(())
     }
+
+    /// Whether a record with these codings (`(system, code)`; several
+    /// codings of one record name the same thing) is within the scope's codes.
+    pub fn covers_codes(&self, codings: &[(Option<String>, String)]) -> bool {
+        if self.codes.is_empty() {
+            return true;
+        }
+        codings.iter().any(|(system, code)| {
+            self.codes.iter().any(|c| {
+                let (s, k) = split_code(c);
+                k == code && system.as_deref() == Some(s)
+            })
+        })
+    }
+
+    /// Whether the scope allows `access` to records of `record_type` at all
+    /// (whatever their data class and codes).
+    pub fn allows_type(&self, access: Access, record_type: RecordType) -> bool {
+        self.access.contains(&access) && (self.record_types.is_empty() || self.record_types.contains(&record_type))
+    }
+}
+
+/// A scope code as (system, code): `system|code`, or a bare code in LOINC.
+fn split_code(c: &str) -> (&str, &str) {
+    c.split_once('|').unwrap_or((crate::fhir::LOINC, c))
 }
 
 /// Why data is used (HL7 v3 PurposeOfUse).
@@ -583,6 +681,31 @@ pub struct ContactChannel {
     pub address: String,
 }
 
+impl ContactChannel {
+    /// Checks the address for its kind: an email address, an E.164 number,
+    /// or an `https://` URL (webhooks never go over plain HTTP).
+    fn validate(&self, field: &str) -> Result<(), TxError> {
+        let a = &self.address;
+        let ok = !a.chars().any(|c| c.is_whitespace() || c.is_control())
+            && match self.kind {
+                ChannelKind::Email => {
+                    a.len() <= 254 && a.split_once('@').is_some_and(|(u, d)| !u.is_empty() && d.contains('.'))
+                }
+                ChannelKind::Sms => {
+                    a.starts_with('+') && (8..=16).contains(&a.len()) && a[1..].bytes().all(|b| b.is_ascii_digit())
+                }
+                ChannelKind::Webhook => {
+                    a.len() <= 2048 && a.strip_prefix("https://").is_some_and(|rest| !rest.is_empty())
+                }
+            };
+        if ok {
+            Ok(())
+        } else {
+            Err(TxError::invalid(field, "not a valid address for this channel (email, +E.164, https:// URL)"))
+        }
+    }
+}
+
 /// A person to alert, in escalation order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -702,27 +825,25 @@ impl CareplanPropose {
                 return Err(TxError::invalid(format!("body.contacts[{i}].channels"), "name at least one channel"));
             }
             for (j, ch) in c.channels.iter().enumerate() {
-                let f = format!("body.contacts[{i}].channels[{j}].address");
-                let ok = match ch.kind {
-                    ChannelKind::Email => ch.address.contains('@') && !ch.address.contains(char::is_whitespace),
-                    ChannelKind::Sms => {
-                        ch.address.starts_with('+')
-                            && (8..=16).contains(&ch.address.len())
-                            && ch.address[1..].bytes().all(|b| b.is_ascii_digit())
-                    }
-                    ChannelKind::Webhook => ch.address.starts_with("https://") || ch.address.starts_with("http://"),
-                };
-                if !ok {
-                    return Err(TxError::invalid(f, "not a valid address for this channel (email, +E.164, URL)"));
-                }
+                ch.validate(&format!("body.contacts[{i}].channels[{j}].address"))?;
             }
+        }
+        if let Some(lang) = &self.language
+            && (lang.is_empty() || lang.len() > 35 || !lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(TxError::invalid("body.language", "a BCP 47 language tag such as en or pt-BR"));
         }
         if let Some(q) = &self.quiet_hours {
             check_hhmm("body.quiet_hours.start", &q.start)?;
             check_hhmm("body.quiet_hours.end", &q.end)?;
+            if !(-720..=840).contains(&q.utc_offset_minutes) {
+                return Err(TxError::invalid("body.quiet_hours.utc_offset_minutes", "between -720 and 840"));
+            }
         }
         for (i, m) in self.medications.iter().enumerate() {
             check_nonempty(&format!("body.medications[{i}].name"), &m.name)?;
+            check_line(&format!("body.medications[{i}].name"), &m.name, 200)?;
+            check_line(&format!("body.medications[{i}].dose"), &m.dose, 100)?;
             for t in &m.times {
                 check_hhmm(&format!("body.medications[{i}].times"), t)?;
             }
@@ -731,6 +852,9 @@ impl CareplanPropose {
             if c.every_days == 0 {
                 return Err(TxError::invalid(format!("body.checkups[{i}].every_days"), "must be at least 1"));
             }
+            check_nonempty(&format!("body.checkups[{i}].code"), &c.code)?;
+            check_line(&format!("body.checkups[{i}].code"), &c.code, 128)?;
+            check_line(&format!("body.checkups[{i}].display"), &c.display, 200)?;
         }
         Ok(())
     }
@@ -828,8 +952,11 @@ pub struct EmergencyProfileSet {
     pub medications: Vec<String>,
     /// Emergency contacts.
     pub emergency_contacts: Vec<EmergencyContact>,
-    /// SHA-256 of the device token (the token itself never goes on chain).
-    pub token_hash: Hash32,
+    /// The public key of the patient's emergency card (see
+    /// [`crate::emergency`]): a clinician breaking the glass proves holding
+    /// the card by a signature with its key. The card itself never goes on
+    /// the chain.
+    pub card_key: PublicKey,
 }
 
 impl EmergencyProfileSet {
@@ -837,32 +964,95 @@ impl EmergencyProfileSet {
         check_len("body.allergies", &self.allergies, l.max_list_len)?;
         check_len("body.medications", &self.medications, l.max_list_len)?;
         check_len("body.emergency_contacts", &self.emergency_contacts, 8)?;
-        for a in self.allergies.iter().chain(&self.medications) {
-            check_text("body", a, &TxLimits { max_text_chars: 200, ..*l })?;
+        for (i, a) in self.allergies.iter().enumerate() {
+            check_line(&format!("body.allergies[{i}]"), a, 200)?;
+        }
+        for (i, m) in self.medications.iter().enumerate() {
+            check_line(&format!("body.medications[{i}]"), m, 200)?;
+        }
+        for (i, c) in self.emergency_contacts.iter().enumerate() {
+            check_nonempty(&format!("body.emergency_contacts[{i}].name"), &c.name)?;
+            check_line(&format!("body.emergency_contacts[{i}].name"), &c.name, 100)?;
+            ContactChannel { kind: ChannelKind::Sms, address: c.phone.clone() }
+                .validate(&format!("body.emergency_contacts[{i}].phone"))?;
+            if let Some(r) = &c.relation {
+                check_line(&format!("body.emergency_contacts[{i}].relation"), r, 50)?;
+            }
         }
         Ok(())
     }
 }
 
-/// A break-glass access by a clinician who presented the patient's device token.
+/// Why a clinician breaks the glass (required; free text may add detail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmergencyReason {
+    /// The patient is unconscious.
+    Unconscious,
+    /// The patient cannot communicate (confused, hypoglycaemic, language).
+    CannotCommunicate,
+    /// A life-threatening situation needs the information now.
+    LifeThreatening,
+    /// Something else: `reason` must say what.
+    Other,
+}
+
+impl EmergencyReason {
+    /// The reason in words.
+    pub fn text(self) -> &'static str {
+        match self {
+            EmergencyReason::Unconscious => "patient unconscious",
+            EmergencyReason::CannotCommunicate => "patient cannot communicate",
+            EmergencyReason::LifeThreatening => "life-threatening situation",
+            EmergencyReason::Other => "other",
+        }
+    }
+}
+
+/// A break-glass access by a clinician who holds the patient's emergency card.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessEmergency {
-    /// SHA-256 of the token presented.
-    pub token_hash: Hash32,
-    /// Why (free text, e.g. "unconscious at A&E").
-    pub reason: String,
+    /// Proof of holding the card: the card key's signature over this access
+    /// (chain, patient, clinician, nonce, creation time), unpadded base64url;
+    /// see [`crate::emergency::EmergencyCard::prove`].
+    pub card_proof: String,
+    /// Why.
+    pub reason_code: EmergencyReason,
+    /// More detail (e.g. "found unconscious at A&E"); required with `other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl AccessEmergency {
     /// What the patient and caregivers are told of this access by `clinician`.
-    pub fn notice(clinician: &ParticipantId, reason: &str) -> String {
-        format!("Emergency access to the emergency profile by clinician {clinician}: {reason}")
+    pub fn notice(&self, clinician: &ParticipantId) -> String {
+        match &self.reason {
+            Some(r) => format!(
+                "Emergency access to the emergency profile by clinician {clinician} ({}): {r}",
+                self.reason_code.text()
+            ),
+            None => format!(
+                "Emergency access to the emergency profile by clinician {clinician} ({})",
+                self.reason_code.text()
+            ),
+        }
     }
 
     fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
-        check_nonempty("body.reason", &self.reason)?;
-        check_text("body.reason", &self.reason, l)
+        if self.card_proof.len() != 86 || glucochain_crypto::jose::b64url_decode(&self.card_proof).is_err() {
+            return Err(TxError::invalid("body.card_proof", "a 64-byte signature in unpadded base64url"));
+        }
+        match &self.reason {
+            Some(r) => {
+                check_nonempty("body.reason", r)?;
+                check_text("body.reason", r, &TxLimits { max_text_chars: 500, ..*l })
+            }
+            None if self.reason_code == EmergencyReason::Other => {
+                Err(TxError::invalid("body.reason", "say why when the reason code is other"))
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -883,6 +1073,12 @@ pub struct ConsultRequest {
 impl ConsultRequest {
     fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
         self.shared.validate("body.shared", l)?;
+        if self.shared.access != [Access::Read] {
+            return Err(TxError::invalid(
+                "body.shared.access",
+                "a consult shares records for reading only: [\"read\"]",
+            ));
+        }
         check_nonempty("body.reason", &self.reason)?;
         check_text("body.reason", &self.reason, l)
     }
@@ -919,7 +1115,14 @@ pub struct ConsultRespond {
 impl ConsultRespond {
     fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
         check_nonempty("body.note", &self.note)?;
-        check_text("body.note", &self.note, l)
+        check_text("body.note", &self.note, l)?;
+        if let Some(p) = &self.prescription {
+            check_nonempty("body.prescription.medication", &p.medication)?;
+            check_line("body.prescription.medication", &p.medication, 200)?;
+            check_line("body.prescription.dose", &p.dose, 100)?;
+            check_text("body.prescription.instructions", &p.instructions, &TxLimits { max_text_chars: 1000, ..*l })?;
+        }
+        Ok(())
     }
 }
 
@@ -938,7 +1141,12 @@ pub struct MedicationTaken {
 
 impl MedicationTaken {
     fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
-        check_nonempty("body.medication", &self.medication)
+        check_nonempty("body.medication", &self.medication)?;
+        check_line("body.medication", &self.medication, 200)?;
+        if let Some(d) = &self.dose {
+            check_line("body.dose", d, 100)?;
+        }
+        Ok(())
     }
 }
 
@@ -1041,6 +1249,32 @@ pub struct AuditCheckpoint {
 
 impl AuditCheckpoint {
     fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        if self.entries == 0 {
+            return Err(TxError::invalid("body.entries", "a checkpoint covers at least one entry"));
+        }
+        Ok(())
+    }
+}
+
+/// A care-team member (caregiver or clinician) declares the channels on
+/// which they agree to be alerted. A care plan may route a contact's alerts
+/// only to channels that contact declared (so whoever proposes a plan cannot
+/// send someone's alerts, or their acknowledge links, elsewhere), and the
+/// notifier delivers only to channels still declared. Setting it again
+/// replaces the list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactChannelsSet {
+    /// The channels (at most 8; empty withdraws every channel).
+    pub channels: Vec<ContactChannel>,
+}
+
+impl ContactChannelsSet {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        check_len("body.channels", &self.channels, 8)?;
+        for (i, ch) in self.channels.iter().enumerate() {
+            ch.validate(&format!("body.channels[{i}].address"))?;
+        }
         Ok(())
     }
 }
@@ -1099,6 +1333,7 @@ impl TxPayload {
     pub fn from_json(bytes: &[u8], limits: &TxLimits) -> Result<Self, TxError> {
         let raw: RawPayload = serde_json::from_slice(bytes).map_err(|e| TxError::Json(e.to_string()))?;
         let tx_type = TxType::parse(&raw.tx_type).ok_or_else(|| TxError::UnknownType(raw.tx_type.clone()))?;
+        check_bounds(&mut "body".to_string(), &raw.body, limits)?;
         let body = TxBody::from_value(tx_type, raw.body)?;
         let p = TxPayload {
             tx_type,
@@ -1299,8 +1534,202 @@ mod tests {
         let jws = obs_payload(&id).sign(&k, &id);
         let small = TxLimits { max_jws_bytes: 100, ..TxLimits::default() };
         assert_eq!(Transaction::parse(&jws, &small).unwrap_err().code(), "too-large");
-        let token = glucochain_crypto::jose::issue_token(&k, id.as_str(), "glucochain", 0, 60, "j");
+        let token =
+            glucochain_crypto::jose::issue_token(&k, id.as_str(), "glucochain-ledger", "glucochain-test", 0, 60, "j");
         assert_eq!(Transaction::parse(&token, &TxLimits::default()).unwrap_err().code(), "wrong-type");
+    }
+
+    /// A valid body of every transaction type, as JSON.
+    fn sample_bodies(patient: &ParticipantId) -> Vec<(TxType, serde_json::Value)> {
+        use serde_json::json;
+        let key = KeyPair::from_seed([5; 32]).public();
+        let other = ParticipantId::from_public_key(&key);
+        let at = "2026-11-25T08:00:00Z";
+        let obs =
+            serde_json::to_value(cgm_observation(patient.as_str(), Timestamp::parse(at).unwrap(), 110.0, Some("r1")))
+                .unwrap();
+        let scope = json!({ "data_classes": ["private"], "record_types": ["observation"], "codes": ["http://loinc.org|99504-3"], "access": ["read"] });
+        let channel = json!({ "kind": "email", "address": "mum@example.org" });
+        let proof = "A".repeat(86);
+        let hash = "00".repeat(32);
+        let body = |t: TxType| -> serde_json::Value {
+            match t {
+                TxType::ParticipantRegister => {
+                    json!({ "id": other, "role": "clinician", "public_key": key, "display_name": "Dr A" })
+                }
+                TxType::ParticipantRevoke => json!({ "id": other, "reason": "left" }),
+                TxType::ValidatorUpdate => json!({ "validator": other, "public_key": key, "power": 10 }),
+                TxType::ObservationRecord => json!({ "data_class": "private", "observations": [obs.clone()] }),
+                TxType::DocumentAdd => {
+                    json!({ "document_id": "d1", "data_class": "institution", "kind": "lab_report", "title": "HbA1c", "content_type": "application/pdf", "content_sha256": hash, "size_bytes": 10, "code": "11502-2" })
+                }
+                TxType::ConsentGrant => {
+                    json!({ "consent_id": "c1", "grantee": other, "scope": scope.clone(), "purpose": "TREAT" })
+                }
+                TxType::ConsentRevoke => json!({ "consent_id": "c1", "reason": "moved" }),
+                TxType::CareplanPropose => json!({
+                    "plan_id": "p1", "version": 1,
+                    "thresholds": { "urgent_low": 54.0, "low": 70.0, "high": 180.0, "very_high": 250.0, "rapid_change_per_min": 2.0, "signal_loss_minutes": 30 },
+                    "alert_kinds": ["low"], "contacts": [{ "participant": other, "channels": [channel.clone()], "escalate_after_minutes": 10 }],
+                    "quiet_hours": { "start": "22:00", "end": "07:00", "utc_offset_minutes": 60 },
+                    "medications": [{ "name": "insulin", "dose": "10 U", "times": ["08:00"] }],
+                    "checkups": [{ "code": "4548-4", "display": "HbA1c", "every_days": 90 }],
+                    "term": { "start": at, "end": "2027-11-25T08:00:00Z" }, "language": "en" }),
+                TxType::CareplanAccept => json!({ "plan_id": "p1", "version": 1, "proposal_tx": hash }),
+                TxType::EmergencyProfileSet => {
+                    json!({ "blood_group": "O+", "allergies": ["penicillin"], "diabetes_type": "type1", "medications": ["insulin"], "emergency_contacts": [{ "name": "Mum", "phone": "+441234567890", "relation": "mother" }], "card_key": key })
+                }
+                TxType::AccessEmergency => {
+                    json!({ "card_proof": proof, "reason_code": "unconscious", "reason": "found at home" })
+                }
+                TxType::ConsultRequest => {
+                    json!({ "consult_id": "k1", "clinician": other, "shared": scope.clone(), "reason": "lows at night" })
+                }
+                TxType::ConsultRespond => {
+                    json!({ "consult_id": "k1", "note": "lower basal", "prescription": { "medication": "insulin", "dose": "8 U", "instructions": "at night" } })
+                }
+                TxType::MedicationTaken => json!({ "medication": "metformin", "dose": "500 mg", "taken_at": at }),
+                TxType::AlertRaise => {
+                    json!({ "alert_id": "a1", "kind": "low", "severity": "warning", "episode_id": "e1", "observed_at": at, "glucose_mg_dl": 65.0, "reason": "below 70" })
+                }
+                TxType::AlertAck => json!({ "alert_id": "a1", "note": "juice given" }),
+                TxType::AuditCheckpoint => json!({ "log_id": "ledger", "head": hash, "entries": 3 }),
+                TxType::ContactChannelsSet => json!({ "channels": [channel.clone()] }),
+            }
+        };
+        TxType::ALL.iter().map(|t| (*t, body(*t))).collect()
+    }
+
+    fn payload_json(t: TxType, patient: &ParticipantId, body: serde_json::Value) -> Vec<u8> {
+        let mut v = serde_json::json!({ "type": t.as_str(), "chain_id": "glucochain-test", "nonce": "nonce-0001", "created_at": "2026-11-25T08:00:00Z", "body": body });
+        if t.concerns_patient() {
+            v["patient"] = patient.as_str().into();
+        }
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    /// Every string leaf of `v`, as a path of keys and indexes.
+    fn string_paths(v: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            serde_json::Value::String(_) => out.push(at.clone()),
+            serde_json::Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    at.push(i.to_string());
+                    string_paths(x, at, out);
+                    at.pop();
+                }
+            }
+            serde_json::Value::Object(o) => {
+                for (k, x) in o {
+                    at.push(k.clone());
+                    string_paths(x, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn at_path<'a>(v: &'a mut serde_json::Value, path: &[String]) -> &'a mut serde_json::Value {
+        path.iter().fold(v, |v, k| match v {
+            serde_json::Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+            other => &mut other[k.as_str()],
+        })
+    }
+
+    #[test]
+    fn every_text_field_of_every_type_is_bounded_and_free_of_control_characters() {
+        // Issue 19, low: unbounded free-text fields (length and control characters).
+        let (_, id) = kp();
+        let limits = TxLimits::default();
+        for (t, body) in sample_bodies(&id) {
+            TxPayload::from_json(&payload_json(t, &id, body.clone()), &limits)
+                .unwrap_or_else(|e| panic!("the sample {} is valid: {e}", t.as_str()));
+            let mut paths = Vec::new();
+            string_paths(&body, &mut Vec::new(), &mut paths);
+            for path in paths {
+                for (what, text) in [
+                    ("too long", "x".repeat(limits.max_text_chars + 1)),
+                    ("control", "a\u{0}b".into()),
+                    ("escape", "a\u{1b}[31mb".into()),
+                ] {
+                    let mut b = body.clone();
+                    *at_path(&mut b, &path) = serde_json::Value::String(text);
+                    let r = TxPayload::from_json(&payload_json(t, &id, b), &limits);
+                    assert!(r.is_err(), "{} body.{} {what} was accepted", t.as_str(), path.join("."));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_line_fields_refuse_line_breaks_and_long_lists_are_refused() {
+        let (_, id) = kp();
+        let limits = TxLimits::default();
+        let bodies = sample_bodies(&id);
+        let body = |t: TxType| bodies.iter().find(|(x, _)| *x == t).unwrap().1.clone();
+        for (t, field) in [
+            (TxType::ParticipantRegister, "display_name"),
+            (TxType::MedicationTaken, "medication"),
+            (TxType::MedicationTaken, "dose"),
+            (TxType::DocumentAdd, "title"),
+        ] {
+            let mut b = body(t);
+            b[field] = "two\nlines".into();
+            assert!(TxPayload::from_json(&payload_json(t, &id, b), &limits).is_err(), "{} {field}", t.as_str());
+        }
+        let mut b = body(TxType::EmergencyProfileSet);
+        b["allergies"] = serde_json::json!(vec!["nuts"; limits.max_list_len + 1]);
+        assert!(TxPayload::from_json(&payload_json(TxType::EmergencyProfileSet, &id, b), &limits).is_err());
+    }
+
+    #[test]
+    fn webhooks_are_https_only_and_consults_share_for_reading_only() {
+        // Issue 19, H4 (webhooks) and low (consult scopes).
+        let (_, id) = kp();
+        let limits = TxLimits::default();
+        let bodies = sample_bodies(&id);
+        let body = |t: TxType| bodies.iter().find(|(x, _)| *x == t).unwrap().1.clone();
+        let mut plan = body(TxType::CareplanPropose);
+        plan["contacts"][0]["channels"][0] =
+            serde_json::json!({ "kind": "webhook", "address": "http://hooks.example.org/x" });
+        let e = TxPayload::from_json(&payload_json(TxType::CareplanPropose, &id, plan.clone()), &limits).unwrap_err();
+        assert!(e.to_string().contains("https://"), "{e}");
+        plan["contacts"][0]["channels"][0]["address"] = "https://hooks.example.org/x".into();
+        TxPayload::from_json(&payload_json(TxType::CareplanPropose, &id, plan), &limits).unwrap();
+        let mut consult = body(TxType::ConsultRequest);
+        consult["shared"]["access"] = serde_json::json!(["read", "write"]);
+        let e = TxPayload::from_json(&payload_json(TxType::ConsultRequest, &id, consult), &limits).unwrap_err();
+        assert!(e.to_string().contains("reading only"), "{e}");
+    }
+
+    #[test]
+    fn scope_codes_carry_their_system_and_a_record_without_codes_is_not_covered() {
+        // Issue 19, M6.
+        let scope = |codes: &[&str]| ConsentScope {
+            data_classes: vec![DataClass::Private],
+            record_types: vec![],
+            codes: codes.iter().map(|c| c.to_string()).collect(),
+            access: vec![Access::Read],
+        };
+        let loinc = |c: &str| (Some(crate::fhir::LOINC.to_string()), c.to_string());
+        let glucose = scope(&["99504-3"]);
+        assert!(glucose.covers_codes(&[loinc("99504-3")]));
+        assert!(!glucose.covers_codes(&[]), "a record without codes is outside a code-restricted scope");
+        assert!(
+            !glucose.covers_codes(&[(Some("http://snomed.info/sct".into()), "99504-3".into())]),
+            "same code, other system"
+        );
+        assert!(!glucose.covers_codes(&[(None, "99504-3".into())]), "a coding without a system");
+        assert!(glucose.covers_codes(&[(Some("http://snomed.info/sct".into()), "1".into()), loinc("99504-3")]));
+        let snomed = scope(&["http://snomed.info/sct|44054006"]);
+        assert!(snomed.covers_codes(&[(Some("http://snomed.info/sct".into()), "44054006".into())]));
+        assert!(!snomed.covers_codes(&[loinc("44054006")]));
+        assert!(scope(&[]).covers_codes(&[]), "no codes listed: every record");
+        let bad = serde_json::json!({ "data_classes": ["private"], "codes": ["|x"], "access": ["read"] });
+        let (_, id) = kp();
+        let body = serde_json::json!({ "consent_id": "c1", "grantee": id, "scope": bad, "purpose": "TREAT" });
+        assert!(TxPayload::from_json(&payload_json(TxType::ConsentGrant, &id, body), &TxLimits::default()).is_err());
     }
 
     #[test]

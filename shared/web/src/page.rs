@@ -76,6 +76,28 @@ pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
         .body(markup.into_string())
 }
 
+/// Whether a state-changing request comes from this site's own pages. A
+/// browser tells where a request comes from: `Sec-Fetch-Site` (`same-origin`,
+/// or `none` for one the person typed), else `Origin`, which must name this
+/// host. A request with neither is not a browser's cross-site form or fetch
+/// (those always carry one), so it passes; the cookie's `SameSite=Strict`
+/// and the signature a write needs still apply.
+pub fn same_origin(req: &actix_web::HttpRequest) -> bool {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return matches!(site, "same-origin" | "none");
+    }
+    match header("origin") {
+        None => true,
+        Some(origin) => {
+            let host = req.connection_info().host().to_ascii_lowercase();
+            origin
+                .split_once("://")
+                .is_some_and(|(scheme, rest)| matches!(scheme, "http" | "https") && rest.to_ascii_lowercase() == host)
+        }
+    }
+}
+
 /// A page that explains why something cannot be shown.
 pub fn error_page(status: StatusCode, title: &str, detail: &str) -> HttpResponse {
     respond(
@@ -96,6 +118,30 @@ pub fn error_page(status: StatusCode, title: &str, detail: &str) -> HttpResponse
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_requests_from_the_pages_themselves_are_same_origin() {
+        // Issue 19, low: CSRF did not rely on anything but SameSite.
+        use actix_web::test::TestRequest;
+        let req = |headers: &[(&str, &str)]| {
+            let mut r = TestRequest::post().uri("/ui/tx/submit").insert_header(("host", "ledger.example:8443"));
+            for h in headers {
+                r = r.insert_header(*h);
+            }
+            r.to_http_request()
+        };
+        assert!(same_origin(&req(&[("sec-fetch-site", "same-origin")])));
+        assert!(same_origin(&req(&[("sec-fetch-site", "none")])));
+        assert!(!same_origin(&req(&[("sec-fetch-site", "cross-site")])));
+        assert!(!same_origin(&req(&[("sec-fetch-site", "same-site")])), "a sibling subdomain is another service");
+        assert!(same_origin(&req(&[("origin", "https://ledger.example:8443")])));
+        assert!(!same_origin(&req(&[("origin", "https://evil.example")])));
+        assert!(!same_origin(&req(&[("origin", "https://ledger.example:8443.evil.example")])));
+        assert!(!same_origin(&req(&[("origin", "null")])));
+        assert!(same_origin(&req(&[])), "not a browser: no cross-site form without one of the headers");
+        // Sec-Fetch-Site decides when present, whatever Origin says.
+        assert!(!same_origin(&req(&[("sec-fetch-site", "cross-site"), ("origin", "https://ledger.example:8443")])));
+    }
 
     #[test]
     fn values_are_escaped_and_the_policy_forbids_inline_script() {

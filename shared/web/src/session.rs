@@ -1,50 +1,31 @@
 //! Web sessions: after a participant signs in with a read token signed by
-//! their own key, the service sets a cookie `<participant>.<expiry ms>.<sig>`
-//! signed with the service's key in its own signature domain. Stateless, so
-//! any replica holding the key accepts it; the participant's registration is
-//! checked again on every request (a revoked participant's session ends).
+//! their own key, the service opens a session it holds itself (in its
+//! database) and sets a cookie with the session's random id. Only the id's
+//! SHA-256 is stored, so a copy of the database opens no session; signing
+//! out ends the session there, so a copied cookie stops working at once.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use glucochain_crypto::{Domain, KeyPair, PublicKey};
-use glucochain_types::ParticipantId;
 
 /// The cookie's name.
 pub const COOKIE: &str = "glucochain_session";
+/// The path the cookie is sent for: the pages, not the API.
+pub const COOKIE_PATH: &str = "/ui";
 
-/// Why a session cookie is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SessionError {
-    /// Not a session cookie.
-    #[error("malformed session")]
-    Malformed,
-    /// Signed by another key, or altered.
-    #[error("the session's signature does not verify")]
-    Forged,
-    /// Past its expiry.
-    #[error("the session has expired; sign in again")]
-    Expired,
+/// A new session id: the cookie value (32 random bytes, base64url) and the
+/// hash the service stores.
+pub fn new_session() -> (String, [u8; 32]) {
+    let mut id = [0u8; 32];
+    glucochain_crypto::random_bytes(&mut id);
+    let cookie = URL_SAFE_NO_PAD.encode(id);
+    let hash = glucochain_crypto::sha256(cookie.as_bytes()).0;
+    (cookie, hash)
 }
 
-/// A session's cookie value for `participant` until `expires_ms`.
-pub fn issue(key: &KeyPair, participant: &ParticipantId, expires_ms: i64) -> String {
-    let msg = format!("{participant}.{expires_ms}");
-    let sig = key.sign(Domain::WebSession, msg.as_bytes());
-    format!("{msg}.{}", URL_SAFE_NO_PAD.encode(sig))
-}
-
-/// The participant a valid cookie names.
-pub fn verify(public: &PublicKey, cookie: &str, now_ms: i64) -> Result<ParticipantId, SessionError> {
-    let (msg, sig) = cookie.rsplit_once('.').ok_or(SessionError::Malformed)?;
-    let (who, exp) = msg.split_once('.').ok_or(SessionError::Malformed)?;
-    let who = ParticipantId::parse(who).map_err(|_| SessionError::Malformed)?;
-    let exp: i64 = exp.parse().map_err(|_| SessionError::Malformed)?;
-    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| SessionError::Malformed)?;
-    public.verify(Domain::WebSession, msg.as_bytes(), &sig).map_err(|_| SessionError::Forged)?;
-    if now_ms >= exp {
-        return Err(SessionError::Expired);
-    }
-    Ok(who)
+/// The stored hash of a cookie value, if it has the shape of a session id.
+pub fn id_hash(cookie: &str) -> Option<[u8; 32]> {
+    let ok = cookie.len() == 43 && URL_SAFE_NO_PAD.decode(cookie).is_ok_and(|b| b.len() == 32);
+    ok.then(|| glucochain_crypto::sha256(cookie.as_bytes()).0)
 }
 
 #[cfg(test)]
@@ -52,18 +33,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_session_holds_until_it_expires_and_cannot_be_altered() {
-        let key = KeyPair::from_seed([7; 32]);
-        let who = ParticipantId::from_public_key(&KeyPair::from_seed([8; 32]).public());
-        let c = issue(&key, &who, 1_000);
-        assert_eq!(verify(&key.public(), &c, 999), Ok(who.clone()));
-        assert_eq!(verify(&key.public(), &c, 1_000), Err(SessionError::Expired));
-        let other = ParticipantId::from_public_key(&KeyPair::from_seed([9; 32]).public());
-        let swapped = c.replacen(who.as_str(), other.as_str(), 1);
-        assert_eq!(verify(&key.public(), &swapped, 0), Err(SessionError::Forged));
-        let stretched = c.replacen(".1000.", ".9000.", 1);
-        assert_eq!(verify(&key.public(), &stretched, 0), Err(SessionError::Forged));
-        assert_eq!(verify(&KeyPair::from_seed([1; 32]).public(), &c, 0), Err(SessionError::Forged));
-        assert_eq!(verify(&key.public(), "x", 0), Err(SessionError::Malformed));
+    fn session_ids_are_random_and_only_well_formed_cookies_have_a_hash() {
+        let (a, ha) = new_session();
+        let (b, hb) = new_session();
+        assert_ne!(a, b);
+        assert_ne!(ha, hb);
+        assert_eq!(id_hash(&a), Some(ha));
+        for bad in ["", "x", &a[..42], &format!("{a}A"), &a.replace(&a[..1], "!")] {
+            assert_eq!(id_hash(bad), None, "{bad}");
+        }
     }
 }

@@ -26,8 +26,8 @@ use glucochain_types::fhir::cgm_observation;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    AlertKind, CareContact, CareplanPropose, ChannelKind, ConsentGrant, ContactChannel, GlucoseThresholds,
-    ObservationRecord, Term, TxBody,
+    AlertKind, CareContact, CareplanPropose, ChannelKind, ConsentGrant, ContactChannel, ContactChannelsSet,
+    GlucoseThresholds, ObservationRecord, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use serde_json::{Value, json};
@@ -80,6 +80,16 @@ fn wait_mail(net: &Devnet, to: &str, secs: u64) -> emrctl::devnet::Mail {
     }
 }
 
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
 fn pem(net: &Devnet, name: &str) -> String {
     net.dir.join("keys").join(format!("{name}.pem")).display().to_string()
 }
@@ -118,6 +128,11 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
     ok(register(&robin, &robin, Role::Patient, None, None));
     for c in &carers {
         ok(register(&robin, c, Role::Caregiver, None, None));
+    }
+    // Each caregiver says where they may be alerted; the plan names exactly that.
+    for (c, address) in carers.iter().zip(["robin.carer1@example.org", "robin.carer2@example.org"]) {
+        let channels = vec![ContactChannel { kind: ChannelKind::Email, address: address.into() }];
+        ok(sign(c, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels })));
     }
     let grant = ConsentGrant::for_treatment(
         LocalId::parse("care-team", "consent_id").unwrap(),
@@ -159,7 +174,14 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
         a
     });
     assert!(accepted["notice"].as_str().unwrap().contains("accept care plan plan-1 version 1"), "{accepted}");
-    assert!(!accepted["page"].as_str().unwrap().contains("robin.carer2@example.org"), "addresses are masked");
+    // Issue 19, H4: before accepting, the patient saw every contact's every address;
+    // issue 19, H1: what they signed was decoded and shown in the browser.
+    let proposal = accepted["proposal"].as_str().unwrap();
+    assert!(
+        proposal.contains("robin.carer1@example.org") && proposal.contains("robin.carer2@example.org"),
+        "{accepted}"
+    );
+    assert!(accepted["confirmed"].as_str().unwrap().contains("plan-1 version 1"), "{accepted}");
     assert!(accepted["page"].as_str().unwrap().contains("Who is alerted, in order"), "{accepted}");
 
     // --- A falling trace: the first caregiver is emailed.
@@ -220,22 +242,51 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
     let read = browser("read-records", clinician_args(&me(&sam), "clinician-records.png"));
     assert_eq!(read["status"], 200, "{read}");
     assert!(read["text"].as_str().unwrap().contains("Glucose"), "{read}");
+    // Issue 19, H1: a prepare answer altered on its way is refused in the browser, and nothing is signed.
+    let tampered = browser("tampered", sam_args(json!({ "consent": "care-team" })));
+    let refused = tampered["refused"].as_object().unwrap();
+    assert_eq!(refused.len(), 6, "{tampered}");
+    for (what, text) in refused {
+        assert!(text.as_str().unwrap().starts_with("Not signed"), "{what}: {text}");
+    }
+    assert!(tampered["shown"].as_str().unwrap().contains("care-team"), "{tampered}");
+    assert!(tampered["cancelled"].as_str().unwrap().contains("nothing was signed"), "{tampered}");
     let revoked = browser("revoke", sam_args(json!({ "consent": "care-team" })));
     assert!(revoked["notice"].as_str().unwrap().starts_with("Done: revoke consent care-team"), "{revoked}");
+    assert!(revoked["confirmed"].as_str().unwrap().contains("Revoke consent care-team"), "{revoked}");
     assert!(revoked["row"].as_str().unwrap().contains("revoked"), "{revoked}");
     let denied = browser("read-records", clinician_args(&me(&sam), "clinician-denied.png"));
     assert_eq!(denied["status"], 403, "{denied}");
-    // A new emergency card: its code is on the card only; the chain holds its hash.
+    // A new emergency card, made in the browser (issue 19, M1): its code is on
+    // the card only, the chain holds its public key; the QR code reads back.
+    let old_card = std::fs::read_to_string(net.dir.join("keys/sam-emergency-card.txt")).unwrap().trim().to_string();
     let card = browser("emergency", sam_args(json!({})));
     let code = card["code"].as_str().unwrap().rsplit(' ').next().unwrap().to_string();
-    assert!(code.starts_with("gc-emergency-"), "{card}");
+    assert!(code.starts_with(&format!("gce1:{}:", me(&sam))), "{card}");
     assert!(card["profile"].as_str().unwrap().contains("penicillin"), "{card}");
+    assert!(card["confirmed"].as_str().unwrap().contains("New emergency card"), "{card}");
+    let decoded = Command::new("python3")
+        .arg(repo().join("tests/qr/decode.py"))
+        .args(["--png", card["qr"].as_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(decoded.status.success(), "{}", String::from_utf8_lossy(&decoded.stderr));
+    let decoded: Value = serde_json::from_slice(&decoded.stdout).unwrap();
+    assert_eq!(decoded["text"].as_str(), Some(code.as_str()), "the QR code on the page holds the card");
+    // The card's secret never reached a service: no log and no database file holds it.
+    let secret = code.rsplit(':').next().unwrap().to_string();
+    for entry in walk(&net.dir) {
+        if entry.to_string_lossy().contains("screenshots") {
+            continue;
+        }
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&bytes).contains(&secret), "the card's secret is in {}", entry.display());
+    }
     // The clinician breaks the glass with the new card; the old card no longer works.
-    let break_glass = |token: &str| {
-        let sam_id = me(&sam).to_string();
+    let break_glass = |card: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_e2e-emrctl"))
             .args(["emergency", "access", "--key", &pem(&net, "clinician"), "--chain-id", &net.chain_id])
-            .args(["--patient", &sam_id, "--token", token, "--reason", "web test: unconscious at the pool"])
+            .args(["--card", card, "--reason-code", "unconscious", "--reason", "web test: at the pool"])
             .args(["--ingest", &net.ingest, "--contracts", &net.contracts])
             .output()
             .unwrap();
@@ -246,7 +297,7 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
     };
     let (served, profile) = break_glass(&code);
     assert!(served && profile.contains("penicillin"), "{profile}");
-    let (served, refused) = break_glass("SAM-WRISTBAND-0001");
+    let (served, refused) = break_glass(&old_card);
     assert!(!served, "the old card still opens the profile: {refused}");
 
     let log = browser("access-log", sam_args(json!({})));
@@ -269,7 +320,7 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
 
     // The pages refuse a forged session and carry the security headers.
     let page = format!("{}/ui/patients/{}/records", net.ledger, me(&sam));
-    let forged = format!("glucochain_session={}.99999999999999.{}", me(&sam), "A".repeat(86));
+    let forged = format!("glucochain_session={}", "A".repeat(43));
     let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = rt.block_on(no_redirect.get(&page).header("cookie", forged).send()).unwrap();
     assert_eq!(r.status(), 303, "a forged session goes to the sign-in page");

@@ -186,12 +186,22 @@ fn mount_small_disk(dir: &Path) -> Option<PathBuf> {
     ok.then_some(at)
 }
 
-fn read_token(key: &KeyPair) -> String {
+/// A read token of `key` for the devnet's service `audience`.
+fn read_token(key: &KeyPair, audience: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = ParticipantId::from_public_key(&key.public());
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    glucochain_crypto::jose::issue_token(key, id.as_str(), "glucochain", now as i64, 120, &format!("faults-{now}-{n}"))
+    let chain = emrctl::devnet::DEVNET_CHAIN;
+    glucochain_crypto::jose::issue_token(
+        key,
+        id.as_str(),
+        audience,
+        chain,
+        now as i64,
+        120,
+        &format!("faults-{now}-{n}"),
+    )
 }
 
 /// Everything the run watches.
@@ -217,7 +227,7 @@ impl Run {
         let r = self
             .http
             .get(format!("{}/v1/blocks/latest", self.ledger))
-            .bearer_auth(read_token(&self.admin))
+            .bearer_auth(read_token(&self.admin, glucochain_crypto::jose::LEDGER_AUDIENCE))
             .send()
             .await
             .ok()?;
@@ -320,7 +330,7 @@ impl Run {
         let Ok(r) = self
             .http
             .get(format!("{}/v1/alerts/{id}", self.notifier))
-            .bearer_auth(read_token(&self.admin))
+            .bearer_auth(read_token(&self.admin, glucochain_crypto::jose::NOTIFIER_AUDIENCE))
             .send()
             .await
         else {
@@ -566,7 +576,13 @@ async fn check(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let genesis = glucochain_types::Genesis::read_file(&net.genesis)?;
-    let verdict = emrctl::verify_ledger_chain(&run.http, &genesis, &read_token(&run.admin), &net.ledger).await?;
+    let verdict = emrctl::verify_ledger_chain(
+        &run.http,
+        &genesis,
+        &read_token(&run.admin, glucochain_crypto::jose::LEDGER_AUDIENCE),
+        &net.ledger,
+    )
+    .await?;
     let chain = match verdict {
         Ok(c) => c,
         Err(e) => {

@@ -37,7 +37,12 @@ pub fn token(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(parsed) = parse_compact(text, 8192) {
         let _ = parsed.kid();
-        let _ = verify_token(&parsed, &key().public(), &TokenPolicy::default(), 1_790_000_000);
+        let _ = verify_token(
+            &parsed,
+            &key().public(),
+            &TokenPolicy::new(glucochain_crypto::jose::LEDGER_AUDIENCE, "glucochain-test"),
+            1_790_000_000,
+        );
     }
 }
 
@@ -109,8 +114,16 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
         }
         "token" => {
             vec![
-                glucochain_crypto::jose::issue_token(&k, me.as_str(), "glucochain", 1_790_000_000, 120, "j1")
-                    .into_bytes(),
+                glucochain_crypto::jose::issue_token(
+                    &k,
+                    me.as_str(),
+                    glucochain_crypto::jose::LEDGER_AUDIENCE,
+                    "glucochain-test",
+                    1_790_000_000,
+                    120,
+                    "j1",
+                )
+                .into_bytes(),
             ]
         }
         "wire" => {

@@ -2,11 +2,13 @@
 
 use super::http::{answer, client, outcome, post_and_follow, print, read_token, runtime};
 use super::random_nonce;
-use crate::cli::{AlertCmd, CareplanCmd, ConsentCmd, ConsultCmd, EmergencyCmd, SignArgs};
+use crate::cli::{AlertCmd, CareplanCmd, ConsentCmd, ConsultCmd, EmergencyCmd, ReaderArgs, SignArgs};
 use anyhow::{Context, bail};
-use glucochain_crypto::{Hash32, KeyPair, sha256};
+use glucochain_crypto::jose::{CONTRACTS_AUDIENCE, NOTIFIER_AUDIENCE};
+use glucochain_crypto::{Hash32, KeyPair};
+use glucochain_types::emergency::EmergencyCard;
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::TxPayload;
+use glucochain_types::tx::{AccessEmergency, EmergencyReason, TxBody, TxPayload};
 use glucochain_types::{ChainId, ParticipantId};
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -28,8 +30,8 @@ fn sign(args: &SignArgs, tx_type: &str, body: Value) -> anyhow::Result<String> {
     Ok(parsed.sign(&kp, &signer))
 }
 
-fn get_json(url: String, key: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let token = read_token(key)?;
+fn get_json(url: String, reader: &ReaderArgs) -> anyhow::Result<ExitCode> {
+    let token = read_token(reader, CONTRACTS_AUDIENCE)?;
     runtime()?.block_on(async move {
         let (status, body) =
             answer(client()?.get(&url).bearer_auth(token).send().await.with_context(|| format!("GET {url}"))?).await?;
@@ -63,8 +65,8 @@ pub fn consent(cmd: ConsentCmd) -> anyhow::Result<ExitCode> {
             println!("{}", sign(&s, "consent.revoke", body)?);
             Ok(ExitCode::SUCCESS)
         }
-        ConsentCmd::List { patient, key, contracts } => {
-            get_json(format!("{}/v1/patients/{patient}/consents", contracts.trim_end_matches('/')), &key)
+        ConsentCmd::List { patient, reader, contracts } => {
+            get_json(format!("{}/v1/patients/{patient}/consents", contracts.trim_end_matches('/')), &reader)
         }
     }
 }
@@ -78,8 +80,8 @@ pub fn careplan(cmd: CareplanCmd) -> anyhow::Result<ExitCode> {
             println!("{}", sign(&s, "careplan.accept", body)?);
             Ok(ExitCode::SUCCESS)
         }
-        CareplanCmd::Show { patient, key, contracts } => {
-            get_json(format!("{}/v1/patients/{patient}/careplan", contracts.trim_end_matches('/')), &key)
+        CareplanCmd::Show { patient, reader, contracts } => {
+            get_json(format!("{}/v1/patients/{patient}/careplan", contracts.trim_end_matches('/')), &reader)
         }
     }
 }
@@ -87,36 +89,55 @@ pub fn careplan(cmd: CareplanCmd) -> anyhow::Result<ExitCode> {
 /// `emrctl emergency ...`
 pub fn emergency(cmd: EmergencyCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        EmergencyCmd::Token { qr } => {
-            let token = format!("gc-emergency-{}", random_nonce());
-            let code = qrcode::QrCode::new(token.as_bytes()).context("QR code")?;
+        EmergencyCmd::Card { patient, qr } => {
+            let card = EmergencyCard::generate(ParticipantId::parse(&patient)?);
+            let code = qrcode::QrCode::new(card.text().as_bytes()).context("QR code")?;
             let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).build();
             std::fs::write(&qr, svg).with_context(|| format!("write {}", qr.display()))?;
-            print(&json!({ "token": token, "token_hash": sha256(token.as_bytes()).to_string(), "qr_svg": qr }))?;
+            print(&json!({ "card": card.text(), "card_key": card.public_key(), "qr_svg": qr }))?;
             Ok(ExitCode::SUCCESS)
         }
-        EmergencyCmd::Profile { sign: s, blood_group, diabetes_type, allergies, medications, token_hash } => {
+        EmergencyCmd::Profile { sign: s, blood_group, diabetes_type, allergies, medications, card_key } => {
+            let card_key: glucochain_crypto::PublicKey =
+                card_key.parse().map_err(|_| anyhow::anyhow!("--card-key is not a public key"))?;
             let body = json!({
                 "blood_group": blood_group,
                 "allergies": allergies,
                 "diabetes_type": diabetes_type,
                 "medications": medications,
                 "emergency_contacts": [],
-                "token_hash": Hash32::from_hex(&token_hash).context("--token-hash is not a hex hash")?.to_string(),
+                "card_key": card_key,
             });
             println!("{}", sign(&s, "emergency.profile.set", body)?);
             Ok(ExitCode::SUCCESS)
         }
-        EmergencyCmd::Access { sign: s, token, reason, ingest, contracts } => {
-            let body = json!({ "token_hash": sha256(token.trim().as_bytes()).to_string(), "reason": reason });
-            let jws = sign(&s, "access.emergency", body)?;
-            let read = read_token(&s.key)?;
+        EmergencyCmd::Access { reader, card, reason_code, reason, ingest, contracts } => {
+            let card = EmergencyCard::parse(&card)?;
+            let reason_code: EmergencyReason = serde_json::from_value(json!(reason_code))
+                .context("--reason-code: unconscious, cannot_communicate, life_threatening or other")?;
+            let kp = KeyPair::read_pem_file(&reader.key)?;
+            let me = ParticipantId::from_public_key(&kp.public());
+            let chain = ChainId::parse(&reader.chain_id)?;
+            let (nonce, at) = (random_nonce(), Timestamp::now());
+            let body = TxBody::AccessEmergency(AccessEmergency {
+                card_proof: card.prove(&chain, &me, &nonce, at),
+                reason_code,
+                reason,
+            });
+            let payload = TxPayload::new(chain, nonce, at, Some(card.patient.clone()), body);
+            payload.validate(&Default::default())?;
+            let jws = payload.sign(&kp, &me);
+            let read = read_token(&reader, CONTRACTS_AUDIENCE)?;
             let (ingest, contracts) =
                 (ingest.trim_end_matches('/').to_string(), contracts.trim_end_matches('/').to_string());
             runtime()?.block_on(async move {
                 let c = client()?;
                 let (status, body) = post_and_follow(&c, &ingest, &jws, 60).await?;
-                if status >= 300 || body["status"] == "rejected" {
+                // An access of this clinician to this patient still open: read under it.
+                let open = status == 409 && body["detail"].as_str().is_some_and(|d| d.contains("already open"));
+                if open {
+                    eprintln!("a break-glass access to this patient is already open; reading under it");
+                } else if status >= 300 || body["status"] == "rejected" {
                     print(&body)?;
                     return Ok(ExitCode::from(1));
                 }
@@ -126,7 +147,7 @@ pub fn emergency(cmd: EmergencyCmd) -> anyhow::Result<ExitCode> {
                     let r = c
                         .post(format!("{contracts}/v1/emergency-access"))
                         .bearer_auth(&read)
-                        .json(&json!({ "token": token.trim() }))
+                        .json(&json!({ "card": card.text() }))
                         .send()
                         .await?;
                     let (status, profile) = answer(r).await?;
@@ -184,8 +205,8 @@ pub fn alert(cmd: AlertCmd) -> anyhow::Result<ExitCode> {
                 outcome(status, &body)
             })
         }
-        AlertCmd::Status { key, id, notifier } => {
-            let read = read_token(&key)?;
+        AlertCmd::Status { reader, id, notifier } => {
+            let read = read_token(&reader, NOTIFIER_AUDIENCE)?;
             let url = format!("{}/v1/alerts/{id}", notifier.trim_end_matches('/'));
             runtime()?.block_on(async move {
                 let r = client()?.get(url).bearer_auth(read).send().await?;

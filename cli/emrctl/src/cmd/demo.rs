@@ -9,23 +9,32 @@
 //! inclusion proof is checked offline.
 
 use super::devnet::{self, DEVNET_CHAIN, Devnet, Mail, UpOptions, commit, key, mailbox, register};
-use super::http::{answer, client, read_token, runtime};
+use super::http::{answer, client, read_token_for, runtime};
 use crate::cli::DevnetShape;
 use anyhow::{Context, bail};
+use glucochain_crypto::jose::{CONTRACTS_AUDIENCE, LEDGER_AUDIENCE};
 use glucochain_crypto::{KeyPair, sha256};
+use glucochain_types::emergency::EmergencyCard;
 use glucochain_types::fhir::cgm_observation;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     AccessEmergency, AlertKind, BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant,
-    ContactChannel, DiabetesType, EmergencyProfileSet, GlucoseThresholds, MedicationSchedule, ObservationRecord, Term,
-    TxBody, TxPayload,
+    ContactChannel, ContactChannelsSet, DiabetesType, EmergencyProfileSet, EmergencyReason, GlucoseThresholds,
+    MedicationSchedule, ObservationRecord, Term, TxBody, TxPayload,
 };
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+
+/// The caregivers and the addresses they declare (Sam's mother and father, Alex's partner).
+const CARERS: [(&str, &str); 3] = [
+    ("Sam's mother", "sam.mother@example.org"),
+    ("Sam's father", "sam.father@example.org"),
+    ("Alex's partner", "alex.partner@example.org"),
+];
 
 /// Simulated CGM traces the demo streams (UVA/Padova simulator, from the test fixtures).
 const SAM_TRACE: &str = include_str!("../../../../tests/fixtures/cgm/dev/adult-001.csv");
@@ -187,7 +196,7 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
     let c = client()?;
     let ingest = net.ingest.clone();
 
-    steps.begin("the hospital registers a clinician and lab staff; patients register and invite caregivers");
+    steps.begin("the hospital registers a clinician and lab staff; patients register and invite caregivers, who say where to reach them");
     rt.block_on(async {
         for jws in [
             register(&hospital, &clinician.key, Role::Clinician, Some("Dr Ada"), Some(&hospital)),
@@ -200,11 +209,20 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         for (patient, carer) in [(sam, mother), (sam, father), (alex, partner)] {
             commit(&c, &ingest, &register(&patient.key, &carer.key, Role::Caregiver, None, None)).await?;
         }
+        // Each caregiver declares the address alerts may reach them at: a care
+        // plan can route their alerts nowhere else.
+        for (carer, address) in CARERS.iter().zip([mother, father, partner]).map(|((_, a), p)| (p, *a)) {
+            let channels = vec![ContactChannel { kind: ChannelKind::Email, address: address.into() }];
+            let declare = TxBody::ContactChannelsSet(ContactChannelsSet { channels });
+            commit(&c, &ingest, &sign(carer, None, declare)).await?;
+        }
         anyhow::Ok(())
     })?;
-    steps.pass("7 participants registered and committed");
+    steps.pass("7 participants registered and committed; 3 caregivers' channels declared");
 
     steps.begin("patients grant consent to the clinician; Sam sets an emergency profile");
+    // Sam's wristband: made here, on Sam's side; only its public key goes on the chain.
+    let sam_card = EmergencyCard::generate(sam.id.clone());
     rt.block_on(async {
         for p in [sam, alex] {
             let grant = TxBody::ConsentGrant(ConsentGrant::for_treatment(
@@ -220,12 +238,13 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
             diabetes_type: DiabetesType::Type1,
             medications: vec!["insulin glargine".into(), "insulin aspart".into()],
             emergency_contacts: vec![],
-            token_hash: sha256(b"SAM-WRISTBAND-0001"),
+            card_key: sam_card.public_key(),
         });
         commit(&c, &ingest, &sign(sam, Some(&sam.id), profile)).await?;
         anyhow::Ok(())
     })?;
-    steps.pass("consents and the emergency profile committed");
+    std::fs::write(net.dir.join("keys/sam-emergency-card.txt"), format!("{}\n", sam_card.text()))?;
+    steps.pass("consents and the emergency profile committed (Sam's card in keys/sam-emergency-card.txt)");
 
     steps.begin("the clinician and each patient sign a care plan naming caregivers");
     rt.block_on(async {
@@ -238,14 +257,14 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         for (p, contacts, meds) in [
             (
                 sam,
-                vec![contact(mother, "sam.mother@example.org"), contact(father, "sam.father@example.org")],
+                vec![contact(mother, CARERS[0].1), contact(father, CARERS[1].1)],
                 vec![MedicationSchedule {
                     name: "insulin glargine".into(),
                     dose: "18 U".into(),
                     times: (0..24).map(|h| format!("{h:02}:00")).collect(),
                 }],
             ),
-            (alex, vec![contact(partner, "alex.partner@example.org")], vec![]),
+            (alex, vec![contact(partner, CARERS[2].1)], vec![]),
         ] {
             let plan = CareplanPropose {
                 plan_id: LocalId::parse("plan-1", "plan_id")?,
@@ -399,7 +418,7 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
 
     steps.begin("the clinician reads Sam's records under consent; Sam sees the read in the access log");
     let (entries, logged) = rt.block_on(async {
-        let token = read_token(&clinician.file)?;
+        let token = read_token_for(&clinician.file, LEDGER_AUDIENCE, DEVNET_CHAIN)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let bundle = loop {
             let r = c.get(format!("{}/v1/patients/{}/records", net.ledger, sam.id)).bearer_auth(&token).send().await?;
@@ -412,7 +431,7 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         };
-        let mine = read_token(&sam.file)?;
+        let mine = read_token_for(&sam.file, LEDGER_AUDIENCE, DEVNET_CHAIN)?;
         let r = c.get(format!("{}/v1/patients/{}/access-log", net.ledger, sam.id)).bearer_auth(&mine).send().await?;
         let (status, log) = answer(r).await?;
         if status != 200 || !log.to_string().contains(clinician.id.as_str()) {
@@ -425,20 +444,27 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
     })?;
     steps.pass(&format!("a FHIR bundle of {entries} records; {logged} audited reads in Sam's access log"));
 
-    steps.begin("a clinician breaks the glass with Sam's wristband token");
+    steps.begin("a clinician breaks the glass with Sam's wristband");
     let profile = rt.block_on(async {
+        // The clinician's device scans the card and proves holding it, for this access only.
+        let scanned = EmergencyCard::parse(&sam_card.text())?;
+        let (nonce, created_at) = (super::random_nonce(), Timestamp::now());
+        let chain = ChainId::parse(DEVNET_CHAIN)?;
         let access = TxBody::AccessEmergency(AccessEmergency {
-            token_hash: sha256(b"SAM-WRISTBAND-0001"),
-            reason: "found unconscious at the clinic entrance".into(),
+            card_proof: scanned.prove(&chain, &clinician.id, &nonce, created_at),
+            reason_code: EmergencyReason::Unconscious,
+            reason: Some("found unconscious at the clinic entrance".into()),
         });
-        commit(&c, &ingest, &sign(clinician, Some(&sam.id), access)).await?;
-        let token = read_token(&clinician.file)?;
+        let jws = TxPayload::new(chain, nonce, created_at, Some(scanned.patient.clone()), access)
+            .sign(&clinician.key, &clinician.id);
+        commit(&c, &ingest, &jws).await?;
+        let token = read_token_for(&clinician.file, CONTRACTS_AUDIENCE, DEVNET_CHAIN)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let profile = loop {
             let r = c
                 .post(format!("{}/v1/emergency-access", net.contracts))
                 .bearer_auth(&token)
-                .json(&json!({ "token": "SAM-WRISTBAND-0001" }))
+                .json(&json!({ "card": scanned.text() }))
                 .send()
                 .await?;
             let (status, body) = answer(r).await?;
@@ -488,7 +514,8 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         bail!("the chain did not verify");
     }
     let proof = net.dir.join("proof.json");
-    if super::http::proof(&hash, &sam.file, &net.ledger, &proof)? != ExitCode::SUCCESS {
+    let sam_reader = crate::cli::ReaderArgs { key: sam.file.clone(), chain_id: DEVNET_CHAIN.into() };
+    if super::http::proof(&hash, &sam_reader, &net.ledger, &proof)? != ExitCode::SUCCESS {
         bail!("no inclusion proof");
     }
     if super::verify::verify_proof(&proof, &net.genesis)? != ExitCode::SUCCESS {
@@ -506,9 +533,9 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
   where to look:
     devnet:   {dir}/devnet.json   (every endpoint), logs in {dir}/logs/
     inbox:    emrctl devnet mail --dir {dir}   (--show N to read one)
-    records:  emrctl records {sam} --key {sam_key} --ledger {ledger}
+    records:  emrctl records {sam} --key {sam_key} --chain-id glucochain-devnet --ledger {ledger}
     web:      {ledger}/ui/ in a browser (with --keep), signing in with {sam_key} or the clinician's key
-    alert:    curl -s -H \"authorization: Bearer $(emrctl token --key {mother_key})\" {notifier}/v1/alerts/<id>
+    alert:    curl -s -H \"authorization: Bearer $(emrctl token --key {mother_key} --audience glucochain-notifier)\" {notifier}/v1/alerts/<id>
     ingest:   curl -s {ingest}/v1/transactions/{hash}",
         mails.len(),
         to("sam.mother@example.org"),

@@ -271,10 +271,10 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     };
     let admin = key(&dir, "admin")?;
     let hospital = key(&dir, "hospital")?;
-    let services_keys: Vec<(&str, KeyPair)> = vec![
-        ("detector", key(&dir, "detector")?),
-        ("notifier", key(&dir, "notifier")?),
-        ("ledger", key(&dir, "ledger")?),
+    let services_keys: Vec<(&str, Role, KeyPair)> = vec![
+        ("detector", Role::Detector, key(&dir, "detector")?),
+        ("notifier", Role::Notifier, key(&dir, "notifier")?),
+        ("ledger", Role::Ledger, key(&dir, "ledger")?),
     ];
     let validators: Vec<KeyPair> =
         (0..o.shape.validators.max(1)).map(|i| key(&dir, &format!("validator-{i}"))).collect::<anyhow::Result<_>>()?;
@@ -508,8 +508,8 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         // The hospital and the services' own keys, registered by the admin
         // (on a devnet brought up again they already are).
         let mut pending = vec![register(&admin, &hospital, Role::Institution, Some("Devnet General Hospital"), None)];
-        for (name, k) in &services_keys {
-            pending.push(register(&admin, k, Role::Service, Some(name), None));
+        for (name, role, k) in &services_keys {
+            pending.push(register(&admin, k, *role, Some(name), None));
         }
         for jws in pending {
             let (status, body) = post_and_follow(&c, &net.ingest, &jws, 60).await?;

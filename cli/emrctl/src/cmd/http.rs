@@ -2,8 +2,9 @@
 //! records, proofs, and verifying the whole chain from the ledger's headers.
 
 use super::{random_nonce, read_input, unix_now};
+use crate::cli::ReaderArgs;
 use anyhow::{Context, bail};
-use glucochain_crypto::jose::issue_token;
+use glucochain_crypto::jose::{LEDGER_AUDIENCE, issue_token};
 use glucochain_crypto::{Hash32, KeyPair};
 use glucochain_types::block::{BlockHeader, CommitCertificate, ValidatorSet, tx_root};
 use glucochain_types::{Genesis, ParticipantId};
@@ -31,10 +32,16 @@ pub(crate) fn client() -> anyhow::Result<reqwest::Client> {
     Ok(b.build()?)
 }
 
-pub(crate) fn read_token(key: &Path) -> anyhow::Result<String> {
+/// A 2-minute read token of `reader` for the service `audience`.
+pub(crate) fn read_token(reader: &ReaderArgs, audience: &str) -> anyhow::Result<String> {
+    read_token_for(&reader.key, audience, &reader.chain_id)
+}
+
+/// A 2-minute read token signed by the key in `key`, for `audience` on `chain_id`.
+pub(crate) fn read_token_for(key: &Path, audience: &str, chain_id: &str) -> anyhow::Result<String> {
     let kp = KeyPair::read_pem_file(key)?;
     let id = ParticipantId::from_public_key(&kp.public());
-    Ok(issue_token(&kp, id.as_str(), "glucochain", unix_now(), 120, &random_nonce()))
+    Ok(issue_token(&kp, id.as_str(), audience, chain_id, unix_now(), 120, &random_nonce()))
 }
 
 /// Prints a JSON answer; a problem document makes the exit status 1.
@@ -114,14 +121,14 @@ pub fn tx(hash: &str, ingest: &str) -> anyhow::Result<ExitCode> {
 /// `emrctl records PATIENT`.
 pub fn records(
     patient: &str,
-    key: &Path,
+    reader: &ReaderArgs,
     ledger: &str,
     code: Option<&str>,
     dates: &[String],
     count: u32,
     purpose: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let token = read_token(key)?;
+    let token = read_token(reader, LEDGER_AUDIENCE)?;
     let mut query: Vec<(&str, String)> = vec![("_count", count.to_string())];
     if let Some(c) = code {
         query.push(("code", c.to_string()));
@@ -141,8 +148,8 @@ pub fn records(
 }
 
 /// `emrctl proof HASH`.
-pub fn proof(hash: &str, key: &Path, ledger: &str, out: &Path) -> anyhow::Result<ExitCode> {
-    let token = read_token(key)?;
+pub fn proof(hash: &str, reader: &ReaderArgs, ledger: &str, out: &Path) -> anyhow::Result<ExitCode> {
+    let token = read_token(reader, LEDGER_AUDIENCE)?;
     let url = format!("{}/v1/transactions/{hash}/proof", ledger.trim_end_matches('/'));
     runtime()?.block_on(async move {
         let (status, body) =
@@ -293,7 +300,7 @@ pub async fn verify_ledger_chain(
 /// `emrctl verify-chain`.
 pub fn verify_chain(genesis: &Path, key: &Path, ledger: &str) -> anyhow::Result<ExitCode> {
     let genesis = Genesis::read_file(genesis)?;
-    let token = read_token(key)?;
+    let token = read_token_for(key, LEDGER_AUDIENCE, genesis.chain_id.as_str())?;
     runtime()?.block_on(async move {
         let c = client()?;
         match verify_ledger_chain(&c, &genesis, &token, ledger).await? {
@@ -310,6 +317,132 @@ pub fn verify_chain(genesis: &Path, key: &Path, ledger: &str) -> anyhow::Result<
             Err(ChainBroken::Ledger { status, body }) => outcome(status, &body),
             Err(ChainBroken::Block { height, reason }) => {
                 print(&serde_json::json!({ "verified": false, "height": height, "error": reason }))?;
+                Ok(ExitCode::from(1))
+            }
+        }
+    })
+}
+
+/// Why an access log did not verify against its checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditBroken {
+    /// The segment does not recompute to the checkpoint's head.
+    #[error("the access log does not match the checkpoint: {0}")]
+    Segment(#[from] glucochain_types::audit::SegmentError),
+    /// The checkpoint transaction's proof does not verify.
+    #[error("the checkpoint transaction is not proven on the chain: {0}")]
+    Proof(String),
+    /// The checkpoint transaction says something else than the ledger's answer.
+    #[error("the checkpoint transaction does not hold the head and count the ledger gave")]
+    CheckpointMismatch,
+    /// The ledger answered with a problem.
+    #[error("the ledger answered {status}: {body}")]
+    Ledger {
+        /// HTTP status.
+        status: u16,
+        /// Its body.
+        body: Value,
+    },
+}
+
+/// A patient's access log, checked against the chain.
+#[derive(Debug, Clone)]
+pub struct VerifiedAudit {
+    /// Entries of the patient covered.
+    pub own_entries: usize,
+    /// Entries of the segment in all.
+    pub segment_entries: usize,
+    /// The checkpoint's entry count.
+    pub checkpoint_entries: u64,
+    /// The block that holds the checkpoint.
+    pub checkpoint_height: u64,
+}
+
+/// Fetches the access-log proof and the checkpoint's inclusion proof from
+/// the ledger and checks both offline (`emrctl verify-audit`).
+pub async fn verify_patient_audit(
+    c: &reqwest::Client,
+    genesis: &Genesis,
+    token: &str,
+    ledger: &str,
+    patient: &str,
+    from: Option<u64>,
+) -> anyhow::Result<Result<VerifiedAudit, AuditBroken>> {
+    use glucochain_types::audit::{SegmentEntry, verify_segment};
+    use glucochain_types::tx::TxBody;
+    let base = ledger.trim_end_matches('/');
+    let mut url = format!("{base}/v1/patients/{patient}/access-log/proof");
+    if let Some(f) = from {
+        url.push_str(&format!("?from={f}"));
+    }
+    let (status, p) = get_patiently(c, &url, token).await?;
+    if status >= 300 {
+        return Ok(Err(AuditBroken::Ledger { status, body: p }));
+    }
+    let cp = &p["checkpoint"];
+    let head = Hash32::from_hex(cp["head"].as_str().unwrap_or_default()).context("checkpoint head")?;
+    let count = cp["entries"].as_u64().context("checkpoint entries")?;
+    let prev = match p["prev_hash"].as_str().unwrap_or_default() {
+        "" => head,
+        h => Hash32::from_hex(h).context("prev_hash")?,
+    };
+    let entries: Vec<SegmentEntry> = serde_json::from_value(p["entries"].clone()).context("entries")?;
+    let own = match verify_segment(patient, &prev, &entries, count, &head) {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(e.into())),
+    };
+    // The checkpoint itself, proven on the chain.
+    let tx = cp["tx_hash"].as_str().unwrap_or_default();
+    let (status, proof) = get_patiently(c, &format!("{base}/v1/transactions/{tx}/proof"), token).await?;
+    if status >= 300 {
+        return Ok(Err(AuditBroken::Ledger { status, body: proof }));
+    }
+    let proof: glucochain_types::proof::InclusionProof = serde_json::from_value(proof).context("inclusion proof")?;
+    let verified = match proof.verify(genesis) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(AuditBroken::Proof(e.to_string()))),
+    };
+    let jws = proof.jws.as_deref().context("the proof carries no transaction")?;
+    let t = glucochain_types::Transaction::parse(jws, &Default::default())?;
+    match &t.payload.body {
+        TxBody::AuditCheckpoint(a) if a.head == head && a.entries == count => {}
+        _ => return Ok(Err(AuditBroken::CheckpointMismatch)),
+    }
+    Ok(Ok(VerifiedAudit {
+        own_entries: own,
+        segment_entries: entries.len(),
+        checkpoint_entries: count,
+        checkpoint_height: verified.height,
+    }))
+}
+
+/// `emrctl verify-audit`.
+pub fn verify_audit(
+    patient: &str,
+    key: &Path,
+    genesis: &Path,
+    ledger: &str,
+    from: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    let genesis = Genesis::read_file(genesis)?;
+    let token = read_token_for(key, LEDGER_AUDIENCE, genesis.chain_id.as_str())?;
+    runtime()?.block_on(async move {
+        let c = client()?;
+        match verify_patient_audit(&c, &genesis, &token, ledger, patient, from).await? {
+            Ok(v) => {
+                print(&serde_json::json!({
+                    "verified": true,
+                    "patient": patient,
+                    "own_entries": v.own_entries,
+                    "segment_entries": v.segment_entries,
+                    "checkpoint_entries": v.checkpoint_entries,
+                    "checkpoint_height": v.checkpoint_height,
+                }))?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(AuditBroken::Ledger { status, body }) => outcome(status, &body),
+            Err(e) => {
+                print(&serde_json::json!({ "verified": false, "error": e.to_string() }))?;
                 Ok(ExitCode::from(1))
             }
         }

@@ -82,13 +82,13 @@ pub fn genesis(
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn token(key: &Path, audience: &str, ttl: i64) -> anyhow::Result<ExitCode> {
+pub fn token(reader: &crate::cli::ReaderArgs, audience: &str, ttl: i64) -> anyhow::Result<ExitCode> {
     if !(1..=3600).contains(&ttl) {
         bail!("--ttl must be 1..=3600 seconds (services accept at most 300)");
     }
-    let kp = KeyPair::read_pem_file(key)?;
+    let kp = KeyPair::read_pem_file(&reader.key)?;
     let id = ParticipantId::from_public_key(&kp.public());
     let jti = super::random_nonce();
-    println!("{}", issue_token(&kp, id.as_str(), audience, super::unix_now(), ttl, &jti));
+    println!("{}", issue_token(&kp, id.as_str(), audience, &reader.chain_id, super::unix_now(), ttl, &jti));
     Ok(ExitCode::SUCCESS)
 }

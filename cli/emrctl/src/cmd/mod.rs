@@ -34,11 +34,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Submit { jws, ingest: Some(url), wait, .. } => http::submit(&jws, &url, wait),
         Command::Submit { jws, ingest: None, nats, wait } => submit::submit(&jws, &nats, wait),
         Command::Tx { hash, ingest } => http::tx(&hash, &ingest),
-        Command::Records { patient, key, ledger, code, date, count, purpose } => {
-            http::records(&patient, &key, &ledger, code.as_deref(), &date, count, purpose.as_deref())
+        Command::Records { patient, reader, ledger, code, date, count, purpose } => {
+            http::records(&patient, &reader, &ledger, code.as_deref(), &date, count, purpose.as_deref())
         }
-        Command::Proof { hash, key, ledger, out } => http::proof(&hash, &key, &ledger, &out),
+        Command::Proof { hash, reader, ledger, out } => http::proof(&hash, &reader, &ledger, &out),
         Command::VerifyChain { genesis, key, ledger } => http::verify_chain(&genesis, &key, &ledger),
+        Command::VerifyAudit { patient, key, genesis, ledger, from } => {
+            http::verify_audit(&patient, &key, &genesis, &ledger, from)
+        }
         Command::Consent(c) => contracts::consent(c),
         Command::Careplan(c) => contracts::careplan(c),
         Command::Emergency(c) => contracts::emergency(c),
@@ -70,7 +73,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Detect { inputs, out, labels, json } => detect::detect(&inputs, &out, labels.as_deref(), json),
         Command::Score { labels, alerts, json } => detect::score(&labels, &alerts, json),
         Command::Hash { file, tx } => tx::hash(&file, tx),
-        Command::Token { key, audience, ttl } => keys::token(&key, &audience, ttl),
+        Command::Token { reader, audience, ttl } => keys::token(&reader, &audience, ttl),
         Command::VerifyProof { proof, genesis } => verify::verify_proof(&proof, &genesis),
         Command::Roundtrip { dir, validators } => roundtrip::run(&dir, validators),
     }

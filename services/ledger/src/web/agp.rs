@@ -130,7 +130,7 @@ fn name_label(name: &str) -> &'static str {
 pub async fn report(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
     finish(
         async {
-            let v = viewer(&req, &api, &web)?;
+            let v = viewer(&req, &api, &web).await?;
             let patient = patient_of(&id)?;
             let (p, sourced) = gather(&req, &api, &v, &patient).await?;
             let readings: Vec<Reading> = sourced.iter().map(|s| s.reading).collect();
@@ -252,7 +252,7 @@ fn band_key(b: Band) -> &'static str {
 pub async fn readings_csv(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
     finish(
         async {
-            let v = viewer(&req, &api, &web)?;
+            let v = viewer(&req, &api, &web).await?;
             let patient = patient_of(&id)?;
             let (_, mut sourced) = gather(&req, &api, &v, &patient).await?;
             sourced.sort_by_key(|s| (s.reading.at_ms, s.height, s.index));

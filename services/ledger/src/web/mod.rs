@@ -16,8 +16,7 @@ use crate::api::{ApiState, Reader, throttle};
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use glucochain_api::{Problem, authenticate};
-use glucochain_crypto::KeyPair;
+use glucochain_api::Problem;
 use glucochain_types::time::Timestamp;
 use glucochain_types::{ParticipantId, Role};
 use glucochain_web::page::{NavLink, document, error_page, respond};
@@ -26,8 +25,6 @@ use serde_json::json;
 
 /// Settings of the web pages.
 pub struct WebState {
-    /// Signs session cookies (the ledger's key, or one made at start-up).
-    pub session_key: std::sync::Arc<KeyPair>,
     /// How long a session lasts, ms.
     pub session_ms: i64,
     /// Mark cookies `Secure` (when served over HTTPS).
@@ -69,18 +66,46 @@ pub(crate) fn finish(r: PageResult) -> HttpResponse {
     }
 }
 
-/// The signed-in participant, checked against committed state (a revoked
-/// participant's session ends) and their read rate.
-pub(crate) fn viewer(req: &HttpRequest, api: &ApiState, web: &WebState) -> Result<Reader, PageError> {
+/// The signed-in participant: a live session in the ledger's database (not
+/// signed out, not expired), whose participant is still active on the chain
+/// (a revoked participant's session ends), within their read rate.
+pub(crate) async fn viewer(req: &HttpRequest, api: &ApiState, _web: &WebState) -> Result<Reader, PageError> {
     let cookie = req.cookie(session::COOKIE).ok_or(PageError::SignIn)?;
-    let id = session::verify(&web.session_key.public(), cookie.value(), Timestamp::now().unix_ms())
-        .map_err(|_| PageError::SignIn)?;
+    let hash = session::id_hash(cookie.value()).ok_or(PageError::SignIn)?;
+    let (who, _) = api
+        .ledger
+        .store
+        .web_session(&hash, Timestamp::now().unix_ms())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "web session lookup failed");
+            Problem::unavailable("sessions cannot be checked right now")
+        })?
+        .ok_or(PageError::SignIn)?;
+    let id = ParticipantId::parse(&who).map_err(|_| PageError::SignIn)?;
     let view = api.ledger.chain.view.read().expect("view lock");
     let p = view.state().participant(&id).filter(|p| p.is_active()).ok_or(PageError::SignIn)?;
     let reader = Reader { id: p.id.clone(), role: p.role };
     drop(view);
     throttle(api, &reader)?;
     Ok(reader)
+}
+
+/// A state-changing request from the pages must come from the pages
+/// themselves: a browser says where a request comes from (`Sec-Fetch-Site`,
+/// `Origin`), and a cross-site one is refused, whatever the cookie's
+/// SameSite attribute lets through.
+pub(crate) fn same_origin(req: &HttpRequest) -> Result<(), Problem> {
+    if glucochain_web::page::same_origin(req) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "cross-site",
+            "Cross-site request refused",
+            "this form may only be sent from the GlucoChain pages themselves",
+        ))
+    }
 }
 
 /// The patient a path names.
@@ -121,7 +146,7 @@ pub(crate) fn page(viewer: &Reader, title: &str, nav: &[NavLink], body: Markup) 
 }
 
 async fn sign_in_page(req: HttpRequest, api: Api, web: Web) -> HttpResponse {
-    if let Ok(v) = viewer(&req, &api, &web) {
+    if let Ok(v) = viewer(&req, &api, &web).await {
         return HttpResponse::SeeOther().insert_header(("location", home(&v))).finish();
     }
     let body = html! {
@@ -129,7 +154,7 @@ async fn sign_in_page(req: HttpRequest, api: Api, web: Web) -> HttpResponse {
             h1 { "Sign in" }
             p { "Sign in with your GlucoChain key file: the private key your device or administrator gave you (" code { ".pem" } "). "
                 "It is used inside this browser to sign; it is never sent anywhere." }
-            form.signin data-audience=(api.policy.audience) method="post" action="/ui/session" {
+            form.signin data-audience=(api.policy.audience) data-chain-id=(api.policy.chain_id) method="post" action="/ui/session" {
                 label for="key" { "Your key file" }
                 input #key type="file" name="key" accept=".pem,.key,application/x-pem-file" required;
                 p { button type="submit" { "Sign in" } }
@@ -154,7 +179,7 @@ struct SignIn {
 
 fn session_cookie(web: &WebState, value: String, max_age_secs: i64) -> Cookie<'static> {
     Cookie::build(session::COOKIE, value)
-        .path("/")
+        .path(session::COOKIE_PATH)
         .http_only(true)
         .same_site(SameSite::Strict)
         .secure(web.secure_cookies)
@@ -162,22 +187,52 @@ fn session_cookie(web: &WebState, value: String, max_age_secs: i64) -> Cookie<'s
         .finish()
 }
 
-async fn sign_in(api: Api, web: Web, body: web::Json<SignIn>) -> Result<HttpResponse, Problem> {
+async fn sign_in(req: HttpRequest, api: Api, web: Web, body: web::Json<SignIn>) -> Result<HttpResponse, Problem> {
+    same_origin(&req)?;
     let now = Timestamp::now().unix_ms();
     let bearer = format!("Bearer {}", body.token.trim());
-    let (id, role) = {
+    let (id, role, claims) = {
         let view = api.ledger.chain.view.read().expect("view lock");
-        let p = authenticate(Some(&bearer), view.state(), &api.policy, now / 1000)?;
-        (p.id.clone(), p.role)
+        let (p, claims) = glucochain_api::authenticate_claims(Some(&bearer), view.state(), &api.policy, now / 1000)?;
+        (p.id.clone(), p.role, claims)
     };
+    // One signed token opens one session: a token copied on its way here opens nothing more.
+    let (cookie, hash) = session::new_session();
+    let expires = now + web.session_ms;
+    let jti_until = (claims.exp + api.policy.leeway_secs) * 1000;
+    let created = api.ledger.store.create_web_session(id.as_str(), &claims.jti, jti_until, &hash, now, expires).await;
+    match created {
+        Ok(Ok(())) => {}
+        Ok(Err(glucochain_store::SessionRefused::TokenReused)) => {
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "token-reused",
+                "Sign-in token already used",
+                "each sign-in needs a newly signed token; sign in again",
+            ));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "web session not stored");
+            return Err(Problem::unavailable("the session could not be opened; try again"));
+        }
+    }
     tracing::info!(participant = %id, role = role.as_str(), "web sign-in");
-    let cookie = session::issue(&web.session_key, &id, now + web.session_ms);
-    Ok(HttpResponse::Ok()
-        .cookie(session_cookie(&web, cookie, web.session_ms / 1000))
-        .json(json!({ "participant": id.as_str(), "home": home(&Reader { id, role }) })))
+    Ok(HttpResponse::Ok().cookie(session_cookie(&web, cookie, web.session_ms / 1000)).json(json!({
+        "participant": id.as_str(), "home": home(&Reader { id, role }), "expires_ms": expires,
+    })))
 }
 
-async fn sign_out(web: Web) -> HttpResponse {
+/// Ends the session here (its cookie stops working everywhere at once) and clears the cookie.
+async fn sign_out(req: HttpRequest, api: Api, web: Web) -> HttpResponse {
+    if let Err(p) = same_origin(&req) {
+        return finish(Err(p.into()));
+    }
+    if let Some(hash) = req.cookie(session::COOKIE).and_then(|c| session::id_hash(c.value()))
+        && let Err(e) = api.ledger.store.end_web_session(&hash, Timestamp::now().unix_ms()).await
+    {
+        tracing::error!(error = %e, "sign-out not recorded");
+        return finish(Err(Problem::unavailable("signing out failed; try again").into()));
+    }
     HttpResponse::SeeOther().cookie(session_cookie(&web, String::new(), 0)).insert_header(("location", "/ui/")).finish()
 }
 

@@ -8,9 +8,36 @@ use glucochain_api::Problem;
 use glucochain_state::ReadDecision;
 use glucochain_types::fhir::{LOINC_CGM_MG_DL, LOINC_CGM_MMOL_L};
 use glucochain_types::time::Timestamp;
+use glucochain_types::tx::{CareContact, CareplanPropose, ContactChannel};
 use glucochain_types::{DataClass, ParticipantId, Role};
 use glucochain_web::chart::{Thresholds, trace};
 use glucochain_web::{date_time, html};
+
+/// Entries on one page of the access log.
+const PAGE_ROWS: u32 = 100;
+
+/// The record kinds a consent may be narrowed to, for the grant form.
+const RECORD_TYPES: [(&str, &str); 5] = [
+    ("observation", "observations (glucose, lab values)"),
+    ("document", "documents"),
+    ("careplan", "care plans"),
+    ("alert", "alerts"),
+    ("medication", "medication"),
+];
+
+/// What a consent scope covers, in words.
+fn scope_text(scope: &glucochain_types::tx::ConsentScope) -> String {
+    let list = |v: Vec<String>| v.join(", ");
+    let access = list(scope.access.iter().map(|a| format!("{a:?}").to_lowercase()).collect());
+    let classes = list(scope.data_classes.iter().map(|d| format!("{d:?}").to_lowercase()).collect());
+    let kinds = if scope.record_types.is_empty() {
+        "records of every kind".to_string()
+    } else {
+        list(scope.record_types.iter().map(|t| format!("{t:?}").to_lowercase()).collect())
+    };
+    let codes = if scope.codes.is_empty() { String::new() } else { format!(" with codes {}", scope.codes.join(", ")) };
+    format!("{access} of {classes} {kinds}{codes}")
+}
 
 /// mg/dL per mmol/L of glucose.
 pub(crate) const MG_DL_PER_MMOL_L: f64 = 18.016;
@@ -57,7 +84,7 @@ async fn open_page(
     id: &str,
     own_only: bool,
 ) -> Result<(Reader, ParticipantId), PageError> {
-    let v = viewer(req, api, web)?;
+    let v = viewer(req, api, web).await?;
     let patient = patient_of(id)?;
     authorize(api, req, &v, &patient, own_only).await?;
     Ok((v, patient))
@@ -68,12 +95,16 @@ async fn open_page(
 pub async fn patients(req: HttpRequest, api: Api, web: Web) -> HttpResponse {
     finish(
         async {
-            let v = viewer(&req, &api, &web)?;
+            let v = viewer(&req, &api, &web).await?;
             let now = Timestamp::now();
             let rows: Vec<(ParticipantId, String)> = {
                 let view = api.ledger.chain.view.read().expect("view lock");
                 let state = view.state();
-                let institution = state.participant(&v.id).and_then(|p| p.institution.clone());
+                let me = state.participant(&v.id).cloned();
+                // The same rule as reads: a consent to an institution covers its staff only.
+                let covers = |grantee: &ParticipantId| {
+                    me.as_ref().is_some_and(|me| glucochain_state::grantee_covers(grantee, me, |id| state.participant(id)))
+                };
                 state
                     .participants()
                     .filter(|p| p.role == Role::Patient && p.is_active())
@@ -84,9 +115,7 @@ pub async fn patients(req: HttpRequest, api: Api, web: Web) -> HttpResponse {
                         state
                             .contracts()
                             .consents_of(&p.id)
-                            .find(|c| {
-                                c.active_at(now) && (c.grantee == v.id || Some(&c.grantee) == institution.as_ref())
-                            })
+                            .find(|c| c.active_at(now) && covers(&c.grantee))
                             .map(|c| (p.id.clone(), format!("consent {} ({:?})", c.consent_id.as_str(), c.purpose)))
                     })
                     .collect()
@@ -128,7 +157,7 @@ pub async fn records(req: HttpRequest, api: Api, web: Web, id: web::Path<String>
 }
 
 async fn records_page(req: &HttpRequest, api: &Api, web: &Web, id: &str) -> PageResult {
-    let v = viewer(req, api, web)?;
+    let v = viewer(req, api, web).await?;
     let patient = patient_of(id)?;
     let decision = authorize(api, req, &v, &patient, false).await?;
     let mut all = patient_entries(api, &patient, &decision).await?;
@@ -224,12 +253,7 @@ pub async fn consents(req: HttpRequest, api: Api, web: Web, id: web::Path<String
                             tr {
                                 td { code { (c.consent_id.as_str()) } }
                                 td { code { (c.grantee) } " " span.muted { (role) } }
-                                td {
-                                    (c.scope.access.iter().map(|a| format!("{a:?}").to_lowercase()).collect::<Vec<_>>().join(", "))
-                                    " of "
-                                    (c.scope.data_classes.iter().map(|d| format!("{d:?}").to_lowercase()).collect::<Vec<_>>().join(", "))
-                                    " records"
-                                }
+                                td { (scope_text(&c.scope)) }
                                 td { (format!("{:?}", c.purpose)) }
                                 td {
                                     "from block " (c.granted_at)
@@ -266,6 +290,17 @@ pub async fn consents(req: HttpRequest, api: Api, web: Web, id: web::Path<String
                             label { input type="checkbox" name="class" value="institution" checked; " institution records (from your care team)" }
                             label { input type="checkbox" name="class" value="private" checked; " private records (your own uploads)" }
                         }
+                        fieldset {
+                            legend { "Which kinds (none ticked: all kinds)" }
+                            @for (value, text) in RECORD_TYPES {
+                                label { input type="checkbox" name="type" value=(value); " " (text) }
+                            }
+                        }
+                        fieldset {
+                            legend { "Access" }
+                            label { input type="radio" name="access" value="read" checked; " read only" }
+                            label { input type="radio" name="access" value="read-write"; " read, and add records and care plans" }
+                        }
                         label for="purpose" { "Purpose" }
                         select #purpose name="purpose" {
                             option value="TREAT" { "Treatment" }
@@ -285,81 +320,143 @@ pub async fn consents(req: HttpRequest, api: Api, web: Web, id: web::Path<String
 }
 
 /// The care plan in force (and proposals awaiting the patient's acceptance).
+/// Who may see it is the care-plan rule (`decide_careplan_read`): the
+/// patient, admins, the plan's contacts, and readers whose consent covers
+/// care plans. A proposal is shown in full before it can be accepted: every
+/// contact with every channel, and what changes against the plan in force.
 pub async fn careplan(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
-    finish(
-        async {
-            let (v, patient) = open_page(&req, &api, &web, &id, false).await?;
-            let now = Timestamp::now();
-            let (active, pending) = {
-                let view = api.ledger.chain.view.read().expect("view lock");
-                let c = view.state().contracts();
-                let active = c.active_careplan(&patient, now).cloned();
-                let pending: Vec<_> = c
-                    .careplans_of(&patient)
-                    .flat_map(|p| p.versions.values().filter(|v| v.accepted_at.is_none()).cloned())
-                    .filter(|p| p.plan.term.end > now)
-                    .collect();
-                (active, pending)
-            };
-            let can_sign = v.id == patient;
-            let body = html! {
-                h1 { "Care plan" }
-                @match &active {
-                    None => p { "No care plan is in force." },
-                    Some(cp) => {
-                        p { "Plan " code { (cp.plan.plan_id.as_str()) } " version " (cp.plan.version) ", proposed by " code { (cp.proposer) } " and accepted in block " (cp.accepted_at.unwrap_or_default()) "; from " (date_time(cp.plan.term.start.unix_ms())) " to " (date_time(cp.plan.term.end.unix_ms())) "." }
-                        h2 { "Glucose thresholds" }
-                        table {
-                            tbody {
-                                tr { th scope="row" { "Urgent low" } td.num { (cp.plan.thresholds.urgent_low) " mg/dL" } }
-                                tr { th scope="row" { "Low" } td.num { (cp.plan.thresholds.low) " mg/dL" } }
-                                tr { th scope="row" { "High" } td.num { (cp.plan.thresholds.high) " mg/dL" } }
-                                tr { th scope="row" { "Very high" } td.num { (cp.plan.thresholds.very_high) " mg/dL" } }
-                                tr { th scope="row" { "Rapid change" } td.num { (cp.plan.thresholds.rapid_change_per_min) " mg/dL per minute" } }
-                                tr { th scope="row" { "No data for" } td.num { (cp.plan.thresholds.signal_loss_minutes) " minutes" } }
-                            }
-                        }
-                        h2 { "Who is alerted, in order" }
-                        ol {
-                            @for c in &cp.plan.contacts {
-                                li {
-                                    code { (c.participant) } ": "
-                                    (c.channels.iter().map(|ch| format!("{:?} {}", ch.kind, ch.kind.mask(&ch.address))).collect::<Vec<_>>().join(", "))
-                                    "; next contact after " (c.escalate_after_minutes) " minutes without acknowledgement"
-                                }
-                            }
-                        }
-                        h2 { "Reminders" }
-                        ul {
-                            @for m in &cp.plan.medications { li { (m.name) " " (m.dose) " at " (m.times.join(", ")) } }
-                            @for c in &cp.plan.checkups { li { (c.display) " every " (c.every_days) " days" } }
-                            @if cp.plan.medications.is_empty() && cp.plan.checkups.is_empty() { li { "none" } }
-                        }
-                    }
-                }
-                @if !pending.is_empty() {
-                    h2 { "Awaiting your acceptance" }
-                    @for p in &pending {
-                        div.card {
-                            p { "Plan " code { (p.plan.plan_id.as_str()) } " version " (p.plan.version) " proposed by " code { (p.proposer) } " in block " (p.proposed_at)
-                                ": low " (p.plan.thresholds.low) ", high " (p.plan.thresholds.high) " mg/dL, " (p.plan.contacts.len()) " contact(s)." }
-                            @if can_sign {
-                                form.signed method="post" action="/ui/tx/prepare" {
-                                    input type="hidden" name="intent" value="careplan.accept";
-                                    input type="hidden" name="plan_id" value=(p.plan.plan_id.as_str());
-                                    input type="hidden" name="version" value=(p.plan.version);
-                                    input type="hidden" name="proposal_tx" value=(p.proposal_tx.to_string());
-                                    button type="submit" { "Accept this plan" }
-                                }
-                            }
-                        }
-                    }
-                }
-            };
-            Ok(page(&v, "Care plan", &patient_nav(&v, &patient, "careplan"), body))
+    finish(careplan_page(&req, &api, &web, &id).await)
+}
+
+async fn careplan_page(req: &HttpRequest, api: &Api, web: &Web, id: &str) -> PageResult {
+    let v = viewer(req, api, web).await?;
+    let patient = patient_of(id)?;
+    let now = Timestamp::now();
+    let decision = {
+        let purpose = if v.id == patient { "PATRQT" } else { "TREAT" };
+        let view = api.ledger.chain.view.read().expect("view lock");
+        glucochain_state::decide_careplan_read(view.state(), &v.id, &patient, purpose, now)
+    };
+    audited(api, req, &v, Some(&patient), "read", decision.allows(), decision.reason()).await?;
+    let (active, pending, declared) = {
+        let view = api.ledger.chain.view.read().expect("view lock");
+        let c = view.state().contracts();
+        let active = c.active_careplan(&patient, now).cloned();
+        let pending: Vec<_> = c
+            .careplans_of(&patient)
+            .flat_map(|p| p.versions.values().filter(|v| v.accepted_at.is_none()).cloned())
+            .filter(|p| p.plan.term.end > now)
+            .collect();
+        (active, pending, c.contact_channels.clone())
+    };
+    let own = v.id == patient;
+    // The patient sees addresses in full (they check them before accepting); others masked.
+    let address = |ch: &ContactChannel| if own { ch.address.clone() } else { ch.kind.mask(&ch.address) };
+    let still_declared =
+        |who: &ParticipantId, ch: &ContactChannel| declared.get(who).is_some_and(|list| list.contains(ch));
+    let body = html! {
+        h1 { "Care plan" }
+        @match &active {
+            None => p { "No care plan is in force." },
+            Some(cp) => {
+                p { "Plan " code { (cp.plan.plan_id.as_str()) } " version " (cp.plan.version) ", proposed by " code { (cp.proposer) } " and accepted in block " (cp.accepted_at.unwrap_or_default()) "; from " (date_time(cp.plan.term.start.unix_ms())) " to " (date_time(cp.plan.term.end.unix_ms())) "." }
+                (plan_details(&cp.plan, None, &address, &still_declared))
+            }
         }
-        .await,
-    )
+        @if !pending.is_empty() {
+            h2 { "Awaiting your acceptance" }
+            @for p in &pending {
+                div.card.proposal data-plan=(p.plan.plan_id.as_str()) data-version=(p.plan.version) {
+                    p { "Plan " code { (p.plan.plan_id.as_str()) } " version " (p.plan.version) " proposed by " code { (p.proposer) } " in block " (p.proposed_at) ". "
+                        @if active.is_some() { "Changes against the plan in force are marked." } }
+                    (plan_details(&p.plan, active.as_ref().map(|a| &a.plan), &address, &still_declared))
+                    @if own {
+                        form.signed method="post" action="/ui/tx/prepare" {
+                            input type="hidden" name="intent" value="careplan.accept";
+                            input type="hidden" name="plan_id" value=(p.plan.plan_id.as_str());
+                            input type="hidden" name="version" value=(p.plan.version);
+                            input type="hidden" name="proposal_tx" value=(p.proposal_tx.to_string());
+                            button type="submit" { "Accept this plan" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&v, "Care plan", &patient_nav(&v, &patient, "careplan"), body))
+}
+
+/// A plan's thresholds, contacts (every channel) and reminders; with
+/// `before`, what changed against it is marked.
+fn plan_details(
+    plan: &CareplanPropose,
+    before: Option<&CareplanPropose>,
+    address: &dyn Fn(&ContactChannel) -> String,
+    declared: &dyn Fn(&ParticipantId, &ContactChannel) -> bool,
+) -> glucochain_web::Markup {
+    let t = &plan.thresholds;
+    let old = before.map(|b| &b.thresholds);
+    let changed = |now: f64, was: Option<f64>| was.is_some_and(|w| (w - now).abs() > f64::EPSILON);
+    let row = |name: &str, now: f64, was: Option<f64>, unit: &str| {
+        html! {
+            tr {
+                th scope="row" { (name) }
+                td.num {
+                    (now) " " (unit)
+                    @if changed(now, was) { " " span.tag.changed { "changed, was " (was.unwrap_or_default()) } }
+                }
+            }
+        }
+    };
+    let before_contacts: Vec<&CareContact> = before.map(|b| b.contacts.iter().collect()).unwrap_or_default();
+    let channel_is_new = |who: &ParticipantId, ch: &ContactChannel| {
+        before.is_some() && !before_contacts.iter().any(|c| &c.participant == who && c.channels.contains(ch))
+    };
+    html! {
+        h3 { "Glucose thresholds" }
+        table {
+            tbody {
+                (row("Urgent low", t.urgent_low, old.map(|o| o.urgent_low), "mg/dL"))
+                (row("Low", t.low, old.map(|o| o.low), "mg/dL"))
+                (row("High", t.high, old.map(|o| o.high), "mg/dL"))
+                (row("Very high", t.very_high, old.map(|o| o.very_high), "mg/dL"))
+                (row("Rapid change", t.rapid_change_per_min, old.map(|o| o.rapid_change_per_min), "mg/dL per minute"))
+                (row("No data for", f64::from(t.signal_loss_minutes), old.map(|o| f64::from(o.signal_loss_minutes)), "minutes"))
+            }
+        }
+        p { "Alerts: " (plan.alert_kinds.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")) }
+        h3 { "Who is alerted, in order, and where" }
+        ol.contacts {
+            @for c in &plan.contacts {
+                li {
+                    code { (c.participant) }
+                    @if before.is_some() && !before_contacts.iter().any(|b| b.participant == c.participant) { " " span.tag.changed { "new contact" } }
+                    "; next contact after " (c.escalate_after_minutes) " minutes without acknowledgement"
+                    ul {
+                        @for ch in &c.channels {
+                            li.channel data-kind=(format!("{:?}", ch.kind).to_lowercase()) {
+                                (format!("{:?}", ch.kind)) " " code { (address(ch)) }
+                                @if channel_is_new(&c.participant, ch) { " " span.tag.changed { "new address" } }
+                                @if !declared(&c.participant, ch) { " " span.tag.denied { "not (or no longer) confirmed by this contact" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @for b in &before_contacts {
+            @if !plan.contacts.iter().any(|c| c.participant == b.participant) {
+                p { span.tag.changed { "removed" } " contact " code { (b.participant) } }
+            }
+        }
+        @if let Some(q) = &plan.quiet_hours { p { "Quiet hours " (q.start) "–" (q.end) " (UTC offset " (q.utc_offset_minutes) " minutes): only urgent alerts." } }
+        h3 { "Reminders" }
+        ul {
+            @for m in &plan.medications { li { (m.name) " " (m.dose) " at " (m.times.join(", ")) } }
+            @for c in &plan.checkups { li { (c.display) " every " (c.every_days) " days" } }
+            @if plan.medications.is_empty() && plan.checkups.is_empty() { li { "none" } }
+        }
+    }
 }
 
 /// The emergency profile a clinician sees after scanning the patient's card,
@@ -391,10 +488,11 @@ pub async fn emergency(req: HttpRequest, api: Api, web: Web, id: web::Path<Strin
                             }
                         }
                         h2 { "Your card" }
-                        p { "The card's code is kept only on the card: the chain holds its hash. Issuing a new card makes the old one stop working." }
+                        p { "A new card is made in this browser: its code never leaves it except on the card you print; the chain holds only the card's public key. Issuing a new card makes the old one stop working." }
                         @if v.id == patient {
-                            form.signed method="post" action="/ui/tx/prepare" {
+                            form.signed method="post" action="/ui/tx/prepare" data-patient=(patient) {
                                 input type="hidden" name="intent" value="emergency.card";
+                                input type="hidden" name="card_key" value="";
                                 button type="submit" { "Issue a new card" }
                             }
                         }
@@ -405,7 +503,7 @@ pub async fn emergency(req: HttpRequest, api: Api, web: Web, id: web::Path<Strin
                 @if accesses.is_empty() {
                     p { "None." }
                 } @else {
-                    ul { @for a in &accesses { li { "Clinician " code { (a.clinician) } ", access until " (date_time(a.until.unix_ms())) } } }
+                    ul { @for a in &accesses { li { "Clinician " code { (a.clinician) } " (" (a.reason_code.text()) "), access until " (date_time(a.until.unix_ms())) } } }
                 }
             };
             Ok(page(&v, "Emergency card", &patient_nav(&v, &patient, "emergency"), body))
@@ -419,7 +517,12 @@ pub async fn access_log(req: HttpRequest, api: Api, web: Web, id: web::Path<Stri
     finish(
         async {
             let (v, patient) = open_page(&req, &api, &web, &id, true).await?;
-            let rows = api.ledger.store.audit_for_patient(patient.as_str(), 200).await.map_err(|_| Problem::internal())?;
+            let before = match glucochain_api::query_u32(req.query_string(), "before", 0, 0..=2_147_483_647)? {
+                0 => None,
+                b => Some(u64::from(b)),
+            };
+            let rows = api.ledger.store.audit_for_patient(patient.as_str(), PAGE_ROWS, before).await.map_err(|_| Problem::internal())?;
+            let older = (rows.len() == PAGE_ROWS as usize).then(|| rows.last().map(|a| a.seq)).flatten();
             let body = html! {
                 h1 { "Access log" }
                 p { "Every read of your records and pages, allowed or refused, newest first. The log is hash-chained and its head is committed to the chain, so entries cannot be removed unnoticed." }
@@ -441,6 +544,9 @@ pub async fn access_log(req: HttpRequest, api: Api, web: Web, id: web::Path<Stri
                         }
                     }
                 }
+                @if let Some(seq) = older { p { a href=(format!("access-log?before={seq}")) { "Older entries" } } }
+                @if before.is_some() { p { a href="access-log" { "Newest entries" } } }
+                p.muted { "Check these entries against the chain yourself: " code { "emrctl verify-audit " (patient) " --key <your key> --genesis genesis.json" } "." }
             };
             Ok(page(&v, "Access log", &patient_nav(&v, &patient, "access-log"), body))
         }

@@ -1,19 +1,22 @@
 //! Transactions from the pages: the ledger prepares the payload the page
 //! asks for (revoke or grant a consent, accept a care plan, a new emergency
-//! card), the browser signs it with the participant's key, and the ledger
+//! card), the browser decodes it, checks it against what the person asked
+//! for, shows it and signs it with the participant's key only once they
+//! confirm (the script never signs what it has not checked), and the ledger
 //! forwards the signed JWS to ingest and reports the contract rules' answer:
-//! committed in a block, or refused with the reason.
+//! committed in a block, or refused with the reason. The emergency card's
+//! secret is made in the browser: the ledger only ever sees its public key.
 
 use super::{Api, PageError, Web, viewer};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use glucochain_api::Problem;
 use glucochain_crypto::jose::{JwsHeader, b64url_encode};
-use glucochain_crypto::{Domain, sha256};
+use glucochain_crypto::{Domain, PublicKey};
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    Access, CareplanAccept, ConsentGrant, ConsentRevoke, ConsentScope, Purpose, TxBody, TxPayload,
+    Access, CareplanAccept, ConsentGrant, ConsentRevoke, ConsentScope, Purpose, RecordType, TxBody, TxPayload,
 };
 use glucochain_types::{DataClass, ParticipantId, Transaction};
 use rand_core::RngCore as _;
@@ -49,28 +52,23 @@ pub(crate) fn summary(body: &TxBody) -> String {
     }
 }
 
-/// Builds the body the form asks for, on behalf of `patient`; with a new
-/// emergency card, also its code.
-fn body_for(
-    api: &crate::api::ApiState,
-    patient: &ParticipantId,
-    form: &[(String, String)],
-) -> Result<(TxBody, Option<String>), Problem> {
+/// The values of a repeated form field.
+fn all<'a>(form: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    form.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.trim())
+}
+
+/// Builds the body the form asks for, on behalf of `patient`.
+fn body_for(api: &crate::api::ApiState, patient: &ParticipantId, form: &[(String, String)]) -> Result<TxBody, Problem> {
     match required(form, "intent")? {
-        "consent.revoke" => Ok((
-            TxBody::ConsentRevoke(ConsentRevoke {
-                consent_id: local_id(required(form, "consent_id")?, "consent_id")?,
-                reason: field(form, "reason").map(String::from),
-            }),
-            None,
-        )),
+        "consent.revoke" => Ok(TxBody::ConsentRevoke(ConsentRevoke {
+            consent_id: local_id(required(form, "consent_id")?, "consent_id")?,
+            reason: field(form, "reason").map(String::from),
+        })),
         "consent.grant" => {
             let grantee = ParticipantId::parse(required(form, "grantee")?)
                 .map_err(|_| Problem::bad_request("grantee: a participant id (p followed by 32 letters and digits)"))?;
-            let classes: Vec<DataClass> = form
-                .iter()
-                .filter(|(k, _)| k == "class")
-                .map(|(_, v)| match v.as_str() {
+            let classes: Vec<DataClass> = all(form, "class")
+                .map(|v| match v {
                     "institution" => Ok(DataClass::Institution),
                     "private" => Ok(DataClass::Private),
                     other => Err(Problem::bad_request(format!("class {other:?}: institution or private"))),
@@ -79,6 +77,21 @@ fn body_for(
             if classes.is_empty() {
                 return Err(Problem::bad_request("choose at least one kind of record"));
             }
+            // Read only unless the person also lets the grantee add records.
+            let access = match field(form, "access").unwrap_or("read") {
+                "read" => vec![Access::Read],
+                "read-write" => vec![Access::Read, Access::Write],
+                other => return Err(Problem::bad_request(format!("access {other:?}: read or read-write"))),
+            };
+            let record_types: Vec<RecordType> = all(form, "type")
+                .map(|v| {
+                    serde_json::from_value(json!(v)).map_err(|_| {
+                        Problem::bad_request(format!(
+                            "type {v:?}: observation, document, careplan, alert or medication"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
             let purpose: Purpose = serde_json::from_value(json!(field(form, "purpose").unwrap_or("TREAT")))
                 .map_err(|_| Problem::bad_request("purpose: TREAT, CAREMGT or FAMRQT"))?;
             let valid_until = match field(form, "until") {
@@ -88,35 +101,26 @@ fn body_for(
                 ),
                 None => None,
             };
-            Ok((
-                TxBody::ConsentGrant(ConsentGrant {
-                    consent_id: local_id(&format!("c-{}", random_hex(6)), "consent_id")?,
-                    grantee,
-                    scope: ConsentScope {
-                        data_classes: classes,
-                        record_types: vec![],
-                        codes: vec![],
-                        access: vec![Access::Read, Access::Write],
-                    },
-                    purpose,
-                    valid_from: None,
-                    valid_until,
-                }),
-                None,
-            ))
+            Ok(TxBody::ConsentGrant(ConsentGrant {
+                consent_id: local_id(&format!("c-{}", random_hex(6)), "consent_id")?,
+                grantee,
+                scope: ConsentScope { data_classes: classes, record_types, codes: vec![], access },
+                purpose,
+                valid_from: None,
+                valid_until,
+            }))
         }
-        "careplan.accept" => Ok((
-            TxBody::CareplanAccept(CareplanAccept {
-                plan_id: local_id(required(form, "plan_id")?, "plan_id")?,
-                version: required(form, "version")?
-                    .parse()
-                    .map_err(|_| Problem::bad_request("version: a whole number"))?,
-                proposal_tx: glucochain_crypto::Hash32::from_hex(required(form, "proposal_tx")?)
-                    .map_err(|_| Problem::bad_request("proposal_tx: a 64-character hex hash"))?,
-            }),
-            None,
-        )),
+        "careplan.accept" => Ok(TxBody::CareplanAccept(CareplanAccept {
+            plan_id: local_id(required(form, "plan_id")?, "plan_id")?,
+            version: required(form, "version")?.parse().map_err(|_| Problem::bad_request("version: a whole number"))?,
+            proposal_tx: glucochain_crypto::Hash32::from_hex(required(form, "proposal_tx")?)
+                .map_err(|_| Problem::bad_request("proposal_tx: a 64-character hex hash"))?,
+        })),
         "emergency.card" => {
+            // The browser made the card; only its public key comes here.
+            let card_key: PublicKey = required(form, "card_key")?
+                .parse()
+                .map_err(|_| Problem::bad_request("card_key: the new card's public key (base64url, 32 bytes)"))?;
             let view = api.ledger.chain.view.read().expect("view lock");
             let current = view
                 .state()
@@ -124,24 +128,25 @@ fn body_for(
                 .emergency
                 .get(patient)
                 .ok_or_else(|| Problem::bad_request("set an emergency profile first"))?;
-            let token = format!("gc-emergency-{}", random_hex(16));
             let mut profile = current.profile.clone();
-            profile.token_hash = sha256(token.as_bytes());
-            Ok((TxBody::EmergencyProfileSet(profile), Some(token)))
+            profile.card_key = card_key;
+            Ok(TxBody::EmergencyProfileSet(profile))
         }
         other => Err(Problem::bad_request(format!("intent {other:?} is not offered here"))),
     }
 }
 
 /// Prepares a transaction for the signed-in participant to sign: answers
-/// `{signer, signing_input, summary[, card]}`.
+/// `{signer, signing_input, summary}`. The page's script checks the
+/// decoded payload against the form and does not take `summary` on trust.
 pub async fn prepare(req: HttpRequest, api: Api, web: Web, form: web::Form<Vec<(String, String)>>) -> HttpResponse {
     let r: Result<HttpResponse, PageError> = async {
-        let v = viewer(&req, &api, &web)?;
+        super::same_origin(&req)?;
+        let v = viewer(&req, &api, &web).await?;
         if web.ingest_url.is_none() {
             return Err(Problem::unavailable("this ledger has no ingest URL configured; pages are read-only").into());
         }
-        let (body, card_token) = body_for(&api, &v.id, &form)?;
+        let body = body_for(&api, &v.id, &form)?;
         let text = summary(&body);
         let payload = TxPayload::new(
             api.ledger.genesis.chain_id.clone(),
@@ -159,21 +164,8 @@ pub async fn prepare(req: HttpRequest, api: Api, web: Web, form: web::Form<Vec<(
         let header = serde_json::to_vec(&header).map_err(|_| Problem::internal())?;
         let payload = serde_json::to_vec(&payload).map_err(|_| Problem::internal())?;
         let signing_input = format!("{}.{}", b64url_encode(&header), b64url_encode(&payload));
-        let card = match card_token {
-            Some(token) => {
-                let code = qrcode::QrCode::new(token.as_bytes()).map_err(|_| Problem::internal())?;
-                let svg = code
-                    .render::<qrcode::render::svg::Color<'_>>()
-                    .min_dimensions(240, 240)
-                    .dark_color(qrcode::render::svg::Color("#000000"))
-                    .light_color(qrcode::render::svg::Color("#ffffff"))
-                    .build();
-                Some(json!({ "token": token, "qr_svg": svg }))
-            }
-            None => None,
-        };
         Ok(HttpResponse::Ok().insert_header(("cache-control", "no-store")).json(json!({
-            "signer": v.id.as_str(), "signing_input": signing_input, "summary": text, "card": card,
+            "signer": v.id.as_str(), "signing_input": signing_input, "summary": text,
         })))
     }
     .await;
@@ -206,7 +198,8 @@ pub struct Submit {
 /// with `outcome` `committed`, `refused` or `pending`.
 pub async fn submit(req: HttpRequest, api: Api, web: Web, body: web::Json<Submit>) -> HttpResponse {
     let r: Result<HttpResponse, PageError> = async {
-        let v = viewer(&req, &api, &web)?;
+        super::same_origin(&req)?;
+        let v = viewer(&req, &api, &web).await?;
         let ingest = web.ingest_url.clone().ok_or_else(|| Problem::unavailable("no ingest URL configured"))?;
         let tx = Transaction::parse(body.jws.trim(), &Default::default())
             .map_err(|e| Problem::bad_request(format!("transaction: {e}")))?;
@@ -295,7 +288,7 @@ mod tests {
         let accept = TxBody::CareplanAccept(CareplanAccept {
             plan_id: LocalId::parse("plan-1", "plan_id").unwrap(),
             version: 2,
-            proposal_tx: sha256(b"x"),
+            proposal_tx: glucochain_crypto::sha256(b"x"),
         });
         assert_eq!(summary(&accept), "accept care plan plan-1 version 2");
     }

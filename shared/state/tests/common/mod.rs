@@ -150,3 +150,26 @@ pub fn consent_body(
         valid_until: until.map(Timestamp::from_unix_ms),
     })
 }
+
+/// A consent body narrowed to `record_types` (empty: all kinds) of private data, with `access`, for `purpose`.
+pub fn scoped_consent(
+    id: &str,
+    grantee: &ParticipantId,
+    record_types: &[glucochain_types::tx::RecordType],
+    access: &[glucochain_types::tx::Access],
+    purpose: glucochain_types::tx::Purpose,
+) -> TxBody {
+    TxBody::ConsentGrant(glucochain_types::tx::ConsentGrant {
+        consent_id: glucochain_types::ids::LocalId::parse(id, "consent_id").unwrap(),
+        grantee: grantee.clone(),
+        scope: glucochain_types::tx::ConsentScope {
+            data_classes: vec![DataClass::Private],
+            record_types: record_types.to_vec(),
+            codes: vec![],
+            access: access.to_vec(),
+        },
+        purpose,
+        valid_from: None,
+        valid_until: None,
+    })
+}
