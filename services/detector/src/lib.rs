@@ -57,7 +57,11 @@ pub struct DetectorService {
 fn severity(kind: AlertKind) -> Severity {
     match kind {
         AlertKind::UrgentLow => Severity::Urgent,
-        AlertKind::Low | AlertKind::PredictedLow | AlertKind::RapidFall | AlertKind::VeryHigh => Severity::Warning,
+        AlertKind::Low
+        | AlertKind::PredictedLow
+        | AlertKind::RapidFall
+        | AlertKind::VeryHigh
+        | AlertKind::PredictedHigh => Severity::Warning,
         _ => Severity::Info,
     }
 }
@@ -73,6 +77,7 @@ fn wire_kind(kind: AlertKind) -> wire::AlertKind {
         AlertKind::PredictedLow => wire::AlertKind::PredictedLow,
         AlertKind::Anomaly => wire::AlertKind::Anomaly,
         AlertKind::SignalLoss => wire::AlertKind::SignalLoss,
+        AlertKind::PredictedHigh => wire::AlertKind::PredictedHigh,
     }
 }
 

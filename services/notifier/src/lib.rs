@@ -78,6 +78,7 @@ fn kind_of_alert(k: i32) -> &'static str {
         wire::AlertKind::PredictedLow => "predicted_low",
         wire::AlertKind::Anomaly => "anomaly",
         wire::AlertKind::SignalLoss => "signal_loss",
+        wire::AlertKind::PredictedHigh => "predicted_high",
         wire::AlertKind::BreakGlass => "break_glass",
         wire::AlertKind::Unspecified => "unspecified",
     }

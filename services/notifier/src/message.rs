@@ -58,6 +58,7 @@ pub fn headline(kind: &str) -> &'static str {
         "rapid_rise" => "Glucose rising fast",
         "high" => "High glucose",
         "very_high" => "Very high glucose",
+        "predicted_high" => "Very high glucose expected soon",
         "anomaly" => "Unusual glucose pattern",
         "signal_loss" => "No glucose data",
         "break_glass" => "Emergency access to medical information",
@@ -80,6 +81,9 @@ fn advice(kind: &str) -> &'static str {
         "high" => "Glucose has stayed high. Check whether insulin was missed and follow the care plan.",
         "very_high" => {
             "Check for missed insulin and, if it stays above 250 mg/dL, for ketones. Follow the care plan or call the care team."
+        }
+        "predicted_high" => {
+            "Glucose is rising towards a very high level. Check whether a meal-time insulin dose was missed."
         }
         "anomaly" => "Glucose is unusual for this time of day. Check in with them.",
         "signal_loss" => "No sensor readings are arriving. Check the sensor and phone, and ask how they feel.",

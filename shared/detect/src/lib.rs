@@ -18,6 +18,7 @@
 //! * Every alert says why: value, slope, prediction.
 
 pub mod csv;
+pub mod evaluate;
 pub mod model;
 pub mod score;
 
@@ -55,9 +56,20 @@ impl Default for DetectorConfig {
         use AlertKind::*;
         DetectorConfig {
             thresholds: GlucoseThresholds::default(),
-            enabled: [UrgentLow, Low, High, VeryHigh, RapidFall, RapidRise, PredictedLow, Anomaly, SignalLoss]
-                .into_iter()
-                .collect(),
+            enabled: [
+                UrgentLow,
+                Low,
+                High,
+                VeryHigh,
+                RapidFall,
+                RapidRise,
+                PredictedLow,
+                PredictedHigh,
+                Anomaly,
+                SignalLoss,
+            ]
+            .into_iter()
+            .collect(),
             horizon_min: 30.0,
         }
     }
@@ -103,11 +115,22 @@ const URGENT_REARM: f64 = 4.0;
 /// A low episode ends this far above the low threshold (held 15 min), mg/dL.
 const LOW_REARM: f64 = 5.0;
 /// A drop faster than this (mg/dL/min) out of a steady level is held as a possible compression low.
-const COMPRESSION_RATE: f64 = 3.0;
+pub const COMPRESSION_RATE: f64 = 3.0;
 /// A reading this many usual spreads away from the patient's daily profile is an anomaly.
 const ANOMALY_SCORE: f64 = 3.5;
 /// Rapid change needs the care plan's rate times this (the sensor's noise inflates short slopes).
 const RAPID_MARGIN: f64 = 1.15;
+/// The longest a suspected compression low holds low alerts, minutes: a real
+/// low that looks like one is announced at most this late.
+pub const COMPRESSION_HOLD_MIN: i64 = 15;
+/// What sensors report below their range ("LOW"), mg/dL.
+pub const SENSOR_FLOOR: f64 = 39.0;
+/// How far ahead the high prediction looks, minutes.
+const HIGH_HORIZON_MIN: f64 = 20.0;
+/// A very high is predicted only within this of the very-high threshold, mg/dL ...
+const HIGH_BAND: f64 = 50.0;
+/// ... while rising at least this fast, mg/dL/min.
+const HIGH_MIN_RISE: f64 = 1.0;
 
 /// Least-squares slope (mg/dL/min) of `points` (minutes, mg/dL).
 fn slope(points: &[(f64, f64)]) -> Option<f64> {
@@ -163,6 +186,26 @@ pub fn predict(points: &[(f64, f64)], horizon: f64) -> Option<Prediction> {
     }
 }
 
+/// A suspected compression low (pressure on the sensor): a drop faster than
+/// a body's glucose falls, out of a steady level. It holds low alerts until
+/// the value bounces back (an artefact), goes on falling on two more
+/// readings in a row (a real low: pressure on a sensor makes a step and a
+/// floor, not a slope), or [`COMPRESSION_HOLD_MIN`] pass (then it alarms,
+/// whatever it was). It is never suspected once glucose is already low.
+#[derive(Debug, Clone, Copy)]
+struct Compression {
+    /// The reading that dropped.
+    since: i64,
+    /// The level before the drop.
+    level: f64,
+    /// The newest reading.
+    last: f64,
+    /// The lowest reading since the drop.
+    nadir: f64,
+    /// Readings in a row, since the drop, at least 2 mg/dL below the one before.
+    falls: u32,
+}
+
 /// The detector for one patient.
 #[derive(Debug, Clone)]
 pub struct PatientDetector {
@@ -176,8 +219,8 @@ pub struct PatientDetector {
     very_high: Option<Episode>,
     fall: Option<Episode>,
     rise: Option<Episode>,
-    /// A suspected compression low: (since, level before the drop).
-    suspect: Option<(i64, f64)>,
+    /// A suspected compression low.
+    suspect: Option<Compression>,
     /// Until when the recovery from a compression low is still going on.
     artefact_until: i64,
     signal_lost: bool,
@@ -247,6 +290,12 @@ impl PatientDetector {
             .collect()
     }
 
+    /// Whether the newest `n` readings (5-minute spacing, no gap) each lie below the one before.
+    fn falling_steadily(&self, n: usize) -> bool {
+        let last: Vec<&Reading> = self.hist.iter().rev().take(n).collect();
+        last.len() == n && last.windows(2).all(|w| w[0].mg_dl < w[1].mg_dl && w[0].at_ms - w[1].at_ms <= 10 * MIN)
+    }
+
     fn open(next: &mut u64, ep: &mut Option<Episode>) -> u64 {
         if ep.is_none() {
             *ep = Some(Episode { id: *next, ..Default::default() });
@@ -299,32 +348,50 @@ impl PatientDetector {
         let unusual = self.model.observe(r);
 
         // Compression low: a sudden drop (> 3 mg/dL/min) out of a steady level.
+        // It holds low alerts, but briefly, and not once the fall goes on the
+        // way a real low does (see `Compression`).
         if let Some(p) = prev {
             let dt = (now - p.at_ms) as f64 / MIN as f64;
-            let before = slope(&self.points(p.at_ms, 20).iter().map(|(x, y)| (*x, *y)).collect::<Vec<_>>());
+            let before = slope(&self.points(p.at_ms, 20));
             let steady_before = before.is_some_and(|b| b > -1.2);
             if dt > 0.0
                 && dt <= 10.0
                 && (g - p.mg_dl) / dt < -COMPRESSION_RATE
                 && steady_before
+                && p.mg_dl >= t.low
+                && self.low.is_none()
+                && self.predicted.is_none()
                 && self.suspect.is_none()
             {
-                self.suspect = Some((now, p.mg_dl));
+                self.suspect = Some(Compression { since: now, level: p.mg_dl, last: g, nadir: g, falls: 0 });
             }
         }
-        if let Some((since, level)) = self.suspect {
-            let recovered = g >= level - 15.0;
-            let persisted = now - since >= 30 * MIN;
-            if recovered || persisted {
-                self.suspect = None;
-            }
+        if let Some(c) = &mut self.suspect
+            && c.since != now
+        {
+            // A real low goes on falling; a compression low flattens out at
+            // the bottom and bounces back.
+            c.falls = if g <= c.last - 2.0 { c.falls + 1 } else { 0 };
+            c.last = g;
+            c.nadir = c.nadir.min(g);
+            let recovered = g >= c.level - 15.0 || g >= c.nadir + 15.0;
+            let real = c.falls >= 2 || now - c.since >= COMPRESSION_HOLD_MIN * MIN;
             if recovered {
                 self.artefact_until = now + 30 * MIN;
             }
+            if recovered || real {
+                self.suspect = None;
+            }
         }
         let held = self.suspect.is_some();
-        // The climb back from an artefact is not a rapid rise.
+        // The trend through an artefact is not glucose's: the climb back is
+        // not a rapid rise, nor the plunge a rapid fall or a coming low.
         let after_artefact = now < self.artefact_until;
+        // The short-term rate (15 minutes), for rapid change: the sensor lags
+        // the blood by 7-20 minutes, so a 20-minute slope comes too late.
+        let short = self.points(now, 15);
+        let s15 = slope(&short).filter(|_| short.len() >= 3);
+        let soon = predict(&self.points(now, 30), HIGH_HORIZON_MIN);
 
         let mut out = Vec::new();
         let mut fire = |kind: AlertKind,
@@ -338,14 +405,18 @@ impl PatientDetector {
             let id = Self::open(next, ep);
             let e = ep.as_mut().expect("opened");
             if e.fired.insert(kind) {
+                let (predicted, horizon) = match kind {
+                    AlertKind::PredictedHigh => (soon.map(|p| p.mg_dl), HIGH_HORIZON_MIN),
+                    _ => (prediction.map(|p| p.mg_dl), self.cfg.horizon_min),
+                };
                 out.push(Alert {
                     kind,
                     at_ms: now,
                     episode: id,
                     glucose: Some(g),
                     slope: s,
-                    predicted: prediction.map(|p| p.mg_dl),
-                    predicted_at_ms: prediction.map(|_| now + (self.cfg.horizon_min * MIN as f64) as i64),
+                    predicted,
+                    predicted_at_ms: predicted.map(|_| now + (horizon * MIN as f64) as i64),
                     model_score: if kind == AlertKind::Anomaly {
                         unusual.map(|(z, _)| (z * 10.0).round() / 10.0)
                     } else {
@@ -356,20 +427,32 @@ impl PatientDetector {
             }
         };
         let enabled = self.cfg.enabled.clone();
-        let two_below = |limit: f64| self.hist.len() >= 2 && self.hist.iter().rev().take(2).all(|x| x.mg_dl < limit);
+        let previous_below = |limit: f64| prev.is_some_and(|p| p.mg_dl < limit && now - p.at_ms <= 10 * MIN);
 
-        // Lows.
+        // Lows. A reading below the urgent threshold (39 is the sensor's
+        // "LOW") is an urgent low at once, whatever came before: its episode
+        // is its own, so an earlier low or predicted low never silences it,
+        // and the compression-low hold never delays it (a real fall can look
+        // like pressure on the sensor for its first readings; a false alarm
+        // at night costs less than a severe low announced late).
+        if g < t.urgent_low {
+            fire(
+                AlertKind::UrgentLow,
+                &mut self.urgent,
+                &mut self.next_episode,
+                if g <= SENSOR_FLOOR {
+                    format!("the sensor reads LOW (below {SENSOR_FLOOR:.0} mg/dL): urgent low")
+                } else {
+                    format!("glucose {g:.0} mg/dL is below {:.0} (urgent low)", t.urgent_low)
+                },
+                &enabled,
+            );
+        }
         if !held {
-            if g < t.urgent_low {
-                fire(
-                    AlertKind::UrgentLow,
-                    &mut self.urgent,
-                    &mut self.next_episode,
-                    format!("glucose {g:.0} mg/dL is below {:.0} (urgent low)", t.urgent_low),
-                    &enabled,
-                );
-            }
-            if two_below(t.low) {
+            // Below the low threshold on two readings, or on one that ends a
+            // steady fall (a single noisy dip on a flat or rising trace is
+            // not a low).
+            if g < t.low && (previous_below(t.low) || self.falling_steadily(3)) {
                 fire(
                     AlertKind::Low,
                     &mut self.low,
@@ -382,6 +465,7 @@ impl PatientDetector {
                 && p.mg_dl < t.low
                 && g < t.low + PREDICT_BAND
                 && sl < -PREDICT_MIN_FALL
+                && !after_artefact
             {
                 fire(
                     AlertKind::PredictedLow,
@@ -396,15 +480,15 @@ impl PatientDetector {
                     &enabled,
                 );
             }
-            if let Some(sl) = s
+            if let Some(sl) = s15
                 && sl < -t.rapid_change_per_min * RAPID_MARGIN
-                && recent.len() >= 4
+                && !after_artefact
             {
                 fire(
                     AlertKind::RapidFall,
                     &mut self.fall,
                     &mut self.next_episode,
-                    format!("glucose {g:.0} mg/dL falling fast: {sl:.1} mg/dL/min over 20 min"),
+                    format!("glucose {g:.0} mg/dL falling fast: {sl:.1} mg/dL/min over 15 min"),
                     &enabled,
                 );
             }
@@ -419,6 +503,24 @@ impl PatientDetector {
                 &enabled,
             );
         }
+        if let (Some(p), Some(sl)) = (soon, s)
+            && g <= t.very_high
+            && g > t.very_high - HIGH_BAND
+            && sl > HIGH_MIN_RISE
+            && p.mg_dl > t.very_high
+            && !after_artefact
+        {
+            fire(
+                AlertKind::PredictedHigh,
+                &mut self.very_high,
+                &mut self.next_episode,
+                format!(
+                    "glucose {g:.0} mg/dL rising {sl:.1} mg/dL/min, predicted {:.0} in {HIGH_HORIZON_MIN:.0} min",
+                    p.mg_dl
+                ),
+                &enabled,
+            );
+        }
         if self.hist.front().is_some_and(|f| f.at_ms <= now - 60 * MIN)
             && self.hist.iter().filter(|x| x.at_ms > now - 60 * MIN).all(|x| x.mg_dl > t.high)
         {
@@ -430,17 +532,16 @@ impl PatientDetector {
                 &enabled,
             );
         }
-        if let Some(sl) = s
+        if let Some(sl) = s15
             && !held
             && !after_artefact
             && sl > t.rapid_change_per_min * RAPID_MARGIN
-            && recent.len() >= 4
         {
             fire(
                 AlertKind::RapidRise,
                 &mut self.rise,
                 &mut self.next_episode,
-                format!("glucose {g:.0} mg/dL rising fast: +{sl:.1} mg/dL/min over 20 min"),
+                format!("glucose {g:.0} mg/dL rising fast: +{sl:.1} mg/dL/min over 15 min"),
                 &enabled,
             );
         }
@@ -460,8 +561,11 @@ impl PatientDetector {
             );
         }
 
-        // One excursion, one alert where one already covers it: a low after its
-        // prediction, a rapid fall during a low, a very high right after a rapid rise.
+        // One excursion, one alert where one of the same kind of news already
+        // covers it: a very high right after its prediction, a sustained high
+        // after a very high. Lows are never covered: a low after its
+        // prediction says it has come (and the naive threshold's alert is
+        // never missing), and an urgent low has its own episode.
         let covered =
             |kinds: &[AlertKind], within: i64, out: &[Alert], last: &std::collections::BTreeMap<AlertKind, i64>| {
                 kinds
@@ -471,15 +575,13 @@ impl PatientDetector {
         let mut kept = Vec::new();
         for a in &out {
             let skip = match a.kind {
-                AlertKind::Low => covered(&[AlertKind::PredictedLow], 60, &kept, &self.last_fired),
-                AlertKind::RapidFall => covered(
-                    &[AlertKind::PredictedLow, AlertKind::Low, AlertKind::UrgentLow],
-                    60,
+                AlertKind::VeryHigh => covered(&[AlertKind::PredictedHigh], 30, &kept, &self.last_fired),
+                AlertKind::High => covered(
+                    &[AlertKind::RapidRise, AlertKind::VeryHigh, AlertKind::PredictedHigh],
+                    120,
                     &kept,
                     &self.last_fired,
                 ),
-                AlertKind::VeryHigh => covered(&[AlertKind::RapidRise], 30, &kept, &self.last_fired),
-                AlertKind::High => covered(&[AlertKind::RapidRise, AlertKind::VeryHigh], 120, &kept, &self.last_fired),
                 // The model only speaks where the rules have not.
                 AlertKind::Anomaly => covered(
                     &[
@@ -489,6 +591,7 @@ impl PatientDetector {
                         AlertKind::RapidFall,
                         AlertKind::RapidRise,
                         AlertKind::VeryHigh,
+                        AlertKind::PredictedHigh,
                         AlertKind::High,
                     ],
                     120,
@@ -566,6 +669,7 @@ pub fn kind_name(kind: AlertKind) -> &'static str {
         AlertKind::PredictedLow => "predicted_low",
         AlertKind::Anomaly => "anomaly",
         AlertKind::SignalLoss => "signal_loss",
+        AlertKind::PredictedHigh => "predicted_high",
     }
 }
 

@@ -1,5 +1,10 @@
-//! Scoring an alert stream against ground-truth events, by the rules of the
-//! CGM test set's README: an event is detected when an alert of its family
+//! Scoring an alert stream against ground-truth events.
+//!
+//! Two rule sets, one per test set: [`score`] follows the interstitial CGM
+//! set's README (`tests/fixtures/cgm/`), [`plasma`] the plasma-labelled set
+//! (`tests/fixtures/cgm-plasma/`).
+//!
+//! Interstitial rules: an event is detected when an alert of its family
 //! falls in [onset − 60 min, end], timely when that first alert comes no
 //! later than onset + 5 min (lead = onset − first alert); an alert is false
 //! when it lies in no window [onset − 60 min, end + 30 min] of an event its
@@ -19,7 +24,7 @@ pub const EVENT_KINDS: [&str; 6] = ["hypo_l2", "hypo_l1", "hyper_l2", "hyper_l1"
 pub fn family(event: &str) -> &'static [&'static str] {
     match event {
         "hypo_l2" | "hypo_l1" => &["urgent_low", "low", "predicted_low", "rapid_fall", "anomaly"],
-        "hyper_l2" | "hyper_l1" => &["very_high", "high", "rapid_rise", "anomaly"],
+        "hyper_l2" | "hyper_l1" => &["very_high", "predicted_high", "high", "rapid_rise", "anomaly"],
         "rapid_fall" => &["rapid_fall", "predicted_low", "anomaly"],
         "rapid_rise" => &["rapid_rise", "anomaly"],
         _ => &[],
@@ -229,4 +234,245 @@ pub fn render(r: &Report) -> String {
         }
     }
     s
+}
+
+/// The plasma-labelled set's rules (`tests/fixtures/cgm-plasma/README.md`):
+/// an event is detected when an alert of that patient falls in
+/// [start − pre, start + post] (30 and 15 minutes by default; with
+/// `kind_match` only an alert whose kind names a compatible family), lead =
+/// start − earliest such alert; an alert is false when it lies in no event's
+/// [start − pre, end] (events of every kind, `rapid_rise` included).
+pub mod plasma {
+    use super::{ScoredAlert, ms, round};
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    /// Scored event kinds (`rapid_rise` is informational: not in "all primary").
+    pub const PRIMARY: [&str; 4] = ["hypo_l2", "hypo_l1", "hyper_l2", "rapid_fall"];
+    /// Every kind reported.
+    pub const KINDS: [&str; 5] = ["hypo_l2", "hypo_l1", "hyper_l2", "rapid_fall", "rapid_rise"];
+
+    /// A labelled event.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Event {
+        /// Event kind.
+        pub kind: String,
+        /// First minute of the qualifying run.
+        pub start: String,
+        /// First minute back across the threshold for 15 minutes.
+        pub end: String,
+    }
+
+    /// One patient's labels.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct PatientLabels {
+        /// Patient id, e.g. `adult#001`.
+        pub patient_id: String,
+        /// Start of the trace.
+        pub start: String,
+        /// End of the trace.
+        pub end: String,
+        /// Events.
+        pub events: Vec<Event>,
+    }
+
+    /// The labels file.
+    #[derive(Debug, Clone, Deserialize)]
+    pub struct Labels {
+        /// Patients.
+        pub patients: Vec<PatientLabels>,
+    }
+
+    /// Scoring options.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Options {
+        /// Minutes before an event's start that count.
+        pub pre_min: f64,
+        /// Minutes after an event's start that count.
+        pub post_min: f64,
+        /// The alert kind must name a family compatible with the event.
+        pub kind_match: bool,
+    }
+
+    impl Default for Options {
+        /// The rules: [start − 30, start + 15], kinds matched.
+        fn default() -> Self {
+            Options { pre_min: 30.0, post_min: 15.0, kind_match: true }
+        }
+    }
+
+    /// Whether an alert of `alert_kind` may announce an event of `event_kind`,
+    /// by the words in its name as the reference scorer matches them.
+    pub fn compatible(alert_kind: &str, event_kind: &str) -> bool {
+        let k = alert_kind.to_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| k.contains(w));
+        match event_kind {
+            "hypo_l1" | "hypo_l2" => has(&["hypo", "low"]),
+            "hyper_l2" => has(&["hyper", "high"]),
+            "rapid_fall" => has(&["fall", "drop", "down", "decreas"]),
+            "rapid_rise" => has(&["rise", "rising", "up", "increas"]),
+            _ => false,
+        }
+    }
+
+    /// Figures for one event kind.
+    #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+    pub struct KindScore {
+        /// Events.
+        pub events: usize,
+        /// Detected events.
+        pub detected: usize,
+        /// detected / events, 4 digits.
+        pub sensitivity: Option<f64>,
+        /// Median lead of detected events, minutes (1 digit).
+        pub median_lead_min: Option<f64>,
+    }
+
+    /// One patient's figures.
+    #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+    pub struct PatientScore {
+        /// Detected events by kind.
+        pub detected: BTreeMap<String, usize>,
+        /// Events by kind.
+        pub events: BTreeMap<String, usize>,
+        /// Alerts.
+        pub alerts: usize,
+        /// False alerts.
+        pub false_alerts: usize,
+    }
+
+    /// The report.
+    #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+    pub struct Report {
+        /// Patient-days covered.
+        pub patient_days: f64,
+        /// Alerts scored (of known patients, inside their trace).
+        pub alerts: usize,
+        /// False alerts.
+        pub false_alerts: usize,
+        /// Alerts per patient-day (3 digits).
+        pub alerts_per_patient_day: f64,
+        /// False alerts per patient-day (3 digits).
+        pub false_alerts_per_patient_day: f64,
+        /// False alerts by alert kind.
+        pub false_by_kind: BTreeMap<String, usize>,
+        /// By event kind.
+        pub by_kind: BTreeMap<String, KindScore>,
+        /// All primary kinds together.
+        pub overall_primary: KindScore,
+        /// By patient.
+        pub per_patient: BTreeMap<String, PatientScore>,
+    }
+
+    fn median(xs: &mut [f64]) -> Option<f64> {
+        xs.sort_by(f64::total_cmp);
+        let n = xs.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(round(xs[n / 2], 1)),
+            _ => Some(round((xs[n / 2 - 1] + xs[n / 2]) / 2.0, 1)),
+        }
+    }
+
+    /// Scores `alerts` against `labels`.
+    pub fn score(labels: &Labels, alerts: &[ScoredAlert], o: Options) -> Result<Report, String> {
+        let (pre, post) = ((o.pre_min * 60_000.0) as i64, (o.post_min * 60_000.0) as i64);
+        let mut by_patient: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
+        for a in alerts {
+            by_patient.entry(a.patient_id.as_str()).or_default().push((ms(&a.timestamp)?, a.kind.as_str()));
+        }
+        let fits = |alert: &str, event: &str| !o.kind_match || compatible(alert, event);
+        let mut r = Report::default();
+        let mut leads: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut days = 0.0;
+        for p in &labels.patients {
+            let (start, end) = (ms(&p.start)?, ms(&p.end)?);
+            days += (end - start) as f64 / 86_400_000.0;
+            let mut mine: Vec<(i64, &str)> = by_patient
+                .get(p.patient_id.as_str())
+                .map(|v| v.iter().filter(|(t, _)| (start..=end).contains(t)).copied().collect())
+                .unwrap_or_default();
+            mine.sort();
+            let events: Vec<(&str, i64, i64)> = p
+                .events
+                .iter()
+                .map(|e| Ok((e.kind.as_str(), ms(&e.start)?, ms(&e.end)?)))
+                .collect::<Result<_, String>>()?;
+            let ps = r.per_patient.entry(p.patient_id.clone()).or_default();
+            for (kind, s, _) in &events {
+                let k = r.by_kind.entry(kind.to_string()).or_default();
+                k.events += 1;
+                *ps.events.entry(kind.to_string()).or_default() += 1;
+                if let Some(first) =
+                    mine.iter().filter(|(t, a)| *t >= s - pre && *t <= s + post && fits(a, kind)).map(|(t, _)| *t).min()
+                {
+                    k.detected += 1;
+                    *ps.detected.entry(kind.to_string()).or_default() += 1;
+                    leads.entry(kind).or_default().push((s - first) as f64 / 60_000.0);
+                }
+            }
+            for (t, a) in &mine {
+                r.alerts += 1;
+                ps.alerts += 1;
+                if !events.iter().any(|(k, s, e)| *t >= s - pre && t <= e && fits(a, k)) {
+                    r.false_alerts += 1;
+                    ps.false_alerts += 1;
+                    *r.false_by_kind.entry(a.to_string()).or_default() += 1;
+                }
+            }
+        }
+        let mut all = Vec::new();
+        for kind in KINDS {
+            let k = r.by_kind.entry(kind.to_string()).or_default();
+            let mut l = leads.remove(kind).unwrap_or_default();
+            k.sensitivity = (k.events > 0).then(|| round(k.detected as f64 / k.events as f64, 4));
+            if PRIMARY.contains(&kind) {
+                r.overall_primary.events += k.events;
+                r.overall_primary.detected += k.detected;
+                all.extend(l.iter().copied());
+            }
+            k.median_lead_min = median(&mut l);
+        }
+        let o = &mut r.overall_primary;
+        o.sensitivity = (o.events > 0).then(|| round(o.detected as f64 / o.events as f64, 4));
+        o.median_lead_min = median(&mut all);
+        r.patient_days = round(days, 3);
+        if days > 0.0 {
+            r.alerts_per_patient_day = round(r.alerts as f64 / days, 3);
+            r.false_alerts_per_patient_day = round(r.false_alerts as f64 / days, 3);
+        }
+        Ok(r)
+    }
+
+    /// The report as a table, like the reference scorer prints it.
+    pub fn render(r: &Report) -> String {
+        let f = |v: Option<f64>, d: usize| v.map(|x| format!("{x:.d$}")).unwrap_or_else(|| "-".into());
+        let mut s = format!("patient-days {}\n", r.patient_days);
+        s.push_str(&format!("{:<12}{:>7}{:>9}{:>8}{:>13}\n", "kind", "events", "detected", "sens", "median lead"));
+        for kind in KINDS {
+            let k = &r.by_kind[kind];
+            let name = if PRIMARY.contains(&kind) { kind.to_string() } else { format!("{kind}*") };
+            s.push_str(&format!(
+                "{name:<12}{:>7}{:>9}{:>8}{:>13}\n",
+                k.events,
+                k.detected,
+                f(k.sensitivity, 3),
+                f(k.median_lead_min, 1)
+            ));
+        }
+        let o = &r.overall_primary;
+        s.push_str(&format!(
+            "{:<12}{:>7}{:>9}{:>8}{:>13}\n",
+            "ALL primary",
+            o.events,
+            o.detected,
+            f(o.sensitivity, 3),
+            f(o.median_lead_min, 1)
+        ));
+        s.push_str(&format!(
+            "alerts {}  false alerts {}  alerts/patient-day {}  false alerts/patient-day {} {:?}\n",
+            r.alerts, r.false_alerts, r.alerts_per_patient_day, r.false_alerts_per_patient_day, r.false_by_kind
+        ));
+        s
+    }
 }

@@ -639,6 +639,8 @@ pub enum AlertKind {
     Anomaly,
     /// No data for too long.
     SignalLoss,
+    /// Projected to go very high soon (rising towards the very-high threshold).
+    PredictedHigh,
 }
 
 /// How a contact is reached.

@@ -2,7 +2,7 @@
 
 use super::read_input;
 use anyhow::Context;
-use glucochain_detect::score::{Labels, ScoredAlert, render};
+use glucochain_detect::score::{Labels, ScoredAlert, plasma, render};
 use glucochain_detect::{DetectorConfig, Reading, kind_name, run_trace};
 use glucochain_types::time::Timestamp;
 use std::collections::BTreeMap;
@@ -51,13 +51,24 @@ pub fn detect(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Scores by the rules of the set the labels come from: the plasma set's
+/// labels list their patients (window [start − 30, start + 15], kinds
+/// matched), the interstitial set's map them.
 fn print_score(labels: &Path, alerts: &[ScoredAlert], json: bool) -> anyhow::Result<()> {
-    let labels: Labels = serde_json::from_slice(&read_input(labels)?).context("labels")?;
-    let report = glucochain_detect::score::score(&labels, alerts).map_err(anyhow::Error::msg)?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let raw: serde_json::Value = serde_json::from_slice(&read_input(labels)?).context("labels")?;
+    let (table, value) = if raw["patients"].is_array() {
+        let labels: plasma::Labels = serde_json::from_value(raw).context("labels")?;
+        let report = plasma::score(&labels, alerts, plasma::Options::default()).map_err(anyhow::Error::msg)?;
+        (plasma::render(&report), serde_json::to_value(&report)?)
     } else {
-        eprint!("{}", render(&report));
+        let labels: Labels = serde_json::from_value(raw).context("labels")?;
+        let report = glucochain_detect::score::score(&labels, alerts).map_err(anyhow::Error::msg)?;
+        (render(&report), serde_json::to_value(&report)?)
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        eprint!("{table}");
     }
     Ok(())
 }
