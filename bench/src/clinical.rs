@@ -247,6 +247,7 @@ impl Load {
                     end: Timestamp::from_unix_ms(now.unix_ms() + 86_400_000),
                 },
                 language: None,
+                alert_repeat: None,
             };
             proposals.push(clinician.sign(&chain, now, Some(&pid), TxBody::CareplanPropose(plan)));
         }

@@ -172,6 +172,7 @@ mod tests {
             checkups: vec![CheckupSchedule { code: "4548-4".into(), display: "HbA1c".into(), every_days: 90 }],
             term: Term { start: Timestamp::from_unix_ms(T0), end: Timestamp::from_unix_ms(T0 + 365 * DAY_MS) },
             language: None,
+            alert_repeat: None,
         };
         let mut versions = BTreeMap::new();
         versions.insert(

@@ -95,6 +95,8 @@ async fn status_json(s: &ApiState, src: &SourceRow) -> Result<serde_json::Value,
     let group = s.notifier.outbox.group(&src.group_id).await.map_err(internal)?;
     let deliveries = s.notifier.outbox.group_deliveries(&src.group_id).await.map_err(internal)?;
     let head = group.iter().find(|g| g.next_escalation_ms.is_some());
+    let snoozes =
+        s.notifier.outbox.active_snoozes(&src.patient, s.notifier.clock.now().unix_ms()).await.map_err(internal)?;
     Ok(json!({
         "alert_id": src.id,
         "source_kind": src.source_kind,
@@ -123,6 +125,9 @@ async fn status_json(s: &ApiState, src: &SourceRow) -> Result<serde_json::Value,
             "due": time(Some(d.due_ms)),
             "sent": time(d.sent_ms),
             "last_error": d.last_error,
+        })).collect::<Vec<_>>(),
+        "snoozes": snoozes.iter().map(|z| json!({
+            "contact": z.contact, "kind": z.kind, "until": time(Some(z.until_ms)), "since": time(Some(z.created_ms)),
         })).collect::<Vec<_>>(),
     }))
 }
@@ -266,6 +271,14 @@ pub async fn link_page(req: HttpRequest, s: Data, token: web::Path<String>) -> H
         Err(p) => return problem_page(&p),
     };
     let n = s.notifier.notice_for(&src, &d);
+    // Snoozes run on the notifier's clock, as its escalation does.
+    let now = s.notifier.clock.now().unix_ms();
+    let snoozes = match s.notifier.outbox.active_snoozes(&src.patient, now).await {
+        Ok(z) => z,
+        Err(e) => return problem_page(&internal(e)),
+    };
+    let choices = if src.source_kind == "alert" { crate::policy::snooze_choices(n.level) } else { &[] };
+    let mine = snoozes.iter().find(|z| z.contact == d.contact && z.kind == src.kind);
     let (group, deliveries) =
         match (s.notifier.outbox.group(&src.group_id).await, s.notifier.outbox.group_deliveries(&src.group_id).await) {
             (Ok(g), Ok(ds)) => (g, ds),
@@ -323,6 +336,7 @@ pub async fn link_page(req: HttpRequest, s: Data, token: web::Path<String>) -> H
             p.facts { "for " strong { (n.patient_name) } }
             @if just_done { p.notice role="status" { "Thank you. The alert is acknowledged; nobody else will be alerted about it." } }
             @if used_before { p.notice role="status" { "Already acknowledged: this link was used before." } }
+            @if req.query_string() == "snoozed=1" { p.notice role="status" { "Snoozed. The other contacts are still alerted and see your snooze." } }
             ul.facts { @for f in n.facts() { li { (f) } } }
             (trace(&n.recent, limits, n.predicted.map(|(g, at)| (at, g)), 0))
             p { strong { "What to do: " } (n.advice()) }
@@ -358,6 +372,38 @@ pub async fn link_page(req: HttpRequest, s: Data, token: web::Path<String>) -> H
                 }
                 p.muted { "or reply to the SMS with " strong { (n.ack_code) } }
             }
+            h2 { "Snoozed" }
+            @if snoozes.is_empty() {
+                p #snoozes.muted data-count="0" { "Nobody has snoozed alerts for " (n.patient_name) "." }
+            } @else {
+                ul #snoozes data-count=(snoozes.len()) {
+                    @for z in &snoozes {
+                        li data-kind=(z.kind) {
+                            (name(&z.contact)) @if z.contact == d.contact { " (you)" }
+                            " snoozed “" (crate::message::headline(&z.kind)) "” until " (date_time(z.until_ms))
+                            ". The others are still alerted."
+                        }
+                    }
+                }
+            }
+            @if !choices.is_empty() {
+                form #snooze method="post" action=(format!("/a/{}/snooze", token.as_str())) {
+                    label for="snooze-minutes" {
+                        "Snooze “" (n.headline()) "” for me for "
+                    }
+                    select #snooze-minutes name="minutes" {
+                        @for m in choices {
+                            option value=(m) { (m) " minutes" }
+                        }
+                    }
+                    " "
+                    button type="submit" { "Snooze" }
+                    p.muted {
+                        @if let Some(z) = mine { "You have snoozed these until " (date_time(z.until_ms)) ". " }
+                        "While snoozed you are not sent this kind of alert; the other contacts still are, and see your snooze here. It does not acknowledge this alert."
+                    }
+                }
+            }
         }
     };
     glucochain_web::page::respond(StatusCode::OK, glucochain_web::page::document(n.headline(), None, &[], body))
@@ -386,6 +432,63 @@ pub async fn link_ack(req: HttpRequest, s: Data, token: web::Path<String>) -> Ht
             .finish(),
         Err(e) => problem_page(&internal(e)),
     }
+}
+
+/// The form of the Snooze button.
+#[derive(serde::Deserialize)]
+pub struct SnoozeForm {
+    /// How long, minutes (one of [`crate::policy::snooze_choices`]).
+    pub minutes: u32,
+}
+
+/// The Snooze button of the link page: the link's contact holds this kind of
+/// alert of this patient for the chosen time. The escalation passes them by
+/// at once; everyone else is still alerted and sees the snooze on their page.
+pub async fn link_snooze(
+    req: HttpRequest,
+    s: Data,
+    token: web::Path<String>,
+    form: Result<web::Form<SnoozeForm>, actix_web::Error>,
+) -> HttpResponse {
+    if !glucochain_web::page::same_origin(&req) {
+        return problem_page(&forbidden("the Snooze button works only from the alert page itself"));
+    }
+    let (d, src) = match by_link(&s, &token).await {
+        Ok(x) => x,
+        Err(p) => return problem_page(&p),
+    };
+    if d.link_used_ms.is_some_and(|t| Timestamp::now().unix_ms() - t > PAGE_AFTER_USE_MS) {
+        return problem_page(&forbidden("this link was used; snooze from a newer alert"));
+    }
+    // Snoozes run on the notifier's clock, as its escalation does.
+    let now = s.notifier.clock.now().unix_ms();
+    let level = crate::policy::Level::from_i32(src.severity);
+    let choices = if src.source_kind == "alert" { crate::policy::snooze_choices(level) } else { &[] };
+    let minutes = match form {
+        Ok(f) if choices.contains(&f.minutes) => f.minutes,
+        _ => {
+            return problem_page(&Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-snooze",
+                "Snooze not possible",
+                format!("{} alerts can be snoozed for {:?} minutes", src.kind, choices),
+            ));
+        }
+    };
+    let row = crate::outbox::SnoozeRow {
+        patient: src.patient.clone(),
+        contact: d.contact.clone(),
+        kind: src.kind.clone(),
+        until_ms: now + i64::from(minutes) * 60_000,
+        created_ms: now,
+        via: "link".into(),
+    };
+    if let Err(e) = s.notifier.outbox.snooze(&row, &src.group_id).await {
+        return problem_page(&internal(e));
+    }
+    tracing::info!(source = %src.id, contact = %d.contact, kind = %src.kind, minutes, "snoozed");
+    s.notifier.wake.notify_one();
+    HttpResponse::SeeOther().insert_header(("location", format!("/a/{}?snoozed=1", token.as_str()))).finish()
 }
 
 /// An inbound SMS from the gateway (form-encoded `From`, `Body`).
@@ -474,6 +577,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(link_page))
                 .route(web::post().to(link_ack)),
         )
+        .service(glucochain_api::service::endpoint("/a/{token}/snooze", "POST").route(web::post().to(link_snooze)))
         .service(glucochain_api::service::endpoint("/v1/sms/inbound", "POST").route(web::post().to(sms_inbound)))
         .default_service(web::to(glucochain_api::service::no_such_endpoint));
 }

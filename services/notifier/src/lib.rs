@@ -109,6 +109,25 @@ fn deliveries_for(targets: &[Target], step: u32, due_ms: i64) -> Vec<NewDelivery
 }
 
 impl Notifier {
+    /// `targets` less the contacts who snoozed `kind` alerts of `patient`
+    /// (in force at `now`); and whether someone was passed by.
+    async fn unsnoozed(
+        &self,
+        patient: &str,
+        kind: &str,
+        mut targets: Vec<Target>,
+        now: i64,
+    ) -> anyhow::Result<(Vec<Target>, bool)> {
+        let held = self.outbox.active_snoozes(patient, now).await?;
+        let before = targets.len();
+        targets.retain(|t| !held.iter().any(|s| s.kind == kind && s.contact == t.participant.as_str()));
+        let passed = targets.len() < before;
+        if passed {
+            metrics::counter!("glucochain_notify_snoozed_total", "kind" => kind.to_string()).increment(1);
+        }
+        Ok((targets, passed))
+    }
+
     /// Who to reach for `patient` now: the active care plan's contacts and
     /// quiet hours, and the responsible clinician from the directory.
     pub fn routing(&self, patient: &ParticipantId) -> Routing {
@@ -135,7 +154,12 @@ impl Notifier {
             // A contact left with no channel is skipped rather than waited for.
             .filter(|c| !c.channels.is_empty())
             .collect();
-        Routing { contacts, clinician, quiet_hours: plan.plan.quiet_hours.clone() }
+        Routing {
+            contacts,
+            clinician,
+            quiet_hours: plan.plan.quiet_hours.clone(),
+            repeat: plan.plan.alert_repeat.unwrap_or_default(),
+        }
     }
 
     /// The patient's own channels: a care-plan contact entry for them, else the directory.
@@ -273,8 +297,11 @@ impl Notifier {
             Fold::NewGroup => {
                 let step = policy::escalation_step(&routing, level, 0, now);
                 let due = policy::send_time(level, routing.quiet_hours.as_ref(), now);
-                source.next_escalation_ms = step.next_at_ms.map(|t| t + (due - now));
-                (deliveries_for(&step.targets, 0, due), true)
+                let (targets, passed) = self.unsnoozed(patient.as_str(), kind, step.targets, now).await?;
+                // A snoozer passed by is not waited for: the next step comes now.
+                source.next_escalation_ms =
+                    step.next_at_ms.map(|t| if passed && targets.is_empty() { due } else { t + (due - now) });
+                (deliveries_for(&targets, 0, due), true)
             }
             Fold::Into { group } => {
                 metrics::counter!("glucochain_notify_grouped_total", "kind" => kind).increment(1);
@@ -288,6 +315,7 @@ impl Notifier {
                     targets.extend(policy::escalation_step(&routing, level, s, now).targets);
                 }
                 targets.dedup_by(|a, b| a.participant == b.participant);
+                let (targets, _) = self.unsnoozed(patient.as_str(), kind, targets, now).await?;
                 let next = policy::escalation_step(&routing, level, step, now).next_at_ms;
                 source.group_id = group;
                 source.step = step as i32;
@@ -471,8 +499,11 @@ impl Notifier {
             let next_step = s.step.max(0) as u32 + 1;
             let step = policy::escalation_step(&routing, level, next_step, now);
             let due = policy::send_time(level, routing.quiet_hours.as_ref(), now);
-            let d = deliveries_for(&step.targets, next_step, due);
-            if self.outbox.advance(&s.id, s.step, next_step, step.next_at_ms, &d, now).await? {
+            let (targets, passed) = self.unsnoozed(&s.patient, &s.kind, step.targets, now).await?;
+            // A step whose only people snoozed this kind moves on at once.
+            let next = step.next_at_ms.map(|t| if passed && targets.is_empty() { due } else { t });
+            let d = deliveries_for(&targets, next_step, due);
+            if self.outbox.advance(&s.id, s.step, next_step, next, &d, now).await? {
                 metrics::counter!("glucochain_notify_escalations_total").increment(1);
                 tracing::info!(source = %s.id, step = next_step, deliveries = d.len(), "escalated");
                 moved += 1;

@@ -239,6 +239,23 @@ async fn insert_deliveries(
     Ok(())
 }
 
+/// A contact's snooze of one alert kind of one patient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnoozeRow {
+    /// The patient.
+    pub patient: String,
+    /// Who snoozed.
+    pub contact: String,
+    /// The alert kind held.
+    pub kind: String,
+    /// Until when.
+    pub until_ms: i64,
+    /// When.
+    pub created_ms: i64,
+    /// How (`link`).
+    pub via: String,
+}
+
 /// The outbox over a service's [`Store`].
 #[derive(Clone, Debug)]
 pub struct Outbox {
@@ -578,6 +595,64 @@ impl Outbox {
             .fetch_one(self.store.pool())
             .await?;
         Ok(row.try_get::<i64, _>("n")?)
+    }
+
+    /// Records that `contact` snoozed `kind` alerts of `patient` until
+    /// `until_ms`, and lets the escalation of `group_id` move on now (the
+    /// snoozer is passed by; the others are told without waiting for them).
+    pub async fn snooze(&self, s: &SnoozeRow, group_id: &str) -> Result<(), StoreError> {
+        use sha2::Digest;
+        let id = hex::encode(sha2::Sha256::digest(
+            format!("{}\n{}\n{}\n{}", s.patient, s.contact, s.kind, s.created_ms).as_bytes(),
+        ));
+        let mut tx = self.store.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO notify_snooze (id, patient, contact, kind, until_ms, created_ms, via) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(s.patient.clone())
+        .bind(s.contact.clone())
+        .bind(s.kind.clone())
+        .bind(s.until_ms)
+        .bind(s.created_ms)
+        .bind(s.via.clone())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE notify_source SET next_escalation_ms = $1 WHERE group_id = $2 \
+             AND next_escalation_ms IS NOT NULL AND next_escalation_ms > $1",
+        )
+        .bind(s.created_ms)
+        .bind(group_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The snoozes of `patient` still in force at `now_ms`, the latest end first.
+    pub async fn active_snoozes(&self, patient: &str, now_ms: i64) -> Result<Vec<SnoozeRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT patient, contact, kind, until_ms, created_ms, via FROM notify_snooze \
+             WHERE patient = $1 AND until_ms > $2 ORDER BY until_ms DESC, contact",
+        )
+        .bind(patient.to_string())
+        .bind(now_ms)
+        .fetch_all(self.store.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SnoozeRow {
+                    patient: r.try_get("patient")?,
+                    contact: r.try_get("contact")?,
+                    kind: r.try_get("kind")?,
+                    until_ms: r.try_get("until_ms")?,
+                    created_ms: r.try_get("created_ms")?,
+                    via: r.try_get("via")?,
+                })
+            })
+            .collect()
     }
 
     /// Sources of `patient` whose group this alert id belongs to (by alert id).

@@ -4,7 +4,7 @@
 //! as an argument, so tests drive it with any clock.
 
 use glucochain_types::ParticipantId;
-use glucochain_types::tx::{CareContact, ChannelKind, ContactChannel, QuietHours};
+use glucochain_types::tx::{AlertRepeat, CareContact, ChannelKind, ContactChannel, QuietHours};
 
 /// One minute in milliseconds.
 pub const MINUTE_MS: i64 = 60_000;
@@ -30,14 +30,29 @@ impl Level {
         }
     }
 
-    /// How often the last step is repeated while nobody acknowledges:
-    /// urgent every 5 minutes, warnings every 30, information never.
-    pub fn repeat_every_ms(self) -> Option<i64> {
+    /// How often the last step is repeated while nobody acknowledges, by
+    /// the care plan's [`AlertRepeat`] (default: urgent every 15 minutes,
+    /// warnings every 30); information never.
+    pub fn repeat_every_ms(self, repeat: &AlertRepeat) -> Option<i64> {
         match self {
-            Level::Urgent => Some(5 * MINUTE_MS),
-            Level::Warning => Some(30 * MINUTE_MS),
+            Level::Urgent => Some(i64::from(repeat.urgent_minutes.max(1)) * MINUTE_MS),
+            Level::Warning => Some(i64::from(repeat.warning_minutes.max(1)) * MINUTE_MS),
             Level::Info => None,
         }
+    }
+
+    /// How long repeats go on before the notifier stops and leaves the
+    /// alert visibly unacknowledged: urgent 2 hours, warnings 6 hours.
+    pub fn repeat_span_ms(self) -> i64 {
+        match self {
+            Level::Urgent => 120 * MINUTE_MS,
+            _ => 360 * MINUTE_MS,
+        }
+    }
+
+    /// How many repeat rounds fit in [`Level::repeat_span_ms`] (at least one).
+    pub fn max_repeats(self, repeat: &AlertRepeat) -> u32 {
+        self.repeat_every_ms(repeat).map_or(0, |every| (self.repeat_span_ms() / every).max(1) as u32)
     }
 
     /// Lower-case name.
@@ -49,10 +64,6 @@ impl Level {
         }
     }
 }
-
-/// The most repeats of the last step before the notifier stops and leaves
-/// the alert visibly unacknowledged (urgent: 2 hours; warnings: 6 hours).
-pub const MAX_REPEATS: u32 = 12;
 
 /// Someone to tell and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +84,8 @@ pub struct Routing {
     pub clinician: Option<Target>,
     /// The plan's quiet hours.
     pub quiet_hours: Option<QuietHours>,
+    /// The plan's repeat intervals.
+    pub repeat: AlertRepeat,
 }
 
 impl Routing {
@@ -98,8 +111,8 @@ pub struct Step {
 /// Step `step` of an alert's escalation at `now`: contacts one by one in the
 /// care plan's order (each waits its `escalate_after_minutes`), then the
 /// responsible clinician, then repeats of the last step at the level's
-/// interval (at most [`MAX_REPEATS`]). An alert without contacts goes to the
-/// clinician alone.
+/// interval in the care plan, for the level's [`Level::repeat_span_ms`]. An
+/// alert without contacts goes to the clinician alone.
 pub fn escalation_step(routing: &Routing, level: Level, step: u32, now_ms: i64) -> Step {
     let n = routing.contacts.len() as u32;
     let clinician_step = n;
@@ -112,7 +125,7 @@ pub fn escalation_step(routing: &Routing, level: Level, step: u32, now_ms: i64) 
         .as_ref()
         .filter(|t| !t.channels.is_empty() && !routing.contacts.iter().any(|c| c.participant == t.participant));
     if step < n {
-        let next_at = if step + 1 < n || clinician_known.is_some() || level.repeat_every_ms().is_some() {
+        let next_at = if step + 1 < n || clinician_known.is_some() || level.repeat_every_ms(&routing.repeat).is_some() {
             Some(now_ms + wait_after(step))
         } else {
             None
@@ -125,14 +138,15 @@ pub fn escalation_step(routing: &Routing, level: Level, step: u32, now_ms: i64) 
         (None, Some(c)) => vec![contact_target(c)],
         (None, None) => Vec::new(),
     };
-    let repeat = level.repeat_every_ms();
+    let repeat = level.repeat_every_ms(&routing.repeat);
+    let max_repeats = level.max_repeats(&routing.repeat);
     if step == clinician_step && clinician_known.is_some() {
         return Step { targets: last_person, next_at_ms: repeat.map(|r| now_ms + r) };
     }
     // Repeats: everyone reached so far is told again.
     let first_repeat = if clinician_known.is_some() { clinician_step + 1 } else { clinician_step };
     let round = step - first_repeat + 1;
-    if round > MAX_REPEATS || repeat.is_none() {
+    if round > max_repeats || repeat.is_none() {
         return Step { targets: Vec::new(), next_at_ms: None };
     }
     let mut everyone: Vec<Target> = routing.contacts.iter().map(contact_target).collect();
@@ -142,8 +156,20 @@ pub fn escalation_step(routing: &Routing, level: Level, step: u32, now_ms: i64) 
     if everyone.is_empty() {
         return Step { targets: Vec::new(), next_at_ms: None };
     }
-    let next = if round < MAX_REPEATS { repeat.map(|r| now_ms + r) } else { None };
+    let next = if round < max_repeats { repeat.map(|r| now_ms + r) } else { None };
     Step { targets: everyone, next_at_ms: next }
+}
+
+/// How long a contact may snooze an alert kind, minutes: urgent alerts at
+/// most half an hour (the devices never let an urgent low be silenced for
+/// long), others up to four hours. Information is not snoozed (it is not
+/// repeated).
+pub fn snooze_choices(level: Level) -> &'static [u32] {
+    match level {
+        Level::Urgent => &[15, 30],
+        Level::Warning => &[15, 30, 60, 120, 240],
+        Level::Info => &[],
+    }
 }
 
 /// Minutes since local midnight of `HH:MM`.
@@ -275,6 +301,7 @@ mod tests {
                 channels: vec![ContactChannel { kind: ChannelKind::Sms, address: "+15550009".into() }],
             }),
             quiet_hours: None,
+            repeat: AlertRepeat::default(),
         }
     }
 
@@ -290,12 +317,29 @@ mod tests {
         let s2 = escalation_step(&r, Level::Urgent, 2, 200);
         assert_eq!(s2.targets.len(), 1);
         assert_eq!(s2.targets[0].participant, pid(9), "then the responsible clinician");
-        assert_eq!(s2.next_at_ms, Some(200 + 5 * MINUTE_MS), "urgent repeats every 5 minutes");
+        assert_eq!(s2.next_at_ms, Some(200 + 15 * MINUTE_MS), "urgent repeats every 15 minutes by default");
         let s3 = escalation_step(&r, Level::Urgent, 3, 300);
         assert_eq!(s3.targets.len(), 3, "a repeat tells everyone reached so far");
-        let last = escalation_step(&r, Level::Urgent, 2 + MAX_REPEATS, 0);
+        let rounds = Level::Urgent.max_repeats(&r.repeat);
+        assert_eq!(rounds, 8, "two hours of repeats every 15 minutes");
+        let last = escalation_step(&r, Level::Urgent, 2 + rounds, 0);
         assert_eq!(last.next_at_ms, None, "repeats end");
-        assert!(escalation_step(&r, Level::Urgent, 3 + MAX_REPEATS, 0).targets.is_empty());
+        assert!(escalation_step(&r, Level::Urgent, 3 + rounds, 0).targets.is_empty());
+    }
+
+    #[test]
+    fn issue_20_the_care_plan_sets_how_often_alerts_repeat() {
+        let mut r = routing(true);
+        r.repeat = AlertRepeat { urgent_minutes: 30, warning_minutes: 60 };
+        let s2 = escalation_step(&r, Level::Urgent, 2, 1000);
+        assert_eq!(s2.next_at_ms, Some(1000 + 30 * MINUTE_MS));
+        let w = escalation_step(&r, Level::Warning, 2, 1000);
+        assert_eq!(w.next_at_ms, Some(1000 + 60 * MINUTE_MS));
+        assert_eq!(Level::Urgent.max_repeats(&r.repeat), 4, "still two hours");
+        assert_eq!(Level::Warning.max_repeats(&r.repeat), 6, "still six hours");
+        // Over the two hours after the clinician step, urgent messages go out 4 times, not 24.
+        let sends = (3..3 + 10).filter(|s| !escalation_step(&r, Level::Urgent, *s, 0).targets.is_empty()).count();
+        assert_eq!(sends, 4);
     }
 
     #[test]
@@ -308,6 +352,13 @@ mod tests {
         let rep = escalation_step(&r, Level::Warning, 2, 1000);
         assert_eq!(rep.targets.len(), 2);
         assert_eq!(rep.next_at_ms, Some(1000 + 30 * MINUTE_MS), "warnings repeat every 30 minutes");
+    }
+
+    #[test]
+    fn issue_20_urgent_alerts_snooze_for_half_an_hour_at_most() {
+        assert_eq!(snooze_choices(Level::Urgent).iter().max(), Some(&30));
+        assert!(snooze_choices(Level::Warning).contains(&240));
+        assert!(snooze_choices(Level::Info).is_empty());
     }
 
     #[test]

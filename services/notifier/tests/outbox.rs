@@ -3,7 +3,7 @@
 //! most one duplicate, never a loss), an acknowledgement suppresses what was
 //! not yet sent and stops escalation, and escalation advances exactly once.
 
-use glucochain_notifier::outbox::{NewDelivery, Outbox, SourceRow};
+use glucochain_notifier::outbox::{NewDelivery, Outbox, SnoozeRow, SourceRow};
 use glucochain_store::Store;
 use glucochain_testkit::PgTestDb;
 
@@ -108,6 +108,25 @@ async fn exercise(store: Store) {
     assert_eq!(ob.source("a-3").await.unwrap().unwrap().resolved_ms, Some(120_000));
     assert!(ob.use_link(&id, 70_000).await.unwrap());
     assert!(!ob.use_link(&id, 71_000).await.unwrap(), "a link is used once");
+
+    // Issue 20: a snooze is in force until its end, for its patient only,
+    // and lets the group's escalation move on at once.
+    let s4 = source("a-4", "a-4", Some(900_000));
+    assert!(ob.take(&s4, &[email(0, 300_000)], true, 300_000).await.unwrap());
+    let z = SnoozeRow {
+        patient: "p-test".into(),
+        contact: "c1".into(),
+        kind: "low".into(),
+        until_ms: 300_000 + 30 * 60_000,
+        created_ms: 300_000,
+        via: "link".into(),
+    };
+    ob.snooze(&z, "a-4").await.unwrap();
+    assert_eq!(ob.active_snoozes("p-test", 300_001).await.unwrap(), vec![z.clone()]);
+    assert!(ob.active_snoozes("p-other", 300_001).await.unwrap().is_empty(), "another patient's alerts are not held");
+    assert!(ob.active_snoozes("p-test", z.until_ms).await.unwrap().is_empty(), "it ends at its time");
+    assert_eq!(ob.source("a-4").await.unwrap().unwrap().next_escalation_ms, Some(300_000), "escalation moves on now");
+    assert_eq!(ob.due_escalations(300_000).await.unwrap().iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a-4"]);
 }
 
 #[tokio::test]

@@ -139,6 +139,7 @@ impl World {
                 end: Timestamp::from_unix_ms(self.chain.now() + 365 * 86_400_000),
             },
             language: None,
+            alert_repeat: None,
         }
     }
 }

@@ -766,6 +766,31 @@ pub struct Term {
     pub end: Timestamp,
 }
 
+/// How often an alert nobody has acknowledged is sent again, by level
+/// (the devices' practice: urgent lows again every 15-30 minutes, not every 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRepeat {
+    /// Urgent alerts (urgent low, break-glass), minutes: 5 to 60.
+    pub urgent_minutes: u32,
+    /// Warnings (low, predicted low, very high, ...), minutes: 15 to 240.
+    pub warning_minutes: u32,
+}
+
+impl AlertRepeat {
+    /// Allowed urgent repeat intervals, minutes.
+    pub const URGENT_RANGE: std::ops::RangeInclusive<u32> = 5..=60;
+    /// Allowed warning repeat intervals, minutes.
+    pub const WARNING_RANGE: std::ops::RangeInclusive<u32> = 15..=240;
+}
+
+impl Default for AlertRepeat {
+    /// Urgent every 15 minutes, warnings every 30.
+    fn default() -> Self {
+        AlertRepeat { urgent_minutes: 15, warning_minutes: 30 }
+    }
+}
+
 /// A clinician's proposal of a care plan (or an amendment: a higher
 /// `version` of the same `plan_id`). Active only once the patient accepts it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -795,6 +820,9 @@ pub struct CareplanPropose {
     /// Language of messages (BCP 47), default `en`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
+    /// How often unacknowledged alerts are sent again (default: [`AlertRepeat::default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_repeat: Option<AlertRepeat>,
 }
 
 fn check_hhmm(field: &str, s: &str) -> Result<(), TxError> {
@@ -834,6 +862,14 @@ impl CareplanPropose {
             && (lang.is_empty() || lang.len() > 35 || !lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
         {
             return Err(TxError::invalid("body.language", "a BCP 47 language tag such as en or pt-BR"));
+        }
+        if let Some(r) = &self.alert_repeat {
+            if !AlertRepeat::URGENT_RANGE.contains(&r.urgent_minutes) {
+                return Err(TxError::invalid("body.alert_repeat.urgent_minutes", "between 5 and 60"));
+            }
+            if !AlertRepeat::WARNING_RANGE.contains(&r.warning_minutes) {
+                return Err(TxError::invalid("body.alert_repeat.warning_minutes", "between 15 and 240"));
+            }
         }
         if let Some(q) = &self.quiet_hours {
             check_hhmm("body.quiet_hours.start", &q.start)?;

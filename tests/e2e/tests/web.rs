@@ -164,6 +164,7 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
             end: Timestamp::from_unix_ms(now + 30 * 86_400_000),
         },
         language: None,
+        alert_repeat: None,
     };
     ok(sign(&clinician, Some(&me(&robin)), TxBody::CareplanPropose(plan)));
 

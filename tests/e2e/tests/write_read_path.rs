@@ -1070,6 +1070,7 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
             end: Timestamp::from_unix_ms(now + 400 * 86_400_000),
         },
         language: None,
+        alert_repeat: None,
     };
     let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
     let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
@@ -1430,6 +1431,7 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
         checkups: vec![],
         term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
         language: None,
+        alert_repeat: None,
     };
     let plan_height = sys.agree_careplan(&mut clinician, &mut patient, plan).await;
     let start = now - 30 * 60_000;
@@ -2079,6 +2081,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         checkups: vec![],
         term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
         language: None,
+        alert_repeat: None,
     };
     let height = sys.agree_careplan(&mut clinician, &mut patient, plan).await;
     sys.start_detector(&detector_key, height).await;
@@ -2340,6 +2343,84 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     assert_eq!(reply("+15550002", &code, Some(b"guessed")).await.0, 401, "signed with another secret");
     let (status, text) = reply("+15559999", &code, Some(secret)).await;
     assert_eq!((status, text.contains("not recognised")), (200, true), "another number: {text}");
+
+    // Issue 20: the first parent snoozes this kind of alert for half an hour
+    // from the page, from another site not at all, and only for a duration
+    // the page offers; the snooze shows on the page and in the alert's status.
+    let snooze = format!("{link}/snooze");
+    let r =
+        sys.http.post(&snooze).header("origin", "https://elsewhere.example").form(&[("minutes", "30")]).send().await;
+    assert_eq!(r.unwrap().status(), 403, "a snooze from another site");
+    let r = sys.http.post(&snooze).form(&[("minutes", "45")]).send().await.unwrap();
+    assert_eq!(r.status(), 400, "only the offered durations");
+    let before: Value =
+        sys.http.get(&status_url).bearer_auth(&carer1_token).send().await.unwrap().json().await.unwrap();
+    let last_step = before["deliveries"].as_array().unwrap().iter().filter_map(|d| d["step"].as_i64()).max().unwrap();
+    let page = sys.http.post(&snooze).form(&[("minutes", "30")]).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Snoozed.") && page.contains("(you) snoozed"), "{page}");
+    let v: Value = sys.http.get(&status_url).bearer_auth(&carer1_token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["snoozes"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["snoozes"][0]["contact"], carer1.id.as_str());
+    let held = &v["snoozes"][0]["kind"];
+    assert!(v["alerts_in_group"].as_array().unwrap().iter().any(|g| &g["kind"] == held), "the link's own kind: {v}");
+    // A snooze of one kind never holds a more pressing one: the urgent low's
+    // next round still reaches them.
+    let round_after = |after: i64| {
+        let (http, url, token) = (sys.http.clone(), status_url.clone(), carer1_token.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                let v: Value = http.get(&url).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+                let later: Vec<Value> = v["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|d| d["step"].as_i64().is_some_and(|s| s > after))
+                    .cloned()
+                    .collect();
+                if !later.is_empty() {
+                    return (v, later);
+                }
+                assert!(Instant::now() < deadline, "no round after step {after}: {v}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let (v, later) = round_after(last_step).await;
+    assert!(later.iter().any(|d| d["contact"] == carer1.id.as_str()), "the urgent round reaches them: {v}");
+    // Snoozed from the urgent low's own email, the escalation passes them by
+    // at once: the next round reaches the others, not them.
+    let urgent_email = mailbox(&maildir)
+        .into_iter()
+        .find(|m| {
+            header(m, "To") == Some("parent.one@example.org")
+                && header(m, "Subject").is_some_and(|s| s.contains("Urgent"))
+        })
+        .expect("the urgent low's email");
+    let urgent_link = plain_text(&urgent_email)
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{public}/a/")))
+        .expect("its link")
+        .trim_end_matches(['"', '>', '.'])
+        .to_string();
+    let r = sys.http.post(format!("{urgent_link}/snooze")).form(&[("minutes", "60")]).send().await.unwrap();
+    assert_eq!(r.status(), 400, "an urgent low is snoozed half an hour at most");
+    let step_now = later.iter().filter_map(|d| d["step"].as_i64()).max().unwrap();
+    let page = sys
+        .http
+        .post(format!("{urgent_link}/snooze"))
+        .form(&[("minutes", "30")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Snoozed."), "{page}");
+    let (v, later) = round_after(step_now).await;
+    assert!(later.iter().all(|d| d["contact"] != carer1.id.as_str()), "the snoozer is passed by: {v}");
+    assert!(later.iter().any(|d| d["contact"] != carer1.id.as_str()), "the others are still told: {v}");
+    assert_eq!(v["snoozes"].as_array().map(Vec::len), Some(2), "both snoozes show: {v}");
 
     // The first parent opens the link (a GET changes nothing) and acknowledges.
     let page = sys.http.get(&link).send().await.unwrap();

@@ -280,6 +280,7 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
                     end: Timestamp::from_unix_ms(now + 90 * 86_400_000),
                 },
                 language: None,
+                alert_repeat: None,
             };
             let propose = sign(clinician, Some(&p.id), TxBody::CareplanPropose(plan));
             let proposal_tx = sha256(propose.as_bytes());

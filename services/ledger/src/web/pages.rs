@@ -396,6 +396,8 @@ fn plan_details(
 ) -> glucochain_web::Markup {
     let t = &plan.thresholds;
     let old = before.map(|b| &b.thresholds);
+    let repeat = plan.alert_repeat.unwrap_or_default();
+    let old_repeat = before.map(|b| b.alert_repeat.unwrap_or_default());
     let changed = |now: f64, was: Option<f64>| was.is_some_and(|w| (w - now).abs() > f64::EPSILON);
     let row = |name: &str, now: f64, was: Option<f64>, unit: &str| {
         html! {
@@ -422,6 +424,8 @@ fn plan_details(
                 (row("Very high", t.very_high, old.map(|o| o.very_high), "mg/dL"))
                 (row("Rapid change", t.rapid_change_per_min, old.map(|o| o.rapid_change_per_min), "mg/dL per minute"))
                 (row("No data for", f64::from(t.signal_loss_minutes), old.map(|o| f64::from(o.signal_loss_minutes)), "minutes"))
+                (row("Urgent alerts repeat every", f64::from(repeat.urgent_minutes), old_repeat.map(|r| f64::from(r.urgent_minutes)), "minutes until acknowledged"))
+                (row("Warnings repeat every", f64::from(repeat.warning_minutes), old_repeat.map(|r| f64::from(r.warning_minutes)), "minutes until acknowledged"))
             }
         }
         p { "Alerts: " (plan.alert_kinds.iter().map(|k| format!("{k:?}")).collect::<Vec<_>>().join(", ")) }
