@@ -390,7 +390,7 @@ impl PatientDetector {
         // The short-term rate (15 minutes), for rapid change: the sensor lags
         // the blood by 7-20 minutes, so a 20-minute slope comes too late.
         let short = self.points(now, 15);
-        let s15 = slope(&short).filter(|_| short.len() >= 3);
+        let s15 = slope(&short).filter(|_| short.len() >= 4);
         let soon = predict(&self.points(now, 30), HIGH_HORIZON_MIN);
 
         let mut out = Vec::new();
