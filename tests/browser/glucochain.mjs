@@ -102,6 +102,9 @@ const scenarios = {
     const chart = await page.locator('svg.trace desc').textContent();
     expect(await page.locator('#ack-state[data-state=open]').count() === 1, 'the alert to be open');
     const before = await page.locator('#deliveries tbody tr').allTextContents();
+    // Issue 20: the page offers a snooze (for this contact only) and lists those in force.
+    const snoozeOptions = await page.locator('#snooze-minutes option').allTextContents();
+    const snoozes = await page.locator('#snoozes').getAttribute('data-count');
     const width = await page.evaluate(() => document.documentElement.scrollWidth);
     expect(width <= 390, `the page to fit a phone screen (scroll width ${width})`);
     await check(page, 'alert.png');
@@ -118,7 +121,7 @@ const scenarios = {
     const after = await page.locator('#deliveries tbody tr').allTextContents();
     expect(await page.locator('button', { hasText: 'Acknowledge' }).count() === 0, 'no button once acknowledged');
     await check(page, 'alert-acknowledged.png');
-    return { title, chart, state, deliveries_before: before, deliveries_after: after };
+    return { title, chart, state, deliveries_before: before, deliveries_after: after, snooze_options: snoozeOptions, snoozes };
   },
 
   // The patient accepts the care plan their clinician proposed.

@@ -217,6 +217,10 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
     let before = alert["deliveries_before"].to_string();
     assert!(before.contains("(you)") && before.contains("sent"), "{alert}");
     assert!(alert["state"].as_str().unwrap().contains("Escalation stopped"), "{alert}");
+    // Issue 20: a snooze is offered, for the page's durations, and none is in force yet.
+    let options = alert["snooze_options"].to_string();
+    assert!(options.contains("15 minutes") && options.contains("30 minutes"), "{alert}");
+    assert_eq!(alert["snoozes"], "0", "{alert}");
     // Before the acknowledgement the next contact was due; half a minute later
     // (and more) nobody else has been emailed about it.
     let acked_at = Instant::now();
