@@ -38,6 +38,14 @@ mutations=(
   "shared/bus/src/access.rs|s/DURABLES.iter().filter(\x7c(s, _)\x7c \*s == stream)/DURABLES.iter().filter(\x7c_\x7c false)/|glucochain-bus|M9: run-time consumers may borrow others' durables"
   "shared/store/src/sessions.rs|s/if spent == 0 {/if false {/|glucochain-store|M2: a sign-in token opens many sessions"
   "shared/web/src/page.rs|s/return matches!(site, \"same-origin\" \x7c \"none\");/return true;/|glucochain-web|low: cross-site requests pass"
+  # Issue 20: the severe-low guarantee, repeats and snoozes.
+  "shared/detect/src/lib.rs|s/^        if g < t.urgent_low {/        if !held \&\& g < t.urgent_low {/|glucochain-detect|the compression hold holds urgent lows"
+  "shared/detect/src/lib.rs|s/^                AlertKind::VeryHigh => covered(/                AlertKind::Low => covered(\&[AlertKind::PredictedLow], 60, \&kept, \&self.last_fired),\n                AlertKind::VeryHigh => covered(/|glucochain-detect|a low folded into its prediction"
+  "shared/detect/src/lib.rs|s/if g <= SENSOR_FLOOR {/if false {/|glucochain-detect|39 not said to be the sensor's LOW"
+  "shared/detect/src/lib.rs|s/let real = c.falls >= 2 \x7c\x7c /let real = /|glucochain-detect|a step that keeps falling waits for the hold"
+  "shared/detect/src/lib.rs|s/if g < t.low \&\& (previous_below(t.low) \x7c\x7c self.falling_steadily(3)) {/if g < t.low \&\& previous_below(t.low) {/|glucochain-detect|a low needs two readings even at the end of a fall"
+  "shared/types/src/tx.rs|s/AlertRepeat { urgent_minutes: 15, warning_minutes: 30 }/AlertRepeat { urgent_minutes: 5, warning_minutes: 30 }/|glucochain-notifier|urgent alerts repeat every 5 minutes again"
+  "services/notifier/src/policy.rs|s/Level::Urgent => \&\[15, 30\],/Level::Urgent => \&[15, 30, 240],/|glucochain-notifier|urgent alerts snoozed for hours"
 )
 
 caught=0; missed=0

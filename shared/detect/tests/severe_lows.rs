@@ -91,6 +91,17 @@ fn issue_20_the_compression_hold_never_delays_an_urgent_low() {
 }
 
 #[test]
+fn issue_20_a_step_that_keeps_falling_releases_the_hold_for_the_low_too() {
+    // Steady 110, a step to 85, then on down at a body's pace: a real low.
+    // The low comes at the first reading below 70, not when the hold runs out.
+    let mut v = vec![110.0; 12];
+    v.extend([85.0, 77.0, 69.0, 63.0, 58.0, 58.0, 58.0]);
+    let r = readings(&v);
+    let low = detect(&r).into_iter().find(|a| a.kind == AlertKind::Low).expect("a low");
+    assert_eq!(low.at_ms, r[14].at_ms, "at the first reading below 70");
+}
+
+#[test]
 fn issue_20_runs_of_39_are_an_urgent_low() {
     // Falling into the sensor's floor.
     let r = readings(&[90.0, 82.0, 75.0, 68.0, 61.0, 55.0, 39.0, 39.0, 39.0, 39.0, 39.0, 39.0]);
