@@ -13,6 +13,7 @@ pub mod chain;
 pub mod evidence;
 pub mod sessions;
 pub mod status;
+pub mod vault;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Connection};
@@ -23,6 +24,7 @@ pub use chain::{InsertOutcome, StoredBlock, StoredTx};
 pub use evidence::StoredEvidence;
 pub use sessions::SessionRefused;
 pub use status::{CommittedTxStatus, NewTxStatus, TxState, TxStatus};
+pub use vault::{ErasedRow, VaultRecordRow};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

@@ -13,11 +13,16 @@
 //!   a record drops its wrapped key and ciphertext; erasing a class destroys
 //!   its data keys, after which no copy of its ciphertexts opens.
 //!
+//! * [`record_vault`]: the vault over a service's store (PostgreSQL, or
+//!   SQLite in the embedded demo): put, get (a body, "erased", or nothing),
+//!   erase a record, erase a class.
+//!
 //! Key material is zeroed when dropped and never printed (`Debug` shows
 //! only a fingerprint).
 
 pub mod commitment;
 pub mod keys;
+pub mod record_vault;
 pub mod seal;
 
 /// Why a vault operation failed.
@@ -40,4 +45,27 @@ pub enum VaultError {
     /// A body does not match the commitment on the chain.
     #[error("the body does not match its commitment on the chain")]
     Commitment,
+    /// The vault's database failed.
+    #[error("vault store: {0}")]
+    Store(String),
+    /// A data key was wrapped by another key-encryption key than this vault holds.
+    #[error(
+        "data key of {patient}/{class} epoch {epoch} was wrapped by {kek_id}, this vault holds another key-encryption key"
+    )]
+    OtherKek {
+        /// Patient.
+        patient: String,
+        /// Class.
+        class: String,
+        /// Epoch.
+        epoch: i64,
+        /// The KEK that wrapped it.
+        kek_id: String,
+    },
+}
+
+impl From<glucochain_store::StoreError> for VaultError {
+    fn from(e: glucochain_store::StoreError) -> Self {
+        VaultError::Store(e.to_string())
+    }
 }

@@ -1,0 +1,249 @@
+//! The record vault's rows (ADR 0016): wrapped data keys, the current epoch
+//! per patient and class, sealed records, and what was erased. Only bytes
+//! the vault sealed come here; the key-encryption key never does.
+
+use crate::{Store, StoreError};
+use sqlx::Row;
+
+/// A sealed record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultRecordRow {
+    /// The transaction whose body it is (hex hash).
+    pub tx_hash: String,
+    /// The patient.
+    pub patient: String,
+    /// The data class.
+    pub class: String,
+    /// The data key's epoch.
+    pub epoch: i64,
+    /// The body's ciphertext.
+    pub body: Vec<u8>,
+    /// The wrapped record key.
+    pub record_key: Vec<u8>,
+    /// When it was stored.
+    pub created_ms: i64,
+}
+
+/// An erased record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasedRow {
+    /// The transaction whose body it was.
+    pub tx_hash: String,
+    /// The committed erasure.
+    pub by_tx: String,
+    /// When.
+    pub erased_ms: i64,
+}
+
+impl Store {
+    /// The epoch new records of `patient`'s `class` go under (1 at first).
+    pub async fn vault_epoch(&self, patient: &str, class: &str) -> Result<i64, StoreError> {
+        let r = sqlx::query("SELECT epoch FROM vault_epoch WHERE patient = $1 AND class = $2")
+            .bind(patient.to_string())
+            .bind(class.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match r {
+            Some(r) => r.try_get::<i64, _>("epoch")?,
+            None => 1,
+        })
+    }
+
+    /// The wrapped data key of (`patient`, `class`, `epoch`), with the id of the KEK that wrapped it.
+    pub async fn vault_data_key(
+        &self,
+        patient: &str,
+        class: &str,
+        epoch: i64,
+    ) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        let r =
+            sqlx::query("SELECT wrapped, kek_id FROM vault_data_key WHERE patient = $1 AND class = $2 AND epoch = $3")
+                .bind(patient.to_string())
+                .bind(class.to_string())
+                .bind(epoch)
+                .fetch_optional(&self.pool)
+                .await?;
+        r.map(|r| Ok((r.try_get("wrapped")?, r.try_get("kek_id")?))).transpose()
+    }
+
+    /// Stores a wrapped data key unless one is there already; returns the
+    /// one that is (so two writers racing agree on one key).
+    pub async fn vault_put_data_key(
+        &self,
+        patient: &str,
+        class: &str,
+        epoch: i64,
+        wrapped: &[u8],
+        kek_id: &str,
+        now_ms: i64,
+    ) -> Result<(Vec<u8>, String), StoreError> {
+        sqlx::query(
+            "INSERT INTO vault_data_key (patient, class, epoch, wrapped, kek_id, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (patient, class, epoch) DO NOTHING",
+        )
+        .bind(patient.to_string())
+        .bind(class.to_string())
+        .bind(epoch)
+        .bind(wrapped.to_vec())
+        .bind(kek_id.to_string())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        self.vault_data_key(patient, class, epoch)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a vault data key vanished as it was written".into()))
+    }
+
+    /// Stores a sealed record (a second copy of the same record changes nothing).
+    pub async fn vault_put_record(&self, r: &VaultRecordRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO vault_record (tx_hash, patient, class, epoch, body, record_key, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tx_hash) DO NOTHING",
+        )
+        .bind(r.tx_hash.clone())
+        .bind(r.patient.clone())
+        .bind(r.class.clone())
+        .bind(r.epoch)
+        .bind(r.body.clone())
+        .bind(r.record_key.clone())
+        .bind(r.created_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A sealed record.
+    pub async fn vault_record(&self, tx_hash: &str) -> Result<Option<VaultRecordRow>, StoreError> {
+        let r = sqlx::query(
+            "SELECT tx_hash, patient, class, epoch, body, record_key, created_ms FROM vault_record WHERE tx_hash = $1",
+        )
+        .bind(tx_hash.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        r.map(|r| {
+            Ok(VaultRecordRow {
+                tx_hash: r.try_get("tx_hash")?,
+                patient: r.try_get("patient")?,
+                class: r.try_get("class")?,
+                epoch: r.try_get("epoch")?,
+                body: r.try_get("body")?,
+                record_key: r.try_get("record_key")?,
+                created_ms: r.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Whether (and when, by what) a record was erased.
+    pub async fn vault_erased(&self, tx_hash: &str) -> Result<Option<ErasedRow>, StoreError> {
+        let r = sqlx::query("SELECT tx_hash, by_tx, erased_ms FROM vault_erased WHERE tx_hash = $1")
+            .bind(tx_hash.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| {
+            Ok(ErasedRow {
+                tx_hash: r.try_get("tx_hash")?,
+                by_tx: r.try_get("by_tx")?,
+                erased_ms: r.try_get("erased_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Erases one record: its row goes, a tombstone stays. Returns whether it was there.
+    pub async fn vault_erase_record(&self, tx_hash: &str, by_tx: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("SELECT patient, class FROM vault_record WHERE tx_hash = $1")
+            .bind(tx_hash.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(r) = r else { return Ok(false) };
+        let (patient, class): (String, String) = (r.try_get("patient")?, r.try_get("class")?);
+        tombstone(&mut tx, tx_hash, &patient, &class, by_tx, now_ms).await?;
+        sqlx::query("DELETE FROM vault_record WHERE tx_hash = $1").bind(tx_hash.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Erases every record of `patient`'s `class`: their rows and every data
+    /// key of the class go (so no copy of their ciphertexts opens anywhere),
+    /// tombstones stay, and new records start a new epoch. One transaction:
+    /// a crash leaves it done or not begun. Returns how many records went.
+    pub async fn vault_erase_class(
+        &self,
+        patient: &str,
+        class: &str,
+        by_tx: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query("SELECT tx_hash FROM vault_record WHERE patient = $1 AND class = $2")
+            .bind(patient.to_string())
+            .bind(class.to_string())
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &rows {
+            let h: String = r.try_get("tx_hash")?;
+            tombstone(&mut tx, &h, patient, class, by_tx, now_ms).await?;
+        }
+        sqlx::query("DELETE FROM vault_record WHERE patient = $1 AND class = $2")
+            .bind(patient.to_string())
+            .bind(class.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let epoch =
+            sqlx::query("SELECT COALESCE(MAX(epoch), 0) AS e FROM vault_data_key WHERE patient = $1 AND class = $2")
+                .bind(patient.to_string())
+                .bind(class.to_string())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get::<i64, _>("e")?;
+        sqlx::query("DELETE FROM vault_data_key WHERE patient = $1 AND class = $2")
+            .bind(patient.to_string())
+            .bind(class.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let current = sqlx::query("SELECT epoch FROM vault_epoch WHERE patient = $1 AND class = $2")
+            .bind(patient.to_string())
+            .bind(class.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<i64, _>("epoch"))
+            .transpose()?
+            .unwrap_or(1);
+        let next = current.max(epoch) + 1;
+        sqlx::query(
+            "INSERT INTO vault_epoch (patient, class, epoch) VALUES ($1, $2, $3) \
+             ON CONFLICT (patient, class) DO UPDATE SET epoch = excluded.epoch",
+        )
+        .bind(patient.to_string())
+        .bind(class.to_string())
+        .bind(next)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(rows.len() as u64)
+    }
+}
+
+async fn tombstone(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx_hash: &str,
+    patient: &str,
+    class: &str,
+    by_tx: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO vault_erased (tx_hash, patient, class, by_tx, erased_ms) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (tx_hash) DO NOTHING",
+    )
+    .bind(tx_hash.to_string())
+    .bind(patient.to_string())
+    .bind(class.to_string())
+    .bind(by_tx.to_string())
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

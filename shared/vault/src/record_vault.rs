@@ -1,0 +1,144 @@
+//! The record vault over a service's [`Store`]: bodies go in sealed (a
+//! fresh record key each, under the data key of their patient, class and
+//! epoch, itself wrapped by the key-encryption key), come out for whoever the
+//! caller has already authorized, and are erased by record or by class.
+//! Nothing readable is written to the store.
+
+use crate::VaultError;
+use crate::keys::{
+    DataKeyId, KeyWrap, RecordPlace, SealedRecord, new_data_key, open_data_key, open_record, seal_record,
+};
+use crate::seal::Key256;
+use glucochain_store::{Store, VaultRecordRow};
+use std::sync::Arc;
+
+/// What the vault holds for a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The body.
+    Body(Vec<u8>),
+    /// It was erased, at `at_ms`, by the committed transaction `by_tx`.
+    Erased {
+        /// The erasure transaction.
+        by_tx: String,
+        /// When.
+        at_ms: i64,
+    },
+    /// The vault holds nothing for it (no body, or not yet replicated here).
+    Missing,
+}
+
+/// The record vault.
+#[derive(Clone)]
+pub struct RecordVault {
+    store: Store,
+    kek: Arc<dyn KeyWrap>,
+}
+
+impl std::fmt::Debug for RecordVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecordVault(kek {})", self.kek.id())
+    }
+}
+
+impl RecordVault {
+    /// The vault in `store` (migrated at connect) under `kek`.
+    pub fn new(store: Store, kek: Arc<dyn KeyWrap>) -> Self {
+        RecordVault { store, kek }
+    }
+
+    async fn data_key(&self, id: &DataKeyId, now_ms: i64, create: bool) -> Result<Option<Key256>, VaultError> {
+        let stored = match self.store.vault_data_key(&id.patient, &id.class, i64::from(id.epoch)).await? {
+            Some(s) => Some(s),
+            None if create => {
+                let (_, wrapped) = new_data_key(self.kek.as_ref(), id);
+                // Another writer may have won the race: use the key that is stored.
+                Some(
+                    self.store
+                        .vault_put_data_key(
+                            &id.patient,
+                            &id.class,
+                            i64::from(id.epoch),
+                            &wrapped,
+                            &self.kek.id(),
+                            now_ms,
+                        )
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let Some((wrapped, kek_id)) = stored else { return Ok(None) };
+        if kek_id != self.kek.id() {
+            return Err(VaultError::OtherKek {
+                patient: id.patient.clone(),
+                class: id.class.clone(),
+                epoch: i64::from(id.epoch),
+                kek_id,
+            });
+        }
+        open_data_key(self.kek.as_ref(), id, &wrapped).map(Some)
+    }
+
+    /// Seals and stores the body of transaction `tx_hash` (a repeat changes nothing).
+    pub async fn put(
+        &self,
+        tx_hash: &str,
+        patient: &str,
+        class: &str,
+        body: &[u8],
+        now_ms: i64,
+    ) -> Result<(), VaultError> {
+        let epoch = self.store.vault_epoch(patient, class).await?;
+        let id = DataKeyId {
+            patient: patient.into(),
+            class: class.into(),
+            epoch: u32::try_from(epoch).map_err(|_| VaultError::Malformed(format!("epoch {epoch}")))?,
+        };
+        let dk = self.data_key(&id, now_ms, true).await?.expect("created");
+        let place = RecordPlace { tx_hash: tx_hash.into(), key: id };
+        let sealed = seal_record(&dk, &place, body);
+        self.store
+            .vault_put_record(&VaultRecordRow {
+                tx_hash: tx_hash.into(),
+                patient: patient.into(),
+                class: class.into(),
+                epoch,
+                body: sealed.body,
+                record_key: sealed.record_key,
+                created_ms: now_ms,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The body of `tx_hash`, or why there is none. The caller has decided
+    /// the reader may have it (and audits the release).
+    pub async fn get(&self, tx_hash: &str) -> Result<Lookup, VaultError> {
+        if let Some(e) = self.store.vault_erased(tx_hash).await? {
+            return Ok(Lookup::Erased { by_tx: e.by_tx, at_ms: e.erased_ms });
+        }
+        let Some(row) = self.store.vault_record(tx_hash).await? else { return Ok(Lookup::Missing) };
+        let id = DataKeyId {
+            patient: row.patient.clone(),
+            class: row.class.clone(),
+            epoch: u32::try_from(row.epoch).map_err(|_| VaultError::Malformed(format!("epoch {}", row.epoch)))?,
+        };
+        let Some(dk) = self.data_key(&id, 0, false).await? else {
+            return Err(VaultError::Store(format!("no data key for {tx_hash}'s class: erased or not replicated")));
+        };
+        let place = RecordPlace { tx_hash: tx_hash.into(), key: id };
+        open_record(&dk, &place, &SealedRecord { body: row.body, record_key: row.record_key }).map(Lookup::Body)
+    }
+
+    /// Erases one record by the committed transaction `by_tx`.
+    pub async fn erase_record(&self, tx_hash: &str, by_tx: &str, now_ms: i64) -> Result<bool, VaultError> {
+        Ok(self.store.vault_erase_record(tx_hash, by_tx, now_ms).await?)
+    }
+
+    /// Erases every record of `patient`'s `class` by `by_tx`: their data keys
+    /// are destroyed. Returns how many records went.
+    pub async fn erase_class(&self, patient: &str, class: &str, by_tx: &str, now_ms: i64) -> Result<u64, VaultError> {
+        Ok(self.store.vault_erase_class(patient, class, by_tx, now_ms).await?)
+    }
+}
