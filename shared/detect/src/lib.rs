@@ -160,30 +160,36 @@ pub struct Prediction {
 /// line through the points, or a damped quadratic when the curvature is
 /// clear (it explains at least 40% of what the line leaves unexplained).
 pub fn predict(points: &[(f64, f64)], horizon: f64) -> Option<Prediction> {
+    predict_at(points, &[horizon]).and_then(|p| p.first().copied())
+}
+
+/// [`predict`] at several horizons from one pair of fits (the choice between
+/// line and curve does not depend on the horizon).
+pub fn predict_at(points: &[(f64, f64)], horizons: &[f64]) -> Option<Vec<Prediction>> {
     if points.len() < 4 {
         return None;
     }
     let t_last = points.last()?.0;
     let xs: Vec<f64> = points.iter().map(|(x, _)| x - t_last).collect();
     let y = Array1::from_iter(points.iter().map(|(_, y)| *y));
-    let fit = |cols: usize| -> Option<(f64, f64)> {
+    // Each fit: intercept, coefficients, squared error.
+    let fit = |cols: usize| -> Option<(f64, Vec<f64>, f64)> {
         let x = Array2::from_shape_fn((xs.len(), cols), |(i, j)| xs[i].powi(j as i32 + 1));
         let ds = Dataset::new(x.clone(), y.clone());
         let model = LinearRegression::default().fit(&ds).ok()?;
         let fitted = model.predict(&x);
         let sse: f64 = fitted.iter().zip(y.iter()).map(|(f, o)| (f - o).powi(2)).sum();
-        let params = model.params();
-        let ahead = model.intercept()
-            + (0..cols).map(|j| params[j] * horizon.powi(j as i32 + 1) * if j == 1 { 0.5 } else { 1.0 }).sum::<f64>();
-        Some((ahead, sse))
+        Some((model.intercept(), model.params().to_vec(), sse))
     };
-    let (line, sse1) = fit(1)?;
-    let (curve, sse2) = fit(2)?;
-    if sse2 < 0.6 * sse1 && (sse1 - sse2) > 4.0 * points.len() as f64 {
-        Some(Prediction { mg_dl: curve, curved: true })
-    } else {
-        Some(Prediction { mg_dl: line, curved: false })
-    }
+    // The quadratic term is damped by half.
+    let ahead = |(b0, c, _): &(f64, Vec<f64>, f64), h: f64| {
+        b0 + c.iter().enumerate().map(|(j, cj)| cj * h.powi(j as i32 + 1) * if j == 1 { 0.5 } else { 1.0 }).sum::<f64>()
+    };
+    let line = fit(1)?;
+    let curve = fit(2)?;
+    let curved = curve.2 < 0.6 * line.2 && (line.2 - curve.2) > 4.0 * points.len() as f64;
+    let chosen = if curved { &curve } else { &line };
+    Some(horizons.iter().map(|h| Prediction { mg_dl: ahead(chosen, *h), curved }).collect())
 }
 
 /// A suspected compression low (pressure on the sensor): a drop faster than
@@ -344,7 +350,11 @@ impl PatientDetector {
         let t = self.cfg.thresholds.clone();
         let recent = self.points(now, 20);
         let s = slope(&recent);
-        let prediction = predict(&self.points(now, 30), self.cfg.horizon_min);
+        // One pair of fits over the last 30 minutes, read at the low and the high horizons.
+        let (prediction, soon) = match predict_at(&self.points(now, 30), &[self.cfg.horizon_min, HIGH_HORIZON_MIN]) {
+            Some(p) => (Some(p[0]), Some(p[1])),
+            None => (None, None),
+        };
         let unusual = self.model.observe(r);
 
         // Compression low: a sudden drop (> 3 mg/dL/min) out of a steady level.
@@ -391,7 +401,6 @@ impl PatientDetector {
         // the blood by 7-20 minutes, so a 20-minute slope comes too late.
         let short = self.points(now, 15);
         let s15 = slope(&short).filter(|_| short.len() >= 4);
-        let soon = predict(&self.points(now, 30), HIGH_HORIZON_MIN);
 
         let mut out = Vec::new();
         let mut fire = |kind: AlertKind,
