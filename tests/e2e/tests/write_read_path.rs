@@ -2347,7 +2347,23 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     // Issue 20: the first parent snoozes this kind of alert for half an hour
     // from the page, from another site not at all, and only for a duration
     // the page offers; the snooze shows on the page and in the alert's status.
-    let snooze = format!("{link}/snooze");
+    // (From the email of the alert that is not the urgent low, whichever arrived first.)
+    let link_of = |urgent: bool| {
+        let m = mailbox(&maildir)
+            .into_iter()
+            .find(|m| {
+                header(m, "To") == Some("parent.one@example.org")
+                    && header(m, "Subject").is_some_and(|s| s.contains("Urgent") == urgent)
+            })
+            .expect("the email");
+        plain_text(&m)
+            .split_whitespace()
+            .find(|w| w.starts_with(&format!("{public}/a/")))
+            .expect("its link")
+            .trim_end_matches(['"', '>', '.'])
+            .to_string()
+    };
+    let snooze = format!("{}/snooze", link_of(false));
     let r =
         sys.http.post(&snooze).header("origin", "https://elsewhere.example").form(&[("minutes", "30")]).send().await;
     assert_eq!(r.unwrap().status(), 403, "a snooze from another site");
@@ -2390,19 +2406,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     assert!(later.iter().any(|d| d["contact"] == carer1.id.as_str()), "the urgent round reaches them: {v}");
     // Snoozed from the urgent low's own email, the escalation passes them by
     // at once: the next round reaches the others, not them.
-    let urgent_email = mailbox(&maildir)
-        .into_iter()
-        .find(|m| {
-            header(m, "To") == Some("parent.one@example.org")
-                && header(m, "Subject").is_some_and(|s| s.contains("Urgent"))
-        })
-        .expect("the urgent low's email");
-    let urgent_link = plain_text(&urgent_email)
-        .split_whitespace()
-        .find(|w| w.starts_with(&format!("{public}/a/")))
-        .expect("its link")
-        .trim_end_matches(['"', '>', '.'])
-        .to_string();
+    let urgent_link = link_of(true);
     let r = sys.http.post(format!("{urgent_link}/snooze")).form(&[("minutes", "60")]).send().await.unwrap();
     assert_eq!(r.status(), 400, "an urgent low is snoozed half an hour at most");
     let step_now = later.iter().filter_map(|d| d["step"].as_i64()).max().unwrap();
