@@ -46,6 +46,9 @@ mutations=(
   "shared/detect/src/lib.rs|s/if g < t.low \&\& (previous_below(t.low) \x7c\x7c self.falling_steadily(3)) {/if g < t.low \&\& previous_below(t.low) {/|glucochain-detect|a low needs two readings even at the end of a fall"
   "shared/types/src/tx.rs|s/AlertRepeat { urgent_minutes: 15, warning_minutes: 30 }/AlertRepeat { urgent_minutes: 5, warning_minutes: 30 }/|glucochain-notifier|urgent alerts repeat every 5 minutes again"
   "services/notifier/src/policy.rs|s/Level::Urgent => \&\[15, 30\],/Level::Urgent => \&[15, 30, 240],/|glucochain-notifier|urgent alerts snoozed for hours"
+  "shared/detect/src/treatments.rs|s/let isf = profile.sensitivity_mg_dl_per_u;/let isf = 0.0;/|glucochain-detect|recorded insulin ignored by the forecast"
+  "shared/detect/src/treatments.rs|s/let csf = isf \/ profile.carb_ratio_g_per_u;/let csf = 0.0;/|glucochain-detect|recorded carbohydrates ignored by the forecast"
+  "shared/detect/src/lib.rs|s/let trend_limit = if forecast.is_some() { t.urgent_low } else { t.low };/let trend_limit = if forecast.is_some() { 0.0 } else { t.low };/|glucochain-detect|the trend's coming severe low silenced by the record"
 )
 
 caught=0; missed=0

@@ -248,6 +248,7 @@ impl Load {
                 },
                 language: None,
                 alert_repeat: None,
+                insulin: None,
             };
             proposals.push(clinician.sign(&chain, now, Some(&pid), TxBody::CareplanPropose(plan)));
         }

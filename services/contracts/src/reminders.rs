@@ -173,6 +173,7 @@ mod tests {
             term: Term { start: Timestamp::from_unix_ms(T0), end: Timestamp::from_unix_ms(T0 + 365 * DAY_MS) },
             language: None,
             alert_repeat: None,
+            insulin: None,
         };
         let mut versions = BTreeMap::new();
         versions.insert(

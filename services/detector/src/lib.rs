@@ -18,7 +18,8 @@ use glucochain_api::service::{ended, http_server};
 use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
 use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::{KeyPair, sha256, sha256_parts};
-use glucochain_detect::{Alert, DetectorConfig, PatientDetector, Reading, Resolved, kind_name};
+use glucochain_detect::treatments::{InsulinProfile, Treatment};
+use glucochain_detect::{Alert, DetectorConfig, MIN, PatientDetector, Reading, Resolved, kind_name};
 use glucochain_follow::service_event::sign_alert;
 use glucochain_follow::{StoredChain, follow_stored};
 use glucochain_telemetry::http::Readiness;
@@ -43,6 +44,56 @@ struct PatientState {
     /// The care plan version the detector was configured from.
     plan: Option<(String, u32)>,
     last_at: i64,
+    /// The last treatment (by [`Treatments`] sequence) fed to the detector.
+    treated: u64,
+}
+
+/// Insulin and carbohydrates from committed `medication.taken`
+/// transactions, per patient, for the last hours they may still act.
+#[derive(Default)]
+struct Treatments {
+    seq: u64,
+    by_patient: HashMap<ParticipantId, Vec<(u64, Treatment)>>,
+}
+
+/// How long a recorded treatment is kept: longer than insulin acts.
+const TREATMENT_KEEP_MS: i64 = 8 * 60 * MIN;
+
+impl Treatments {
+    /// Records what a committed block's `medication.taken` transactions gave.
+    fn take_block(&mut self, block: &glucochain_consensus::block::Block) {
+        for raw in &block.txs {
+            let Some(tx) = std::str::from_utf8(raw).ok().and_then(|j| Transaction::parse(j, &Default::default()).ok())
+            else {
+                continue;
+            };
+            let (TxBody::MedicationTaken(m), Some(patient)) = (&tx.payload.body, tx.payload.patient.clone()) else {
+                continue;
+            };
+            let at_ms = m.taken_at.unix_ms();
+            let list = self.by_patient.entry(patient).or_default();
+            for t in [
+                m.insulin_units.map(|units| Treatment::Insulin { at_ms, units }),
+                m.carbs_g.map(|grams| Treatment::Carbs { at_ms, grams }),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                self.seq += 1;
+                list.push((self.seq, t));
+            }
+            let now = Timestamp::now().unix_ms();
+            list.retain(|(_, t)| t.at_ms() >= now - TREATMENT_KEEP_MS);
+        }
+    }
+
+    /// The patient's treatments recorded after sequence `after`.
+    fn since(&self, patient: &ParticipantId, after: u64) -> Vec<(u64, Treatment)> {
+        self.by_patient
+            .get(patient)
+            .map(|l| l.iter().filter(|(s, _)| *s > after).copied().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// The service's state.
@@ -52,6 +103,7 @@ pub struct DetectorService {
     key: KeyPair,
     chain_id: ChainId,
     patients: Mutex<HashMap<ParticipantId, PatientState>>,
+    treatments: Arc<Mutex<Treatments>>,
 }
 
 fn severity(kind: AlertKind) -> Severity {
@@ -107,6 +159,8 @@ impl DetectorService {
         match contracts.active_careplan(patient, Timestamp::now()) {
             Some(v) => {
                 cfg.thresholds = v.plan.thresholds.clone();
+                cfg.insulin =
+                    v.plan.insulin.map(|f| InsulinProfile::new(f.sensitivity_mg_dl_per_u, f.carb_ratio_g_per_u));
                 if !v.plan.alert_kinds.is_empty() {
                     cfg.enabled = v.plan.alert_kinds.iter().copied().collect();
                 }
@@ -149,11 +203,17 @@ impl DetectorService {
             detector: PatientDetector::new(cfg.clone()).starting_episodes_at(first_episode),
             plan: plan.clone(),
             last_at: 0,
+            treated: 0,
         });
         if st.plan != plan {
             // A new care plan (or version): its thresholds apply from now on.
             st.detector = PatientDetector::new(cfg).starting_episodes_at(first_episode);
             st.plan = plan;
+            st.treated = 0;
+        }
+        for (seq, t) in self.treatments.lock().expect("treatments lock").since(patient, st.treated) {
+            st.detector.treat(t);
+            st.treated = seq;
         }
         let mut out = Vec::new();
         for r in readings {
@@ -330,6 +390,27 @@ impl DetectorService {
     }
 }
 
+/// Reads the stored blocks of the last [`TREATMENT_KEEP_MS`] (newest first,
+/// down to the first older block).
+async fn recent_treatments(chain: &StoredChain) -> anyhow::Result<Treatments> {
+    let mut into = Treatments::default();
+    let since = Timestamp::now().unix_ms() - TREATMENT_KEEP_MS;
+    let mut blocks = Vec::new();
+    let mut h = chain.height();
+    while h >= 1 {
+        let stored = chain.store.block(h).await.context("stored block")?.context("stored block missing")?;
+        if stored.time_ms < since {
+            break;
+        }
+        blocks.push(glucochain_follow::from_stored(&stored)?.0);
+        h -= 1;
+    }
+    for b in blocks.iter().rev() {
+        into.take_block(b);
+    }
+    Ok(into)
+}
+
 /// Runs the detector until a fatal error.
 pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
     let genesis = Genesis::read_file(&cfg.genesis).context("genesis")?;
@@ -347,10 +428,17 @@ pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
         key,
         chain_id: genesis.chain_id.clone(),
         patients: Mutex::new(HashMap::new()),
+        treatments: Arc::new(Mutex::new(Treatments::default())),
     });
+    // Treatments of the last hours are in the stored chain: a restarted
+    // detector knows them again before its first reading.
+    let recent = recent_treatments(&chain).await?;
+    *service.treatments.lock().expect("treatments lock") = recent;
+    let treatments = service.treatments.clone();
     let follow = tokio::spawn(async move {
-        let on_new = Box::new(|b: &glucochain_consensus::block::Block| {
+        let on_new = Box::new(move |b: &glucochain_consensus::block::Block| {
             metrics::gauge!("glucochain_detector_height").set(b.header.height as f64);
+            treatments.lock().expect("treatments lock").take_block(b);
         });
         follow_stored(chain, bus, "detector", on_new).await.map_err(anyhow::Error::from)
     });

@@ -5,7 +5,7 @@
 //! reference scorers).
 
 use glucochain_detect::DetectorConfig;
-use glucochain_detect::evaluate::{detect_all, read_dir, threshold_baseline};
+use glucochain_detect::evaluate::{detect_all, detect_all_with, plasma_record, read_dir, threshold_baseline};
 use glucochain_detect::score::{self, plasma};
 use std::path::PathBuf;
 
@@ -38,6 +38,11 @@ fn main() -> Result<(), String> {
         plasma::render(&b),
         plasma::render(&r)
     );
+    let record = plasma_record(&std::fs::read_to_string(dir.join("scenario.json")).map_err(|e| e.to_string())?)?;
+    let informed = detect_all_with(&cfg, &traces, &record);
+    write("plasma-dev-record", &informed)?;
+    let ri = plasma::score(&labels, &informed, Default::default())?;
+    println!("-- detector with the record (insulin, carbohydrates, the patient's factors)\n{}", plasma::render(&ri));
     let base54 = plasma::score(&labels, &threshold_baseline(&traces, 54.0, 1e9), Default::default())?;
     for (p, s) in &r.per_patient {
         let get = |m: &plasma::PatientScore, k: &str| m.detected.get(k).copied().unwrap_or(0);

@@ -10,9 +10,11 @@
 mod common;
 
 use common::fixtures;
-use glucochain_detect::evaluate::{detect_all, read_dir, threshold_baseline};
+use glucochain_detect::evaluate::{
+    PatientRecord, detect_all, detect_all_with, plasma_record, read_dir, threshold_baseline,
+};
 use glucochain_detect::score::{self, ScoredAlert, plasma};
-use glucochain_detect::{DetectorConfig, MIN, Reading, kind_name, run_trace};
+use glucochain_detect::{DetectorConfig, MIN, Reading, kind_name, run_trace, run_trace_with};
 use std::collections::BTreeMap;
 
 fn json<T: serde::de::DeserializeOwned>(path: std::path::PathBuf) -> T {
@@ -137,19 +139,58 @@ fn plasma_dev_set_quality_against_the_issue_20_targets() {
     );
 }
 
+/// What each plasma patient's record holds: boluses, entered carbohydrates,
+/// rescue treatments, their correction factor and carb ratio.
+fn plasma_records() -> BTreeMap<String, PatientRecord> {
+    plasma_record(&std::fs::read_to_string(fixtures().join("cgm-plasma/dev/scenario.json")).unwrap()).unwrap()
+}
+
+/// The same targets when the detector also knows the record's insulin and
+/// carbohydrates and the patient's factors (what a care plan and
+/// `medication.taken` give the service).
+#[test]
+fn plasma_dev_set_quality_with_the_record_against_the_issue_20_targets() {
+    let (labels, traces) = plasma_set();
+    let alerts = detect_all_with(&DetectorConfig::default(), &traces, &plasma_records());
+    let r = plasma::score(&labels, &alerts, Default::default()).unwrap();
+    println!("{}", plasma::render(&r));
+    let k = |kind: &str| &r.by_kind[kind];
+    check(
+        "plasma+rec",
+        &[
+            at_least("hypo_l2.sensitivity", k("hypo_l2").sensitivity.unwrap(), 0.95, 0.95),
+            at_least("hypo_l1.sensitivity", k("hypo_l1").sensitivity.unwrap(), 0.85, 0.85),
+            at_least("hypo_l1.median_lead", k("hypo_l1").median_lead_min.unwrap(), 5.0, 5.0),
+            at_least("hyper_l2.sensitivity", k("hyper_l2").sensitivity.unwrap(), 0.90, 0.90),
+            at_least("rapid_fall.sensitivity", k("rapid_fall").sensitivity.unwrap(), 0.5, 0.15),
+            at_most("false_alerts_per_patient_day", r.false_alerts_per_patient_day, 1.0, 3.65),
+        ],
+    );
+}
+
 /// Level-2 lows caught per patient: never fewer than the naive threshold
-/// baseline (< 70 / > 250) or a plain < 54 rule catches for that patient.
+/// baseline (< 70 / > 250) or a plain < 54 rule catches for that patient,
+/// on the CGM alone and with the record.
 #[test]
 fn plasma_dev_set_no_patient_has_a_severe_low_missed_that_a_plain_threshold_catches() {
     let (labels, traces) = plasma_set();
     let o = plasma::Options::default();
-    let ours = plasma::score(&labels, &detect_all(&DetectorConfig::default(), &traces), o).unwrap();
+    let cfg = DetectorConfig::default();
     let b70 = plasma::score(&labels, &threshold_baseline(&traces, 70.0, 250.0), o).unwrap();
     let b54 = plasma::score(&labels, &threshold_baseline(&traces, 54.0, f64::INFINITY), o).unwrap();
     let l2 = |r: &plasma::Report, p: &str| r.per_patient[p].detected.get("hypo_l2").copied().unwrap_or(0);
-    for p in ours.per_patient.keys() {
-        let floor = l2(&b70, p).max(l2(&b54, p));
-        assert!(l2(&ours, p) >= floor, "{p}: {} level-2 lows caught, a plain threshold catches {floor}", l2(&ours, p));
+    for (run, alerts) in
+        [("cgm", detect_all(&cfg, &traces)), ("with the record", detect_all_with(&cfg, &traces, &plasma_records()))]
+    {
+        let ours = plasma::score(&labels, &alerts, o).unwrap();
+        for p in ours.per_patient.keys() {
+            let floor = l2(&b70, p).max(l2(&b54, p));
+            assert!(
+                l2(&ours, p) >= floor,
+                "{run}, {p}: {} level-2 lows caught, a plain threshold catches {floor}",
+                l2(&ours, p)
+            );
+        }
     }
 }
 
@@ -159,10 +200,12 @@ fn plasma_dev_set_no_patient_has_a_severe_low_missed_that_a_plain_threshold_catc
 /// compression artefact of the interstitial set, where the hold may wait.
 #[test]
 fn every_fixture_trace_urgent_low_is_never_later_than_the_plain_54_rule() {
-    /// A set's name, its traces, and its compression artefacts (patient, start, end).
-    type Set = (String, BTreeMap<String, Vec<Reading>>, Vec<(String, i64, i64)>);
+    /// A set's name, its traces, its compression artefacts (patient, start,
+    /// end) and the records the detector is given.
+    type Set = (String, BTreeMap<String, Vec<Reading>>, Vec<(String, i64, i64)>, BTreeMap<String, PatientRecord>);
     let mut sets: Vec<Set> = Vec::new();
-    sets.push(("plasma".into(), plasma_set().1, Vec::new()));
+    sets.push(("plasma".into(), plasma_set().1, Vec::new(), BTreeMap::new()));
+    sets.push(("plasma with the record".into(), plasma_set().1, Vec::new(), plasma_records()));
     for set in ["dev", "holdout"] {
         let dir = fixtures().join("cgm").join(set);
         let labels: score::Labels = json(dir.join("labels.json"));
@@ -176,12 +219,19 @@ fn every_fixture_trace_urgent_low_is_never_later_than_the_plain_54_rule() {
                 })
             })
             .collect();
-        sets.push((set.into(), read_dir(&dir).unwrap(), artefacts));
+        sets.push((set.into(), read_dir(&dir).unwrap(), artefacts, BTreeMap::new()));
     }
     let mut crossings = 0;
-    for (set, traces, artefacts) in &sets {
+    for (set, traces, artefacts, records) in &sets {
         for (p, readings) in traces {
-            let alerts = run_trace(&DetectorConfig::default(), readings);
+            let alerts = match records.get(p) {
+                Some(r) => run_trace_with(
+                    &DetectorConfig { insulin: Some(r.profile), ..Default::default() },
+                    readings,
+                    &r.treatments,
+                ),
+                None => run_trace(&DetectorConfig::default(), readings),
+            };
             let urgent: Vec<i64> =
                 alerts.iter().filter(|a| kind_name(a.kind) == "urgent_low").map(|a| a.at_ms).collect();
             let (mut was_below, mut last_in_range) = (false, i64::MIN);

@@ -140,6 +140,7 @@ impl World {
             },
             language: None,
             alert_repeat: None,
+            insulin: None,
         }
     }
 }
@@ -521,6 +522,8 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
                 medication: "insulin".into(),
                 dose: None,
                 taken_at: Timestamp::from_unix_ms(t),
+                insulin_units: None,
+                carbs_g: None,
             }),
         )
     };

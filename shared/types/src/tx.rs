@@ -823,6 +823,29 @@ pub struct CareplanPropose {
     /// How often unacknowledged alerts are sent again (default: [`AlertRepeat::default`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_repeat: Option<AlertRepeat>,
+    /// The patient's insulin factors: with them, the detector's low
+    /// prediction counts the insulin and carbohydrates recorded with
+    /// `medication.taken`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insulin: Option<InsulinFactors>,
+}
+
+/// A patient's insulin factors, as their pump or bolus calculator holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsulinFactors {
+    /// How far one unit of rapid-acting insulin lowers glucose, mg/dL per U
+    /// (the correction factor, 5-500).
+    pub sensitivity_mg_dl_per_u: f64,
+    /// How many grams of carbohydrate one unit covers (the carb ratio, 1-150).
+    pub carb_ratio_g_per_u: f64,
+}
+
+impl InsulinFactors {
+    /// Correction factors people have, mg/dL per U.
+    pub const SENSITIVITY_RANGE: std::ops::RangeInclusive<f64> = 5.0..=500.0;
+    /// Carb ratios people have, g per U.
+    pub const CARB_RATIO_RANGE: std::ops::RangeInclusive<f64> = 1.0..=150.0;
 }
 
 fn check_hhmm(field: &str, s: &str) -> Result<(), TxError> {
@@ -869,6 +892,17 @@ impl CareplanPropose {
             }
             if !AlertRepeat::WARNING_RANGE.contains(&r.warning_minutes) {
                 return Err(TxError::invalid("body.alert_repeat.warning_minutes", "between 15 and 240"));
+            }
+        }
+        if let Some(f) = &self.insulin {
+            if !InsulinFactors::SENSITIVITY_RANGE.contains(&f.sensitivity_mg_dl_per_u) {
+                return Err(TxError::invalid(
+                    "body.insulin.sensitivity_mg_dl_per_u",
+                    "between 5 and 500 mg/dL per unit",
+                ));
+            }
+            if !InsulinFactors::CARB_RATIO_RANGE.contains(&f.carb_ratio_g_per_u) {
+                return Err(TxError::invalid("body.insulin.carb_ratio_g_per_u", "between 1 and 150 g per unit"));
             }
         }
         if let Some(q) = &self.quiet_hours {
@@ -1175,6 +1209,13 @@ pub struct MedicationTaken {
     pub dose: Option<String>,
     /// When.
     pub taken_at: Timestamp,
+    /// Rapid-acting insulin given, units (a bolus; 0-100): the detector
+    /// counts it when the care plan gives the patient's insulin factors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insulin_units: Option<f64>,
+    /// Carbohydrates eaten, grams (a meal or a treatment of a low; 0-500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carbs_g: Option<f64>,
 }
 
 impl MedicationTaken {
@@ -1183,6 +1224,16 @@ impl MedicationTaken {
         check_line("body.medication", &self.medication, 200)?;
         if let Some(d) = &self.dose {
             check_line("body.dose", d, 100)?;
+        }
+        if let Some(u) = self.insulin_units
+            && !(u > 0.0 && u <= 100.0)
+        {
+            return Err(TxError::invalid("body.insulin_units", "more than 0 and at most 100 units"));
+        }
+        if let Some(g) = self.carbs_g
+            && !(g > 0.0 && g <= 500.0)
+        {
+            return Err(TxError::invalid("body.carbs_g", "more than 0 and at most 500 g"));
         }
         Ok(())
     }

@@ -46,6 +46,8 @@ fn fixture() -> Fixture {
                     medication: "insulin glargine".into(),
                     dose: Some("10 U".into()),
                     taken_at: Timestamp::from_unix_ms(1_764_000_000_000),
+                    insulin_units: None,
+                    carbs_g: None,
                 }),
             )
             .sign(&patient, &pid)

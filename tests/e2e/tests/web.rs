@@ -165,6 +165,7 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
         },
         language: None,
         alert_repeat: None,
+        insulin: None,
     };
     ok(sign(&clinician, Some(&me(&robin)), TxBody::CareplanPropose(plan)));
 

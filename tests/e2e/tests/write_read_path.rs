@@ -1071,6 +1071,7 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
         },
         language: None,
         alert_repeat: None,
+        insulin: None,
     };
     let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
     let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
@@ -1135,6 +1136,8 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
             medication: "metformin".into(),
             dose: Some("500 mg".into()),
             taken_at: Timestamp::now(),
+            insulin_units: None,
+            carbs_g: None,
         }),
     );
     let tk = sys.submit(&took).await;
@@ -1414,6 +1417,31 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     let height = sys.wait_committed(&g).await["height"].as_u64().unwrap();
     let (detector_proc, detector_args, detector_url) = sys.start_detector(&detector_key, height).await;
 
+    // A second patient, with a pump: 8 U of insulin recorded an hour before
+    // their last reading, committed and stored by the detector before it dies.
+    let mut pumper = Actor::new();
+    let pumper_self =
+        Actor { key: KeyPair::from_pkcs8_pem(&pumper.key.to_pkcs8_pem()).unwrap(), id: pumper.id.clone(), n: 0 };
+    let r = sys.submit(&pumper.register(&pumper_self, Role::Patient, None)).await;
+    sys.wait_committed(&r).await;
+    let pump_id = pumper.id.clone();
+    let c = sys.submit(&pumper.sign(Some(&pump_id), common_consent(&clinician.id))).await;
+    sys.wait_committed(&c).await;
+    let last_reading = Timestamp::now().unix_ms();
+    let bolus = pumper.sign(
+        Some(&pump_id),
+        TxBody::MedicationTaken(glucochain_types::tx::MedicationTaken {
+            medication: "insulin aspart".into(),
+            dose: Some("8 U".into()),
+            taken_at: Timestamp::from_unix_ms(last_reading - 60 * 60_000),
+            insulin_units: Some(8.0),
+            carbs_g: None,
+        }),
+    );
+    let b = sys.submit(&bolus).await;
+    let bolus_height = sys.wait_committed(&b).await["height"].as_u64().unwrap();
+    wait_height(&detector_url, "glucochain_detector_height", bolus_height, &sys.procs).await;
+
     // The detector dies. Meanwhile the clinician and the patient agree on a
     // plan whose lows are higher than the defaults (urgent below 80), and
     // flat readings at 75 mg/dL arrive: no alert by default, urgent under the plan.
@@ -1432,6 +1460,7 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
         term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
         language: None,
         alert_repeat: None,
+        insulin: None,
     };
     let plan_height = sys.agree_careplan(&mut clinician, &mut patient, plan).await;
     let start = now - 30 * 60_000;
@@ -1467,6 +1496,49 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     assert!(alert.reason.contains("below 80"), "judged under the plan's thresholds: {}", alert.reason);
     assert!(alert.chain_height >= plan_height, "the alert names the view it was judged on: {alert:?}");
     wait_height(&detector_url, "glucochain_detector_height", plan_height, &sys.procs).await;
+
+    // The pump patient's plan gives their insulin factors; their glucose is
+    // flat at 100 mg/dL (no low in sight from the CGM), but the restarted
+    // detector knows the 8 U still acting (from its stored chain) and
+    // predicts the low.
+    let now = Timestamp::now().unix_ms();
+    let plan = CareplanPropose {
+        plan_id: glucochain_types::ids::LocalId::parse("plan-pump", "plan_id").unwrap(),
+        version: 1,
+        thresholds: GlucoseThresholds::default(),
+        alert_kinds: vec![AlertKind::PredictedLow],
+        contacts: vec![],
+        quiet_hours: None,
+        medications: vec![],
+        checkups: vec![],
+        term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
+        language: None,
+        alert_repeat: None,
+        insulin: Some(glucochain_types::tx::InsulinFactors { sensitivity_mg_dl_per_u: 40.0, carb_ratio_g_per_u: 10.0 }),
+    };
+    sys.agree_careplan(&mut clinician, &mut pumper, plan).await;
+    for i in 0..6i64 {
+        let at = Timestamp::from_unix_ms(last_reading - (5 - i) * 5 * 60_000);
+        let obs = cgm_observation(pump_id.as_str(), at, 100.0, Some(&format!("p{i}")));
+        let jws = pumper.sign(
+            Some(&pump_id),
+            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+        );
+        sys.submit(&jws).await;
+    }
+    let predicted = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let m = futures_next(&mut alerts).await;
+            let a = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();
+            if a.patient == pump_id.as_str() {
+                return a;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no predicted low for the pump patient\n{}", logs(&sys.procs)));
+    assert_eq!(predicted.kind, glucochain_wire::v1::AlertKind::PredictedLow as i32, "{predicted:?}");
+    assert!(predicted.reason.contains("U of insulin on board"), "{}", predicted.reason);
 }
 
 /// The authorization matrix of reads: every kind of reader against every
@@ -2082,6 +2154,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
         language: None,
         alert_repeat: None,
+        insulin: None,
     };
     let height = sys.agree_careplan(&mut clinician, &mut patient, plan).await;
     sys.start_detector(&detector_key, height).await;

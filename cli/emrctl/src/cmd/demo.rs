@@ -281,6 +281,7 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
                 },
                 language: None,
                 alert_repeat: None,
+                insulin: None,
             };
             let propose = sign(clinician, Some(&p.id), TxBody::CareplanPropose(plan));
             let proposal_tx = sha256(propose.as_bytes());
