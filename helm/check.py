@@ -140,6 +140,23 @@ with tempfile.TemporaryDirectory() as tmp:
         f.write("jetstream: {store_dir: %s}\n" % json.dumps(tmp) + conf)
     r = subprocess.run([nats_server, "-t", "-c", path], capture_output=True, text=True) if nats_server else None
     check(r is not None and r.returncode == 0, f"nats-server -t accepts the rendered authorization {r and (r.stdout + r.stderr)[-300:]}")
+# JetStream encryption at rest: the rendered block runs with the key in the
+# environment and refuses to start without it (no silent clear store).
+js = next((o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-nats-jetstream")), None)
+check(js is not None and "cipher: chacha" in js["data"]["jetstream.conf"], "default values: JetStream encryption at rest rendered")
+with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "nats.conf")
+    with open(path, "w") as f:
+        f.write(js["data"]["jetstream.conf"].replace("jetstream {", "jetstream {\n  store_dir: %s" % json.dumps(tmp), 1))
+    with_key = dict(os.environ, GLUCOCHAIN_JETSTREAM_KEY="0123456789abcdef0123456789abcdef")
+    without = {k: v for k, v in os.environ.items() if k != "GLUCOCHAIN_JETSTREAM_KEY"}
+    r1 = subprocess.run([nats_server, "-t", "-c", path], capture_output=True, text=True, env=with_key) if nats_server else None
+    r2 = subprocess.run([nats_server, "-t", "-c", path], capture_output=True, text=True, env=without) if nats_server else None
+    check(r1 is not None and r1.returncode == 0, f"nats-server -t accepts the JetStream block with the key {r1 and (r1.stdout + r1.stderr)[-300:]}")
+    check(r2 is not None and r2.returncode != 0, "nats-server refuses the JetStream block without the key")
+plain = docs(render({"genesis": GENESIS, "nats": {"encryptionAtRest": False}}))
+check(not any(o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-nats-jetstream") for o in plain),
+      "nats.encryptionAtRest=false: no JetStream block rendered")
 default_auth = next(o for o in objs if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-nats-authorization"))
 check(json.loads(default_auth["data"]["authorization.conf"].split(":", 1)[1]) == {"users": []},
       "default values: no public keys, no users (the operator supplies them)")

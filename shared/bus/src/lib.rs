@@ -8,6 +8,7 @@
 //! * [`trace`]: W3C `traceparent` propagation in NATS headers.
 
 pub mod access;
+pub mod at_rest;
 pub mod streams;
 pub mod subjects;
 pub mod trace;

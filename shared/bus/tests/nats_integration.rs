@@ -143,3 +143,30 @@ async fn reconnects_after_the_server_restarts() {
     assert_eq!(published.sequence, 2);
     assert!(bus.is_connected());
 }
+
+/// JetStream encryption at rest (issue 21): a message on a stream reads
+/// back whole, and no file of the server's store holds it — in clear or
+/// base64 — while a server without the key (the control) shows it.
+#[tokio::test]
+async fn stream_files_hold_no_message_in_clear_when_encrypted_at_rest() {
+    const CANARY: &str = "canary-glucose-87.3141-Zebulon";
+    let body = format!("{{\"note\":\"{CANARY}\"}}");
+    for (encrypted, server) in [(true, NatsServer::start().unwrap()), (false, NatsServer::start_unencrypted().unwrap())]
+    {
+        let bus = bus(&server).await;
+        let stream = bus.ensure_stream(&StreamSpec::txs()).await.unwrap();
+        bus.publish(&subjects::tx("observation.record"), "c1", Bytes::from(body.clone())).await.unwrap();
+        let got = stream.get_raw_message(1).await.unwrap();
+        assert_eq!(got.payload, Bytes::from(body.clone()));
+        // The server writes its message blocks as they fill; stopping it
+        // flushes everything it holds.
+        let mut server = server;
+        server.stop();
+        let found = glucochain_testkit::canary::files_holding(server.store_dir(), CANARY);
+        if encrypted {
+            assert!(found.is_empty(), "in clear in an encrypted store: {found:?}");
+        } else {
+            assert!(!found.is_empty(), "the control must find the canary, or the search proves nothing");
+        }
+    }
+}

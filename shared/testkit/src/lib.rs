@@ -11,6 +11,7 @@
 //! * `GLUCOCHAIN_TEST_PG`: an admin URL of a PostgreSQL server (default
 //!   `postgres://postgres@127.0.0.1:5432/postgres`).
 
+pub mod canary;
 pub mod nats;
 pub mod otlp;
 pub mod postgres;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running nats-server; killed (and its store removed) on drop.
+/// A running nats-server; killed (and its store removed) on drop. Its
+/// JetStream store is encrypted at rest (a random key per server, as the
+/// devnet's), unless started with [`NatsServer::start_unencrypted`].
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
@@ -13,6 +15,11 @@ pub struct NatsServer {
     bin: PathBuf,
     /// Configuration file text (settings only a file can give).
     config: String,
+}
+
+fn encrypted(config: &str) -> String {
+    let key = glucochain_bus::at_rest::new_key();
+    glucochain_bus::at_rest::encryption_config(&key).expect("a new key is valid") + config
 }
 
 /// The version of a nats-server binary as (major, minor), if it runs.
@@ -65,19 +72,30 @@ pub fn nats_server_bin() -> anyhow::Result<PathBuf> {
 impl NatsServer {
     /// Starts a server with JetStream on a free port and waits until it accepts connections.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(encrypted(""))
+    }
+
+    /// A server whose JetStream store is in clear (the control for tests
+    /// that search a store for what must not be there).
+    pub fn start_unencrypted() -> anyhow::Result<Self> {
         Self::start_with(String::new())
+    }
+
+    /// The server's JetStream store directory.
+    pub fn store_dir(&self) -> &std::path::Path {
+        self.store.path()
     }
 
     /// As [`NatsServer::start`], with the largest message the server takes
     /// (`max_payload`, 1 MiB by default).
     pub fn start_with_max_payload(bytes: usize) -> anyhow::Result<Self> {
-        Self::start_with(format!("max_payload: {bytes}\n"))
+        Self::start_with(encrypted(&format!("max_payload: {bytes}\n")))
     }
 
     /// As [`NatsServer::start`], with `config` (NATS configuration text,
     /// e.g. an `authorization` block) in the server's configuration file.
     pub fn start_with_config(config: &str) -> anyhow::Result<Self> {
-        Self::start_with(config.to_string())
+        Self::start_with(encrypted(config))
     }
 
     fn start_with(config: String) -> anyhow::Result<Self> {

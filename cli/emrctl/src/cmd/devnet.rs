@@ -324,8 +324,13 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         let public = glucochain_bus::access::public_key_of(&seed).context("NKey")?;
         nats_users.push((user, public));
     }
+    // JetStream's files are encrypted at rest under the devnet's own key
+    // (keys/jetstream.key, 0600); the configuration holding it is 0600 too.
+    let js_key = glucochain_bus::at_rest::key_file(&dir.join("keys/jetstream.key"))?;
     let nats_conf = dir.join("data/nats.conf");
-    std::fs::write(&nats_conf, glucochain_bus::access::authorization_config(&nats_users))?;
+    let conf = glucochain_bus::at_rest::encryption_config(&js_key)?
+        + &glucochain_bus::access::authorization_config(&nats_users);
+    glucochain_crypto::write_secret_file(&nats_conf, conf.as_bytes(), true)?;
     let args: Vec<String> = ["-js", "-a", "127.0.0.1", "-p", &nats_port.to_string(), "-sd"]
         .iter()
         .map(|s| s.to_string())
