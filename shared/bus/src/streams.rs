@@ -20,6 +20,8 @@ pub struct StreamSpec {
     pub duplicate_window: Duration,
     /// Replicas (1 on a single server, 3 in a cluster).
     pub replicas: usize,
+    /// Messages kept per subject (-1: all; 1: the stream is a key-value map).
+    pub max_per_subject: i64,
 }
 
 impl StreamSpec {
@@ -31,6 +33,7 @@ impl StreamSpec {
             max_age: Duration::from_secs(7 * 24 * 3600),
             duplicate_window: Duration::from_secs(2 * 3600),
             replicas: 1,
+            max_per_subject: -1,
         }
     }
 
@@ -42,6 +45,7 @@ impl StreamSpec {
             max_age: Duration::ZERO,
             duplicate_window: Duration::from_secs(2 * 3600),
             replicas: 1,
+            max_per_subject: -1,
         }
     }
 
@@ -53,6 +57,7 @@ impl StreamSpec {
             max_age: Duration::from_secs(30 * 24 * 3600),
             duplicate_window: Duration::from_secs(24 * 3600),
             replicas: 1,
+            max_per_subject: -1,
         }
     }
 
@@ -64,6 +69,22 @@ impl StreamSpec {
             max_age: Duration::from_secs(30 * 24 * 3600),
             duplicate_window: Duration::from_secs(24 * 3600),
             replicas: 1,
+            max_per_subject: -1,
+        }
+    }
+
+    /// VAULT: the record vault's sealed rows (wrapped data keys, sealed
+    /// records, erasure tombstones, epochs), one message per subject, kept
+    /// until an erasure purges them: replicas of every vault that holders
+    /// without the key-encryption key cannot read (ADR 0016).
+    pub fn vault() -> Self {
+        StreamSpec {
+            name: subjects::STREAM_VAULT,
+            subjects: vec![subjects::VAULT_ALL.into()],
+            max_age: Duration::ZERO,
+            duplicate_window: Duration::from_secs(120),
+            replicas: 1,
+            max_per_subject: 1,
         }
     }
 
@@ -82,6 +103,7 @@ impl StreamSpec {
             max_age: self.max_age,
             duplicate_window: self.duplicate_window,
             num_replicas: self.replicas,
+            max_messages_per_subject: self.max_per_subject,
             ..Default::default()
         }
     }
@@ -129,6 +151,7 @@ impl Bus {
             || have.max_age != wanted.max_age
             || have.duplicate_window != wanted.duplicate_window
             || have.num_replicas != wanted.num_replicas
+            || have.max_messages_per_subject != wanted.max_messages_per_subject
         {
             // Only the operator may change a stream (NATS permissions): a
             // service finding other settings says so and works with the stream as it is.

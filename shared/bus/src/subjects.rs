@@ -8,6 +8,10 @@ pub const STREAM_BLOCKS: &str = "BLOCKS";
 pub const STREAM_ALERTS: &str = "ALERTS";
 /// JetStream stream of clinical reminders.
 pub const STREAM_REMINDERS: &str = "REMINDERS";
+/// Stream of the record vault's sealed rows.
+pub const STREAM_VAULT: &str = "VAULT";
+/// Every subject of the VAULT stream.
+pub const VAULT_ALL: &str = "emr.vault.>";
 
 /// Everything the TXS stream holds: `emr.tx.<tx type>` (tx types contain dots).
 pub const TX_ALL: &str = "emr.tx.>";

@@ -24,7 +24,7 @@ pub use chain::{InsertOutcome, StoredBlock, StoredTx};
 pub use evidence::StoredEvidence;
 pub use sessions::SessionRefused;
 pub use status::{CommittedTxStatus, NewTxStatus, TxState, TxStatus};
-pub use vault::{ErasedRow, VaultRecordRow};
+pub use vault::{ClassErased, ErasedRow, VaultRecordRow};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

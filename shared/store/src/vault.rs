@@ -35,6 +35,15 @@ pub struct ErasedRow {
     pub erased_ms: i64,
 }
 
+/// What a class erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassErased {
+    /// The records that went (tx hashes).
+    pub erased: Vec<String>,
+    /// The epoch new records of the class start at.
+    pub epoch: i64,
+}
+
 impl Store {
     /// The epoch new records of `patient`'s `class` go under (1 at first).
     pub async fn vault_epoch(&self, patient: &str, class: &str) -> Result<i64, StoreError> {
@@ -165,26 +174,79 @@ impl Store {
         Ok(true)
     }
 
+    /// Records that `tx_hash` was erased by `by_tx` (a replica's tombstone):
+    /// its sealed row, if this vault holds one, goes with it.
+    pub async fn vault_put_tombstone(
+        &self,
+        tx_hash: &str,
+        patient: &str,
+        class: &str,
+        by_tx: &str,
+        erased_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        tombstone(&mut tx, tx_hash, patient, class, by_tx, erased_ms).await?;
+        sqlx::query("DELETE FROM vault_record WHERE tx_hash = $1").bind(tx_hash.to_string()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves `patient`'s `class` on to `epoch` at least (a replica's class
+    /// erasure): data keys of earlier epochs go.
+    pub async fn vault_raise_epoch(&self, patient: &str, class: &str, epoch: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let current = sqlx::query("SELECT epoch FROM vault_epoch WHERE patient = $1 AND class = $2")
+            .bind(patient.to_string())
+            .bind(class.to_string())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get::<i64, _>("epoch"))
+            .transpose()?
+            .unwrap_or(1);
+        if epoch > current {
+            sqlx::query(
+                "INSERT INTO vault_epoch (patient, class, epoch) VALUES ($1, $2, $3) \
+                 ON CONFLICT (patient, class) DO UPDATE SET epoch = excluded.epoch",
+            )
+            .bind(patient.to_string())
+            .bind(class.to_string())
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM vault_data_key WHERE patient = $1 AND class = $2 AND epoch < $3")
+            .bind(patient.to_string())
+            .bind(class.to_string())
+            .bind(epoch.max(current))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Erases every record of `patient`'s `class`: their rows and every data
     /// key of the class go (so no copy of their ciphertexts opens anywhere),
     /// tombstones stay, and new records start a new epoch. One transaction:
-    /// a crash leaves it done or not begun. Returns how many records went.
+    /// a crash leaves it done or not begun. Returns the records that went
+    /// and the new epoch.
     pub async fn vault_erase_class(
         &self,
         patient: &str,
         class: &str,
         by_tx: &str,
         now_ms: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<ClassErased, StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query("SELECT tx_hash FROM vault_record WHERE patient = $1 AND class = $2")
             .bind(patient.to_string())
             .bind(class.to_string())
             .fetch_all(&mut *tx)
             .await?;
+        let mut erased = Vec::with_capacity(rows.len());
         for r in &rows {
             let h: String = r.try_get("tx_hash")?;
             tombstone(&mut tx, &h, patient, class, by_tx, now_ms).await?;
+            erased.push(h);
         }
         sqlx::query("DELETE FROM vault_record WHERE patient = $1 AND class = $2")
             .bind(patient.to_string())
@@ -222,7 +284,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(rows.len() as u64)
+        Ok(ClassErased { erased, epoch: next })
     }
 }
 

@@ -16,6 +16,8 @@
 //! * [`record_vault`]: the vault over a service's store (PostgreSQL, or
 //!   SQLite in the embedded demo): put, get (a body, "erased", or nothing),
 //!   erase a record, erase a class.
+//! * [`replica`]: the same rows on the `VAULT` JetStream stream, replicated
+//!   beyond one database, purged by erasures, restorable into a new vault.
 //!
 //! Key material is zeroed when dropped and never printed (`Debug` shows
 //! only a fingerprint).
@@ -23,6 +25,7 @@
 pub mod commitment;
 pub mod keys;
 pub mod record_vault;
+pub mod replica;
 pub mod seal;
 
 /// Why a vault operation failed.

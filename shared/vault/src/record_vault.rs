@@ -8,6 +8,7 @@ use crate::VaultError;
 use crate::keys::{
     DataKeyId, KeyWrap, RecordPlace, SealedRecord, new_data_key, open_data_key, open_record, seal_record,
 };
+use crate::replica::{Replica, Row};
 use crate::seal::Key256;
 use glucochain_store::{Store, VaultRecordRow};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ pub enum Lookup {
 pub struct RecordVault {
     store: Store,
     kek: Arc<dyn KeyWrap>,
+    replica: Option<Replica>,
 }
 
 impl std::fmt::Debug for RecordVault {
@@ -44,7 +46,15 @@ impl std::fmt::Debug for RecordVault {
 impl RecordVault {
     /// The vault in `store` (migrated at connect) under `kek`.
     pub fn new(store: Store, kek: Arc<dyn KeyWrap>) -> Self {
-        RecordVault { store, kek }
+        RecordVault { store, kek, replica: None }
+    }
+
+    /// The same vault, every write and erasure also made in `replica`
+    /// (and failing when the replica cannot take it: a body is accepted
+    /// only once it is stored beyond this database).
+    pub fn with_replica(mut self, replica: Replica) -> Self {
+        self.replica = Some(replica);
+        self
     }
 
     async fn data_key(&self, id: &DataKeyId, now_ms: i64, create: bool) -> Result<Option<Key256>, VaultError> {
@@ -53,18 +63,15 @@ impl RecordVault {
             None if create => {
                 let (_, wrapped) = new_data_key(self.kek.as_ref(), id);
                 // Another writer may have won the race: use the key that is stored.
-                Some(
-                    self.store
-                        .vault_put_data_key(
-                            &id.patient,
-                            &id.class,
-                            i64::from(id.epoch),
-                            &wrapped,
-                            &self.kek.id(),
-                            now_ms,
-                        )
-                        .await?,
-                )
+                let (stored, kek_id) = self
+                    .store
+                    .vault_put_data_key(&id.patient, &id.class, i64::from(id.epoch), &wrapped, &self.kek.id(), now_ms)
+                    .await?;
+                if let Some(r) = &self.replica {
+                    r.publish(&Row::data_key(&id.patient, &id.class, i64::from(id.epoch), &stored, &kek_id, now_ms))
+                        .await?;
+                }
+                Some((stored, kek_id))
             }
             None => None,
         };
@@ -98,17 +105,19 @@ impl RecordVault {
         let dk = self.data_key(&id, now_ms, true).await?.expect("created");
         let place = RecordPlace { tx_hash: tx_hash.into(), key: id };
         let sealed = seal_record(&dk, &place, body);
-        self.store
-            .vault_put_record(&VaultRecordRow {
-                tx_hash: tx_hash.into(),
-                patient: patient.into(),
-                class: class.into(),
-                epoch,
-                body: sealed.body,
-                record_key: sealed.record_key,
-                created_ms: now_ms,
-            })
-            .await?;
+        let row = VaultRecordRow {
+            tx_hash: tx_hash.into(),
+            patient: patient.into(),
+            class: class.into(),
+            epoch,
+            body: sealed.body,
+            record_key: sealed.record_key,
+            created_ms: now_ms,
+        };
+        self.store.vault_put_record(&row).await?;
+        if let Some(r) = &self.replica {
+            r.publish(&Row::record(&row)).await?;
+        }
         Ok(())
     }
 
@@ -133,12 +142,21 @@ impl RecordVault {
 
     /// Erases one record by the committed transaction `by_tx`.
     pub async fn erase_record(&self, tx_hash: &str, by_tx: &str, now_ms: i64) -> Result<bool, VaultError> {
-        Ok(self.store.vault_erase_record(tx_hash, by_tx, now_ms).await?)
+        let place = self.store.vault_record(tx_hash).await?.map(|r| (r.patient, r.class));
+        let erased = self.store.vault_erase_record(tx_hash, by_tx, now_ms).await?;
+        if let (Some(r), Some((patient, class))) = (&self.replica, place) {
+            r.erase_record(tx_hash, &patient, &class, by_tx, now_ms).await?;
+        }
+        Ok(erased)
     }
 
     /// Erases every record of `patient`'s `class` by `by_tx`: their data keys
     /// are destroyed. Returns how many records went.
     pub async fn erase_class(&self, patient: &str, class: &str, by_tx: &str, now_ms: i64) -> Result<u64, VaultError> {
-        Ok(self.store.vault_erase_class(patient, class, by_tx, now_ms).await?)
+        let done = self.store.vault_erase_class(patient, class, by_tx, now_ms).await?;
+        if let Some(r) = &self.replica {
+            r.erase_class(patient, class, &done.erased, done.epoch, by_tx, now_ms).await?;
+        }
+        Ok(done.erased.len() as u64)
     }
 }

@@ -1,0 +1,302 @@
+//! The vault replicated beyond one database (ADR 0016 §5): every row the
+//! vault writes — a wrapped data key, a sealed record, an erasure tombstone,
+//! a class's new epoch — is also published on the `VAULT` JetStream stream
+//! (one message per subject, replicated across the deployment's NATS
+//! servers). What it carries is what the vault's tables hold: ciphertexts
+//! and keys wrapped by the key-encryption key, so a holder without the KEK
+//! reads nothing. An erasure purges the erased rows' subjects and leaves
+//! tombstones; [`Replica::restore`] rebuilds a lost vault from the stream.
+//!
+//! Subjects: `emr.vault.key.<patient>.<class>.<epoch>`,
+//! `emr.vault.rec.<patient>.<class>.<tx>`, `emr.vault.gone.<patient>.<class>.<tx>`,
+//! `emr.vault.epoch.<patient>.<class>`.
+
+use crate::VaultError;
+use base64::Engine as _;
+use glucochain_bus::Bus;
+use glucochain_bus::streams::StreamSpec;
+use glucochain_store::{Store, VaultRecordRow};
+use serde::{Deserialize, Serialize};
+
+/// One replicated row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "row", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Row {
+    /// A data key wrapped by the KEK `kek_id`.
+    DataKey {
+        /// Patient.
+        patient: String,
+        /// Class.
+        class: String,
+        /// Epoch.
+        epoch: i64,
+        /// The wrapped key (base64url).
+        wrapped: String,
+        /// The KEK that wrapped it.
+        kek_id: String,
+        /// When it was made.
+        created_ms: i64,
+    },
+    /// A sealed record.
+    Record {
+        /// Its transaction.
+        tx_hash: String,
+        /// Patient.
+        patient: String,
+        /// Class.
+        class: String,
+        /// The data key's epoch.
+        epoch: i64,
+        /// Ciphertext (base64url).
+        body: String,
+        /// Wrapped record key (base64url).
+        record_key: String,
+        /// When it was stored.
+        created_ms: i64,
+    },
+    /// A record erased.
+    Gone {
+        /// Its transaction.
+        tx_hash: String,
+        /// Patient.
+        patient: String,
+        /// Class.
+        class: String,
+        /// The committed erasure.
+        by_tx: String,
+        /// When.
+        erased_ms: i64,
+    },
+    /// A class moved to a new epoch (its earlier data keys destroyed).
+    Epoch {
+        /// Patient.
+        patient: String,
+        /// Class.
+        class: String,
+        /// The new epoch.
+        epoch: i64,
+    },
+}
+
+fn b64(b: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn unb64(s: &str) -> Result<Vec<u8>, VaultError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|e| VaultError::Malformed(format!("base64: {e}")))
+}
+
+/// A subject token from an id: only what NATS subjects carry safely.
+fn token(s: &str) -> Result<&str, VaultError> {
+    let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok { Ok(s) } else { Err(VaultError::Malformed(format!("{s:?} cannot name a replica subject"))) }
+}
+
+impl Row {
+    /// The subject it is kept under.
+    pub fn subject(&self) -> Result<String, VaultError> {
+        Ok(match self {
+            Row::DataKey { patient, class, epoch, .. } => {
+                format!("emr.vault.key.{}.{}.{epoch}", token(patient)?, token(class)?)
+            }
+            Row::Record { tx_hash, patient, class, .. } => {
+                format!("emr.vault.rec.{}.{}.{}", token(patient)?, token(class)?, token(tx_hash)?)
+            }
+            Row::Gone { tx_hash, patient, class, .. } => {
+                format!("emr.vault.gone.{}.{}.{}", token(patient)?, token(class)?, token(tx_hash)?)
+            }
+            Row::Epoch { patient, class, .. } => format!("emr.vault.epoch.{}.{}", token(patient)?, token(class)?),
+        })
+    }
+
+    /// The row of a sealed record as stored.
+    pub fn record(r: &VaultRecordRow) -> Self {
+        Row::Record {
+            tx_hash: r.tx_hash.clone(),
+            patient: r.patient.clone(),
+            class: r.class.clone(),
+            epoch: r.epoch,
+            body: b64(&r.body),
+            record_key: b64(&r.record_key),
+            created_ms: r.created_ms,
+        }
+    }
+
+    /// The row of a wrapped data key.
+    pub fn data_key(patient: &str, class: &str, epoch: i64, wrapped: &[u8], kek_id: &str, created_ms: i64) -> Self {
+        Row::DataKey {
+            patient: patient.into(),
+            class: class.into(),
+            epoch,
+            wrapped: b64(wrapped),
+            kek_id: kek_id.into(),
+            created_ms,
+        }
+    }
+
+    /// Writes the row into `store` (each is idempotent).
+    pub async fn apply(&self, store: &Store) -> Result<(), VaultError> {
+        match self {
+            Row::DataKey { patient, class, epoch, wrapped, kek_id, created_ms } => {
+                store.vault_put_data_key(patient, class, *epoch, &unb64(wrapped)?, kek_id, *created_ms).await?;
+            }
+            Row::Record { tx_hash, patient, class, epoch, body, record_key, created_ms } => {
+                if store.vault_erased(tx_hash).await?.is_none() {
+                    store
+                        .vault_put_record(&VaultRecordRow {
+                            tx_hash: tx_hash.clone(),
+                            patient: patient.clone(),
+                            class: class.clone(),
+                            epoch: *epoch,
+                            body: unb64(body)?,
+                            record_key: unb64(record_key)?,
+                            created_ms: *created_ms,
+                        })
+                        .await?;
+                }
+            }
+            Row::Gone { tx_hash, patient, class, by_tx, erased_ms } => {
+                store.vault_put_tombstone(tx_hash, patient, class, by_tx, *erased_ms).await?;
+            }
+            Row::Epoch { patient, class, epoch } => store.vault_raise_epoch(patient, class, *epoch).await?,
+        }
+        Ok(())
+    }
+}
+
+/// The `VAULT` stream, as a vault's replica.
+#[derive(Clone)]
+pub struct Replica {
+    bus: Bus,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Replica(VAULT)")
+    }
+}
+
+fn bus_err(e: impl std::fmt::Display) -> VaultError {
+    VaultError::Store(format!("vault replica: {e}"))
+}
+
+impl Replica {
+    /// The replica on `bus` (declares the stream).
+    pub async fn new(bus: Bus) -> Result<Self, VaultError> {
+        bus.ensure_stream(&StreamSpec::vault()).await.map_err(bus_err)?;
+        Ok(Replica { bus })
+    }
+
+    /// Publishes `row`, waiting until the stream has stored it.
+    pub async fn publish(&self, row: &Row) -> Result<(), VaultError> {
+        let subject = row.subject()?;
+        let payload = serde_json::to_vec(row).map_err(|e| VaultError::Malformed(e.to_string()))?;
+        let id = format!("{subject}:{}", glucochain_crypto::sha256(&payload));
+        self.bus.publish(&subject, &id, payload.into()).await.map_err(bus_err)?;
+        Ok(())
+    }
+
+    /// Purges the replicated rows under `filter` (an erasure).
+    pub async fn purge(&self, filter: &str) -> Result<u64, VaultError> {
+        let stream = self.bus.jetstream().get_stream(glucochain_bus::subjects::STREAM_VAULT).await.map_err(bus_err)?;
+        Ok(stream.purge().filter(filter).await.map_err(bus_err)?.purged)
+    }
+
+    /// Erases one record in the replica: a tombstone, and its sealed row purged.
+    pub async fn erase_record(
+        &self,
+        tx_hash: &str,
+        patient: &str,
+        class: &str,
+        by_tx: &str,
+        erased_ms: i64,
+    ) -> Result<(), VaultError> {
+        let gone = Row::Gone {
+            tx_hash: tx_hash.into(),
+            patient: patient.into(),
+            class: class.into(),
+            by_tx: by_tx.into(),
+            erased_ms,
+        };
+        self.publish(&gone).await?;
+        self.purge(&format!("emr.vault.rec.{}.{}.{}", token(patient)?, token(class)?, token(tx_hash)?)).await?;
+        Ok(())
+    }
+
+    /// Erases a class in the replica: tombstones for `erased`, the new
+    /// epoch, and every record and data key of the class purged.
+    pub async fn erase_class(
+        &self,
+        patient: &str,
+        class: &str,
+        erased: &[String],
+        epoch: i64,
+        by_tx: &str,
+        erased_ms: i64,
+    ) -> Result<(), VaultError> {
+        for tx in erased {
+            let gone = Row::Gone {
+                tx_hash: tx.clone(),
+                patient: patient.into(),
+                class: class.into(),
+                by_tx: by_tx.into(),
+                erased_ms,
+            };
+            self.publish(&gone).await?;
+        }
+        self.publish(&Row::Epoch { patient: patient.into(), class: class.into(), epoch }).await?;
+        let (p, c) = (token(patient)?, token(class)?);
+        self.purge(&format!("emr.vault.rec.{p}.{c}.>")).await?;
+        self.purge(&format!("emr.vault.key.{p}.{c}.>")).await?;
+        Ok(())
+    }
+
+    /// Rebuilds `store`'s vault from the replica: every row the stream holds,
+    /// in order. Returns how many rows were applied.
+    pub async fn restore(&self, store: &Store) -> Result<u64, VaultError> {
+        let mut stream =
+            self.bus.jetstream().get_stream(glucochain_bus::subjects::STREAM_VAULT).await.map_err(bus_err)?;
+        let state = stream.info().await.map_err(bus_err)?.state.clone();
+        if state.messages == 0 {
+            return Ok(0);
+        }
+        let mut messages = self.bus.ordered_messages(StreamSpec::vault());
+        let mut applied = 0;
+        loop {
+            let m = messages.next().await;
+            let seq = m.info().map_err(bus_err)?.stream_sequence;
+            let row: Row = serde_json::from_slice(&m.payload)
+                .map_err(|e| VaultError::Malformed(format!("replica row {seq}: {e}")))?;
+            row.apply(store).await?;
+            applied += 1;
+            if seq >= state.last_sequence {
+                return Ok(applied);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_name_each_row_and_refuse_what_is_not_a_token() {
+        let r = Row::data_key("pabc", "private", 2, b"k", "kek1", 0);
+        assert_eq!(r.subject().unwrap(), "emr.vault.key.pabc.private.2");
+        let g = Row::Gone {
+            tx_hash: "ab12".into(),
+            patient: "pabc".into(),
+            class: "private".into(),
+            by_tx: "ff".into(),
+            erased_ms: 1,
+        };
+        assert_eq!(g.subject().unwrap(), "emr.vault.gone.pabc.private.ab12");
+        let bad = Row::Epoch { patient: "p.>".into(), class: "private".into(), epoch: 2 };
+        assert!(bad.subject().is_err(), "no wildcard or separator from an id");
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<Row>(&json).unwrap(), r);
+    }
+}

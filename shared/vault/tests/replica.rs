@@ -1,0 +1,126 @@
+//! The vault is no less durable than the chain (issue 21, ADR 0016 §5):
+//! every write and erasure is also made in the `VAULT` JetStream stream; a
+//! vault whose database is lost is rebuilt from it, each body checked
+//! against the commitment the chain holds; erased records stay erased in
+//! the rebuilt vault; the stream holds nothing readable.
+
+use glucochain_bus::Bus;
+use glucochain_store::Store;
+use glucochain_testkit::{NatsServer, PgTestDb};
+use glucochain_vault::VaultError;
+use glucochain_vault::commitment::{Salt, commit, verify};
+use glucochain_vault::keys::FileKek;
+use glucochain_vault::record_vault::{Lookup, RecordVault};
+use glucochain_vault::replica::Replica;
+use std::sync::Arc;
+
+const CANARY: &str = "canary-medication-q7vx31";
+
+/// A sealed submission as the chain commits to it: salt and body.
+fn submission(n: usize) -> (Vec<u8>, glucochain_crypto::Hash32) {
+    let salt = Salt::random();
+    let body = format!("{{\"salt\":\"{}\",\"body\":{{\"medication\":\"{CANARY}-{n}\"}}}}", salt.to_b64());
+    let c = commit(&salt, body.as_bytes());
+    (body.into_bytes(), c)
+}
+
+/// `first` holds the vault and is lost; `second` is empty and rebuilt.
+async fn exercise(first: Store, second: Store) {
+    let nats = NatsServer::start().unwrap();
+    let bus = Bus::connect(&nats.url(), "vault-replica-test").await.unwrap();
+    let replica = Replica::new(bus.clone()).await.unwrap();
+    let kek_text = FileKek::generate();
+    let kek = || Arc::new(FileKek::parse(&kek_text).unwrap());
+    let v = RecordVault::new(first.clone(), kek()).with_replica(replica.clone());
+
+    // The chain's commitments, kept as a reader would find them on the chain.
+    let mut chain = Vec::new();
+    for (i, (patient, class)) in
+        [("pa", "private"), ("pa", "private"), ("pa", "institution"), ("pb", "private"), ("pb", "private")]
+            .into_iter()
+            .enumerate()
+    {
+        let (body, c) = submission(i);
+        let tx = format!("tx{i}");
+        v.put(&tx, patient, class, &body, 1_000 + i as i64).await.unwrap();
+        chain.push((tx, c, body));
+    }
+    // pa erases one record, pb its whole private class; pb writes again after.
+    assert!(v.erase_record("tx1", "erase-1", 2_000).await.unwrap());
+    assert_eq!(v.erase_class("pb", "private", "erase-2", 3_000).await.unwrap(), 2);
+    let (after, c_after) = submission(9);
+    v.put("tx9", "pb", "private", &after, 4_000).await.unwrap();
+    chain.push(("tx9".into(), c_after, after));
+
+    // The first vault's database is lost. A new one is rebuilt from the replica.
+    drop(v);
+    let applied = replica.restore(&second).await.unwrap();
+    assert!(applied >= 6, "rows applied: {applied}");
+    let w = RecordVault::new(second.clone(), kek());
+    for (tx, c, body) in &chain {
+        match w.get(tx).await.unwrap() {
+            Lookup::Body(b) => {
+                assert_eq!(&b, body, "{tx} restored whole");
+                let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+                let salt = Salt::from_b64(v["salt"].as_str().unwrap()).unwrap();
+                verify(c, &salt, &b).expect("the restored body matches the chain's commitment");
+            }
+            Lookup::Erased { by_tx, .. } => {
+                assert!(["tx1", "tx3", "tx4"].contains(&tx.as_str()), "{tx} erased by {by_tx}");
+            }
+            Lookup::Missing => panic!("{tx} missing after the restore"),
+        }
+    }
+    assert_eq!(w.get("tx1").await.unwrap(), Lookup::Erased { by_tx: "erase-1".into(), at_ms: 2_000 });
+    assert_eq!(w.get("tx3").await.unwrap(), Lookup::Erased { by_tx: "erase-2".into(), at_ms: 3_000 });
+    assert_eq!(second.vault_epoch("pb", "private").await.unwrap(), 2, "the class's new epoch is restored");
+    assert_eq!(
+        second.vault_data_key("pb", "private", 1).await.unwrap(),
+        None,
+        "the erased class's key stays destroyed"
+    );
+    // Written again after the restore: the same epoch, a key the replica holds.
+    w.put("tx10", "pb", "private", b"{\"note\":\"later\"}", 5_000).await.unwrap();
+    assert_eq!(second.vault_record("tx10").await.unwrap().unwrap().epoch, 2);
+
+    // Another deployment's KEK opens nothing restored from the replica.
+    let stranger = RecordVault::new(second.clone(), Arc::new(FileKek::parse(&FileKek::generate()).unwrap()));
+    assert!(matches!(stranger.get("tx0").await, Err(VaultError::OtherKek { .. })));
+
+    // The stream holds ciphertexts only: no canary in any message, in clear
+    // or base64, and none in the NATS store's files.
+    let mut stream = bus.jetstream().get_stream("VAULT").await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let needles = glucochain_testkit::canary::forms(CANARY);
+    let mut seen = 0;
+    for seq in 1..=last {
+        let Ok(m) = stream.get_raw_message(seq).await else { continue };
+        seen += 1;
+        assert!(
+            !needles.iter().any(|n| m.payload.windows(n.len()).any(|w| w == n.as_slice())),
+            "a canary in VAULT message {seq}"
+        );
+    }
+    assert!(seen >= 6);
+    // The erased rows are purged from the stream, not only tombstoned.
+    for gone in ["tx1", "tx3", "tx4"] {
+        let subject = format!("emr.vault.rec.*.*.{gone}");
+        assert!(stream.get_last_raw_message_by_subject(&subject).await.is_err(), "{gone} still in VAULT");
+    }
+    let mut nats = nats;
+    nats.stop();
+    assert!(glucochain_testkit::canary::files_holding(nats.store_dir(), CANARY).is_empty());
+}
+
+#[tokio::test]
+async fn a_lost_vault_is_restored_from_the_replica_on_postgres() {
+    let (a, b) = (PgTestDb::create().await.unwrap(), PgTestDb::create().await.unwrap());
+    exercise(Store::connect(a.url()).await.unwrap(), Store::connect(b.url()).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn a_lost_vault_is_restored_from_the_replica_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = |n: &str| format!("sqlite://{}", dir.path().join(format!("{n}.db")).display());
+    exercise(Store::connect(&url("first")).await.unwrap(), Store::connect(&url("second")).await.unwrap()).await;
+}
