@@ -119,24 +119,37 @@ fn plasma_set() -> (plasma::Labels, BTreeMap<String, Vec<Reading>>) {
     (json(dir.join("labels.json")), read_dir(&dir.join("cgm")).unwrap())
 }
 
+/// Floors a plasma run is held to where a target is not met (today's level).
+struct PlasmaFloors {
+    hypo_l1: f64,
+    hypo_l1_lead: f64,
+    false_per_day: f64,
+}
+
+/// Scores `alerts` on the plasma set against the issue-20 targets.
+fn check_plasma(set: &str, labels: &plasma::Labels, alerts: &[ScoredAlert], f: PlasmaFloors) {
+    let r = plasma::score(labels, alerts, Default::default()).unwrap();
+    println!("{}", plasma::render(&r));
+    let k = |kind: &str| &r.by_kind[kind];
+    check(
+        set,
+        &[
+            at_least("hypo_l2.sensitivity", k("hypo_l2").sensitivity.unwrap(), 0.95, 0.95),
+            at_least("hypo_l1.sensitivity", k("hypo_l1").sensitivity.unwrap(), 0.85, f.hypo_l1),
+            at_least("hypo_l1.median_lead", k("hypo_l1").median_lead_min.unwrap(), 5.0, f.hypo_l1_lead),
+            at_least("hyper_l2.sensitivity", k("hyper_l2").sensitivity.unwrap(), 0.90, 0.90),
+            at_least("rapid_fall.sensitivity", k("rapid_fall").sensitivity.unwrap(), 0.5, 0.15),
+            at_most("false_alerts_per_patient_day", r.false_alerts_per_patient_day, 1.0, f.false_per_day),
+        ],
+    );
+}
+
 /// The issue-20 targets on the plasma-labelled dev set (15 patients × 7 days).
 #[test]
 fn plasma_dev_set_quality_against_the_issue_20_targets() {
     let (labels, traces) = plasma_set();
-    let r = plasma::score(&labels, &detect_all(&DetectorConfig::default(), &traces), Default::default()).unwrap();
-    println!("{}", plasma::render(&r));
-    let k = |kind: &str| &r.by_kind[kind];
-    check(
-        "plasma",
-        &[
-            at_least("hypo_l2.sensitivity", k("hypo_l2").sensitivity.unwrap(), 0.95, 0.95),
-            at_least("hypo_l1.sensitivity", k("hypo_l1").sensitivity.unwrap(), 0.85, 0.77),
-            at_least("hypo_l1.median_lead", k("hypo_l1").median_lead_min.unwrap(), 5.0, 4.0),
-            at_least("hyper_l2.sensitivity", k("hyper_l2").sensitivity.unwrap(), 0.90, 0.90),
-            at_least("rapid_fall.sensitivity", k("rapid_fall").sensitivity.unwrap(), 0.5, 0.15),
-            at_most("false_alerts_per_patient_day", r.false_alerts_per_patient_day, 1.0, 3.45),
-        ],
-    );
+    let alerts = detect_all(&DetectorConfig::default(), &traces);
+    check_plasma("plasma", &labels, &alerts, PlasmaFloors { hypo_l1: 0.77, hypo_l1_lead: 4.0, false_per_day: 3.45 });
 }
 
 /// What each plasma patient's record holds: boluses, entered carbohydrates,
@@ -147,24 +160,16 @@ fn plasma_records() -> BTreeMap<String, PatientRecord> {
 
 /// The same targets when the detector also knows the record's insulin and
 /// carbohydrates and the patient's factors (what a care plan and
-/// `medication.taken` give the service).
+/// `medication.taken` give the service): hypo_l1 is met here.
 #[test]
 fn plasma_dev_set_quality_with_the_record_against_the_issue_20_targets() {
     let (labels, traces) = plasma_set();
     let alerts = detect_all_with(&DetectorConfig::default(), &traces, &plasma_records());
-    let r = plasma::score(&labels, &alerts, Default::default()).unwrap();
-    println!("{}", plasma::render(&r));
-    let k = |kind: &str| &r.by_kind[kind];
-    check(
+    check_plasma(
         "plasma+rec",
-        &[
-            at_least("hypo_l2.sensitivity", k("hypo_l2").sensitivity.unwrap(), 0.95, 0.95),
-            at_least("hypo_l1.sensitivity", k("hypo_l1").sensitivity.unwrap(), 0.85, 0.85),
-            at_least("hypo_l1.median_lead", k("hypo_l1").median_lead_min.unwrap(), 5.0, 5.0),
-            at_least("hyper_l2.sensitivity", k("hyper_l2").sensitivity.unwrap(), 0.90, 0.90),
-            at_least("rapid_fall.sensitivity", k("rapid_fall").sensitivity.unwrap(), 0.5, 0.15),
-            at_most("false_alerts_per_patient_day", r.false_alerts_per_patient_day, 1.0, 3.65),
-        ],
+        &labels,
+        &alerts,
+        PlasmaFloors { hypo_l1: 0.85, hypo_l1_lead: 5.0, false_per_day: 3.62 },
     );
 }
 

@@ -169,7 +169,6 @@ impl Store {
         let Some(r) = r else { return Ok(false) };
         let (patient, class): (String, String) = (r.try_get("patient")?, r.try_get("class")?);
         tombstone(&mut tx, tx_hash, &patient, &class, by_tx, now_ms).await?;
-        sqlx::query("DELETE FROM vault_record WHERE tx_hash = $1").bind(tx_hash.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -186,7 +185,6 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         tombstone(&mut tx, tx_hash, patient, class, by_tx, erased_ms).await?;
-        sqlx::query("DELETE FROM vault_record WHERE tx_hash = $1").bind(tx_hash.to_string()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -195,24 +193,9 @@ impl Store {
     /// erasure): data keys of earlier epochs go.
     pub async fn vault_raise_epoch(&self, patient: &str, class: &str, epoch: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let current = sqlx::query("SELECT epoch FROM vault_epoch WHERE patient = $1 AND class = $2")
-            .bind(patient.to_string())
-            .bind(class.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<i64, _>("epoch"))
-            .transpose()?
-            .unwrap_or(1);
+        let current = stored_epoch(&mut tx, patient, class).await?;
         if epoch > current {
-            sqlx::query(
-                "INSERT INTO vault_epoch (patient, class, epoch) VALUES ($1, $2, $3) \
-                 ON CONFLICT (patient, class) DO UPDATE SET epoch = excluded.epoch",
-            )
-            .bind(patient.to_string())
-            .bind(class.to_string())
-            .bind(epoch)
-            .execute(&mut *tx)
-            .await?;
+            set_epoch(&mut tx, patient, class, epoch).await?;
         }
         sqlx::query("DELETE FROM vault_data_key WHERE patient = $1 AND class = $2 AND epoch < $3")
             .bind(patient.to_string())
@@ -265,29 +248,49 @@ impl Store {
             .bind(class.to_string())
             .execute(&mut *tx)
             .await?;
-        let current = sqlx::query("SELECT epoch FROM vault_epoch WHERE patient = $1 AND class = $2")
-            .bind(patient.to_string())
-            .bind(class.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get::<i64, _>("epoch"))
-            .transpose()?
-            .unwrap_or(1);
+        let current = stored_epoch(&mut tx, patient, class).await?;
         let next = current.max(epoch) + 1;
-        sqlx::query(
-            "INSERT INTO vault_epoch (patient, class, epoch) VALUES ($1, $2, $3) \
-             ON CONFLICT (patient, class) DO UPDATE SET epoch = excluded.epoch",
-        )
-        .bind(patient.to_string())
-        .bind(class.to_string())
-        .bind(next)
-        .execute(&mut *tx)
-        .await?;
+        set_epoch(&mut tx, patient, class, next).await?;
         tx.commit().await?;
         Ok(ClassErased { erased, epoch: next })
     }
 }
 
+/// The epoch stored for `patient`'s `class` (1 when none is).
+async fn stored_epoch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    patient: &str,
+    class: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT epoch FROM vault_epoch WHERE patient = $1 AND class = $2")
+        .bind(patient.to_string())
+        .bind(class.to_string())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| r.try_get::<i64, _>("epoch"))
+        .transpose()?
+        .unwrap_or(1))
+}
+
+async fn set_epoch(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    patient: &str,
+    class: &str,
+    epoch: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO vault_epoch (patient, class, epoch) VALUES ($1, $2, $3) \
+         ON CONFLICT (patient, class) DO UPDATE SET epoch = excluded.epoch",
+    )
+    .bind(patient.to_string())
+    .bind(class.to_string())
+    .bind(epoch)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A tombstone for `tx_hash`; its sealed row, if any, goes.
 async fn tombstone(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     tx_hash: &str,
@@ -307,5 +310,6 @@ async fn tombstone(
     .bind(now_ms)
     .execute(&mut **tx)
     .await?;
+    sqlx::query("DELETE FROM vault_record WHERE tx_hash = $1").bind(tx_hash.to_string()).execute(&mut **tx).await?;
     Ok(())
 }

@@ -136,6 +136,17 @@ impl Row {
         }
     }
 
+    /// The tombstone of `tx_hash`, erased by `by_tx`.
+    pub fn gone(tx_hash: &str, patient: &str, class: &str, by_tx: &str, erased_ms: i64) -> Self {
+        Row::Gone {
+            tx_hash: tx_hash.into(),
+            patient: patient.into(),
+            class: class.into(),
+            by_tx: by_tx.into(),
+            erased_ms,
+        }
+    }
+
     /// Writes the row into `store` (each is idempotent).
     pub async fn apply(&self, store: &Store) -> Result<(), VaultError> {
         match self {
@@ -213,14 +224,7 @@ impl Replica {
         by_tx: &str,
         erased_ms: i64,
     ) -> Result<(), VaultError> {
-        let gone = Row::Gone {
-            tx_hash: tx_hash.into(),
-            patient: patient.into(),
-            class: class.into(),
-            by_tx: by_tx.into(),
-            erased_ms,
-        };
-        self.publish(&gone).await?;
+        self.publish(&Row::gone(tx_hash, patient, class, by_tx, erased_ms)).await?;
         self.purge(&format!("emr.vault.rec.{}.{}.{}", token(patient)?, token(class)?, token(tx_hash)?)).await?;
         Ok(())
     }
@@ -237,14 +241,7 @@ impl Replica {
         erased_ms: i64,
     ) -> Result<(), VaultError> {
         for tx in erased {
-            let gone = Row::Gone {
-                tx_hash: tx.clone(),
-                patient: patient.into(),
-                class: class.into(),
-                by_tx: by_tx.into(),
-                erased_ms,
-            };
-            self.publish(&gone).await?;
+            self.publish(&Row::gone(tx, patient, class, by_tx, erased_ms)).await?;
         }
         self.publish(&Row::Epoch { patient: patient.into(), class: class.into(), epoch }).await?;
         let (p, c) = (token(patient)?, token(class)?);
@@ -286,13 +283,7 @@ mod tests {
     fn subjects_name_each_row_and_refuse_what_is_not_a_token() {
         let r = Row::data_key("pabc", "private", 2, b"k", "kek1", 0);
         assert_eq!(r.subject().unwrap(), "emr.vault.key.pabc.private.2");
-        let g = Row::Gone {
-            tx_hash: "ab12".into(),
-            patient: "pabc".into(),
-            class: "private".into(),
-            by_tx: "ff".into(),
-            erased_ms: 1,
-        };
+        let g = Row::gone("ab12", "pabc", "private", "ff", 1);
         assert_eq!(g.subject().unwrap(), "emr.vault.gone.pabc.private.ab12");
         let bad = Row::Epoch { patient: "p.>".into(), class: "private".into(), epoch: 2 };
         assert!(bad.subject().is_err(), "no wildcard or separator from an id");

@@ -1462,7 +1462,7 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
         alert_repeat: None,
         insulin: None,
     };
-    let plan_height = sys.agree_careplan(&mut clinician, &mut patient, plan).await;
+    let plan_height = sys.agree_careplan(&mut clinician, &mut patient, plan.clone()).await;
     let start = now - 30 * 60_000;
     for i in 0..6i64 {
         let obs = cgm_observation(
@@ -1501,20 +1501,12 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     // flat at 100 mg/dL (no low in sight from the CGM), but the restarted
     // detector knows the 8 U still acting (from its stored chain) and
     // predicts the low.
-    let now = Timestamp::now().unix_ms();
     let plan = CareplanPropose {
         plan_id: glucochain_types::ids::LocalId::parse("plan-pump", "plan_id").unwrap(),
-        version: 1,
         thresholds: GlucoseThresholds::default(),
         alert_kinds: vec![AlertKind::PredictedLow],
-        contacts: vec![],
-        quiet_hours: None,
-        medications: vec![],
-        checkups: vec![],
-        term: Term { start: Timestamp::from_unix_ms(now - 3_600_000), end: Timestamp::from_unix_ms(now + 86_400_000) },
-        language: None,
-        alert_repeat: None,
         insulin: Some(glucochain_types::tx::InsulinFactors { sensitivity_mg_dl_per_u: 40.0, carb_ratio_g_per_u: 10.0 }),
+        ..plan
     };
     sys.agree_careplan(&mut clinician, &mut pumper, plan).await;
     for i in 0..6i64 {
