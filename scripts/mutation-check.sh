@@ -49,6 +49,9 @@ mutations=(
   "shared/detect/src/treatments.rs|s/let isf = profile.sensitivity_mg_dl_per_u;/let isf = 0.0;/|glucochain-detect|recorded insulin ignored by the forecast"
   "shared/detect/src/treatments.rs|s/let csf = isf \/ profile.carb_ratio_g_per_u;/let csf = 0.0;/|glucochain-detect|recorded carbohydrates ignored by the forecast"
   "shared/detect/src/lib.rs|s/let trend_limit = if forecast.is_some() { t.urgent_low } else { t.low };/let trend_limit = if forecast.is_some() { 0.0 } else { t.low };/|glucochain-detect|the trend's coming severe low silenced by the record"
+  # Issue 21: who may erase.
+  "shared/state/src/contracts.rs|s/            Role::Admin if e.request.is_none() => {/            Role::Admin if false => {/|glucochain-state|an admin erases without a verified request"
+  "shared/state/src/lib.rs|s/let erasing_for_former = signer_role == Role::Admin \&\& matches!(tx.payload.body, TxBody::RecordErase(_));/let erasing_for_former = signer_role != Role::Patient;/|glucochain-state|former patients' records writable by anyone"
 )
 
 caught=0; missed=0

@@ -13,7 +13,7 @@ use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     Access, AccessEmergency, AlertAck, AlertRaise, AuditCheckpoint, CareplanAccept, CareplanPropose, ConsentGrant,
     ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel, ContactChannelsSet,
-    EmergencyProfileSet, EmergencyReason, MedicationTaken, Purpose, RecordType, TxBody,
+    EmergencyProfileSet, EmergencyReason, EraseScope, MedicationTaken, Purpose, RecordErase, RecordType, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role, Transaction};
 use std::collections::BTreeMap;
@@ -174,6 +174,24 @@ pub struct RaisedAlert {
     pub acked_by: Vec<ParticipantId>,
 }
 
+/// A committed erasure of a patient's records (`record.erase`): every vault
+/// destroys the bodies in its scope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Erasure {
+    /// The patient.
+    pub patient: ParticipantId,
+    /// Erasure id.
+    pub erase_id: LocalId,
+    /// What it covers.
+    pub scope: EraseScope,
+    /// Who signed it (the patient, or an admin on a verified request).
+    pub by: ParticipantId,
+    /// The request an admin acted on.
+    pub request: Option<String>,
+    /// The height it was committed at.
+    pub height: u64,
+}
+
 /// A break-glass access granted by a block.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmergencyAccess {
@@ -219,6 +237,8 @@ pub struct Contracts {
     pub contact_channels: BTreeMap<ParticipantId, Vec<ContactChannel>>,
     /// Committed audit-log heads by (ledger, log id).
     pub audit_heads: BTreeMap<(ParticipantId, LocalId), AuditHead>,
+    /// Erasures by (patient, erase id).
+    pub erasures: BTreeMap<(ParticipantId, LocalId), Erasure>,
 }
 
 impl Contracts {
@@ -256,6 +276,10 @@ impl Contracts {
         for (k, v) in delta.audit_heads {
             lines.push(format!("audit {}/{} {}@{}", k.0, k.1, v.entries, v.head));
             self.audit_heads.insert(k, v);
+        }
+        for (k, v) in delta.erasures {
+            lines.push(format!("erasure {}/{} {:?} by {}", k.0, k.1, v.scope, v.by));
+            self.erasures.insert(k, v);
         }
         lines
     }
@@ -421,6 +445,7 @@ impl BlockExecution<'_> {
             TxBody::MedicationTaken(m) => self.medication_taken(signer.as_ref(), role, &patient, m)?,
             TxBody::AlertRaise(a) => self.alert_raise(&patient, a)?,
             TxBody::AlertAck(a) => self.alert_ack(&tx.signer, role, &patient, a)?,
+            TxBody::RecordErase(e) => self.record_erase(&tx.signer, role, &patient, e)?,
             _ => {}
         }
         Ok(())
@@ -700,6 +725,43 @@ impl BlockExecution<'_> {
         if role == Role::Caregiver && who.and_then(|w| w.registered_by.as_ref()) != Some(patient) {
             return Err(deny("only a caregiver this patient invited may record their medication"));
         }
+        Ok(())
+    }
+
+    /// `record.erase`: the patient's own (the generic rules already refuse a
+    /// patient signing for another), or an admin's naming the verified
+    /// request acted on; an erasure id once per patient.
+    fn record_erase(
+        &mut self,
+        by: &ParticipantId,
+        role: Role,
+        patient: &ParticipantId,
+        e: &RecordErase,
+    ) -> Result<(), Rejection> {
+        match role {
+            Role::Patient if e.request.is_some() => {
+                return Err(deny("a patient's own erasure names no request (`request` is for an admin acting on one)"));
+            }
+            Role::Patient => {}
+            Role::Admin if e.request.is_none() => {
+                return Err(deny("an admin erases only on a verified request, named in `request`"));
+            }
+            Role::Admin => {}
+            _ => return Err(deny("only the patient, or an admin on their verified request, erases records")),
+        }
+        let key = (patient.clone(), e.erase_id.clone());
+        if self.effects.contracts.erasures.contains_key(&key) || self.state.contracts.erasures.contains_key(&key) {
+            return Err(conflict(format!("erasure {} already exists", e.erase_id)));
+        }
+        let erasure = Erasure {
+            patient: patient.clone(),
+            erase_id: e.erase_id.clone(),
+            scope: e.scope.clone(),
+            by: by.clone(),
+            request: e.request.clone(),
+            height: self.state.height + 1,
+        };
+        self.effects.contracts.erasures.insert(key, erasure);
         Ok(())
     }
 

@@ -540,8 +540,11 @@ impl<'a> BlockExecution<'a> {
             return Err(Rejection::new("replay", "the signer already used this nonce"));
         }
         if let Some(patient) = &tx.payload.patient {
+            // A former patient keeps the right to erasure: an admin acts on
+            // their verified request although their registration was revoked.
+            let erasing_for_former = signer_role == Role::Admin && matches!(tx.payload.body, TxBody::RecordErase(_));
             match self.lookup(patient) {
-                Some((p, true)) if p.role == Role::Patient => {}
+                Some((p, active)) if p.role == Role::Patient && (active || erasing_for_former) => {}
                 _ => return Err(Rejection::new("unknown-patient", format!("{patient} is not an active patient"))),
             }
             if signer_role == Role::Patient && patient != &tx.signer {

@@ -12,8 +12,8 @@ use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     Access, AccessEmergency, AlertAck, AlertKind, AlertRaise, AuditCheckpoint, BloodGroup, CareContact, CareplanAccept,
     CareplanPropose, ChannelKind, ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel,
-    ContactChannelsSet, DiabetesType, EmergencyProfileSet, EmergencyReason, GlucoseThresholds, MedicationTaken,
-    Purpose, RecordType, Severity, Term, TxBody,
+    ContactChannelsSet, DiabetesType, EmergencyProfileSet, EmergencyReason, EraseScope, GlucoseThresholds,
+    MedicationTaken, Purpose, RecordErase, RecordType, Severity, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use proptest::prelude::*;
@@ -888,6 +888,77 @@ enum Op {
     Grant { until_offset: Option<i64> },
     Revoke,
     Wait(i64),
+}
+
+fn erase(id_: &str, scope: EraseScope, request: Option<&str>) -> TxBody {
+    TxBody::RecordErase(RecordErase { erase_id: id(id_), scope, request: request.map(String::from) })
+}
+
+/// Who may erase a patient's records (ADR 0016's matrix): the patient
+/// themselves; an admin only naming the verified request acted on, also for
+/// a former patient; nobody else — not their clinician, not the
+/// institution, not their caregiver, not a service, not another patient;
+/// an erasure id once.
+#[test]
+fn record_erase_is_the_patients_own_or_an_admins_on_a_verified_request() {
+    let mut w = World::new();
+    let p = w.pid();
+    let t = w.chain.now();
+    let one = EraseScope::Record(sha256(b"a record of the patient"));
+    // Their care team and every service: refused (the care plan and consent give no such right).
+    let c = w.patient_signs(consent_body(
+        "c-erase",
+        &w.clinician.id.clone(),
+        &[Access::Read, Access::Write],
+        &[DataClass::Private],
+        None,
+    ));
+    w.chain.commit(vec![c]);
+    let t2 = w.chain.now();
+    for who in [&mut w.clinician, &mut w.hospital, &mut w.caregiver, &mut w.detector, &mut w.notifier, &mut w.ledger] {
+        let tx = who.sign(t2, Some(&p), erase("x-other", EraseScope::All, None));
+        assert_eq!(w.chain.reject(vec![tx]).1, "forbidden", "someone of the care team or a service erases");
+    }
+    // Another patient cannot erase this one's records.
+    let theirs = w.hospital_patient.sign(t, Some(&p), erase("x-them", one.clone(), None));
+    assert_eq!(w.chain.reject(vec![theirs]).1, "forbidden");
+    // An admin needs the request; a patient names none.
+    let blind = w.admin.sign(t2, Some(&p), erase("x-admin", EraseScope::Class(DataClass::Private), None));
+    assert_eq!(w.chain.reject(vec![blind]).1, "forbidden");
+    let odd = w.patient_signs(erase("x-odd", one.clone(), Some("ticket")));
+    assert_eq!(w.chain.reject(vec![odd]).1, "forbidden");
+    // The patient's own erasure, by record, class and all; an id once.
+    for (n, scope) in [("x1", one.clone()), ("x2", EraseScope::Class(DataClass::Private)), ("x3", EraseScope::All)] {
+        let tx = w.patient_signs(erase(n, scope, None));
+        w.chain.commit(vec![tx]);
+    }
+    let again = w.patient_signs(erase("x1", EraseScope::All, None));
+    assert_eq!(w.chain.reject(vec![again]).1, "conflict");
+    let e = &w.chain.state.contracts().erasures[&(p.clone(), id("x2"))];
+    assert_eq!(
+        (e.by.clone(), e.scope.clone(), e.request.clone()),
+        (p.clone(), EraseScope::Class(DataClass::Private), None)
+    );
+    // An admin on a verified request, also once the patient has left.
+    let t3 = w.chain.now();
+    let revoke = w.admin.sign(
+        t3,
+        None,
+        TxBody::ParticipantRevoke(glucochain_types::tx::ParticipantRevoke { id: p.clone(), reason: "left".into() }),
+    );
+    w.chain.commit(vec![revoke]);
+    let t4 = w.chain.now();
+    let own = w.patient.sign(t4, Some(&p), erase("x4", EraseScope::All, None));
+    assert_eq!(w.chain.reject(vec![own]).1, "revoked-signer", "a revoked registration signs nothing");
+    let on_request =
+        w.admin.sign(t4, Some(&p), erase("x5", EraseScope::All, Some("DPO request 2026-114, identity verified")));
+    w.chain.commit(vec![on_request]);
+    let e = &w.chain.state.contracts().erasures[&(p.clone(), id("x5"))];
+    assert_eq!(e.by, w.admin.id);
+    assert_eq!(e.request.as_deref(), Some("DPO request 2026-114, identity verified"));
+    // The admin's exception is for erasure only: nothing else for a former patient.
+    let obs = w.clinician.observe(t4, &p);
+    assert_eq!(w.chain.reject(vec![obs]).1, "unknown-patient");
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -163,6 +163,7 @@ tx_types! {
     AlertAck => "alert.ack", AlertAck, patient: true, signers: [Caregiver, Clinician, Patient, Notifier];
     AuditCheckpoint => "audit.checkpoint", AuditCheckpoint, patient: false, signers: [Ledger];
     ContactChannelsSet => "contact.channels.set", ContactChannelsSet, patient: false, signers: [Caregiver, Clinician];
+    RecordErase => "record.erase", RecordErase, patient: true, signers: [Patient, Admin];
 }
 
 fn body_from<T: DeserializeOwned>(v: serde_json::Value, name: &str) -> Result<T, TxError> {
@@ -1239,6 +1240,45 @@ impl MedicationTaken {
     }
 }
 
+/// What an erasure covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum EraseScope {
+    /// One record: the transaction that carried it.
+    Record(Hash32),
+    /// Every record of a data class.
+    Class(DataClass),
+    /// Every record.
+    All,
+}
+
+/// The patient's erasure of records (GDPR Art. 17; ADR 0016): signed by the
+/// patient, or by an admin acting on a verified request, who names it. On
+/// commit every vault destroys the bodies in scope; the envelopes stay on
+/// the chain, which keeps verifying.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordErase {
+    /// Erasure id (unique per patient).
+    pub erase_id: LocalId,
+    /// What it covers.
+    pub scope: EraseScope,
+    /// For an admin: the reference of the verified request acted on (the
+    /// patient is told). A patient's own erasure names none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
+}
+
+impl RecordErase {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        if let Some(r) = &self.request {
+            check_nonempty("body.request", r)?;
+            check_line("body.request", r, 200)?;
+        }
+        Ok(())
+    }
+}
+
 /// Severity of an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -1684,6 +1724,9 @@ mod tests {
                 TxType::AlertAck => json!({ "alert_id": "a1", "note": "juice given" }),
                 TxType::AuditCheckpoint => json!({ "log_id": "ledger", "head": hash, "entries": 3 }),
                 TxType::ContactChannelsSet => json!({ "channels": [channel.clone()] }),
+                TxType::RecordErase => {
+                    json!({ "erase_id": "x1", "scope": { "record": hash }, "request": "DPO ticket 2026-114" })
+                }
             }
         };
         TxType::ALL.iter().map(|t| (*t, body(*t))).collect()
