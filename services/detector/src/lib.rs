@@ -159,8 +159,7 @@ impl DetectorService {
         match contracts.active_careplan(patient, Timestamp::now()) {
             Some(v) => {
                 cfg.thresholds = v.plan.thresholds.clone();
-                cfg.insulin =
-                    v.plan.insulin.map(|f| InsulinProfile::new(f.sensitivity_mg_dl_per_u, f.carb_ratio_g_per_u));
+                cfg.insulin = v.plan.insulin.as_ref().map(InsulinProfile::from_factors);
                 if !v.plan.alert_kinds.is_empty() {
                     cfg.enabled = v.plan.alert_kinds.iter().copied().collect();
                 }

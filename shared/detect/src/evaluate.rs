@@ -38,12 +38,7 @@ fn scored(patient: &str, at_ms: i64, kind: &str) -> ScoredAlert {
 
 /// The detector's alerts over every patient's trace.
 pub fn detect_all(cfg: &DetectorConfig, traces: &BTreeMap<String, Vec<Reading>>) -> Vec<ScoredAlert> {
-    traces
-        .iter()
-        .flat_map(|(p, readings)| {
-            run_trace(cfg, readings).into_iter().map(move |a| scored(p, a.at_ms, kind_name(a.kind)))
-        })
-        .collect()
+    detect_all_with(cfg, traces, &BTreeMap::new())
 }
 
 /// What a patient's record holds besides the CGM: their insulin factors
@@ -54,6 +49,14 @@ pub struct PatientRecord {
     pub profile: InsulinProfile,
     /// Insulin given and carbohydrates entered.
     pub treatments: Vec<Treatment>,
+}
+
+impl PatientRecord {
+    /// The detector's alerts over `readings` with this record: the
+    /// patient's factors in `cfg`, the treatments fed in time.
+    pub fn run(&self, cfg: &DetectorConfig, readings: &[Reading]) -> Vec<crate::Alert> {
+        run_trace_with(&DetectorConfig { insulin: Some(self.profile), ..cfg.clone() }, readings, &self.treatments)
+    }
 }
 
 /// The plasma set's `scenario.json` read as the record would hold it: every
@@ -111,10 +114,7 @@ pub fn detect_all_with(
         .iter()
         .flat_map(|(p, readings)| {
             let alerts = match records.get(p) {
-                Some(r) => {
-                    let cfg = DetectorConfig { insulin: Some(r.profile), ..cfg.clone() };
-                    run_trace_with(&cfg, readings, &r.treatments)
-                }
+                Some(r) => r.run(cfg, readings),
                 None => run_trace(cfg, readings),
             };
             alerts.into_iter().map(move |a| scored(p, a.at_ms, kind_name(a.kind)))

@@ -46,6 +46,11 @@ impl InsulinProfile {
         }
     }
 
+    /// The profile for a care plan's factors, with the usual curves.
+    pub fn from_factors(f: &glucochain_types::tx::InsulinFactors) -> Self {
+        Self::new(f.sensitivity_mg_dl_per_u, f.carb_ratio_g_per_u)
+    }
+
     /// The fraction of a dose still on board `minutes` after it was given
     /// (1 at the dose, 0 from the duration of action on).
     pub fn insulin_on_board(&self, minutes: f64) -> f64 {

@@ -14,7 +14,7 @@ use glucochain_detect::evaluate::{
     PatientRecord, detect_all, detect_all_with, plasma_record, read_dir, threshold_baseline,
 };
 use glucochain_detect::score::{self, ScoredAlert, plasma};
-use glucochain_detect::{DetectorConfig, MIN, Reading, kind_name, run_trace, run_trace_with};
+use glucochain_detect::{DetectorConfig, MIN, Reading, kind_name, run_trace};
 use std::collections::BTreeMap;
 
 fn json<T: serde::de::DeserializeOwned>(path: std::path::PathBuf) -> T {
@@ -230,11 +230,7 @@ fn every_fixture_trace_urgent_low_is_never_later_than_the_plain_54_rule() {
     for (set, traces, artefacts, records) in &sets {
         for (p, readings) in traces {
             let alerts = match records.get(p) {
-                Some(r) => run_trace_with(
-                    &DetectorConfig { insulin: Some(r.profile), ..Default::default() },
-                    readings,
-                    &r.treatments,
-                ),
+                Some(r) => r.run(&DetectorConfig::default(), readings),
                 None => run_trace(&DetectorConfig::default(), readings),
             };
             let urgent: Vec<i64> =

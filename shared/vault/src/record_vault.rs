@@ -142,7 +142,11 @@ impl RecordVault {
 
     /// Erases one record by the committed transaction `by_tx`.
     pub async fn erase_record(&self, tx_hash: &str, by_tx: &str, now_ms: i64) -> Result<bool, VaultError> {
-        let place = self.store.vault_record(tx_hash).await?.map(|r| (r.patient, r.class));
+        // The replica's subjects name the record's patient and class.
+        let place = match &self.replica {
+            Some(_) => self.store.vault_record(tx_hash).await?.map(|r| (r.patient, r.class)),
+            None => None,
+        };
         let erased = self.store.vault_erase_record(tx_hash, by_tx, now_ms).await?;
         if let (Some(r), Some((patient, class))) = (&self.replica, place) {
             r.erase_record(tx_hash, &patient, &class, by_tx, now_ms).await?;
