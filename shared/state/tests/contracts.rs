@@ -915,8 +915,21 @@ fn record_erase_is_the_patients_own_or_an_admins_on_a_verified_request() {
     ));
     w.chain.commit(vec![c]);
     let t2 = w.chain.now();
-    for who in [&mut w.clinician, &mut w.hospital, &mut w.caregiver, &mut w.detector, &mut w.notifier, &mut w.ledger] {
-        let tx = who.sign(t2, Some(&p), erase("x-other", EraseScope::All, None));
+    // The consented clinician, a colleague of the same institution without
+    // consent, another institution's clinician, the institution itself, the
+    // patient's own caregiver, another patient's caregiver, every service.
+    for who in [
+        &mut w.clinician,
+        &mut w.other_clinician,
+        &mut w.elsewhere_clinician,
+        &mut w.hospital,
+        &mut w.caregiver,
+        &mut w.stranger_caregiver,
+        &mut w.detector,
+        &mut w.notifier,
+        &mut w.ledger,
+    ] {
+        let tx = who.sign(t2, Some(&p), erase("x-other", EraseScope::All, Some("a request")));
         assert_eq!(w.chain.reject(vec![tx]).1, "forbidden", "someone of the care team or a service erases");
     }
     // Another patient cannot erase this one's records.
@@ -956,9 +969,21 @@ fn record_erase_is_the_patients_own_or_an_admins_on_a_verified_request() {
     let e = &w.chain.state.contracts().erasures[&(p.clone(), id("x5"))];
     assert_eq!(e.by, w.admin.id);
     assert_eq!(e.request.as_deref(), Some("DPO request 2026-114, identity verified"));
-    // The admin's exception is for erasure only: nothing else for a former patient.
+    // The admin's exception is for erasure only: nothing else for a former
+    // patient, not even what an admin may sign for an active one.
     let obs = w.clinician.observe(t4, &p);
     assert_eq!(w.chain.reject(vec![obs]).1, "unknown-patient");
+    let grant = w.admin.sign(
+        t4,
+        Some(&p),
+        consent_body("c-late", &w.clinician.id.clone(), &[Access::Read], &[DataClass::Private], None),
+    );
+    assert_eq!(w.chain.reject(vec![grant]).1, "unknown-patient");
+    // And only for patients: not a clinician's id, not an unregistered one.
+    for not_a_patient in [w.clinician.id.clone(), Actor::new(99).id] {
+        let tx = w.admin.sign(t4, Some(&not_a_patient), erase("x6", EraseScope::All, Some("a request")));
+        assert_eq!(w.chain.reject(vec![tx]).1, "unknown-patient");
+    }
 }
 
 fn op() -> impl Strategy<Value = Op> {

@@ -1636,6 +1636,38 @@ mod tests {
         TxPayload::from_json(&serde_json::to_vec(&v).unwrap(), &TxLimits::default())
     }
 
+    /// Amounts the detector acts on are bounded, each refusal naming its field.
+    #[test]
+    fn treatment_amounts_and_insulin_factors_outside_their_ranges_are_refused() {
+        let (_, p) = kp();
+        let sample = |t: TxType| sample_bodies(&p).into_iter().find(|(x, _)| *x == t).unwrap().1;
+        let parse = |t: TxType, body: serde_json::Value| {
+            TxPayload::from_json(&payload_json(t, &p, body), &TxLimits::default()).map(|_| ())
+        };
+        let mut m = sample(TxType::MedicationTaken);
+        m["insulin_units"] = 4.5.into();
+        m["carbs_g"] = 40.into();
+        parse(TxType::MedicationTaken, m.clone()).unwrap();
+        for (field, value) in [("insulin_units", 0.0), ("insulin_units", 101.0), ("carbs_g", -1.0), ("carbs_g", 501.0)]
+        {
+            let mut bad = m.clone();
+            bad[field] = value.into();
+            let err = parse(TxType::MedicationTaken, bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("body.{field}")), "{field} = {value}: {err}");
+        }
+        let mut plan = sample(TxType::CareplanPropose);
+        plan["insulin"] = serde_json::json!({ "sensitivity_mg_dl_per_u": 40, "carb_ratio_g_per_u": 10 });
+        parse(TxType::CareplanPropose, plan.clone()).unwrap();
+        for (field, value) in
+            [("sensitivity_mg_dl_per_u", 1.0), ("sensitivity_mg_dl_per_u", 900.0), ("carb_ratio_g_per_u", 0.5)]
+        {
+            let mut bad = plan.clone();
+            bad["insulin"][field] = value.into();
+            let err = parse(TxType::CareplanPropose, bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("body.insulin.{field}")), "{field} = {value}: {err}");
+        }
+    }
+
     #[test]
     fn strict_parsing_names_the_field() {
         type Mutation = Box<dyn FnOnce(&mut serde_json::Value)>;
