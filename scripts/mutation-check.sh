@@ -52,6 +52,8 @@ mutations=(
   # Issue 21: who may erase.
   "shared/state/src/contracts.rs|s/            Role::Admin if e.request.is_none() => {/            Role::Admin if false => {/|glucochain-state|an admin erases without a verified request"
   "shared/state/src/lib.rs|s/let erasing_for_former = signer_role == Role::Admin \&\& matches!(tx.payload.body, TxBody::RecordErase(_));/let erasing_for_former = signer_role != Role::Patient;/|glucochain-state|former patients' records writable by anyone"
+  # Late double votes (the byzantine cluster test failed on a busy CI box).
+  "shared/consensus/src/node.rs|s/            \&\& let ConsensusMessage::Vote(v) = msg$/            \&\& false \&\& let ConsensusMessage::Vote(v) = msg/|glucochain-consensus|double votes arriving after the decision dropped as stale"
 )
 
 caught=0; missed=0

@@ -741,6 +741,10 @@ impl Validator {
                     self.node.block_validated(round, proposer, block.hash(), valid)?
                 }
                 Output::Decided(d) => self.commit(d).await?,
+                Output::Evidence(e) => {
+                    self.record_evidence(std::slice::from_ref(&e)).await?;
+                    Vec::new()
+                }
                 Output::PeerAhead { peer, height } => {
                     self.peer_height = self.peer_height.max(height.0);
                     tracing::trace!(%peer, height = height.0, "peer ahead");
@@ -947,11 +951,9 @@ impl Validator {
         }
     }
 
-    async fn commit(&mut self, d: Decision) -> anyhow::Result<Vec<Output>> {
-        let height = d.block.header.height;
-        let committed = self.chain.commit(&d.block, &d.certificate).await.context("commit")?;
-        // Evidence of equivocation: stored, counted, logged.
-        for e in &d.evidence {
+    /// Evidence of equivocation: stored (once), counted, logged.
+    async fn record_evidence(&self, evidence: &[glucochain_consensus::node::Equivocation]) -> anyhow::Result<()> {
+        for e in evidence {
             let kind = match e.kind {
                 glucochain_consensus::node::EquivocationKind::Vote => "vote",
                 glucochain_consensus::node::EquivocationKind::Proposal => "proposal",
@@ -971,6 +973,13 @@ impl Validator {
                 tracing::warn!(validator = %e.validator, kind, height = e.height, round = e.round, "equivocation evidence recorded");
             }
         }
+        Ok(())
+    }
+
+    async fn commit(&mut self, d: Decision) -> anyhow::Result<Vec<Output>> {
+        let height = d.block.header.height;
+        let committed = self.chain.commit(&d.block, &d.certificate).await.context("commit")?;
+        self.record_evidence(&d.evidence).await?;
         // The committed transactions leave the pool; their traces ride on the block message.
         let mut headers = async_nats::HeaderMap::new();
         let mut traced = 0usize;

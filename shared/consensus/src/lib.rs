@@ -16,5 +16,6 @@
 pub mod block;
 pub mod codec;
 pub mod context;
+mod late;
 pub mod node;
 pub mod wal;

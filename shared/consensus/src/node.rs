@@ -16,6 +16,7 @@
 use crate::block::Block;
 use crate::codec::{self, ConsensusMessage, vote_sign_bytes};
 use crate::context::{Address, BlockRef, GlucoContext, Height, PartContent, Timeouts, ValidatorSet, Vote};
+use crate::late::{DecidedVotes, LateVote};
 use crate::wal::{Wal, decode_record, encode_record};
 use glucochain_crypto::{Domain, Hash32, KeyPair, PublicKey};
 use glucochain_types::ParticipantId;
@@ -33,6 +34,10 @@ use malachitebft_metrics::Metrics;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Decided heights whose votes are kept to catch late double votes (a
+/// validator a few heights behind the quorum is still caught).
+const DECIDED_HEIGHTS_KEPT: usize = 8;
 
 /// How a node is set up.
 #[derive(Clone, Debug)]
@@ -181,6 +186,10 @@ pub enum Output {
         /// Its height.
         height: Height,
     },
+    /// A double vote for the height decided last, seen only after the
+    /// decision (a slow validator's votes, or ones that came in while the
+    /// runtime committed): store it like a [`Decision`]'s evidence.
+    Evidence(Equivocation),
     /// A message was dropped.
     Dropped {
         /// Its sender as claimed.
@@ -276,6 +285,12 @@ struct Host<W: Wal> {
     started: bool,
     /// Messages received before the height started.
     stash: Vec<ConsensusMessage>,
+    /// Slots (round, vote type, validator) of the double votes reported in
+    /// this height's decision.
+    reported: Vec<(Round, VoteType, Address)>,
+    /// The votes of the heights decided last, newest last, to catch double
+    /// votes that arrive late.
+    previous: std::collections::VecDeque<DecidedVotes>,
 }
 
 /// One validator's consensus.
@@ -374,6 +389,8 @@ impl<W: Wal> Node<W> {
             preverified: None,
             started: true,
             stash: Vec::new(),
+            reported: Vec::new(),
+            previous: Default::default(),
         };
         let mut node = Node { state, metrics: Metrics::new(), host };
         let restart = !replay.is_empty();
@@ -462,6 +479,18 @@ impl<W: Wal> Node<W> {
     pub fn on_message(&mut self, msg: ConsensusMessage) -> Result<Vec<Output>, NodeError> {
         let sender = msg.sender().clone();
         let height = Height(msg.height());
+        if let Some(previous) = self.host.previous.iter_mut().find(|p| p.height() == height)
+            && let ConsensusMessage::Vote(v) = msg
+        {
+            let out = match previous.on_vote(v) {
+                LateVote::UnknownSender => Output::Dropped { sender, reason: DropReason::UnknownSender },
+                LateVote::BadSignature => Output::Dropped { sender, reason: DropReason::BadSignature },
+                LateVote::Conflict(e) => Output::Evidence(*e),
+                LateVote::Stale => Output::Dropped { sender, reason: DropReason::Stale },
+            };
+            self.host.outputs.push(out);
+            return self.take_outputs();
+        }
         let Some(key) = self.host.validators.validators().iter().find(|v| v.address == sender).map(|v| v.public_key)
         else {
             self.host.outputs.push(Output::Dropped { sender, reason: DropReason::UnknownSender });
@@ -678,6 +707,9 @@ impl<W: Wal> Node<W> {
         if self.host.wal.height() != height.0 {
             self.host.wal.reset(height.0)?;
         }
+        if height > self.host.height {
+            self.keep_decided_votes();
+        }
         let host = &mut self.host;
         host.height = height;
         host.types_set = validators.clone();
@@ -703,6 +735,36 @@ impl<W: Wal> Node<W> {
             }
         }
         Ok(outputs)
+    }
+
+    /// Before the next height starts: reports double votes that reached the
+    /// vote keeper after the decision, and keeps the height's votes to compare
+    /// late ones with.
+    fn keep_decided_votes(&mut self) {
+        let keeper = self.state.driver.votes();
+        let reported: HashSet<_> = self.host.reported.drain(..).collect();
+        let mut slots = reported.clone();
+        for (_, pairs) in keeper.evidence().iter() {
+            for (first, second) in pairs {
+                let at = (first.message.round, first.message.vote_type, first.message.validator.clone());
+                if reported.contains(&at) || !slots.insert(at) {
+                    continue;
+                }
+                self.host.outputs.push(Output::Evidence(Equivocation {
+                    validator: first.message.validator.0.clone(),
+                    kind: EquivocationKind::Vote,
+                    height: first.message.height.0,
+                    round: first.message.round.as_u32().unwrap_or(0),
+                    first: ConsensusMessage::Vote(first.clone()).encode(),
+                    second: ConsensusMessage::Vote(second.clone()).encode(),
+                }));
+            }
+        }
+        let held: Vec<_> = keeper.all_rounds().values().flat_map(|r| r.received_votes().iter().cloned()).collect();
+        if self.host.previous.len() == DECIDED_HEIGHTS_KEPT {
+            self.host.previous.pop_front();
+        }
+        self.host.previous.push_back(DecidedVotes::new(self.host.height, &self.host.validators, held, slots));
     }
 
     /// Whether consensus runs (false while a lazily opened node waits for work).
@@ -847,8 +909,9 @@ impl<W: Wal> Host<W> {
                 let certificate = self.decided.take().unwrap_or_else(|| to_types_certificate(&cert));
                 match self.blocks.get(&cert.value_id) {
                     Some(block) => {
-                        let decision =
-                            Decision { block: block.clone(), certificate, evidence: collect_evidence(&evidence) };
+                        let evidence = collect_evidence(&evidence);
+                        self.reported.extend(evidence.iter().filter_map(slot_of));
+                        let decision = Decision { block: block.clone(), certificate, evidence };
                         self.awaiting_commit = true;
                         self.emit(Output::Decided(decision));
                     }
@@ -943,6 +1006,16 @@ fn to_types_certificate(cert: &mt::CommitCertificate<GlucoContext>) -> CommitCer
             .iter()
             .map(|s| CommitSig { validator: s.address.0.clone(), signature: s.signature.0.to_vec() })
             .collect(),
+    }
+}
+
+/// The (round, vote type, validator) of a vote equivocation.
+fn slot_of(e: &Equivocation) -> Option<(Round, VoteType, Address)> {
+    match (e.kind, ConsensusMessage::decode(&e.first)) {
+        (EquivocationKind::Vote, Ok(ConsensusMessage::Vote(v))) => {
+            Some((v.message.round, v.message.vote_type, v.message.validator))
+        }
+        _ => None,
     }
 }
 

@@ -45,11 +45,21 @@ struct Faults {
     crash: Option<(usize, u64, u64)>,
     /// A validator that double-votes.
     byzantine: Option<usize>,
+    /// A validator whose messages all take this many ms more to arrive.
+    slow: Option<(usize, u64)>,
 }
 
 impl Faults {
     fn none() -> Self {
-        Faults { loss: 0.0, duplicate: 0.0, delay_ms: (1, 20), partition: None, crash: None, byzantine: None }
+        Faults {
+            loss: 0.0,
+            duplicate: 0.0,
+            delay_ms: (1, 20),
+            partition: None,
+            crash: None,
+            byzantine: None,
+            slow: None,
+        }
     }
 }
 
@@ -227,7 +237,11 @@ impl Sim {
         let copies = if self.rng.gen_bool(self.faults.duplicate) { 2 } else { 1 };
         for _ in 0..copies {
             let (lo, hi) = self.faults.delay_ms;
-            let at = self.now + self.rng.gen_range(lo..=hi);
+            let lag = match self.faults.slow {
+                Some((slow, ms)) if slow == from => ms,
+                _ => 0,
+            };
+            let at = self.now + lag + self.rng.gen_range(lo..=hi);
             self.push(at, Event::Deliver { to, bytes: bytes.clone() });
         }
     }
@@ -363,6 +377,10 @@ impl Sim {
                     self.node(i).block_validated(round, proposer, block.hash(), ok).expect("validated")
                 }
                 Output::Decided(d) => self.on_decided(i, d),
+                Output::Evidence(e) => {
+                    self.vals[i].evidence.push(e);
+                    vec![]
+                }
                 Output::PeerAhead { peer, height } => {
                     let mine = self.node(i).height().0;
                     if height.0 > mine && !self.vals[i].sync_pending {
@@ -635,6 +653,41 @@ fn a_double_voting_validator_cannot_fork_and_is_caught() {
     let key = sim.vals[3].key.public();
     assert!(a.verify(&key) && b.verify(&key));
     assert_ne!(a, b);
+}
+
+#[test]
+fn a_double_voter_slower_than_the_quorum_is_caught_after_the_decision() {
+    // Its votes, the conflicting ones included, reach the others only after
+    // the three honest validators have decided each height without it.
+    let mut faults = Faults::none();
+    faults.byzantine = Some(3);
+    faults.slow = Some((3, 150));
+    let mut sim = Sim::new(23, 4, None, faults);
+    sim.run(10_000);
+    sim.assert_chains_agree();
+    assert!(sim.heights()[..3].iter().all(|&h| h >= 10), "{:?}", sim.heights());
+    let byz = sim.address(3).0;
+    let key = sim.vals[3].key.public();
+    let mut caught = 0;
+    for v in &sim.vals[..3] {
+        for e in &v.evidence {
+            assert_eq!(e.validator, byz, "only the double voter is reported");
+            let a = ConsensusMessage::decode(&e.first).unwrap();
+            let b = ConsensusMessage::decode(&e.second).unwrap();
+            assert!(a.verify(&key) && b.verify(&key), "both votes carry its signature");
+            assert_eq!((a.height(), a.round()), (b.height(), b.round()));
+            assert_ne!(a, b);
+            caught += 1;
+        }
+        // Once per double vote, however often the pair is delivered.
+        let distinct: HashSet<_> = v.evidence.iter().map(|e| (e.height, e.round, e.first.clone())).collect();
+        assert_eq!(distinct.len(), v.evidence.len(), "a double vote reported twice");
+    }
+    let heights: HashSet<u64> = sim.vals[..3].iter().flat_map(|v| v.evidence.iter().map(|e| e.height)).collect();
+    // Every height it double-voted in is on record (Malachite alone, dropping
+    // the late votes as stale, caught a quarter of them).
+    let decided = sim.heights()[0];
+    assert_eq!(heights.len(), decided, "heights with evidence ({caught} records)");
 }
 
 #[test]
