@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the hot pure functions: transaction parse
 //! and verify, block build (admission of every transaction), Merkle root and
-//! proof, state apply, detector step.
+//! proof, state apply, the vault's per-record sealing, detector step.
 //!
 //! `cargo bench -p glucochain-bench --bench micro`
 
@@ -13,6 +13,8 @@ use glucochain_state::LedgerState;
 use glucochain_types::block::{BlockHeader, tx_root};
 use glucochain_types::time::Timestamp;
 use glucochain_types::{ChainId, ParticipantId, Transaction};
+use glucochain_vault::commitment::{Salt, commit};
+use glucochain_vault::keys::{DataKeyId, FileKek, RecordPlace, new_data_key, open_data_key, open_record, seal_record};
 use std::hint::black_box;
 
 const T0: i64 = 1_790_000_000_000;
@@ -114,6 +116,33 @@ fn benches(c: &mut Criterion) {
     g.bench_function("verify_inclusion_1000", |b| {
         b.iter(|| verify_inclusion(black_box(&leaf), 517, BLOCK as u64, &proof, &root).unwrap())
     });
+    g.finish();
+
+    // Issue 21's per-record cost: what ingest adds to write a body off the
+    // chain (salt, commitment, record key, two AEAD seals under a cached data
+    // key), what a reader adds to open it, and a data-key unwrap on a cache miss.
+    let mut g = c.benchmark_group("vault");
+    g.throughput(Throughput::Elements(1));
+    let parsed = Transaction::parse(&one, &Default::default()).unwrap();
+    let body = serde_json::to_vec(&parsed.payload.body).unwrap();
+    let kek = FileKek::parse(&FileKek::generate()).unwrap();
+    let id = DataKeyId {
+        patient: parsed.payload.patient.as_ref().map(|p| p.as_str().to_string()).unwrap_or_default(),
+        class: "institution".into(),
+        epoch: 0,
+    };
+    let (data_key, wrapped) = new_data_key(&kek, &id);
+    let place = RecordPlace { tx_hash: sha256(one.as_bytes()).to_string(), key: id.clone() };
+    g.bench_function("commit+seal_observation", |b| {
+        b.iter(|| {
+            let salt = Salt::random();
+            let c = commit(&salt, black_box(&body));
+            black_box((c, seal_record(&data_key, &place, &body)))
+        })
+    });
+    let sealed = seal_record(&data_key, &place, &body);
+    g.bench_function("open_observation", |b| b.iter(|| black_box(open_record(&data_key, &place, &sealed).unwrap())));
+    g.bench_function("unwrap_data_key", |b| b.iter(|| black_box(open_data_key(&kek, &id, &wrapped).unwrap())));
     g.finish();
 
     let mut g = c.benchmark_group("detector");
