@@ -5,7 +5,7 @@
 //! `cargo bench -p glucochain-bench --bench micro`
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use glucochain_bench::world::{World, genesis};
+use glucochain_bench::world::{World, genesis, jws_of};
 use glucochain_crypto::merkle::{MerkleTree, verify_inclusion};
 use glucochain_crypto::{Hash32, KeyPair, sha256};
 use glucochain_detect::{DetectorConfig, MIN, PatientDetector, Reading};
@@ -55,7 +55,7 @@ fn fixture() -> Fixture {
     let effects = exec.finish();
     state.apply(&h, effects);
     let txs =
-        world.observations(BLOCK, Timestamp::from_unix_ms(T0 + 1500)).into_iter().map(String::into_bytes).collect();
+        world.observations(BLOCK, Timestamp::from_unix_ms(T0 + 1500)).iter().map(|p| jws_of(p).into_bytes()).collect();
     Fixture { state, txs, validators }
 }
 

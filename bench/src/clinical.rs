@@ -11,10 +11,11 @@ use futures::StreamExt as _;
 use glucochain_crypto::{KeyPair, sha256};
 use glucochain_types::fhir::cgm_observation;
 use glucochain_types::ids::LocalId;
+use glucochain_types::sealed::{ObservationBody, Submission};
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     AlertKind, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant, ContactChannel,
-    ContactChannelsSet, GlucoseThresholds, ObservationRecord, ParticipantRegister, Term, TxBody,
+    ContactChannelsSet, GlucoseThresholds, ParticipantRegister, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use prost::Message as _;
@@ -124,7 +125,7 @@ impl Load {
                     let sent = Instant::now();
                     let ok = http
                         .post(format!("{url}/v1/transactions"))
-                        .header("content-type", "application/jose")
+                        .header("content-type", crate::world::media_type(&jws))
                         .body(jws)
                         .send()
                         .await
@@ -289,8 +290,8 @@ impl Load {
         let at = Timestamp::from_unix_ms(start_ms + step * 5 * 60_000);
         let obs =
             cgm_observation(pid.as_str(), at, (150.0 - 7.5 * step as f64).max(45.0), Some(&format!("fall{step}")));
-        let body =
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] });
-        p.sign(&chain, Timestamp::now(), Some(&pid), body)
+        let (body, sealed) = ObservationBody::seal(vec![obs], DataClass::Private);
+        let jws = p.sign(&chain, Timestamp::now(), Some(&pid), body);
+        String::from_utf8(Submission::sealed(jws, sealed).to_json()).expect("JSON is UTF-8")
     }
 }

@@ -309,7 +309,7 @@ impl Load {
 
     /// Posts every transaction with `concurrency` in flight and waits for all commits.
     pub(crate) async fn post_all(&mut self, txs: Vec<String>, concurrency: usize) -> Outcome {
-        let hashes: Vec<Hash32> = txs.iter().map(|t| sha256(t.as_bytes())).collect();
+        let hashes: Vec<Hash32> = txs.iter().map(|t| sha256(crate::world::jws_of(t).as_bytes())).collect();
         let out = Arc::new(Mutex::new(Outcome::default()));
         futures::stream::iter(txs)
             .for_each_concurrent(concurrency, |jws| {
@@ -367,7 +367,7 @@ impl Load {
             }
             let (http, url, out, posted) = (self.http.clone(), self.target.ingest.clone(), out.clone(), posted.clone());
             tasks.push(tokio::spawn(async move {
-                let h = sha256(jws.as_bytes());
+                let h = sha256(crate::world::jws_of(&jws).as_bytes());
                 let at = Instant::now();
                 if post(&http, &url, jws, &out).await {
                     posted.lock().expect("posted").push((h, at));
@@ -425,7 +425,7 @@ impl Load {
                     if Instant::now() >= stop {
                         return;
                     }
-                    let h = sha256(jws.as_bytes());
+                    let h = sha256(crate::world::jws_of(&jws).as_bytes());
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     commits.lock().expect("commits").waiting.insert(h, tx);
                     let at = Instant::now();
@@ -458,7 +458,7 @@ impl Load {
     pub async fn reads(&mut self, readers: usize, write_tps: f64, secs: f64) -> anyhow::Result<Vec<ReadResult>> {
         let now = Timestamp::now();
         let day = self.world.day_of_readings(0, now);
-        let hashes: Vec<Hash32> = day.iter().map(|t| sha256(t.as_bytes())).collect();
+        let hashes: Vec<Hash32> = day.iter().map(|t| sha256(crate::world::jws_of(t).as_bytes())).collect();
         let out = self.post_all(day, 32).await;
         if out.accepted != 288 {
             bail!("the day's readings were refused: {:?}", out.refused);
@@ -627,7 +627,7 @@ async fn post(http: &reqwest::Client, ingest: &str, jws: String, out: &Mutex<Out
     let at = Instant::now();
     let r = http
         .post(format!("{ingest}/v1/transactions"))
-        .header("content-type", "application/jose")
+        .header("content-type", crate::world::media_type(&jws))
         .body(jws)
         .timeout(Duration::from_secs(30))
         .send()

@@ -5,8 +5,9 @@
 use glucochain_crypto::{KeyPair, sha256};
 use glucochain_types::fhir::cgm_observation;
 use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
+use glucochain_types::sealed::{ObservationBody, Submission};
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{ObservationRecord, ParticipantRegister, TxBody, TxPayload};
+use glucochain_types::tx::{ParticipantRegister, TxBody, TxPayload};
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
 
 /// Someone who signs transactions, with their own nonce counter.
@@ -82,7 +83,9 @@ impl World {
         self.observations_of(0..self.patients.len(), n, at)
     }
 
-    /// `n` observation transactions from the patients in `patients` only, in turn.
+    /// `n` observation transactions from the patients in `patients` only, in
+    /// turn, each as its client posts it: the JWS and the sealed body, in
+    /// JSON ([`jws_of`] takes the transaction alone).
     pub fn observations_of(&mut self, patients: std::ops::Range<usize>, n: usize, at: Timestamp) -> Vec<String> {
         let count = patients.len().max(1);
         (0..n)
@@ -94,11 +97,8 @@ impl World {
                 let mg = 80.0 + (self.reading % 120) as f64;
                 let obs = cgm_observation(p.id.as_str(), at, mg, Some(&format!("r{}", self.reading)));
                 let pid = p.id.clone();
-                let body = TxBody::ObservationRecord(ObservationRecord {
-                    data_class: DataClass::Private,
-                    observations: vec![obs],
-                });
-                p.sign(&self.chain, at, Some(&pid), body)
+                let (body, sealed) = ObservationBody::seal(vec![obs], DataClass::Private);
+                submission(p.sign(&self.chain, at, Some(&pid), body), sealed)
             })
             .collect()
     }
@@ -115,11 +115,8 @@ impl World {
                 let at = Timestamp::from_unix_ms(now.unix_ms() - (287 - k) * 5 * 60_000);
                 let mg = 110.0 + 40.0 * ((k as f64) / 288.0 * std::f64::consts::TAU).sin();
                 let obs = cgm_observation(pid.as_str(), at, mg, Some(&format!("day{k}")));
-                let body = TxBody::ObservationRecord(ObservationRecord {
-                    data_class: DataClass::Private,
-                    observations: vec![obs],
-                });
-                p.sign(&self.chain, now, Some(&pid), body)
+                let (body, sealed) = ObservationBody::seal(vec![obs], DataClass::Private);
+                submission(p.sign(&self.chain, now, Some(&pid), body), sealed)
             })
             .collect()
     }
@@ -138,4 +135,22 @@ pub fn genesis(chain: &ChainId, admin: &KeyPair, validators: &[KeyPair], time: T
         admins: vec![GenesisAdmin { name: "admin".into(), public_key: admin.public() }],
         params: ConsensusParams::default(),
     }
+}
+
+/// A record's transaction and sealed body as a client posts them (JSON).
+fn submission(jws: String, sealed: glucochain_types::sealed::SealedBody) -> String {
+    String::from_utf8(Submission::sealed(jws, sealed).to_json()).expect("JSON is UTF-8")
+}
+
+/// The transaction of what a client posts (a bare JWS, or the `jws` of a submission).
+pub fn jws_of(posted: &str) -> String {
+    match serde_json::from_str::<Submission>(posted) {
+        Ok(s) => s.jws,
+        Err(_) => posted.to_string(),
+    }
+}
+
+/// The media type to post `body` with: JSON for a submission with a sealed body, JOSE for a bare JWS.
+pub fn media_type(body: &str) -> &'static str {
+    if body.starts_with('{') { "application/json" } else { "application/jose" }
 }

@@ -83,11 +83,10 @@ impl Engine {
             let Some(patient) = tx.payload.patient.clone() else { continue };
             match &tx.payload.body {
                 TxBody::ObservationRecord(r) => {
-                    for o in &r.observations {
-                        for c in &o.code.coding {
-                            let e = last.entry((patient.clone(), c.code.clone())).or_insert(o.effective_date_time);
-                            *e = (*e).max(o.effective_date_time);
-                        }
+                    // The envelope's codes and latest time (the values are in the vault).
+                    for c in r.codes.iter().flatten() {
+                        let e = last.entry((patient.clone(), c.code.clone())).or_insert(r.effective.end);
+                        *e = (*e).max(r.effective.end);
                     }
                 }
                 TxBody::DocumentAdd(d) => {

@@ -16,6 +16,10 @@ pub struct DetectorServiceConfig {
     /// Directory for the embedded database.
     #[arg(long, env = "GLUCOCHAIN_DATA_DIR", default_value = "./detector-data")]
     pub data_dir: PathBuf,
+    /// The record vault's key-encryption key (the file ingest seals under):
+    /// CGM readings are opened from the replicated vault (ADR 0016).
+    #[arg(long, env = "GLUCOCHAIN_KEK_FILE")]
+    pub kek_file: PathBuf,
     /// NATS server URL.
     #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,

@@ -25,9 +25,12 @@ use glucochain_follow::{StoredChain, follow_stored};
 use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::ids::LocalId;
+use glucochain_types::sealed::RecordBody;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{AlertKind, AlertRaise, Severity, TxBody, TxPayload};
 use glucochain_types::{ChainId, ParticipantId, Transaction};
+use glucochain_vault::record_vault::Lookup;
+use glucochain_vault::replica::{VaultReader, Wanted};
 use glucochain_wire::v1 as wire;
 use prost::Message as _;
 use std::collections::HashMap;
@@ -100,6 +103,7 @@ impl Treatments {
 pub struct DetectorService {
     chain: Arc<StoredChain>,
     bus: Bus,
+    vault: VaultReader,
     key: KeyPair,
     chain_id: ChainId,
     patients: Mutex<HashMap<ParticipantId, PatientState>>,
@@ -170,8 +174,10 @@ impl DetectorService {
     }
 
     /// Glucose readings of a fast-path observation transaction whose
-    /// signature verifies with the signer's registered key.
-    fn readings(&self, jws: &[u8]) -> Option<(ParticipantId, Vec<Reading>)> {
+    /// signature verifies with the signer's registered key, its body opened
+    /// from the record vault and checked against the envelope's commitment
+    /// (ingest stored it before publishing the transaction).
+    async fn readings(&self, jws: &[u8]) -> Option<(ParticipantId, Vec<Reading>)> {
         let tx = Transaction::parse(std::str::from_utf8(jws).ok()?, &Default::default()).ok()?;
         let key = {
             let view = self.chain.view.read().expect("view lock");
@@ -180,9 +186,30 @@ impl DetectorService {
         // The view holds every block ingest knew when it accepted the reading
         // (see `consume`), so the signer's registration is in it.
         tx.verify_signature(&key?).ok()?;
-        let TxBody::ObservationRecord(r) = &tx.payload.body else { return None };
+        let TxBody::ObservationRecord(env) = &tx.payload.body else { return None };
         let patient = tx.payload.patient.clone()?;
-        let mut readings: Vec<Reading> = r
+        let wanted = Wanted {
+            tx_hash: tx.hash.to_string(),
+            patient: patient.to_string(),
+            class: env.data_class.as_str().into(),
+        };
+        let kept = match self.vault.get(&wanted).await {
+            Ok(Lookup::Body(kept)) => kept,
+            Ok(other) => {
+                tracing::warn!(tx = %tx.hash, found = ?std::mem::discriminant(&other), "no body in the vault for a reading");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(tx = %tx.hash, error = %e, "record vault read failed");
+                return None;
+            }
+        };
+        let RecordBody::Observations(body) = RecordBody::open(&tx.payload, &kept)
+            .map_err(
+                |e| tracing::error!(tx = %tx.hash, error = %e, "a vault body does not open against its commitment"),
+            )
+            .ok()?;
+        let mut readings: Vec<Reading> = body
             .observations
             .iter()
             .filter_map(|o| Some(Reading { at_ms: o.effective_date_time.unix_ms(), mg_dl: o.glucose_mg_dl()? }))
@@ -330,7 +357,7 @@ impl DetectorService {
                         "the chain view is behind the reading's; judging on the older view"
                     );
                 }
-                match self.readings(&env.jws) {
+                match self.readings(&env.jws).await {
                     Some((patient, readings)) => {
                         // The reading's trace (from the submitter, through ingest) continues
                         // into the alert events and transactions published below.
@@ -421,9 +448,12 @@ pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
     bus.ensure_stream(&StreamSpec::alerts()).await?;
     bus.ensure_stream(&StreamSpec::txs()).await?;
     ready.set("nats", true);
+    let kek = glucochain_vault::keys::FileKek::load(&cfg.kek_file).context("key-encryption key")?;
+    let vault = VaultReader::new(&bus, Arc::new(kek)).await.context("VAULT stream")?;
     let service = Arc::new(DetectorService {
         chain: chain.clone(),
         bus: bus.clone(),
+        vault,
         key,
         chain_id: genesis.chain_id.clone(),
         patients: Mutex::new(HashMap::new()),

@@ -7,6 +7,7 @@ use futures::StreamExt as _;
 use glucochain_api::Problem;
 use glucochain_crypto::Hash32;
 use glucochain_store::TxState;
+use glucochain_types::sealed::Submission;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -30,35 +31,47 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, P
     Ok(body)
 }
 
-/// A transaction wrapped in JSON (`application/json`).
+/// A transaction wrapped in JSON (`application/json`), with the sealed body
+/// of a record (ADR 0016; `glucochain_types::sealed::Submission`).
 #[derive(serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 pub struct Wrapped {
     /// The compact JWS.
     pub jws: String,
+    /// For a type whose record travels off the chain (`observation.record`):
+    /// `{"salt": <32 bytes base64url>, "body": <the record>}`.
+    pub sealed: Option<serde_json::Value>,
 }
 
-/// The JWS from an `application/jose` body or a JSON `{"jws": "..."}` body.
-fn jws_from(req: &HttpRequest, body: &[u8]) -> Result<String, Problem> {
+/// The submission from an `application/jose` body (a transaction without a
+/// sealed body) or a JSON `{"jws": "...", "sealed": {...}}` body.
+fn submission_from(req: &HttpRequest, body: &[u8]) -> Result<Submission, Problem> {
     let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match media.as_str() {
         "application/jose" => std::str::from_utf8(body)
-            .map(|s| s.trim().to_string())
+            .map(|s| Submission::bare(s.trim().to_string()))
             .map_err(|_| Problem::new(StatusCode::BAD_REQUEST, "malformed-jws", "Malformed transaction", "not UTF-8")),
-        "application/json" => serde_json::from_slice::<Wrapped>(body).map(|w| w.jws.trim().to_string()).map_err(|e| {
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-request",
-                "Malformed request",
-                format!("expected {{\"jws\": \"...\"}}: {e}"),
-            )
-        }),
+        "application/json" => serde_json::from_slice::<Submission>(body)
+            .map(|mut s| {
+                s.jws = s.jws.trim().to_string();
+                s
+            })
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed-request",
+                    "Malformed request",
+                    format!("expected {{\"jws\": \"...\", \"sealed\": {{...}}}}: {e}"),
+                )
+            }),
         _ => Err(Problem::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             "Unsupported media type",
-            format!("send application/jose (the compact JWS) or application/json {{\"jws\": ...}}, not {ct:?}"),
+            format!(
+                "send application/jose (the compact JWS) or application/json {{\"jws\": ..., \"sealed\": ...}}, not {ct:?}"
+            ),
         )),
     }
 }
@@ -78,24 +91,24 @@ fn status_json(hash: &Hash32, state: &TxState) -> serde_json::Value {
 
 /// Submit a signed transaction.
 #[utoipa::path(post, path = "/v1/transactions", tag = "transactions",
-    request_body(description = "the compact JWS (`application/jose`), or `{\"jws\": \"...\"}` (`application/json`)",
+    request_body(description = "the compact JWS (`application/jose`), or `{\"jws\": \"...\", \"sealed\": {\"salt\": \"...\", \"body\": {...}}}` (`application/json`; `sealed` is required for `observation.record`, whose record is off the chain)",
         content((String = "application/jose"), (Wrapped = "application/json"))),
     responses(
         (status = 202, description = "accepted: stored in the TXS stream, `{tx_hash, status: pending}`"),
         (status = 200, description = "an identical resubmission: the existing status"),
-        (status = 400, body = Problem, description = "malformed JWS or payload, wrong chain"),
+        (status = 400, body = Problem, description = "malformed JWS or payload, wrong chain, sealed body missing, unexpected or invalid"),
         (status = 401, body = Problem, description = "unknown signer or bad signature"),
         (status = 403, body = Problem, description = "the signer's role may not sign this type, or is revoked"),
         (status = 409, body = Problem, description = "replayed nonce, or conflicts with committed state"),
         (status = 413, body = Problem), (status = 415, body = Problem),
-        (status = 422, body = Problem, description = "outside the time window, unknown patient"),
+        (status = 422, body = Problem, description = "outside the time window, unknown patient, a sealed body that is not the committed one"),
         (status = 429, body = Problem, description = "rate limited (Retry-After)"),
-        (status = 503, body = Problem, description = "NATS unavailable or still catching up (Retry-After); nothing stored")))]
+        (status = 503, body = Problem, description = "NATS or the record vault unavailable, or still catching up (Retry-After); nothing stored")))]
 pub async fn submit(req: HttpRequest, s: Data, payload: web::Payload) -> Result<HttpResponse, Problem> {
     let body = read_body(payload, s.max_body()).await?;
-    let jws = jws_from(&req, &body)?;
+    let submission = submission_from(&req, &body)?;
     let client = req.app_data::<web::Data<ClientAddress>>().and_then(|c| c.of(&req));
-    match s.submit(&jws, client).await? {
+    match s.submit(&submission, client).await? {
         Submitted::Accepted(hash) => {
             Ok(HttpResponse::Accepted().json(json!({ "tx_hash": hash.to_string(), "status": "pending" })))
         }

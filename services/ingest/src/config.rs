@@ -16,6 +16,12 @@ pub struct IngestConfig {
     /// Directory for the embedded database.
     #[arg(long, env = "GLUCOCHAIN_DATA_DIR", default_value = "./ingest-data")]
     pub data_dir: PathBuf,
+    /// The record vault's key-encryption key: a file (mode 0600) holding 32
+    /// bytes as 64 hex digits (`emrctl vault kek` makes one), or the mount
+    /// of a secret. Bodies of records are sealed under data keys it wraps
+    /// (ADR 0016); without it no record can be accepted.
+    #[arg(long, env = "GLUCOCHAIN_KEK_FILE")]
+    pub kek_file: PathBuf,
     /// NATS server URL.
     #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,

@@ -13,8 +13,10 @@ use glucochain_follow::{Follower, decode_committed, fetch_blocks};
 use glucochain_store::{CommittedTxStatus, MAX_ROWS_PER_WRITE, NewTxStatus, Store, TxState};
 use glucochain_types::Transaction;
 use glucochain_types::genesis::Genesis;
+use glucochain_types::sealed::{RecordBody, SealError, Submission};
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::TxLimits;
+use glucochain_types::tx::{TxBody, TxLimits};
+use glucochain_vault::record_vault::RecordVault;
 use glucochain_wire::v1 as wire;
 use prost::Message as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -96,6 +98,7 @@ struct Limiters {
 pub struct Ingest {
     bus: Bus,
     store: Store,
+    vault: RecordVault,
     pending: mpsc::Sender<PendingStatus>,
     follower: RwLock<Follower>,
     limiter: Mutex<Limiters>,
@@ -120,6 +123,10 @@ fn title(code: &str) -> (StatusCode, &'static str) {
         "replay" => (StatusCode::CONFLICT, "Replayed nonce"),
         "conflict" => (StatusCode::CONFLICT, "Conflicts with committed state"),
         "expired" => (StatusCode::UNPROCESSABLE_ENTITY, "Transaction too old"),
+        "sealed-body-missing" | "sealed-body-unexpected" | "invalid-sealed-body" => {
+            (StatusCode::BAD_REQUEST, "Invalid sealed body")
+        }
+        "commitment-mismatch" => (StatusCode::UNPROCESSABLE_ENTITY, "Sealed body does not match the transaction"),
         "not-yet-valid" => (StatusCode::UNPROCESSABLE_ENTITY, "Transaction from the future"),
         _ => (StatusCode::UNPROCESSABLE_ENTITY, "Transaction not admissible"),
     }
@@ -145,6 +152,10 @@ fn static_code(code: &str) -> &'static str {
         "unknown-patient",
         "unknown-institution",
         "unknown-participant",
+        "sealed-body-missing",
+        "sealed-body-unexpected",
+        "invalid-sealed-body",
+        "commitment-mismatch",
     ];
     CODES.iter().find(|c| **c == code).copied().unwrap_or("not-admissible")
 }
@@ -168,13 +179,14 @@ impl Ingest {
     /// Ingest over `bus` and `store`, with the registry at genesis (caught up
     /// by [`Ingest::follow_blocks`]). Starts the pending-status writer on the
     /// current Tokio runtime.
-    pub fn new(bus: Bus, store: Store, genesis: &Genesis, q: Quotas) -> Self {
+    pub fn new(bus: Bus, store: Store, vault: RecordVault, genesis: &Genesis, q: Quotas) -> Self {
         let bucket = |(rate, burst): (f64, f64)| RateLimiter::new(rate, burst);
         let (pending, queue) = mpsc::channel(4 * MAX_ROWS_PER_WRITE);
         tokio::spawn(write_pending_statuses(store.clone(), queue));
         Ingest {
             bus,
             store,
+            vault,
             pending,
             follower: RwLock::new(Follower::new(genesis)),
             limiter: Mutex::new(Limiters {
@@ -192,8 +204,9 @@ impl Ingest {
 
     /// Largest accepted request body.
     pub fn max_body(&self) -> usize {
-        // Room for the JSON wrapper around the largest JWS.
-        self.limits.max_jws_bytes + 1024
+        // The largest JWS, a sealed body as large (what the JWS held before
+        // records moved off the chain), and the JSON around them.
+        2 * self.limits.max_jws_bytes + 1024
     }
 
     /// Whether the registry has caught up with the chain.
@@ -216,7 +229,12 @@ impl Ingest {
     /// (an identical resubmission answers its status), replay, the type's
     /// rules, then the quotas: this ingest's, the client address's for new
     /// identities, the signer's (stricter for a young one), the patient's.
-    pub async fn submit(&self, jws: &str, client: Option<std::net::IpAddr>) -> Result<Submitted, Problem> {
+    pub async fn submit(
+        &self,
+        submission: &Submission,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Submitted, Problem> {
+        let jws = submission.jws.as_str();
         if !self.is_caught_up() {
             return Err(Problem::unavailable("catching up with the chain; retry shortly"));
         }
@@ -253,8 +271,49 @@ impl Ingest {
                 return Err(Problem::new(status, static_code(r.code), title, r.reason));
             }
         };
+        let kept = self.check_sealed(&tx, submission)?;
         self.within_quotas(&tx, signer_since, client)?;
+        if let Some(kept) = kept {
+            self.seal_into_vault(&tx, &kept).await?;
+        }
         self.publish(&tx).await
+    }
+
+    /// A record's body: present exactly when the type has one, valid,
+    /// agreeing with the envelope and the committed one. Returns what the
+    /// vault keeps of it.
+    fn check_sealed(&self, tx: &Transaction, submission: &Submission) -> Result<Option<Vec<u8>>, Problem> {
+        let refuse = |e: SealError| {
+            let code = e.code();
+            let (status, title) = title(code);
+            metrics::counter!("glucochain_ingest_refused_total", "code" => code).increment(1);
+            Problem::new(status, static_code(code), title, e.to_string())
+        };
+        match (&submission.sealed, tx.payload.tx_type.sealed()) {
+            (None, false) => Ok(None),
+            (None, true) => Err(refuse(SealError::Missing(tx.payload.tx_type.as_str()))),
+            (Some(sealed), _) => {
+                RecordBody::accept(&tx.payload, sealed, &self.limits).map(|(_, kept)| Some(kept)).map_err(refuse)
+            }
+        }
+    }
+
+    /// Seals a record's body into the vault (and its replica) before the
+    /// transaction is published: a committed envelope always has its body.
+    async fn seal_into_vault(&self, tx: &Transaction, kept: &[u8]) -> Result<(), Problem> {
+        let (Some(patient), TxBody::ObservationRecord(env)) = (&tx.payload.patient, &tx.payload.body) else {
+            return Err(Problem::internal());
+        };
+        let hash = tx.hash.to_string();
+        let put = self.vault.put(&hash, patient.as_str(), env.data_class.as_str(), kept, Timestamp::now().unix_ms());
+        match tokio::time::timeout(Duration::from_secs(5), put).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, tx = %tx.hash, "record vault write failed");
+                Err(Problem::unavailable("the record vault is unavailable; nothing was stored"))
+            }
+            Err(_) => Err(Problem::unavailable("the record vault did not answer; nothing was stored")),
+        }
     }
 
     /// Takes a token from every quota the transaction counts against.
@@ -354,8 +413,11 @@ impl Ingest {
         let mut wait = Duration::from_millis(250);
         loop {
             match self.apply_block(c).await {
-                Err(e) if e.downcast_ref::<glucochain_store::StoreError>().is_some() => {
-                    tracing::warn!(error = %e, "block not recorded (database); retrying");
+                Err(e)
+                    if e.downcast_ref::<glucochain_store::StoreError>().is_some()
+                        || e.downcast_ref::<glucochain_vault::VaultError>().is_some() =>
+                {
+                    tracing::warn!(error = %e, "block not recorded (database or record vault); retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(5));
                 }
@@ -393,6 +455,21 @@ impl Ingest {
                 index: *index,
             })
             .collect();
+        // Committed erasures are carried out before the block counts as
+        // applied: the chain is replayed from its start at every restart, and
+        // an erasure a crash interrupted finishes then (each is idempotent).
+        for (_, tx) in &txs {
+            if let (TxBody::RecordErase(e), Some(patient)) = (&tx.payload.body, &tx.payload.patient) {
+                let n = self
+                    .vault
+                    .apply_erasure(&tx.hash.to_string(), patient.as_str(), &e.scope, Timestamp::now().unix_ms())
+                    .await?;
+                if n > 0 {
+                    tracing::info!(erasure = %tx.hash, records = n, "records erased from the vault");
+                }
+                metrics::counter!("glucochain_vault_erasures_total").increment(1);
+            }
+        }
         self.known_height.fetch_max(height, Ordering::AcqRel);
         self.store.tx_committed(height, &hash.0, &rows).await?;
         self.follower.write().expect("registry lock").apply(verified);

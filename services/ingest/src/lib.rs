@@ -1,8 +1,12 @@
 //! The GlucoChain ingest service: the HTTPS write API. A signed transaction
 //! is checked against the committed state with the validators' own rules,
 //! then stored in the `TXS` stream (message id = tx hash) before the client
-//! hears `202` (the detector reads observations from there at once). Status
-//! comes from `BLOCKS` and the validators' rejections.
+//! hears `202` (the detector reads observations from there at once). A
+//! record's body comes beside the transaction, is checked against the
+//! commitment the transaction carries, and is sealed into the record vault
+//! before anything is published (ADR 0016); committed erasures are carried
+//! out in the vault as their blocks arrive. Status comes from `BLOCKS` and
+//! the validators' rejections.
 
 pub mod api;
 pub mod config;
@@ -28,7 +32,10 @@ pub async fn serve(cfg: IngestConfig) -> anyhow::Result<()> {
     let bus = Bus::connect(&cfg.nats_url, "ingest").await.context("nats")?;
     bus.ensure_stream(&StreamSpec::txs()).await?;
     ready.set("nats", true);
-    let ingest = Arc::new(ingest::Ingest::new(bus, store, &genesis, cfg.quotas()));
+    let kek = glucochain_vault::keys::FileKek::load(&cfg.kek_file).context("key-encryption key")?;
+    let replica = glucochain_vault::replica::Replica::new(bus.clone()).await.context("VAULT stream")?;
+    let vault = glucochain_vault::record_vault::RecordVault::new(store.clone(), Arc::new(kek)).with_replica(replica);
+    let ingest = Arc::new(ingest::Ingest::new(bus, store, vault, &genesis, cfg.quotas()));
 
     let (i1, i2, r) = (ingest.clone(), ingest.clone(), ready.clone());
     let blocks = tokio::spawn(async move { i1.follow_blocks().await });

@@ -23,6 +23,8 @@ use std::sync::Arc;
 pub struct ApiState {
     /// The ledger.
     pub ledger: Arc<Ledger>,
+    /// Records' bodies (the replicated vault), opened for allowed readers only.
+    pub vault: glucochain_vault::replica::VaultReader,
     /// Token rules.
     pub policy: TokenPolicy,
     /// Where access decisions come from.
@@ -368,16 +370,21 @@ pub async fn records(req: HttpRequest, s: Data, id: web::Path<String>) -> Result
     let query = RecordQuery::parse(&raw).map_err(Problem::bad_request)?;
     let decision = decide(&s, &req, &r, &patient).await?;
     audited(&s, &req, &r, Some(&patient), "search", decision.allows(), decision.reason()).await?;
-    let all = patient_entries(&s, &patient, &decision).await?;
+    let all = patient_entries(&s, &patient, &decision, (query.from, query.until)).await?;
     let base = format!("/v1/patients/{patient}/records");
     Ok(HttpResponse::Ok().content_type("application/fhir+json").json(bundle(&base, &all, &query, &raw)))
 }
 
-/// Every record entry of `patient`'s committed transactions that `decision` covers, in chain order.
+/// Every record entry of `patient`'s committed transactions that `decision`
+/// covers and that may fall in `[from, until)`, in chain order, the bodies
+/// of records opened from the vault (for those records only: a body is
+/// released only to a reader the decision allows, after the read was
+/// audited by the caller).
 pub(crate) async fn patient_entries(
     s: &ApiState,
     patient: &ParticipantId,
     decision: &ReadDecision,
+    (from, until): (Option<Timestamp>, Option<Timestamp>),
 ) -> Result<Vec<crate::fhir::RecordEntry>, Problem> {
     let mut all = Vec::new();
     let mut after = None;
@@ -390,9 +397,18 @@ pub(crate) async fn patient_entries(
             .map_err(|_| Problem::internal())?;
         let Some(last) = page.last() else { break };
         after = Some((last.height, last.index));
-        all.extend(page.iter().flat_map(entries).filter(|e| decision.covers(e.class, e.record_type, &e.codes)));
+        all.extend(
+            page.iter()
+                .flat_map(entries)
+                .filter(|e| e.may_meet(from, until) && decision.covers(e.class, e.record_type, &e.codes)),
+        );
     }
-    Ok(all)
+    let opened = crate::fhir::open_all(&s.vault, all).await.map_err(|e| {
+        tracing::error!(error = %e, "record vault read failed");
+        Problem::unavailable("the record vault is unavailable; retry shortly")
+    })?;
+    // Each observation of a record is judged again on its own codes.
+    Ok(opened.into_iter().filter(|e| decision.covers(e.class, e.record_type, &e.codes)).collect())
 }
 
 /// Who read a patient's records, when and why (FHIR AuditEvent shapes), a

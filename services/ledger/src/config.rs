@@ -15,6 +15,11 @@ pub struct LedgerConfig {
     /// Directory for the embedded database.
     #[arg(long, env = "GLUCOCHAIN_DATA_DIR", default_value = "./ledger-data")]
     pub data_dir: PathBuf,
+    /// The record vault's key-encryption key (the file ingest seals under):
+    /// records' bodies are read from the replicated vault and opened only
+    /// for a reader the access decision allowed (ADR 0016).
+    #[arg(long, env = "GLUCOCHAIN_KEK_FILE")]
+    pub kek_file: PathBuf,
     /// NATS server URL.
     #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,

@@ -6,8 +6,13 @@ use glucochain_crypto::Hash32;
 use glucochain_store::StoredTx;
 use glucochain_types::DataClass;
 use glucochain_types::Transaction;
+use glucochain_types::fhir::Observation;
+use glucochain_types::sealed::RecordBody;
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{RecordType, TxBody};
+use glucochain_types::tx::{RecordType, TxBody, TxPayload};
+use glucochain_vault::VaultError;
+use glucochain_vault::record_vault::Lookup;
+use glucochain_vault::replica::{VaultReader, Wanted};
 use serde_json::{Value, json};
 
 /// Default and largest page size.
@@ -127,8 +132,116 @@ pub struct RecordEntry {
     pub class: DataClass,
     /// Kind of record (for consent scopes).
     pub record_type: RecordType,
-    /// The FHIR resource with provenance.
+    /// The FHIR resource with provenance (`Null` while the body is sealed).
     pub resource: Value,
+    /// A record whose body is in the vault, not yet opened: the envelope
+    /// (one entry for the whole record; `effective` its start, `codes` the
+    /// union of its code lists) and its transaction.
+    pub sealed: Option<Box<(TxPayload, StoredTx)>>,
+}
+
+impl RecordEntry {
+    /// Whether a sealed record's period meets `[from, until)` (always, for an opened entry).
+    pub fn may_meet(&self, from: Option<Timestamp>, until: Option<Timestamp>) -> bool {
+        match &self.sealed {
+            Some(b) => match &b.0.body {
+                TxBody::ObservationRecord(r) => r.effective.meets(from, until),
+                _ => true,
+            },
+            None => from.is_none_or(|f| self.effective >= f) && until.is_none_or(|u| self.effective < u),
+        }
+    }
+}
+
+/// The vault's answer for one record, as a FHIR entry.
+fn opened(e: RecordEntry, found: Lookup) -> Vec<RecordEntry> {
+    let Some(sealed) = e.sealed.as_ref() else { return vec![e] };
+    let (payload, tx) = (&sealed.0, &sealed.1);
+    let hash = e.tx_hash;
+    let outcome = |code: &str, text: String| {
+        let mut o = e.clone();
+        o.sealed = None;
+        o.resource = json!({
+            "resourceType": "OperationOutcome",
+            "id": format!("{hash}-outcome"),
+            "issue": [{ "severity": if code == "deleted" { "information" } else { "warning" }, "code": code, "diagnostics": text }],
+            "extension": provenance(tx, &hash),
+        });
+        vec![o]
+    };
+    match found {
+        Lookup::Body(kept) => match RecordBody::open(payload, &kept) {
+            Ok(RecordBody::Observations(b)) => {
+                let TxBody::ObservationRecord(env) = &payload.body else { return Vec::new() };
+                observation_entries(tx, &hash, env.data_class, &b.observations)
+            }
+            Err(err) => {
+                tracing::error!(tx = %hash, error = %err, "a vault body does not open against its commitment");
+                outcome("processing", "the record's body does not match its commitment on the chain".into())
+            }
+        },
+        Lookup::Erased { by_tx, at_ms } => outcome(
+            "deleted",
+            format!(
+                "erased at the patient's request by transaction {by_tx} ({})",
+                Timestamp::from_unix_ms(at_ms).to_rfc3339()
+            ),
+        ),
+        Lookup::Missing => outcome("not-found", "the record's body is not in the vault".into()),
+    }
+}
+
+/// Opens the sealed entries of `all` from the vault (fetched together),
+/// keeping the others as they are.
+pub async fn open_all(vault: &VaultReader, all: Vec<RecordEntry>) -> Result<Vec<RecordEntry>, VaultError> {
+    let wanted: Vec<Wanted> = all
+        .iter()
+        .filter(|e| e.sealed.is_some())
+        .map(|e| Wanted {
+            tx_hash: e.tx_hash.to_string(),
+            patient: e.sealed.as_ref().and_then(|s| s.1.patient.clone()).unwrap_or_default(),
+            class: e.class.as_str().to_string(),
+        })
+        .collect();
+    let mut found = vault.get_many(&wanted).await?.into_iter();
+    let mut out = Vec::with_capacity(all.len());
+    for e in all {
+        if e.sealed.is_some() {
+            out.extend(opened(e, found.next().unwrap_or(Lookup::Missing)));
+        } else {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
+fn observation_entries(
+    tx: &StoredTx,
+    hash: &Hash32,
+    class: DataClass,
+    observations: &[Observation],
+) -> Vec<RecordEntry> {
+    observations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+            v["id"] = json!(o.id.clone().unwrap_or_else(|| format!("{hash}-{i}")));
+            v["extension"] = provenance(tx, hash);
+            v["meta"] = json!({ "source": format!("urn:glucochain:tx:{hash}"), "tag": [{ "code": class }] });
+            RecordEntry {
+                tx_hash: *hash,
+                height: tx.height,
+                index: tx.index,
+                effective: o.effective_date_time,
+                codes: o.code.coding.iter().map(|c| (Some(c.system.clone()), c.code.clone())).collect(),
+                class,
+                record_type: RecordType::Observation,
+                resource: v,
+                sealed: None,
+            }
+        })
+        .collect()
 }
 
 fn provenance(tx: &StoredTx, hash: &Hash32) -> Value {
@@ -156,21 +269,13 @@ pub fn entries(tx: &StoredTx) -> Vec<RecordEntry> {
         class,
         record_type,
         resource,
+        sealed: None,
     };
     match &parsed.payload.body {
-        TxBody::ObservationRecord(r) => r
-            .observations
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
-                v["id"] = json!(o.id.clone().unwrap_or_else(|| format!("{hash}-{i}")));
-                v["extension"] = provenance(tx, &hash);
-                v["meta"] = json!({ "source": format!("urn:glucochain:tx:{hash}"), "tag": [{ "code": r.data_class }] });
-                let codes = o.code.coding.iter().map(|c| (Some(c.system.clone()), c.code.clone())).collect();
-                base(o.effective_date_time, codes, r.data_class, RecordType::Observation, v)
-            })
-            .collect(),
+        TxBody::ObservationRecord(r) => vec![RecordEntry {
+            sealed: Some(Box::new((parsed.payload.clone(), tx.clone()))),
+            ..base(r.effective.start, r.codings().concat(), r.data_class, RecordType::Observation, Value::Null)
+        }],
         TxBody::DocumentAdd(d) => {
             let code = d.code.clone();
             let v = json!({
@@ -229,7 +334,7 @@ pub fn bundle(base: &str, all: &[RecordEntry], query: &RecordQuery, raw_query: &
         "entry": page.iter().map(|e| json!({
             "fullUrl": format!("urn:glucochain:tx:{}#{}", e.tx_hash, e.resource["id"].as_str().unwrap_or("")),
             "resource": e.resource,
-            "search": { "mode": "match" },
+            "search": { "mode": if e.resource["resourceType"] == "OperationOutcome" { "outcome" } else { "match" } },
         })).collect::<Vec<_>>(),
     })
 }
@@ -261,6 +366,7 @@ mod tests {
             class: DataClass::Private,
             record_type: RecordType::Observation,
             resource: json!({ "resourceType": "Observation", "id": format!("o{minute}") }),
+            sealed: None,
         }
     }
 

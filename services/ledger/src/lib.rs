@@ -58,8 +58,11 @@ pub async fn serve(cfg: LedgerConfig) -> anyhow::Result<()> {
         },
     });
     let policy = TokenPolicy::new(cfg.token_audience.clone(), ledger.genesis.chain_id.as_str());
+    let kek = glucochain_vault::keys::FileKek::load(&cfg.kek_file).context("key-encryption key")?;
+    let vault = glucochain_vault::replica::VaultReader::new(&bus, Arc::new(kek)).await.context("VAULT stream")?;
     let state = actix_web::web::Data::new(api::ApiState {
         ledger,
+        vault,
         policy,
         authz: if cfg.authz == "local" { api::Authz::Local } else { api::Authz::Contracts(Box::new(bus.clone())) },
         limiter: std::sync::Mutex::new(glucochain_api::rate::RateLimiter::new(

@@ -68,6 +68,12 @@ enum Use {
     Durable(&'static str),
     /// Reads it through its own durable consumer `name` on subject `filter`.
     DurableFiltered(&'static str, &'static str),
+    /// Reads single messages by subject (`STREAM.MSG.GET`): the vault's
+    /// readers fetch one record's sealed row, never the whole stream.
+    ReadBySubject,
+    /// The vault's owner: publishes, purges what an erasure names, reads by
+    /// subject and restores through ordered consumers.
+    Own,
     /// Reads it through consumers whose names are made at run time (ordered
     /// consumers, or one durable per validator): any name but the other
     /// services' durables.
@@ -99,6 +105,14 @@ fn jetstream(stream: &str, how: Use) -> (Vec<String>, Vec<String>) {
     let mut deny = Vec::new();
     match how {
         Use::Publish => {}
+        Use::ReadBySubject => v.push(format!("$JS.API.STREAM.MSG.GET.{stream}")),
+        Use::Own => {
+            v.push(format!("$JS.API.STREAM.MSG.GET.{stream}"));
+            v.push(format!("$JS.API.STREAM.PURGE.{stream}"));
+            v.extend(own("*"));
+            v.push(format!("$JS.API.CONSUMER.CREATE.{stream}.*"));
+            v.push(format!("$JS.API.CONSUMER.CREATE.{stream}"));
+        }
         Use::Durable(name) => {
             v.extend(own(name));
             v.push(format!("$JS.API.CONSUMER.CREATE.{stream}.{name}"));
@@ -168,7 +182,9 @@ impl NatsUser {
                 s(&["emr.consensus.>", "emr.voteset", "emr.sync.blocks"]),
                 true,
             ),
-            NatsUser::Ingest => (s(&["emr.tx.>", "emr.sync.blocks"]), s(&["emr.txstatus.rejected"]), false),
+            NatsUser::Ingest => {
+                (s(&["emr.tx.>", "emr.vault.>", "emr.sync.blocks"]), s(&["emr.txstatus.rejected"]), false)
+            }
             NatsUser::Ledger => {
                 (s(&["emr.tx.audit.checkpoint", "emr.sync.blocks", "emr.authz.decide"]), s(&["emr.audit.append"]), true)
             }
@@ -192,8 +208,12 @@ impl NatsUser {
             // One durable per validator (`validator-<id>`); blocks are published, and fetched by sync.
             NatsUser::Validator => &[("TXS", Use::Named), ("BLOCKS", Use::Publish)],
             // The registry is rebuilt from the first block with an ordered consumer.
-            NatsUser::Ingest => &[("TXS", Use::Publish), ("BLOCKS", Use::Named)],
-            NatsUser::Ledger => &[("TXS", Use::Publish), ("BLOCKS", Use::Durable("ledger"))],
+            // It owns the record vault's replica (bodies sealed, erasures purged).
+            NatsUser::Ingest => &[("TXS", Use::Publish), ("BLOCKS", Use::Named), ("VAULT", Use::Own)],
+            // The vault's readers fetch one sealed row at a time.
+            NatsUser::Ledger => {
+                &[("TXS", Use::Publish), ("BLOCKS", Use::Durable("ledger")), ("VAULT", Use::ReadBySubject)]
+            }
             NatsUser::Contracts => {
                 &[("BLOCKS", Use::Durable("contracts")), ("ALERTS", Use::Publish), ("REMINDERS", Use::Publish)]
             }
@@ -201,6 +221,7 @@ impl NatsUser {
                 ("TXS", Use::DurableFiltered("detector", "emr.tx.observation.record")),
                 ("BLOCKS", Use::Durable("detector")),
                 ("ALERTS", Use::Publish),
+                ("VAULT", Use::ReadBySubject),
             ],
             NatsUser::Notifier => &[
                 ("TXS", Use::Publish),
@@ -369,6 +390,21 @@ mod tests {
             "$JS.API.CONSUMER.CREATE.TXS.detector.emr.tx.observation.record"
         ));
         assert!(allows(&NatsUser::Ledger.permissions().publish, "$JS.API.CONSUMER.MSG.NEXT.BLOCKS.ledger"));
+        // The record vault (ADR 0016): only ingest writes and purges it; the
+        // ledger and the detector read one sealed row by subject; nobody
+        // else reads it at all, and no reader may purge or write.
+        for u in NatsUser::ALL {
+            let p = u.permissions();
+            let owner = matches!(u, NatsUser::Ingest | NatsUser::Operator);
+            assert_eq!(allows(&p.publish, "emr.vault.rec.pabc.private.ff"), owner, "{u:?} writes VAULT");
+            assert_eq!(allows(&p.publish, "$JS.API.STREAM.PURGE.VAULT"), owner, "{u:?} purges VAULT");
+            let reader = owner || matches!(u, NatsUser::Ledger | NatsUser::Detector);
+            assert_eq!(allows(&p.publish, "$JS.API.STREAM.MSG.GET.VAULT"), reader, "{u:?} reads VAULT");
+            if u != NatsUser::Operator {
+                assert!(!allows(&p.publish, "$JS.API.STREAM.PURGE.TXS"), "{u:?} purges TXS");
+                assert!(!allows(&p.publish, "$JS.API.STREAM.PURGE.BLOCKS"), "{u:?} purges BLOCKS");
+            }
+        }
     }
 
     #[test]

@@ -400,11 +400,8 @@ impl BlockExecution<'_> {
         let signer = self.active_participant(&tx.signer).cloned();
         match &tx.payload.body {
             TxBody::ObservationRecord(r) if role != Role::Patient => {
-                let records: Vec<Vec<(Option<String>, String)>> = r
-                    .observations
-                    .iter()
-                    .map(|o| o.code.coding.iter().map(|c| (Some(c.system.clone()), c.code.clone())).collect())
-                    .collect();
+                // A consent must cover each observation's codes.
+                let records = r.codings();
                 let who = signer.ok_or_else(|| deny("signer not active"))?;
                 if !self.may_write(&who, &patient, r.data_class, RecordType::Observation, &records) {
                     return Err(deny(format!("no consent of {patient} lets {} write these observations", who.id)));

@@ -29,6 +29,10 @@ pub struct VaultRecordRow {
 pub struct ErasedRow {
     /// The transaction whose body it was.
     pub tx_hash: String,
+    /// Its patient.
+    pub patient: String,
+    /// Its class.
+    pub class: String,
     /// The committed erasure.
     pub by_tx: String,
     /// When.
@@ -145,13 +149,15 @@ impl Store {
 
     /// Whether (and when, by what) a record was erased.
     pub async fn vault_erased(&self, tx_hash: &str) -> Result<Option<ErasedRow>, StoreError> {
-        let r = sqlx::query("SELECT tx_hash, by_tx, erased_ms FROM vault_erased WHERE tx_hash = $1")
+        let r = sqlx::query("SELECT tx_hash, patient, class, by_tx, erased_ms FROM vault_erased WHERE tx_hash = $1")
             .bind(tx_hash.to_string())
             .fetch_optional(&self.pool)
             .await?;
         r.map(|r| {
             Ok(ErasedRow {
                 tx_hash: r.try_get("tx_hash")?,
+                patient: r.try_get("patient")?,
+                class: r.try_get("class")?,
                 by_tx: r.try_get("by_tx")?,
                 erased_ms: r.try_get("erased_ms")?,
             })
@@ -251,8 +257,61 @@ impl Store {
         let current = stored_epoch(&mut tx, patient, class).await?;
         let next = current.max(epoch) + 1;
         set_epoch(&mut tx, patient, class, next).await?;
+        sqlx::query(
+            "INSERT INTO vault_erasure (by_tx, part, patient, state, epoch, updated_ms) VALUES ($1, $2, $3, 'local', $4, $5)",
+        )
+        .bind(by_tx.to_string())
+        .bind(class.to_string())
+        .bind(patient.to_string())
+        .bind(next)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(ClassErased { erased, epoch: next })
+    }
+
+    /// How far the erasure `by_tx` of `part` (`record` or a class) has got
+    /// here: `None` (not begun), `Some(("local", epoch))` (this database
+    /// erased, the replica not yet), `Some(("done", epoch))`.
+    pub async fn vault_erasure(&self, by_tx: &str, part: &str) -> Result<Option<(String, i64)>, StoreError> {
+        let r = sqlx::query("SELECT state, epoch FROM vault_erasure WHERE by_tx = $1 AND part = $2")
+            .bind(by_tx.to_string())
+            .bind(part.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.map(|r| Ok((r.try_get("state")?, r.try_get::<i64, _>("epoch")?))).transpose()
+    }
+
+    /// Marks the erasure `by_tx` of `part` done (recorded when not yet).
+    pub async fn vault_erasure_done(
+        &self,
+        by_tx: &str,
+        part: &str,
+        patient: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO vault_erasure (by_tx, part, patient, state, epoch, updated_ms) VALUES ($1, $2, $3, 'done', 0, $4) \
+             ON CONFLICT (by_tx, part) DO UPDATE SET state = 'done', updated_ms = excluded.updated_ms",
+        )
+        .bind(by_tx.to_string())
+        .bind(part.to_string())
+        .bind(patient.to_string())
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The records of `class` the erasure `by_tx` erased here (tx hashes).
+    pub async fn vault_erased_by(&self, by_tx: &str, class: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT tx_hash FROM vault_erased WHERE by_tx = $1 AND class = $2 ORDER BY tx_hash")
+            .bind(by_tx.to_string())
+            .bind(class.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("tx_hash")?)).collect()
     }
 }
 

@@ -227,6 +227,19 @@ pub enum DataClass {
     Private,
 }
 
+impl DataClass {
+    /// Both classes.
+    pub const ALL: [DataClass; 2] = [DataClass::Institution, DataClass::Private];
+
+    /// The wire name (`institution`, `private`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataClass::Institution => "institution",
+            DataClass::Private => "private",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod fhir;
 pub mod genesis;
 pub mod ids;
 pub mod proof;
+pub mod sealed;
 pub mod time;
 pub mod tx;
 

@@ -10,7 +10,6 @@
 //! are bounded, and each error names the field at fault. The tx hash is
 //! SHA-256 over the compact JWS bytes.
 
-use crate::fhir::Observation;
 use crate::ids::{ChainId, DataClass, IdError, LocalId, ParticipantId, Role};
 use crate::time::Timestamp;
 use glucochain_crypto::jose::{JoseError, parse_compact, sign_compact};
@@ -85,7 +84,7 @@ impl TxError {
         }
     }
 
-    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         TxError::Invalid { field: field.into(), reason: reason.into() }
     }
 }
@@ -166,6 +165,26 @@ tx_types! {
     RecordErase => "record.erase", RecordErase, patient: true, signers: [Patient, Admin];
 }
 
+impl TxType {
+    /// Whether this type's record travels as a sealed body beside the
+    /// transaction, the chain holding only its envelope and commitment (ADR
+    /// 0016). The other types carrying personal data follow in later steps
+    /// (`docs/privacy.md` lists which are still in clear).
+    pub fn sealed(self) -> bool {
+        matches!(self, TxType::ObservationRecord)
+    }
+}
+
+impl TxBody {
+    /// The commitment to the sealed body, for a type that has one.
+    pub fn body_commitment(&self) -> Option<&Hash32> {
+        match self {
+            TxBody::ObservationRecord(r) => Some(&r.body_commitment),
+            _ => None,
+        }
+    }
+}
+
 fn body_from<T: DeserializeOwned>(v: serde_json::Value, name: &str) -> Result<T, TxError> {
     serde_json::from_value(v).map_err(|e| TxError::Json(format!("body of {name}: {e}")))
 }
@@ -198,7 +217,7 @@ fn check_line(field: &str, s: &str, max: usize) -> Result<(), TxError> {
 /// observations of a batch excepted: `max_observations`). Checked on the
 /// JSON before the typed parse, so a field added later is bounded too; the
 /// types then apply tighter limits where a field needs them.
-fn check_bounds(path: &mut String, v: &serde_json::Value, l: &TxLimits) -> Result<(), TxError> {
+pub(crate) fn check_bounds(path: &mut String, v: &serde_json::Value, l: &TxLimits) -> Result<(), TxError> {
     match v {
         serde_json::Value::String(s) => check_text(path, s, l),
         serde_json::Value::Array(items) => {
@@ -318,27 +337,79 @@ impl ValidatorUpdate {
 }
 
 /// Records FHIR Observations (one, or a batch of CGM readings as with the
-/// CGM guide's `$submit-cgm-bundle`).
+/// CGM guide's `$submit-cgm-bundle`). On the chain it is an envelope (ADR
+/// 0016): what the consent rules and indexes need — class, how many, which
+/// codes, when — and the salted commitment to the body
+/// ([`crate::sealed::ObservationBody`]), which travels beside the
+/// transaction to ingest and lives in the record vault. No value, note,
+/// device or identifier is on the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObservationRecord {
     /// Institution or patient-private data.
     pub data_class: DataClass,
-    /// The observations, 1 to `max_observations`.
-    pub observations: Vec<Observation>,
+    /// How many observations the body holds, 1 to `max_observations`.
+    pub count: u32,
+    /// The distinct code lists of the observations (each one's `code.coding`
+    /// without display texts), for consent scopes: a consent covers the
+    /// record when it covers every list, as it covered every observation.
+    pub codes: Vec<Vec<Code>>,
+    /// The earliest and latest `effectiveDateTime`.
+    pub effective: Period,
+    /// SHA-256 over the salt and the canonical body ([`crate::sealed::commit`]).
+    pub body_commitment: Hash32,
+}
+
+/// A code from a terminology (a FHIR Coding without its display text).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Code {
+    /// Terminology URI.
+    pub system: String,
+    /// The code.
+    pub code: String,
+}
+
+/// A closed time interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    /// First instant.
+    pub start: Timestamp,
+    /// Last instant (not before `start`).
+    pub end: Timestamp,
+}
+
+impl Period {
+    /// Whether it meets `[from, until)` (either end open when `None`).
+    pub fn meets(&self, from: Option<Timestamp>, until: Option<Timestamp>) -> bool {
+        from.is_none_or(|f| self.end >= f) && until.is_none_or(|u| self.start < u)
+    }
 }
 
 impl ObservationRecord {
+    /// The code lists as the consent rules take them.
+    pub fn codings(&self) -> Vec<Vec<(Option<String>, String)>> {
+        self.codes.iter().map(|l| l.iter().map(|c| (Some(c.system.clone()), c.code.clone())).collect()).collect()
+    }
+
     fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
-        if self.observations.is_empty() {
-            return Err(TxError::invalid("body.observations", "must hold at least one observation"));
+        if self.count == 0 || self.count as usize > l.max_observations {
+            return Err(TxError::invalid("body.count", format!("1 to {} observations", l.max_observations)));
         }
-        check_len("body.observations", &self.observations, l.max_observations)?;
-        for (i, o) in self.observations.iter().enumerate() {
-            for (j, c) in o.code.coding.iter().chain(o.category.iter().flat_map(|c| &c.coding)).enumerate() {
-                check_line(&format!("body.observations[{i}].coding[{j}].system"), &c.system, 256)?;
-                check_line(&format!("body.observations[{i}].coding[{j}].code"), &c.code, 128)?;
+        if self.codes.is_empty() || self.codes.iter().any(Vec::is_empty) {
+            return Err(TxError::invalid("body.codes", "must name at least one code for each observation"));
+        }
+        check_len("body.codes", &self.codes, l.max_list_len)?;
+        for (i, list) in self.codes.iter().enumerate() {
+            check_len(&format!("body.codes[{i}]"), list, l.max_list_len)?;
+            for (j, c) in list.iter().enumerate() {
+                check_line(&format!("body.codes[{i}][{j}].system"), &c.system, 256)?;
+                check_line(&format!("body.codes[{i}][{j}].code"), &c.code, 128)?;
             }
+        }
+        if self.effective.end < self.effective.start {
+            return Err(TxError::invalid("body.effective", "end is before start"));
         }
         Ok(())
     }
@@ -1493,11 +1564,6 @@ impl TxPayload {
             _ => {}
         }
         self.body.validate(limits)?;
-        if let (TxBody::ObservationRecord(r), Some(p)) = (&self.body, &self.patient) {
-            for (i, o) in r.observations.iter().enumerate() {
-                o.validate(p.as_str()).map_err(|e| TxError::invalid(format!("body.observations[{i}]"), e))?;
-            }
-        }
         Ok(())
     }
 
@@ -1595,10 +1661,12 @@ mod tests {
             "nonce-0001".into(),
             at,
             Some(patient.clone()),
-            TxBody::ObservationRecord(ObservationRecord {
-                data_class: DataClass::Private,
-                observations: vec![cgm_observation(patient.as_str(), at, 110.0, Some("r1"))],
-            }),
+            TxBody::ObservationRecord(
+                crate::sealed::ObservationBody {
+                    observations: vec![cgm_observation(patient.as_str(), at, 110.0, Some("r1"))],
+                }
+                .envelope(DataClass::Private, sha256(b"a commitment")),
+            ),
         )
     }
 
@@ -1677,8 +1745,10 @@ mod tests {
             ("unknown transaction type", Box::new(|v| v["type"] = "observation.delete".into())),
             ("nonce", Box::new(|v| v["nonce"] = "x".into())),
             ("needs a patient", Box::new(|v| v.as_object_mut().unwrap().remove("patient").map(|_| ()).unwrap())),
-            ("at least one observation", Box::new(|v| v["body"]["observations"] = serde_json::json!([]))),
-            ("plausible", Box::new(|v| v["body"]["observations"][0]["valueQuantity"]["value"] = 9999.into())),
+            ("body.count", Box::new(|v| v["body"]["count"] = 0.into())),
+            ("at least one code", Box::new(|v| v["body"]["codes"] = serde_json::json!([]))),
+            ("end is before start", Box::new(|v| v["body"]["effective"]["start"] = "2030-01-01T00:00:00Z".into())),
+            ("unknown field `observations`", Box::new(|v| v["body"]["observations"] = serde_json::json!([]))),
             ("chain id", Box::new(|v| v["chain_id"] = "Bad Chain".into())),
             ("RFC 3339", Box::new(|v| v["created_at"] = "today".into())),
             ("unknown variant `secret`", Box::new(|v| v["body"]["data_class"] = "secret".into())),
@@ -1701,14 +1771,11 @@ mod tests {
     }
 
     /// A valid body of every transaction type, as JSON.
-    fn sample_bodies(patient: &ParticipantId) -> Vec<(TxType, serde_json::Value)> {
+    fn sample_bodies(_patient: &ParticipantId) -> Vec<(TxType, serde_json::Value)> {
         use serde_json::json;
         let key = KeyPair::from_seed([5; 32]).public();
         let other = ParticipantId::from_public_key(&key);
         let at = "2026-11-25T08:00:00Z";
-        let obs =
-            serde_json::to_value(cgm_observation(patient.as_str(), Timestamp::parse(at).unwrap(), 110.0, Some("r1")))
-                .unwrap();
         let scope = json!({ "data_classes": ["private"], "record_types": ["observation"], "codes": ["http://loinc.org|99504-3"], "access": ["read"] });
         let channel = json!({ "kind": "email", "address": "mum@example.org" });
         let proof = "A".repeat(86);
@@ -1720,7 +1787,9 @@ mod tests {
                 }
                 TxType::ParticipantRevoke => json!({ "id": other, "reason": "left" }),
                 TxType::ValidatorUpdate => json!({ "validator": other, "public_key": key, "power": 10 }),
-                TxType::ObservationRecord => json!({ "data_class": "private", "observations": [obs.clone()] }),
+                TxType::ObservationRecord => json!({ "data_class": "private", "count": 1,
+                    "codes": [[{ "system": "http://loinc.org", "code": "99504-3" }]],
+                    "effective": { "start": at, "end": at }, "body_commitment": hash }),
                 TxType::DocumentAdd => {
                     json!({ "document_id": "d1", "data_class": "institution", "kind": "lab_report", "title": "HbA1c", "content_type": "application/pdf", "content_sha256": hash, "size_bytes": 10, "code": "11502-2" })
                 }

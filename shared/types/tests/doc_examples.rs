@@ -2,6 +2,7 @@
 //! validators' strict rules as the type it documents, every type has an
 //! example, and the table of signer roles matches the code.
 
+use glucochain_types::sealed::{RecordBody, SealedBody};
 use glucochain_types::tx::{TxLimits, TxPayload, TxType};
 use std::collections::BTreeSet;
 
@@ -14,6 +15,8 @@ fn every_example_parses_as_its_type() {
     let text = doc();
     let mut seen = BTreeSet::new();
     let mut section = String::new();
+    let mut last: Option<TxPayload> = None;
+    let mut sealed = 0;
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         if let Some(h) = line.strip_prefix("## ") {
@@ -25,10 +28,21 @@ fn every_example_parses_as_its_type() {
                 .unwrap_or_else(|e| panic!("example under {section:?} does not parse: {e}"));
             assert_eq!(p.tx_type.as_str(), section, "example under the wrong heading");
             seen.insert(section.clone());
+            last = Some(p);
+        }
+        if line.trim() == "```json sealed" {
+            let block: String = lines.by_ref().take_while(|l| l.trim() != "```").collect::<Vec<_>>().join("\n");
+            let body: SealedBody = serde_json::from_str(&block).unwrap();
+            let p = last.as_ref().expect("a sealed body follows its envelope");
+            RecordBody::accept(p, &body, &TxLimits::default())
+                .unwrap_or_else(|e| panic!("the sealed body under {section:?} is not its envelope's: {e}"));
+            sealed += 1;
         }
     }
     let all: BTreeSet<String> = TxType::ALL.iter().map(|t| t.as_str().to_string()).collect();
     assert_eq!(seen, all, "every transaction type has exactly one documented example");
+    let with_body = TxType::ALL.iter().filter(|t| t.sealed()).count();
+    assert_eq!(sealed, with_body, "every type with a sealed body shows one, checked against its commitment");
 }
 
 #[test]

@@ -5,47 +5,8 @@
 //! chain; the signature over the commitment keeps authorship provable.
 
 use crate::VaultError;
-use glucochain_crypto::hash::{Hash32, sha256_parts};
-use rand_core::{OsRng, RngCore};
-
-/// The domain tag of body commitments.
-pub const DOMAIN: &[u8] = b"glucochain/v1/body-commitment";
-
-/// A commitment's random salt.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Salt(pub [u8; 32]);
-
-impl std::fmt::Debug for Salt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Salt(…)")
-    }
-}
-
-impl Salt {
-    /// A fresh random salt.
-    pub fn random() -> Self {
-        let mut s = [0u8; 32];
-        OsRng.fill_bytes(&mut s);
-        Salt(s)
-    }
-
-    /// As unpadded base64url (how a sealed body carries it).
-    pub fn to_b64(&self) -> String {
-        glucochain_crypto::jose::b64url_encode(&self.0)
-    }
-
-    /// From unpadded base64url.
-    pub fn from_b64(s: &str) -> Result<Self, VaultError> {
-        let bytes = glucochain_crypto::jose::b64url_decode(s).map_err(|e| VaultError::Malformed(e.to_string()))?;
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| VaultError::Malformed("a salt is 32 bytes".into()))?;
-        Ok(Salt(arr))
-    }
-}
-
-/// The commitment to `body` (its canonical bytes) under `salt`.
-pub fn commit(salt: &Salt, body: &[u8]) -> Hash32 {
-    sha256_parts(&[DOMAIN, &[0], &salt.0, body])
-}
+use glucochain_crypto::hash::Hash32;
+pub use glucochain_types::sealed::{DOMAIN, Salt, commit};
 
 /// Checks that `body` under `salt` is the committed one.
 pub fn verify(commitment: &Hash32, salt: &Salt, body: &[u8]) -> Result<(), VaultError> {
@@ -70,15 +31,5 @@ mod tests {
         assert_eq!(Salt::from_b64(&salt.to_b64()).unwrap(), salt);
         assert!(Salt::from_b64("AAAA").is_err(), "too short");
         assert_eq!(format!("{salt:?}"), "Salt(…)");
-    }
-
-    #[test]
-    fn the_commitment_is_the_documented_construction() {
-        // SHA-256("glucochain/v1/body-commitment" || 0x00 || salt || body), in one piece.
-        let salt = Salt([7u8; 32]);
-        let mut input = b"glucochain/v1/body-commitment\0".to_vec();
-        input.extend_from_slice(&[7u8; 32]);
-        input.extend_from_slice(b"{}");
-        assert_eq!(commit(&salt, b"{}"), glucochain_crypto::hash::sha256(&input));
     }
 }

@@ -72,6 +72,17 @@ impl FileKek {
     pub fn generate() -> String {
         hex::encode(Key256::random().0)
     }
+
+    /// Writes a new random key file at `path` (mode 0600) unless one is
+    /// there; a development convenience (`emrctl devnet`, the tests): a
+    /// deployment's KEK comes from its secret store or KMS.
+    pub fn create_file_if_missing(path: &Path) -> Result<(), VaultError> {
+        if path.exists() {
+            return Ok(());
+        }
+        glucochain_crypto::write_secret_file(path, format!("{}\n", Self::generate()).as_bytes(), false)
+            .map_err(|e| VaultError::Kek { path: path.display().to_string(), reason: e.to_string() })
+    }
 }
 
 impl KeyWrap for FileKek {

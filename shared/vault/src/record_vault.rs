@@ -11,6 +11,8 @@ use crate::keys::{
 use crate::replica::{Replica, Row};
 use crate::seal::Key256;
 use glucochain_store::{Store, VaultRecordRow};
+use glucochain_types::DataClass;
+use glucochain_types::tx::EraseScope;
 use std::sync::Arc;
 
 /// What the vault holds for a transaction.
@@ -152,6 +154,71 @@ impl RecordVault {
             r.erase_record(tx_hash, &patient, &class, by_tx, now_ms).await?;
         }
         Ok(erased)
+    }
+
+    /// Acts on the committed erasure `by_tx` of `patient`'s records in
+    /// `scope` (ADR 0016 §4), here and in the replica. Safe to run again:
+    /// an erasure already done changes nothing, one interrupted (this
+    /// database erased, the replica not yet) finishes, and a class erasure
+    /// never reaches records written after it. A `record` scope naming
+    /// another patient's record erases nothing. Returns how many records
+    /// went from this database.
+    pub async fn apply_erasure(
+        &self,
+        by_tx: &str,
+        patient: &str,
+        scope: &EraseScope,
+        now_ms: i64,
+    ) -> Result<u64, VaultError> {
+        match scope {
+            EraseScope::Record(h) => self.erase_named(by_tx, patient, &h.to_string(), now_ms).await,
+            EraseScope::Class(c) => self.erase_class_once(by_tx, patient, c.as_str(), now_ms).await,
+            EraseScope::All => {
+                let mut n = 0;
+                for c in DataClass::ALL {
+                    n += self.erase_class_once(by_tx, patient, c.as_str(), now_ms).await?;
+                }
+                Ok(n)
+            }
+        }
+    }
+
+    async fn erase_named(&self, by_tx: &str, patient: &str, tx_hash: &str, now_ms: i64) -> Result<u64, VaultError> {
+        if matches!(self.store.vault_erasure(by_tx, "record").await?, Some((s, _)) if s == "done") {
+            return Ok(0);
+        }
+        let mut n = 0;
+        if let Some(r) = self.store.vault_record(tx_hash).await?
+            && r.patient == patient
+            && self.store.vault_erase_record(tx_hash, by_tx, now_ms).await?
+        {
+            n = 1;
+        }
+        if let Some(r) = &self.replica
+            && let Some(t) = self.store.vault_erased(tx_hash).await?
+            && t.by_tx == by_tx
+        {
+            r.erase_record(tx_hash, &t.patient, &t.class, by_tx, t.erased_ms).await?;
+        }
+        self.store.vault_erasure_done(by_tx, "record", patient, now_ms).await?;
+        Ok(n)
+    }
+
+    async fn erase_class_once(&self, by_tx: &str, patient: &str, class: &str, now_ms: i64) -> Result<u64, VaultError> {
+        let (epoch, n) = match self.store.vault_erasure(by_tx, class).await? {
+            Some((state, _)) if state == "done" => return Ok(0),
+            Some((_, epoch)) => (epoch, 0),
+            None => {
+                let done = self.store.vault_erase_class(patient, class, by_tx, now_ms).await?;
+                (done.epoch, done.erased.len() as u64)
+            }
+        };
+        if let Some(r) = &self.replica {
+            let erased = self.store.vault_erased_by(by_tx, class).await?;
+            r.erase_class(patient, class, &erased, epoch, by_tx, now_ms).await?;
+        }
+        self.store.vault_erasure_done(by_tx, class, patient, now_ms).await?;
+        Ok(n)
     }
 
     /// Erases every record of `patient`'s `class` by `by_tx`: their data keys

@@ -12,6 +12,9 @@
 //! `emr.vault.epoch.<patient>.<class>`.
 
 use crate::VaultError;
+use crate::keys::{DataKeyId, KeyWrap, RecordPlace, SealedRecord, open_data_key, open_record};
+use crate::record_vault::Lookup;
+use crate::seal::Key256;
 use base64::Engine as _;
 use glucochain_bus::Bus;
 use glucochain_bus::streams::StreamSpec;
@@ -230,7 +233,9 @@ impl Replica {
     }
 
     /// Erases a class in the replica: tombstones for `erased`, the new
-    /// epoch, and every record and data key of the class purged.
+    /// epoch, their sealed rows and the class's data keys of earlier epochs
+    /// purged. Only what the erasure named goes, so running it again (an
+    /// erasure resumed after a crash) leaves records written since alone.
     pub async fn erase_class(
         &self,
         patient: &str,
@@ -245,8 +250,12 @@ impl Replica {
         }
         self.publish(&Row::Epoch { patient: patient.into(), class: class.into(), epoch }).await?;
         let (p, c) = (token(patient)?, token(class)?);
-        self.purge(&format!("emr.vault.rec.{p}.{c}.>")).await?;
-        self.purge(&format!("emr.vault.key.{p}.{c}.>")).await?;
+        for tx in erased {
+            self.purge(&format!("emr.vault.rec.{p}.{c}.{}", token(tx)?)).await?;
+        }
+        for old in 1..epoch {
+            self.purge(&format!("emr.vault.key.{p}.{c}.{old}")).await?;
+        }
         Ok(())
     }
 
@@ -272,6 +281,134 @@ impl Replica {
                 return Ok(applied);
             }
         }
+    }
+}
+
+/// Reads sealed bodies from the replicated vault (the `VAULT` stream), by
+/// subject, for a service that holds the key-encryption key but keeps no
+/// copy of the vault (the ledger's read API, the detector). An erased
+/// record answers [`Lookup::Erased`] from its tombstone; a destroyed data
+/// key, or a record purged, opens nothing. Unwrapped data keys live only
+/// for one call of [`VaultReader::get_many`].
+#[derive(Clone)]
+pub struct VaultReader {
+    stream: async_nats::jetstream::stream::Stream<()>,
+    kek: std::sync::Arc<dyn KeyWrap>,
+}
+
+impl std::fmt::Debug for VaultReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "VaultReader(VAULT, kek {})", self.kek.id())
+    }
+}
+
+/// One record a reader asks for: its transaction, patient and class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    /// The transaction that carried it.
+    pub tx_hash: String,
+    /// Its patient.
+    pub patient: String,
+    /// Its data class.
+    pub class: String,
+}
+
+/// How many bodies a reader fetches at once.
+const READ_CONCURRENCY: usize = 16;
+
+impl VaultReader {
+    /// A reader of the `VAULT` stream on `bus` under `kek` (declares the stream).
+    pub async fn new(bus: &Bus, kek: std::sync::Arc<dyn KeyWrap>) -> Result<Self, VaultError> {
+        bus.ensure_stream(&StreamSpec::vault()).await.map_err(bus_err)?;
+        let stream =
+            bus.jetstream().get_stream_no_info(glucochain_bus::subjects::STREAM_VAULT).await.map_err(bus_err)?;
+        Ok(VaultReader { stream, kek })
+    }
+
+    async fn last(&self, subject: &str) -> Result<Option<Row>, VaultError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => serde_json::from_slice(&m.payload)
+                .map(Some)
+                .map_err(|e| VaultError::Malformed(format!("replica row {subject}: {e}"))),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(bus_err(e)),
+        }
+    }
+
+    async fn data_key(&self, id: &DataKeyId) -> Result<Option<Key256>, VaultError> {
+        let subject = format!("emr.vault.key.{}.{}.{}", token(&id.patient)?, token(&id.class)?, id.epoch);
+        let Some(Row::DataKey { wrapped, kek_id, .. }) = self.last(&subject).await? else { return Ok(None) };
+        if kek_id != self.kek.id() {
+            return Err(VaultError::OtherKek {
+                patient: id.patient.clone(),
+                class: id.class.clone(),
+                epoch: i64::from(id.epoch),
+                kek_id,
+            });
+        }
+        open_data_key(self.kek.as_ref(), id, &unb64(&wrapped)?).map(Some)
+    }
+
+    async fn sealed(&self, w: &Wanted) -> Result<Result<(DataKeyId, SealedRecord), Lookup>, VaultError> {
+        let (p, c, t) = (token(&w.patient)?, token(&w.class)?, token(&w.tx_hash)?);
+        if let Some(Row::Gone { by_tx, erased_ms, .. }) = self.last(&format!("emr.vault.gone.{p}.{c}.{t}")).await? {
+            return Ok(Err(Lookup::Erased { by_tx, at_ms: erased_ms }));
+        }
+        match self.last(&format!("emr.vault.rec.{p}.{c}.{t}")).await? {
+            Some(Row::Record { epoch, body, record_key, .. }) => {
+                let epoch = u32::try_from(epoch).map_err(|_| VaultError::Malformed(format!("epoch {epoch}")))?;
+                let id = DataKeyId { patient: w.patient.clone(), class: w.class.clone(), epoch };
+                Ok(Ok((id, SealedRecord { body: unb64(&body)?, record_key: unb64(&record_key)? })))
+            }
+            _ => Ok(Err(Lookup::Missing)),
+        }
+    }
+
+    /// The bodies of `wanted`, in order (each a body, erased, or missing).
+    pub async fn get_many(&self, wanted: &[Wanted]) -> Result<Vec<Lookup>, VaultError> {
+        use futures::StreamExt as _;
+        // Owned futures: a borrowed stream is not `Send` for every lifetime
+        // the spawning service's task needs.
+        let me = self.clone();
+        let found: Vec<_> = futures::stream::iter(wanted.iter().cloned().map(move |w| {
+            let me = me.clone();
+            async move { me.sealed(&w).await }
+        }))
+        .buffered(READ_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+        let mut keys: std::collections::HashMap<DataKeyId, Option<Key256>> = std::collections::HashMap::new();
+        let mut out = Vec::with_capacity(wanted.len());
+        for (w, f) in wanted.iter().zip(found) {
+            let (id, sealed) = match f {
+                Ok(s) => s,
+                Err(lookup) => {
+                    out.push(lookup);
+                    continue;
+                }
+            };
+            if !keys.contains_key(&id) {
+                let k = self.data_key(&id).await?;
+                keys.insert(id.clone(), k);
+            }
+            match keys.get(&id).and_then(Option::as_ref) {
+                // The class's keys were destroyed (an erasure under way): nothing opens.
+                None => out.push(Lookup::Missing),
+                Some(dk) => {
+                    let place = RecordPlace { tx_hash: w.tx_hash.clone(), key: id };
+                    out.push(open_record(dk, &place, &sealed).map(Lookup::Body)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The body of one record.
+    pub async fn get(&self, w: &Wanted) -> Result<Lookup, VaultError> {
+        Ok(self.get_many(std::slice::from_ref(w)).await?.pop().unwrap_or(Lookup::Missing))
     }
 }
 

@@ -11,7 +11,7 @@ use glucochain_vault::VaultError;
 use glucochain_vault::commitment::{Salt, commit, verify};
 use glucochain_vault::keys::FileKek;
 use glucochain_vault::record_vault::{Lookup, RecordVault};
-use glucochain_vault::replica::Replica;
+use glucochain_vault::replica::{Replica, VaultReader, Wanted};
 use std::sync::Arc;
 
 const CANARY: &str = "canary-medication-q7vx31";
@@ -51,6 +51,33 @@ async fn exercise(first: Store, second: Store) {
     let (after, c_after) = submission(9);
     v.put("tx9", "pb", "private", &after, 4_000).await.unwrap();
     chain.push(("tx9".into(), c_after, after));
+
+    // A service that keeps no copy reads the replica by subject: bodies,
+    // tombstones for erased records, nothing for what was never stored.
+    let reader = VaultReader::new(&bus, kek()).await.unwrap();
+    let want = |tx: &str, patient: &str, class: &str| Wanted {
+        tx_hash: tx.into(),
+        patient: patient.into(),
+        class: class.into(),
+    };
+    let wanted = vec![
+        want("tx0", "pa", "private"),
+        want("tx1", "pa", "private"),
+        want("tx2", "pa", "institution"),
+        want("tx3", "pb", "private"),
+        want("tx9", "pb", "private"),
+        want("tx-unknown", "pa", "private"),
+    ];
+    let got = reader.get_many(&wanted).await.unwrap();
+    assert_eq!(got[0], Lookup::Body(chain[0].2.clone()));
+    assert_eq!(got[1], Lookup::Erased { by_tx: "erase-1".into(), at_ms: 2_000 });
+    assert_eq!(got[2], Lookup::Body(chain[2].2.clone()));
+    assert_eq!(got[3], Lookup::Erased { by_tx: "erase-2".into(), at_ms: 3_000 });
+    assert_eq!(got[4], Lookup::Body(chain[5].2.clone()), "written after the class's erasure, under its new epoch");
+    assert_eq!(got[5], Lookup::Missing);
+    // Another deployment's KEK opens nothing.
+    let stranger = VaultReader::new(&bus, Arc::new(FileKek::parse(&FileKek::generate()).unwrap())).await.unwrap();
+    assert!(stranger.get(&wanted[0]).await.is_err(), "a reader under another KEK is refused");
 
     // The first vault's database is lost. A new one is rebuilt from the replica.
     drop(v);
@@ -123,4 +150,64 @@ async fn a_lost_vault_is_restored_from_the_replica_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = |n: &str| format!("sqlite://{}", dir.path().join(format!("{n}.db")).display());
     exercise(Store::connect(&url("first")).await.unwrap(), Store::connect(&url("second")).await.unwrap()).await;
+}
+
+/// A committed erasure as every vault acts on it (ADR 0016 §4): by record
+/// (only the erasure's patient's), by class, all; idempotent when replayed
+/// from the chain at a restart, and finished when a crash interrupted it
+/// between this database and the replica; a class erasure run again never
+/// reaches records written after it.
+#[tokio::test]
+async fn committed_erasures_are_applied_once_and_finish_after_a_crash() {
+    use glucochain_types::DataClass;
+    use glucochain_types::tx::EraseScope;
+    let db = PgTestDb::create().await.unwrap();
+    let store = Store::connect(db.url()).await.unwrap();
+    let nats = NatsServer::start().unwrap();
+    let bus = Bus::connect(&nats.url(), "vault-erasure-test").await.unwrap();
+    let replica = Replica::new(bus.clone()).await.unwrap();
+    let kek: Arc<FileKek> = Arc::new(FileKek::parse(&FileKek::generate()).unwrap());
+    let v = RecordVault::new(store.clone(), kek.clone()).with_replica(replica.clone());
+    let reader = VaultReader::new(&bus, kek.clone()).await.unwrap();
+    let hash = |n: u8| glucochain_crypto::sha256(&[n]).to_string();
+    let want =
+        |n: u8, patient: &str, class: &str| Wanted { tx_hash: hash(n), patient: patient.into(), class: class.into() };
+    for (n, patient, class) in
+        [(1, "pa", "private"), (2, "pa", "private"), (3, "pb", "private"), (4, "pa", "institution")]
+    {
+        v.put(&hash(n), patient, class, format!("body-{n}").as_bytes(), 1_000).await.unwrap();
+    }
+    let record = |n: u8| EraseScope::Record(glucochain_crypto::Hash32::from_hex(&hash(n)).unwrap());
+
+    // pa names pb's record: nothing goes.
+    assert_eq!(v.apply_erasure("e-foreign", "pa", &record(3), 2_000).await.unwrap(), 0);
+    assert!(matches!(reader.get(&want(3, "pb", "private")).await.unwrap(), Lookup::Body(_)));
+    // pa's own record, twice (a replay): erased once, in the replica too.
+    assert_eq!(v.apply_erasure("e-1", "pa", &record(1), 2_000).await.unwrap(), 1);
+    assert_eq!(v.apply_erasure("e-1", "pa", &record(1), 2_500).await.unwrap(), 0);
+    assert_eq!(
+        reader.get(&want(1, "pa", "private")).await.unwrap(),
+        Lookup::Erased { by_tx: "e-1".into(), at_ms: 2_000 }
+    );
+
+    // A class erasure interrupted after this database: the replica still holds the body.
+    let local = store.vault_erase_class("pa", "private", "e-2", 3_000).await.unwrap();
+    assert_eq!(local.erased, vec![hash(2)]);
+    assert!(matches!(reader.get(&want(2, "pa", "private")).await.unwrap(), Lookup::Body(_)), "half done");
+    // pa writes again meanwhile, under the new epoch.
+    v.put(&hash(5), "pa", "private", b"body-5", 3_500).await.unwrap();
+    // The restart replays the erasure: it finishes, and leaves the later record alone.
+    assert_eq!(v.apply_erasure("e-2", "pa", &EraseScope::Class(DataClass::Private), 4_000).await.unwrap(), 0);
+    assert!(matches!(reader.get(&want(2, "pa", "private")).await.unwrap(), Lookup::Erased { .. }));
+    assert_eq!(reader.get(&want(5, "pa", "private")).await.unwrap(), Lookup::Body(b"body-5".to_vec()));
+    assert_eq!(v.apply_erasure("e-2", "pa", &EraseScope::Class(DataClass::Private), 5_000).await.unwrap(), 0);
+    assert_eq!(reader.get(&want(5, "pa", "private")).await.unwrap(), Lookup::Body(b"body-5".to_vec()));
+
+    // Everything of pa's: both classes; pb keeps theirs.
+    assert_eq!(v.apply_erasure("e-3", "pa", &EraseScope::All, 6_000).await.unwrap(), 2);
+    for (n, class) in [(4, "institution"), (5, "private")] {
+        assert!(matches!(reader.get(&want(n, "pa", class)).await.unwrap(), Lookup::Erased { .. }), "{n}");
+    }
+    assert!(matches!(reader.get(&want(3, "pb", "private")).await.unwrap(), Lookup::Body(_)));
+    assert_eq!(store.vault_data_key("pa", "private", 2).await.unwrap(), None, "the class's keys are destroyed");
 }

@@ -170,8 +170,8 @@ fn the_demo_story_passes_every_step_on_a_devnet_and_every_dashboard_panel_has_da
         stop();
         panic!("demo failed:\n{t}");
     }
-    assert!(out.contains("All 11 steps passed"), "{}", tail());
-    assert_eq!(out.matches("passed: ").count(), 11);
+    assert!(out.contains("All 12 steps passed"), "{}", tail());
+    assert_eq!(out.matches("passed: ").count(), 12);
 
     // What it left running answers.
     let (ok, status) = emrctl(&["devnet", "status", "--dir", net.to_str().unwrap()]);

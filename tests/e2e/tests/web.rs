@@ -27,7 +27,7 @@ use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     AlertKind, CareContact, CareplanPropose, ChannelKind, ConsentGrant, ContactChannel, ContactChannelsSet,
-    GlucoseThresholds, ObservationRecord, Term, TxBody,
+    GlucoseThresholds, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use serde_json::{Value, json};
@@ -192,14 +192,10 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
     for (i, g) in values.iter().enumerate() {
         let at = Timestamp::from_unix_ms(end - (values.len() - 1 - i) as i64 * 300_000);
         let obs = cgm_observation(me(&robin).as_str(), at, *g, Some(&format!("web-{i}")));
-        let body =
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] });
+        let (posted, media) = common::posted(&sign(&robin, Some(&me(&robin)), common::record(vec![obs])));
         let r = rt
             .block_on(
-                http.post(format!("{}/v1/transactions", net.ingest))
-                    .header("content-type", "application/jose")
-                    .body(sign(&robin, Some(&me(&robin)), body))
-                    .send(),
+                http.post(format!("{}/v1/transactions", net.ingest)).header("content-type", media).body(posted).send(),
             )
             .unwrap();
         assert_eq!(r.status(), 202);
@@ -355,8 +351,7 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
             .enumerate()
             .map(|(i, (at, g))| cgm_observation(me(&alex).as_str(), *at, *g, Some(&format!("fixture-{n}-{i}"))))
             .collect();
-        let body = TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations });
-        ok(sign(&alex, Some(&me(&alex)), body));
+        ok(common::posted(&sign(&alex, Some(&me(&alex)), common::record(observations))).0);
     }
     let (from, to) = ("2026-03-02", "2026-03-05");
     let mut a = clinician_args(&me(&alex), "agp.png");

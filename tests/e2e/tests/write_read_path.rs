@@ -5,6 +5,8 @@
 //! patient's access log; bad input gets the right status and problem type
 //! and nothing of it is stored.
 
+mod common;
+
 use glucochain_crypto::jose::issue_token;
 use glucochain_crypto::{Hash32, KeyPair};
 use glucochain_store::Store;
@@ -13,7 +15,7 @@ use glucochain_types::fhir::cgm_observation;
 use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
 use glucochain_types::proof::InclusionProof;
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{CareplanAccept, ObservationRecord, ParticipantRegister, TxBody, TxPayload};
+use glucochain_types::tx::{CareplanAccept, ParticipantRegister, TxBody, TxPayload};
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -130,10 +132,7 @@ impl Actor {
     fn cgm(&mut self, patient: &ParticipantId, mg_dl: f64) -> String {
         let at = Timestamp::now();
         let obs = cgm_observation(patient.as_str(), at, mg_dl, Some(&format!("r-{}", self.n + 1)));
-        self.sign(
-            Some(patient),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
-        )
+        self.sign(Some(patient), common::record(vec![obs]))
     }
 
     /// A read token for the ledger.
@@ -221,6 +220,11 @@ impl System {
         let nats = NatsServer::start().unwrap();
         let pg = PgTestDb::create().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
+        // The record vault's key-encryption key, for ingest, the ledger and the detector.
+        let kek = dir.path().join("vault.kek");
+        glucochain_vault::keys::FileKek::create_file_if_missing(&kek).unwrap();
+        let mut env = env;
+        env.push(("GLUCOCHAIN_KEK_FILE".into(), kek.display().to_string()));
         let keys: Vec<KeyPair> = (0..4).map(|_| KeyPair::generate()).collect();
         let genesis = Genesis {
             chain_id: ChainId::parse(CHAIN).unwrap(),
@@ -363,12 +367,18 @@ impl System {
         (self.procs.len() - 1, args, url)
     }
 
+    /// POSTs `jws`; as `application/jose`, a record's sealed body goes with
+    /// it (as a client sends it: JSON) when [`common::record`] made it.
     async fn post(&self, jws: &str, content_type: &str) -> (u16, Value) {
+        let (body, content_type) = match content_type {
+            "application/jose" => common::posted(jws),
+            other => (jws.to_string(), other),
+        };
         let r = self
             .http
             .post(format!("{}/v1/transactions", self.ingest))
             .header("content-type", content_type)
-            .body(jws.to_string())
+            .body(body)
             .send()
             .await
             .unwrap();
@@ -388,9 +398,9 @@ impl System {
         let r = self
             .http
             .post(format!("{}/v1/transactions", self.ingest))
-            .header("content-type", "application/jose")
+            .header("content-type", common::posted(jws).1)
             .header("traceparent", traceparent)
-            .body(jws.to_string())
+            .body(common::posted(jws).0)
             .send()
             .await
             .unwrap();
@@ -674,7 +684,8 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     assert!(!ok, "a rewritten access-log entry passed: {out}");
     assert!(out.contains("does not match the checkpoint"), "{out}");
     let txfile = work.path().join("tx.jws");
-    std::fs::write(&txfile, patient.cgm(&patient.id.clone(), 150.0)).unwrap();
+    // A record is submitted with its sealed body (what `emrctl sign-tx` prints for one).
+    std::fs::write(&txfile, common::posted(&patient.cgm(&patient.id.clone(), 150.0)).0).unwrap();
     let (ok, out) = emrctl(&["submit", "--ingest", &sys.ingest, "--wait", "60", txfile.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["status"], "committed");
@@ -683,6 +694,36 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     let mut stranger = Actor::new();
     let mut bad: Vec<(&str, String, &str, u16, &str)> = Vec::new();
     let good = patient.cgm(&patient.id.clone(), 120.0);
+    // Records travel with their sealed body (ADR 0016): without it, with a
+    // body that is not the committed one, or with one for a type that has none.
+    let (with_body, _) = common::posted(&good);
+    bad.push((
+        "record without its sealed body",
+        format!("{{\"jws\": \"{good}\"}}"),
+        "application/json",
+        400,
+        "sealed-body-missing",
+    ));
+    let mut other: Value = serde_json::from_str(&with_body).unwrap();
+    other["sealed"]["body"]["observations"][0]["valueQuantity"]["value"] = 121.0.into();
+    bad.push(("sealed body not the committed one", other.to_string(), "application/json", 422, "commitment-mismatch"));
+    let mut implausible: Value = serde_json::from_str(&with_body).unwrap();
+    implausible["sealed"]["body"]["observations"][0]["valueQuantity"]["value"] = 5000.0.into();
+    bad.push(("implausible sealed value", implausible.to_string(), "application/json", 400, "invalid-sealed-body"));
+    let mut foreign: Value = serde_json::from_str(&with_body).unwrap();
+    foreign["sealed"]["body"]["observations"][0]["subject"]["reference"] = format!("Patient/{}", stranger.id).into();
+    bad.push((
+        "sealed body about another patient",
+        foreign.to_string(),
+        "application/json",
+        400,
+        "invalid-sealed-body",
+    ));
+    let pid_for_consent = patient.id.clone();
+    let consent = patient.sign(Some(&pid_for_consent), common_consent(&clinician.id.clone()));
+    let mut unexpected: Value = serde_json::from_str(&with_body).unwrap();
+    unexpected["jws"] = consent.clone().into();
+    bad.push(("sealed body on a consent", unexpected.to_string(), "application/json", 400, "sealed-body-unexpected"));
     // Change one character inside the signature (the last one also carries padding bits).
     let mut tampered: Vec<char> = good.chars().collect();
     let i = tampered.len() - 10;
@@ -698,11 +739,7 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     bad.push(("wrong role", clinician.sign(Some(&patient.id.clone()), accept), "application/jose", 403, "forbidden"));
     let other_chain = {
         let obs = cgm_observation(patient.id.as_str(), Timestamp::now(), 99.0, None);
-        patient.sign_with(
-            "another-chain",
-            Some(&patient.id.clone()),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
-        )
+        patient.sign_with("another-chain", Some(&patient.id.clone()), common::record(vec![obs]))
     };
     bad.push(("wrong chain id", other_chain, "application/jose", 400, "wrong-chain"));
     // The committed reading's nonce reused with another body.
@@ -714,7 +751,7 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
             nonce_of_committed,
             Timestamp::now(),
             Some(patient.id.clone()),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+            common::record(vec![obs]),
         )
         .sign(&patient.key, &patient.id)
     };
@@ -735,6 +772,95 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     }
     assert_eq!(accepted_count(&sys).await, before, "no refused transaction reached the TXS stream");
 
+    // Records are off the chain (issue 21): a reading with an unusual value
+    // is committed and read back whole by the patient, and no validator's
+    // store or WAL, no TXS message and no ingest file holds it in clear or
+    // base64 (ingest's vault holds it sealed).
+    const CANARY: &str = "117.4321";
+    let canary_jws = patient.cgm(&patient.id.clone(), CANARY.parse().unwrap());
+    let canary_hash = sys.submit(&canary_jws).await;
+    let at = sys.wait_committed(&canary_hash).await["height"].as_u64().unwrap();
+    let fresh = patient.token(120, now_secs());
+    sys.wait_ledger(at, &fresh).await;
+    let (code, bundle) = sys.read(&format!("/v1/patients/{}/records?_count=500", patient.id), &fresh).await;
+    assert_eq!(code, 200, "{bundle}");
+    assert!(bundle.to_string().contains(CANARY), "the patient reads the record's value: {bundle}");
+    assert!(!canary_jws.contains(CANARY), "the signed envelope holds no value");
+    for i in 0..4 {
+        let dir = sys._dir.path().join(format!("v{i}"));
+        let found = glucochain_testkit::canary::files_holding(&dir, CANARY);
+        assert!(found.is_empty(), "validator {i}'s files hold the value: {found:?}");
+    }
+    let ingest_files = glucochain_testkit::canary::files_holding(&sys._dir.path().join("ingest"), CANARY);
+    assert!(ingest_files.is_empty(), "ingest's store holds the value in clear: {ingest_files:?}");
+    let mut txs = bus.jetstream().get_stream("TXS").await.unwrap();
+    let last = txs.info().await.unwrap().state.last_sequence;
+    let needles = glucochain_testkit::canary::forms(CANARY);
+    for seq in 1..=last {
+        let Ok(m) = txs.get_raw_message(seq).await else { continue };
+        assert!(
+            !needles.iter().any(|n| m.payload.windows(n.len()).any(|w| w == n.as_slice())),
+            "TXS message {seq} holds the value"
+        );
+    }
+
+    // The patient erases that record (GDPR Art. 17): its body goes from the
+    // vault within seconds, reads say it was erased, the rest stays, and the
+    // chain and a proof taken before the erasure still verify.
+    let (_, before_erasure) = sys.read(&format!("/v1/transactions/{canary_hash}/proof"), &fresh).await;
+    let before_erasure: InclusionProof = serde_json::from_value(before_erasure).unwrap();
+    let erase = patient.sign(
+        Some(&patient.id.clone()),
+        TxBody::RecordErase(glucochain_types::tx::RecordErase {
+            erase_id: glucochain_types::ids::LocalId::parse("erase-canary", "erase_id").unwrap(),
+            scope: glucochain_types::tx::EraseScope::Record(canary_hash),
+            request: None,
+        }),
+    );
+    let erased_at = sys.wait_committed(&sys.submit(&erase).await).await["height"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bundle = loop {
+        let fresh = patient.token(120, now_secs());
+        sys.wait_ledger(erased_at, &fresh).await;
+        let (code, b) = sys.read(&format!("/v1/patients/{}/records?_count=500", patient.id), &fresh).await;
+        assert_eq!(code, 200, "{b}");
+        if !b.to_string().contains(CANARY) {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "the erased record is still readable: {b}\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let entries = bundle["entry"].as_array().unwrap();
+    let outcome = entries
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "OperationOutcome")
+        .unwrap_or_else(|| panic!("no outcome for the erased record: {bundle}"));
+    assert_eq!(outcome["search"]["mode"], "outcome");
+    assert_eq!(outcome["resource"]["issue"][0]["code"], "deleted", "{outcome}");
+    assert!(outcome["fullUrl"].as_str().unwrap().contains(&canary_hash.to_string()), "{outcome}");
+    assert!(
+        entries.iter().any(|e| e["resource"]["valueQuantity"]["value"] == 63.0),
+        "the patient's other records stay: {bundle}"
+    );
+    assert!(before_erasure.verify(&sys.genesis).is_ok(), "a proof taken before the erasure still verifies");
+    let (code, after) =
+        sys.read(&format!("/v1/transactions/{canary_hash}/proof"), &patient.token(120, now_secs())).await;
+    assert_eq!(code, 200, "{after}");
+    assert!(serde_json::from_value::<InclusionProof>(after).unwrap().verify(&sys.genesis).is_ok());
+    let vault = bus.jetstream().get_stream("VAULT").await.unwrap();
+    let rec = format!("emr.vault.rec.{}.private.{canary_hash}", patient.id);
+    assert!(vault.get_last_raw_message_by_subject(&rec).await.is_err(), "the sealed row is purged from VAULT");
+    let (ok, out) = emrctl(&[
+        "verify-chain",
+        "--genesis",
+        gpath.to_str().unwrap(),
+        "--key",
+        pkey.to_str().unwrap(),
+        "--ledger",
+        &sys.ledger,
+    ]);
+    assert!(ok, "the chain verifies from genesis after the erasure: {out}");
+
     // NATS down: 503 with Retry-After, and nothing recorded.
     let mut sys = sys;
     let pending = patient.cgm(&patient.id.clone(), 88.0);
@@ -742,8 +868,8 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     let r = sys
         .http
         .post(format!("{}/v1/transactions", sys.ingest))
-        .header("content-type", "application/jose")
-        .body(pending.clone())
+        .header("content-type", common::posted(&pending).1)
+        .body(common::posted(&pending).0)
         .send()
         .await
         .unwrap();
@@ -882,12 +1008,7 @@ async fn a_clinician_reads_exactly_what_the_patient_consented_and_refusals_are_a
         system: Some("http://unitsofmeasure.org".into()),
         code: Some("%".into()),
     });
-    let a1c = sys
-        .submit(&patient.sign(
-            Some(&pid),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![a1c] }),
-        ))
-        .await;
+    let a1c = sys.submit(&patient.sign(Some(&pid), common::record(vec![a1c]))).await;
     sys.wait_committed(&cgm).await;
     let last = sys.wait_committed(&a1c).await;
 
@@ -1324,10 +1445,7 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         let at = Timestamp::from_unix_ms(start + i * 5 * 60_000);
         let mg = if i < 15 { (150.0 - 7.5 * i as f64).max(40.0) } else { 120.0 };
         let obs = cgm_observation(pid.as_str(), at, mg, Some(&format!("r{i}")));
-        let jws = patient.sign(
-            Some(&pid),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
-        );
+        let jws = patient.sign(Some(&pid), common::record(vec![obs]));
         // The uploading app's trace: it continues through ingest and the detector.
         sys.submit_traced(&jws, &format!("00-{UPLOAD_TRACE}-{:016x}-01", i + 1)).await;
     }
@@ -1471,10 +1589,7 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
             75.0,
             Some(&format!("f{i}")),
         );
-        let jws = patient.sign(
-            Some(&pid),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
-        );
+        let jws = patient.sign(Some(&pid), common::record(vec![obs]));
         sys.submit(&jws).await;
     }
 
@@ -1512,10 +1627,7 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     for i in 0..6i64 {
         let at = Timestamp::from_unix_ms(last_reading - (5 - i) * 5 * 60_000);
         let obs = cgm_observation(pump_id.as_str(), at, 100.0, Some(&format!("p{i}")));
-        let jws = pumper.sign(
-            Some(&pump_id),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
-        );
+        let jws = pumper.sign(Some(&pump_id), common::record(vec![obs]));
         sys.submit(&jws).await;
     }
     let predicted = tokio::time::timeout(Duration::from_secs(60), async {
@@ -1918,7 +2030,7 @@ async fn a_transaction_ingest_accepted_but_the_validators_refused_shows_as_rejec
             "reused-nonce-0001".into(),
             Timestamp::now(),
             Some(pid.clone()),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
+            common::record(vec![obs]),
         )
         .sign(&patient.key, &pid)
     };
@@ -2225,10 +2337,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     for i in 0..15i64 {
         let at = Timestamp::from_unix_ms(start + i * 5 * 60_000);
         let obs = cgm_observation(pid.as_str(), at, (150.0 - 7.5 * i as f64).max(40.0), Some(&format!("n{i}")));
-        let jws = patient.sign(
-            Some(&pid),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
-        );
+        let jws = patient.sign(Some(&pid), common::record(vec![obs]));
         sys.submit_traced(&jws, &format!("00-{NOTIFY_TRACE}-{:016x}-01", i + 1)).await;
     }
     let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts)).await.expect("an alert");

@@ -119,11 +119,11 @@ fn accepted(status: u16) -> bool {
 type Log = Arc<Mutex<Vec<Sent>>>;
 
 async fn post(http: &reqwest::Client, ingest: &str, jws: String, log: &Log) -> u16 {
-    let hash = sha256(jws.as_bytes());
+    let hash = sha256(glucochain_bench::world::jws_of(&jws).as_bytes());
     let at = Instant::now();
     let status = match http
         .post(format!("{ingest}/v1/transactions"))
-        .header("content-type", "application/jose")
+        .header("content-type", glucochain_bench::world::media_type(&jws))
         .body(jws)
         .send()
         .await

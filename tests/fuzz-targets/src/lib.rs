@@ -96,8 +96,9 @@ pub fn cgm_csv(data: &[u8]) {
 /// them to `fuzz/corpus/<target>`; the smoke test mutates them).
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     use glucochain_types::fhir::cgm_observation;
+    use glucochain_types::sealed::ObservationBody;
     use glucochain_types::time::Timestamp;
-    use glucochain_types::tx::{ObservationRecord, TxBody, TxPayload};
+    use glucochain_types::tx::{TxBody, TxPayload};
     use glucochain_types::{ChainId, DataClass, ParticipantId};
     let k = key();
     let me = ParticipantId::from_public_key(&k.public());
@@ -105,10 +106,11 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let obs = cgm_observation(me.as_str(), at, 63.0, Some("r1"));
     match target {
         "tx" => {
-            let body = TxBody::ObservationRecord(ObservationRecord {
-                data_class: DataClass::Private,
-                observations: vec![obs],
-            });
+            // The envelope a record's transaction carries (its body is off the chain).
+            let body = TxBody::ObservationRecord(
+                ObservationBody { observations: vec![obs] }
+                    .envelope(DataClass::Private, glucochain_crypto::sha256(b"fuzz seed body")),
+            );
             let chain = ChainId::parse("glucochain-fuzz").expect("chain id");
             vec![TxPayload::new(chain, "nonce-0001".into(), at, Some(me.clone()), body).sign(&k, &me).into_bytes()]
         }

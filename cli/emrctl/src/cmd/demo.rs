@@ -17,11 +17,12 @@ use glucochain_crypto::{KeyPair, sha256};
 use glucochain_types::emergency::EmergencyCard;
 use glucochain_types::fhir::cgm_observation;
 use glucochain_types::ids::LocalId;
+use glucochain_types::sealed::{ObservationBody, Submission};
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     AccessEmergency, AlertKind, BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant,
-    ContactChannel, ContactChannelsSet, DiabetesType, EmergencyProfileSet, EmergencyReason, GlucoseThresholds,
-    MedicationSchedule, ObservationRecord, Term, TxBody, TxPayload,
+    ContactChannel, ContactChannelsSet, DiabetesType, EmergencyProfileSet, EmergencyReason, EraseScope,
+    GlucoseThresholds, MedicationSchedule, RecordErase, Term, TxBody, TxPayload,
 };
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
 use serde_json::json;
@@ -149,7 +150,7 @@ pub fn run(o: &DemoOptions) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(o.dir.join("keys"))?;
     let dir = std::fs::canonicalize(&o.dir)?;
     let mut steps =
-        Steps { n: 0, total: 11, started: Instant::now(), step_started: Instant::now(), passed: Vec::new() };
+        Steps { n: 0, total: 12, started: Instant::now(), step_started: Instant::now(), passed: Vec::new() };
     let clinician = person(&dir, "clinician")?;
     let lab = person(&dir, "lab")?;
     let sam = person(&dir, "patient-sam")?;
@@ -311,18 +312,12 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
             for (p, readings) in [(sam, &sam_readings), (alex, &alex_readings)] {
                 let Some((at, g)) = readings.get(i) else { continue };
                 let obs = cgm_observation(p.id.as_str(), *at, *g, Some(&format!("demo-{i}")));
-                let jws = sign(
-                    p,
-                    Some(&p.id),
-                    TxBody::ObservationRecord(ObservationRecord {
-                        data_class: DataClass::Private,
-                        observations: vec![obs],
-                    }),
-                );
+                let (envelope, sealed) = ObservationBody::seal(vec![obs], DataClass::Private);
+                let jws = sign(p, Some(&p.id), envelope);
                 let r = c
                     .post(format!("{ingest}/v1/transactions"))
-                    .header("content-type", "application/jose")
-                    .body(jws.clone())
+                    .header("content-type", "application/json")
+                    .body(Submission::sealed(jws.clone(), sealed).to_json())
                     .send()
                     .await?;
                 let (status, body) = answer(r).await?;
@@ -348,8 +343,7 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         }
         // A reading that claims to be Sam's but is signed with another key is refused.
         let obs = cgm_observation(sam.id.as_str(), Timestamp::now(), 40.0, Some("forged"));
-        let body =
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] });
+        let (body, sealed) = ObservationBody::seal(vec![obs], DataClass::Private);
         let forged = TxPayload::new(
             ChainId::parse(DEVNET_CHAIN)?,
             super::random_nonce(),
@@ -360,8 +354,8 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         .sign(&alex.key, &sam.id);
         let r = c
             .post(format!("{ingest}/v1/transactions"))
-            .header("content-type", "application/jose")
-            .body(forged)
+            .header("content-type", "application/json")
+            .body(Submission::sealed(forged, sealed).to_json())
             .send()
             .await?;
         let (status, _) = answer(r).await?;
@@ -524,6 +518,48 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         bail!("the inclusion proof did not verify");
     }
     steps.pass(&format!("every header and certificate from genesis; proof of {} in {}", &hash[..16], proof.display()));
+
+    steps.begin("Sam erases that reading: its body leaves the vault, reads say erased, the chain still verifies");
+    let rt = runtime()?;
+    rt.block_on(async {
+        let erase = sign(
+            sam,
+            Some(&sam.id),
+            TxBody::RecordErase(RecordErase {
+                erase_id: LocalId::parse("demo-erasure", "erase_id")?,
+                scope: EraseScope::Record(glucochain_crypto::Hash32::from_hex(&hash)?),
+                request: None,
+            }),
+        );
+        commit(&c, &ingest, &erase).await?;
+        let token = read_token_for(&sam.file, LEDGER_AUDIENCE, DEVNET_CHAIN)?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = format!("{}/v1/patients/{}/records?_count=500", net.ledger, sam.id);
+            let (status, b) = answer(c.get(url).bearer_auth(&token).send().await?).await?;
+            let erased = b["entry"].as_array().is_some_and(|e| {
+                e.iter().any(|e| {
+                    e["resource"]["issue"][0]["code"] == "deleted"
+                        && e["fullUrl"].as_str().is_some_and(|u| u.contains(&hash))
+                })
+            });
+            if status == 200 && erased {
+                return anyhow::Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the erased reading is still served ({status}): {b}");
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })?;
+    drop(rt);
+    if super::http::verify_chain(&net.genesis, &net.admin_key, &net.ledger)? != ExitCode::SUCCESS {
+        bail!("the chain did not verify after the erasure");
+    }
+    if super::verify::verify_proof(&proof, &net.genesis)? != ExitCode::SUCCESS {
+        bail!("the reading's inclusion proof did not verify after the erasure");
+    }
+    steps.pass("erased in the vault (the ledger answers \"deleted\"); chain and proof verify as before");
 
     let mails = mailbox(&net.maildir);
     let to = |a: &str| mails.iter().filter(|m| m.header("To") == Some(a)).count();

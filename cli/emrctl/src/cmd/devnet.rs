@@ -440,17 +440,25 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     if std::env::var_os("GLUCOCHAIN_RATE_PER_SEC").is_none() {
         a.extend(["--rate-per-sec", "200", "--rate-burst", "400"].map(String::from));
     }
+    // The record vault's key-encryption key (keys/vault.kek, 0600): ingest
+    // seals records' bodies under it, the ledger and the detector open them.
+    let kek = dir.join("keys/vault.kek");
+    glucochain_vault::keys::FileKek::create_file_if_missing(&kek)?;
+    let kek_arg = || ["--kek-file".to_string(), kek.display().to_string()];
+    a.extend(kek_arg());
     launch("ingest", "glucochain-ingest", a, Some(ingest_p))?;
     let mut a = db("ledger");
     a.extend(["--key".into(), dir.join("keys/ledger.pem").display().to_string()]);
     // The web pages forward the transactions people sign in the browser to ingest.
     a.extend(["--ingest-url".into(), format!("http://127.0.0.1:{ingest_p}")]);
+    a.extend(kek_arg());
     launch("ledger", "glucochain-ledger", a, Some(ledger_p))?;
     let mut a = db("contracts");
     a.extend(["--reminder-tick-secs".into(), "1".into(), "--clock-speed".into(), speed.clone()]);
     launch("contracts", "glucochain-contracts", a, Some(contracts_p))?;
     let mut a = db("detector");
     a.extend(["--key".into(), dir.join("keys/detector.pem").display().to_string()]);
+    a.extend(kek_arg());
     launch("detector", "glucochain-detector", a, Some(detector_p))?;
     let notifier_url = format!("http://127.0.0.1:{notifier_p}");
     let mut a = db("notifier");

@@ -70,10 +70,13 @@ pub(crate) async fn post_and_follow(
     jws: &str,
     wait: u64,
 ) -> anyhow::Result<(u16, Value)> {
+    // A bare JWS, or a submission with a record's sealed body (`emrctl sign-tx` prints one for records).
+    let text = jws.trim().to_string();
+    let media = if text.starts_with('{') { "application/json" } else { "application/jose" };
     let r = c
         .post(format!("{ingest}/v1/transactions"))
-        .header("content-type", "application/jose")
-        .body(jws.trim().to_string())
+        .header("content-type", media)
+        .body(text)
         .send()
         .await
         .with_context(|| format!("POST {ingest}/v1/transactions"))?;

@@ -7,8 +7,9 @@ use glucochain_types::block::{BlockHeader, CommitCertificate};
 use glucochain_types::fhir::cgm_observation;
 use glucochain_types::genesis::{ConsensusParams, GenesisAdmin, GenesisValidator};
 use glucochain_types::proof::InclusionProof;
+use glucochain_types::sealed::ObservationBody;
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{ObservationRecord, TxBody, TxLimits, TxPayload};
+use glucochain_types::tx::{TxLimits, TxPayload};
 use glucochain_types::{ChainId, DataClass, Genesis, ParticipantId, Transaction};
 use std::path::Path;
 use std::process::ExitCode;
@@ -76,7 +77,7 @@ pub fn run(dir: &Path, n_validators: u8) -> anyhow::Result<ExitCode> {
         super::random_nonce(),
         Timestamp::now(),
         Some(patient_id.clone()),
-        TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations }),
+        ObservationBody::seal(observations, DataClass::Private).0,
     );
     let jws = payload.sign(&patient, &patient_id);
     std::fs::write(dir.join("tx.jws"), format!("{jws}\n"))?;

@@ -19,7 +19,16 @@ pub fn submit(jws: &Path, nats: &str, wait: u64) -> anyhow::Result<ExitCode> {
     let bytes = read_input(jws)?;
     let text = String::from_utf8(bytes).context("the JWS is not UTF-8")?;
     let text = text.trim();
+    if text.starts_with('{') {
+        anyhow::bail!("a record with a sealed body goes through ingest (--ingest URL), which seals it into the vault");
+    }
     let tx = Transaction::parse(text, &Default::default()).context("not a valid transaction")?;
+    if tx.payload.tx_type.sealed() {
+        anyhow::bail!(
+            "{} carries its record off the chain: sign it with emrctl sign-tx and submit through ingest (--ingest URL)",
+            tx.payload.tx_type.as_str()
+        );
+    }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async move {
         let bus = Bus::connect(nats, "emrctl").await?;

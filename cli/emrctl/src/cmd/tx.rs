@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use glucochain_crypto::{KeyPair, PublicKey, sha256};
+use glucochain_types::sealed::Submission;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{TxLimits, TxPayload};
 use glucochain_types::{ChainId, Genesis, ParticipantId, Transaction};
@@ -26,6 +27,14 @@ pub fn sign_tx(
         Some(t) => Timestamp::parse(t).map_err(anyhow::Error::msg)?,
         None => Timestamp::now(),
     };
+    // A record travels off the chain: the envelope is signed, the body sealed beside it.
+    let (body_json, sealed) = match glucochain_types::TxType::parse(tx_type).filter(|t| t.sealed()) {
+        Some(t) => {
+            let (envelope, sealed) = glucochain_types::sealed::split(t, body_json)?;
+            (serde_json::to_value(envelope)?, Some(sealed))
+        }
+        None => (body_json, None),
+    };
     let mut payload = json!({
         "type": tx_type,
         "chain_id": ChainId::parse(chain_id)?,
@@ -38,7 +47,15 @@ pub fn sign_tx(
     }
     // Parse with the validators' rules, then sign the canonical form.
     let parsed = TxPayload::from_json(&serde_json::to_vec(&payload)?, &TxLimits::default())?;
-    println!("{}", parsed.sign(&kp, &signer));
+    let jws = parsed.sign(&kp, &signer);
+    match sealed {
+        // The same checks ingest makes of the body, so mistakes show here.
+        Some(sealed) => {
+            glucochain_types::sealed::RecordBody::accept(&parsed, &sealed, &TxLimits::default())?;
+            println!("{}", String::from_utf8(Submission::sealed(jws, sealed).to_json())?);
+        }
+        None => println!("{jws}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -83,7 +83,7 @@ async fn gather(
         .into_inner();
     let decision = decide(api, req, v, patient).await?;
     audited(api, req, v, Some(patient), "search", decision.allows(), decision.reason()).await?;
-    let all = patient_entries(api, patient, &decision).await?;
+    let all = patient_entries(api, patient, &decision, (None, None)).await?;
     let readings: Vec<Sourced> = all
         .iter()
         .filter_map(|e| {

@@ -160,7 +160,7 @@ async fn records_page(req: &HttpRequest, api: &Api, web: &Web, id: &str) -> Page
     let v = viewer(req, api, web).await?;
     let patient = patient_of(id)?;
     let decision = authorize(api, req, &v, &patient, false).await?;
-    let mut all = patient_entries(api, &patient, &decision).await?;
+    let mut all = patient_entries(api, &patient, &decision, (None, None)).await?;
     all.sort_by_key(|e| std::cmp::Reverse((e.effective, e.height, e.index)));
     // CGM readings of the 24 hours up to the latest one (entries are newest first).
     let mut readings = all.iter().filter_map(|e| cgm_mg_dl(&e.resource, &e.codes).map(|g| (e.effective.unix_ms(), g)));

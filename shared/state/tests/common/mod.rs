@@ -9,7 +9,7 @@ use glucochain_types::block::BlockHeader;
 use glucochain_types::fhir::cgm_observation;
 use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{ObservationRecord, ParticipantRegister, TxBody, TxPayload};
+use glucochain_types::tx::{ParticipantRegister, TxBody, TxPayload};
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
 
 pub const T0: i64 = 1_790_000_000_000;
@@ -56,11 +56,7 @@ impl Actor {
     pub fn observe(&mut self, at: i64, patient: &ParticipantId) -> Vec<u8> {
         let obs =
             cgm_observation(patient.as_str(), Timestamp::from_unix_ms(at), 120.0, Some(&format!("r{}", self.nonce)));
-        self.sign(
-            at,
-            Some(patient),
-            TxBody::ObservationRecord(ObservationRecord { data_class: DataClass::Private, observations: vec![obs] }),
-        )
+        self.sign(at, Some(patient), glucochain_types::sealed::ObservationBody::seal(vec![obs], DataClass::Private).0)
     }
 }
 

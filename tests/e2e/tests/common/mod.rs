@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 /// The service binaries (and `emrctl`) under the names the devnet looks
 /// for, as symlinks in `dir/bin`.
+#[allow(dead_code)]
 pub fn bin_dir(dir: &Path) -> PathBuf {
     let bins = dir.join("bin");
     std::fs::create_dir_all(&bins).unwrap();
@@ -19,4 +20,39 @@ pub fn bin_dir(dir: &Path) -> PathBuf {
         std::os::unix::fs::symlink(exe, bins.join(name)).unwrap();
     }
     bins
+}
+
+/// The sealed bodies of the records [`record`] made, by commitment, until posted.
+static SEALED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<glucochain_crypto::Hash32, glucochain_types::sealed::SealedBody>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// The envelope of a patient-private record of `observations` (what is
+/// signed); its sealed body is kept for [`posted`].
+#[allow(dead_code)]
+pub fn record(observations: Vec<glucochain_types::fhir::Observation>) -> glucochain_types::TxBody {
+    let (envelope, sealed) =
+        glucochain_types::sealed::ObservationBody::seal(observations, glucochain_types::DataClass::Private);
+    let commitment = *envelope.body_commitment().expect("a record has a commitment");
+    SEALED.lock().unwrap().insert(commitment, sealed);
+    envelope
+}
+
+/// What a client POSTs for `jws` to ingest, and its media type: the
+/// submission with the record's sealed body when [`record`] made it, else
+/// the bare JWS.
+#[allow(dead_code)]
+pub fn posted(jws: &str) -> (String, &'static str) {
+    let sealed = glucochain_types::Transaction::parse(jws.trim(), &Default::default())
+        .ok()
+        .and_then(|tx| tx.payload.body.body_commitment().copied())
+        .and_then(|c| SEALED.lock().unwrap().get(&c).cloned());
+    match sealed {
+        Some(s) => (
+            String::from_utf8(glucochain_types::sealed::Submission::sealed(jws.trim().to_string(), s).to_json())
+                .unwrap(),
+            "application/json",
+        ),
+        None => (jws.to_string(), "application/jose"),
+    }
 }

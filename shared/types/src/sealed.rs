@@ -1,0 +1,397 @@
+//! Records off the chain (ADR 0016 §1): a transaction that carries a record
+//! holds on the chain only its envelope and a salted commitment to the
+//! body; the body travels beside the signed transaction to ingest
+//! ([`Submission`]) and lives, sealed, in the record vault.
+//!
+//! The commitment is SHA-256 over the domain tag
+//! `glucochain/v1/body-commitment`, a NUL byte, a 32-byte random salt and
+//! the body's canonical bytes: the body's JSON as the types here serialize
+//! it (fields in schema order, no whitespace). The salt makes a guess of a
+//! low-entropy body (one glucose value) useless to whoever sees only the
+//! chain; the author's signature over the envelope covers the commitment,
+//! so authorship and integrity stay provable for whoever holds the body.
+
+use crate::fhir::Observation;
+use crate::ids::DataClass;
+use crate::time::Timestamp;
+use crate::tx::{Code, ObservationRecord, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds};
+use glucochain_crypto::hash::{Hash32, sha256_parts};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The domain tag of body commitments.
+pub const DOMAIN: &[u8] = b"glucochain/v1/body-commitment";
+
+/// A commitment's random salt.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Salt(pub [u8; 32]);
+
+impl std::fmt::Debug for Salt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Salt(…)")
+    }
+}
+
+impl Salt {
+    /// A fresh random salt.
+    pub fn random() -> Self {
+        let mut s = [0u8; 32];
+        glucochain_crypto::random_bytes(&mut s);
+        Salt(s)
+    }
+
+    /// As unpadded base64url (how a sealed body carries it).
+    pub fn to_b64(&self) -> String {
+        glucochain_crypto::jose::b64url_encode(&self.0)
+    }
+
+    /// From unpadded base64url.
+    pub fn from_b64(s: &str) -> Result<Self, SealError> {
+        let bytes = glucochain_crypto::jose::b64url_decode(s).map_err(|_| SealError::Salt)?;
+        Ok(Salt(bytes.try_into().map_err(|_| SealError::Salt)?))
+    }
+}
+
+/// The commitment to `body` (its canonical bytes) under `salt`.
+pub fn commit(salt: &Salt, body: &[u8]) -> Hash32 {
+    sha256_parts(&[DOMAIN, &[0], &salt.0, body])
+}
+
+/// Why a sealed body was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The type carries its record off the chain and no body came with it.
+    #[error(
+        "{0} carries its record beside the transaction: send {{\"jws\": ..., \"sealed\": {{\"salt\": ..., \"body\": ...}}}}"
+    )]
+    Missing(&'static str),
+    /// A body came with a type that has none.
+    #[error("{0} carries no sealed body; send the transaction alone")]
+    Unexpected(&'static str),
+    /// The salt is not 32 bytes of base64url.
+    #[error("sealed.salt: 32 bytes as unpadded base64url")]
+    Salt,
+    /// The body is not a valid body of its type.
+    #[error("sealed.{0}")]
+    Body(TxError),
+    /// The body does not match what the envelope says of it.
+    #[error("sealed body and envelope differ: {0}")]
+    Mismatch(String),
+    /// The body under the salt is not the committed one.
+    #[error("the sealed body does not match the transaction's body_commitment")]
+    Commitment,
+}
+
+impl SealError {
+    /// A stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SealError::Missing(_) => "sealed-body-missing",
+            SealError::Unexpected(_) => "sealed-body-unexpected",
+            SealError::Salt | SealError::Body(_) => "invalid-sealed-body",
+            SealError::Mismatch(_) | SealError::Commitment => "commitment-mismatch",
+        }
+    }
+}
+
+/// A record's body and salt as a client sends them beside the transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealedBody {
+    /// The commitment's salt (32 bytes, unpadded base64url).
+    pub salt: String,
+    /// The body (its type's JSON).
+    pub body: serde_json::Value,
+}
+
+/// What `POST /v1/transactions` takes as JSON: the signed transaction and,
+/// for a type whose record is off the chain, its sealed body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Submission {
+    /// The compact JWS.
+    pub jws: String,
+    /// The body and salt, for a type that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealedBody>,
+}
+
+impl Submission {
+    /// A transaction without a body.
+    pub fn bare(jws: String) -> Self {
+        Submission { jws, sealed: None }
+    }
+}
+
+/// The body of an `observation.record`: the FHIR Observations themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationBody {
+    /// The observations, 1 to `max_observations`.
+    pub observations: Vec<Observation>,
+}
+
+impl ObservationBody {
+    /// The envelope that goes on the chain and the body that goes beside
+    /// it, under a fresh salt.
+    pub fn seal(observations: Vec<Observation>, data_class: DataClass) -> (TxBody, SealedBody) {
+        let body = ObservationBody { observations };
+        let canonical = serde_json::to_vec(&body).expect("observations serialize");
+        let salt = Salt::random();
+        let envelope = body.envelope(data_class, commit(&salt, &canonical));
+        let value = serde_json::from_slice(&canonical).expect("just serialized");
+        (TxBody::ObservationRecord(envelope), SealedBody { salt: salt.to_b64(), body: value })
+    }
+
+    /// What the chain holds of this body under `commitment`.
+    pub fn envelope(&self, data_class: DataClass, commitment: Hash32) -> ObservationRecord {
+        let codes: BTreeSet<Vec<Code>> = self
+            .observations
+            .iter()
+            .map(|o| o.code.coding.iter().map(|c| Code { system: c.system.clone(), code: c.code.clone() }).collect())
+            .collect();
+        let times = self.observations.iter().map(|o| o.effective_date_time);
+        let start = times.clone().min().unwrap_or(Timestamp::from_unix_ms(0));
+        let end = times.max().unwrap_or(start);
+        ObservationRecord {
+            data_class,
+            count: self.observations.len() as u32,
+            codes: codes.into_iter().collect(),
+            effective: Period { start, end },
+            body_commitment: commitment,
+        }
+    }
+}
+
+/// A record as its author writes it, in one piece (`{"data_class": ...,
+/// "observations": [...]}` for `observation.record`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WholeObservations {
+    data_class: DataClass,
+    observations: Vec<Observation>,
+}
+
+/// Splits a record written in one piece into the envelope that is signed
+/// and the sealed body sent beside it, under a fresh salt. For the CLI and
+/// other clients that take a record whole.
+pub fn split(tx_type: TxType, whole: serde_json::Value) -> Result<(TxBody, SealedBody), SealError> {
+    match tx_type {
+        TxType::ObservationRecord => {
+            let w: WholeObservations =
+                serde_json::from_value(whole).map_err(|e| SealError::Body(TxError::Json(e.to_string())))?;
+            Ok(ObservationBody::seal(w.observations, w.data_class))
+        }
+        other => Err(SealError::Unexpected(other.as_str())),
+    }
+}
+
+impl Submission {
+    /// A transaction with its sealed body.
+    pub fn sealed(jws: String, sealed: SealedBody) -> Self {
+        Submission { jws, sealed: Some(sealed) }
+    }
+
+    /// The JSON request body for `POST /v1/transactions`.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a submission serializes")
+    }
+}
+
+/// A record body, by transaction type.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordBody {
+    /// Of an `observation.record`.
+    Observations(ObservationBody),
+}
+
+impl RecordBody {
+    /// Checks a submitted body against its transaction: the type carries
+    /// one, the body is valid for it, agrees with the envelope, and is the
+    /// committed one. Returns the body and what the vault keeps: the salt
+    /// followed by the canonical bytes.
+    pub fn accept(payload: &TxPayload, sealed: &SealedBody, limits: &TxLimits) -> Result<(Self, Vec<u8>), SealError> {
+        let name = payload.tx_type.as_str();
+        if !payload.tx_type.sealed() {
+            return Err(SealError::Unexpected(name));
+        }
+        let salt = Salt::from_b64(&sealed.salt)?;
+        check_bounds(&mut "body".to_string(), &sealed.body, limits).map_err(SealError::Body)?;
+        let body = Self::parse(payload.tx_type, serde_json::from_value(sealed.body.clone()))?;
+        let canonical = body.canonical();
+        body.agrees_with(payload, limits)?;
+        if payload.body.body_commitment() != Some(&commit(&salt, &canonical)) {
+            return Err(SealError::Commitment);
+        }
+        let mut kept = salt.0.to_vec();
+        kept.extend_from_slice(&canonical);
+        Ok((body, kept))
+    }
+
+    /// The body of `payload` from what the vault kept, checked against the
+    /// commitment on the chain.
+    pub fn open(payload: &TxPayload, kept: &[u8]) -> Result<Self, SealError> {
+        if kept.len() < 32 {
+            return Err(SealError::Salt);
+        }
+        let (salt, canonical) = kept.split_at(32);
+        let salt = Salt(salt.try_into().expect("32 bytes"));
+        if payload.body.body_commitment() != Some(&commit(&salt, canonical)) {
+            return Err(SealError::Commitment);
+        }
+        Self::parse(payload.tx_type, serde_json::from_slice(canonical))
+    }
+
+    fn parse(t: TxType, v: Result<ObservationBody, serde_json::Error>) -> Result<Self, SealError> {
+        match t {
+            TxType::ObservationRecord => {
+                v.map(RecordBody::Observations).map_err(|e| SealError::Body(TxError::Json(e.to_string())))
+            }
+            other => Err(SealError::Unexpected(other.as_str())),
+        }
+    }
+
+    /// The canonical bytes the commitment is over.
+    pub fn canonical(&self) -> Vec<u8> {
+        match self {
+            RecordBody::Observations(b) => serde_json::to_vec(b).expect("observations serialize"),
+        }
+    }
+
+    fn agrees_with(&self, payload: &TxPayload, limits: &TxLimits) -> Result<(), SealError> {
+        match (self, &payload.body) {
+            (RecordBody::Observations(b), TxBody::ObservationRecord(env)) => {
+                let patient = payload.patient.as_ref().map(|p| p.as_str()).unwrap_or("");
+                if b.observations.is_empty() || b.observations.len() > limits.max_observations {
+                    return Err(SealError::Body(TxError::invalid(
+                        "body.observations",
+                        format!("1 to {} observations", limits.max_observations),
+                    )));
+                }
+                for (i, o) in b.observations.iter().enumerate() {
+                    o.validate(patient)
+                        .map_err(|e| SealError::Body(TxError::invalid(format!("body.observations[{i}]"), e)))?;
+                }
+                let expected = b.envelope(env.data_class, env.body_commitment);
+                if expected.count != env.count {
+                    return Err(SealError::Mismatch(format!(
+                        "count {} in the envelope, {} in the body",
+                        env.count, expected.count
+                    )));
+                }
+                if expected.codes != env.codes {
+                    return Err(SealError::Mismatch("the envelope's codes are not the body's".into()));
+                }
+                if expected.effective != env.effective {
+                    return Err(SealError::Mismatch("the envelope's effective period is not the body's".into()));
+                }
+                Ok(())
+            }
+            _ => Err(SealError::Unexpected(payload.tx_type.as_str())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::cgm_observation;
+    use crate::ids::{ChainId, ParticipantId};
+    use glucochain_crypto::KeyPair;
+
+    fn patient() -> ParticipantId {
+        ParticipantId::from_public_key(&KeyPair::from_seed([3; 32]).public())
+    }
+
+    fn readings(values: &[f64]) -> Vec<Observation> {
+        let p = patient();
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                cgm_observation(p.as_str(), Timestamp::from_unix_ms(1_790_000_000_000 + i as i64 * 300_000), *v, None)
+            })
+            .collect()
+    }
+
+    fn payload(body: TxBody) -> TxPayload {
+        TxPayload::new(
+            ChainId::parse("glucochain-test").unwrap(),
+            "nonce-0001".into(),
+            Timestamp::from_unix_ms(1_790_000_000_000),
+            Some(patient()),
+            body,
+        )
+    }
+
+    #[test]
+    fn the_chain_holds_the_envelope_and_the_vault_what_opens_against_it() {
+        let (env, sealed) = ObservationBody::seal(readings(&[87.31415, 92.0, 101.5]), DataClass::Private);
+        let p = payload(env);
+        let json = String::from_utf8(p.to_json()).unwrap();
+        assert!(!json.contains("87.31415") && !json.contains("valueQuantity"), "no value on the chain: {json}");
+        let TxBody::ObservationRecord(e) = &p.body else { unreachable!() };
+        assert_eq!((e.count, e.codes.len()), (3, 1));
+        assert_eq!(e.effective.end.unix_ms() - e.effective.start.unix_ms(), 600_000);
+        let (body, kept) = RecordBody::accept(&p, &sealed, &TxLimits::default()).unwrap();
+        assert_eq!(RecordBody::open(&p, &kept).unwrap(), body);
+        // A byte changed in what the vault kept: it no longer opens against the chain.
+        let mut bad = kept.clone();
+        let last = bad.len() - 2;
+        bad[last] ^= 1;
+        assert!(matches!(RecordBody::open(&p, &bad), Err(SealError::Commitment | SealError::Body(_))));
+        // The same body with the salt of another record.
+        let (_, other) = ObservationBody::seal(readings(&[87.31415, 92.0, 101.5]), DataClass::Private);
+        let swapped = SealedBody { salt: other.salt, body: sealed.body.clone() };
+        assert!(matches!(RecordBody::accept(&p, &swapped, &TxLimits::default()), Err(SealError::Commitment)));
+    }
+
+    #[test]
+    fn a_body_that_differs_from_its_envelope_or_is_invalid_is_refused_by_name() {
+        let (env, sealed) = ObservationBody::seal(readings(&[100.0, 110.0]), DataClass::Private);
+        let p = payload(env);
+        let l = TxLimits::default();
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut s = sealed.clone();
+            f(&mut s.body);
+            RecordBody::accept(&p, &s, &l).unwrap_err()
+        };
+        let e = with(&|b| b["observations"].as_array_mut().unwrap().truncate(1));
+        assert!(matches!(&e, SealError::Mismatch(m) if m.contains("count")), "{e}");
+        let e = with(&|b| b["observations"][1]["effectiveDateTime"] = "2030-01-01T00:00:00Z".into());
+        assert!(matches!(&e, SealError::Mismatch(m) if m.contains("effective")), "{e}");
+        let e = with(&|b| b["observations"][0]["code"]["coding"][0]["code"] = "2339-0".into());
+        assert!(matches!(&e, SealError::Mismatch(m) if m.contains("codes")), "{e}");
+        let e = with(&|b| b["observations"][0]["valueQuantity"]["value"] = 9999.into());
+        assert!(e.to_string().contains("plausible"), "{e}");
+        assert_eq!(e.code(), "invalid-sealed-body");
+        let e = with(&|b| b["observations"][0]["subject"]["reference"] = "Patient/pother".into());
+        assert!(e.to_string().contains("subject"), "{e}");
+        let e = with(&|b| b["observations"][0]["valueQuantity"]["value"] = 111.0.into());
+        assert!(matches!(e, SealError::Commitment), "{e}");
+        assert_eq!(e.code(), "commitment-mismatch");
+        let e = with(&|b| b["colour"] = "red".into());
+        assert!(e.to_string().contains("unknown field `colour`"), "{e}");
+        let bad_salt = SealedBody { salt: "AAAA".into(), body: sealed.body.clone() };
+        assert!(matches!(RecordBody::accept(&p, &bad_salt, &l), Err(SealError::Salt)));
+        // A type without a body.
+        let revoke = payload(TxBody::ConsentRevoke(crate::tx::ConsentRevoke {
+            consent_id: crate::ids::LocalId::parse("c1", "consent_id").unwrap(),
+            reason: None,
+        }));
+        assert_eq!(RecordBody::accept(&revoke, &sealed, &l).unwrap_err().code(), "sealed-body-unexpected");
+    }
+
+    #[test]
+    fn the_commitment_is_the_documented_construction() {
+        // SHA-256("glucochain/v1/body-commitment" || 0x00 || salt || body), in one piece.
+        let mut input = b"glucochain/v1/body-commitment\0".to_vec();
+        input.extend_from_slice(&[7u8; 32]);
+        input.extend_from_slice(b"{}");
+        assert_eq!(commit(&Salt([7u8; 32]), b"{}"), glucochain_crypto::hash::sha256(&input));
+        assert_ne!(commit(&Salt::random(), b"{}"), commit(&Salt::random(), b"{}"));
+        assert_eq!(format!("{:?}", Salt([1; 32])), "Salt(…)");
+        let s = Salt::random();
+        assert_eq!(Salt::from_b64(&s.to_b64()).unwrap(), s);
+    }
+}
