@@ -52,6 +52,11 @@ mutations=(
   # Issue 21: who may erase.
   "shared/state/src/contracts.rs|s/            Role::Admin if e.request.is_none() => {/            Role::Admin if false => {/|glucochain-state|an admin erases without a verified request"
   "shared/state/src/lib.rs|s/let erasing_for_former = signer_role == Role::Admin \&\& matches!(tx.payload.body, TxBody::RecordErase(_));/let erasing_for_former = signer_role != Role::Patient;/|glucochain-state|former patients' records writable by anyone"
+  # Issue 21: records off the chain.
+  "shared/types/src/sealed.rs|0,/        if payload.body.body_commitment() != Some(\&commit(\&salt, \&canonical)) {/s//        if false {/|glucochain-types|a sealed body that is not the committed one accepted"
+  "shared/types/src/sealed.rs|s/                if expected.count != env.count {/                if false {/|glucochain-types|a body with more observations than its envelope accepted"
+  "shared/vault/src/record_vault.rs|s/            \&\& r.patient == patient$/            \&\& !r.patient.is_empty()/|glucochain-vault|an erasure reaches another patient's record"
+  "shared/vault/src/replica.rs|s/            self.purge(\&format!(\"emr.vault.rec.{p}.{c}.{}\", token(tx)?)).await?;/            self.purge(\&format!(\"emr.vault.rec.{p}.{c}.>\")).await?;/|glucochain-vault|a replayed class erasure purges records written after it"
   # Late double votes (the byzantine cluster test failed on a busy CI box).
   "shared/consensus/src/node.rs|s/            \&\& let ConsensusMessage::Vote(v) = msg$/            \&\& false \&\& let ConsensusMessage::Vote(v) = msg/|glucochain-consensus|double votes arriving after the decision dropped as stale"
 )

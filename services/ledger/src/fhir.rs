@@ -370,6 +370,71 @@ mod tests {
         }
     }
 
+    /// A committed observation record of two readings, and what ingest's vault kept of its body.
+    fn sealed_record() -> (StoredTx, Vec<u8>) {
+        use glucochain_types::sealed::{ObservationBody, RecordBody};
+        let key = glucochain_crypto::KeyPair::from_seed([9; 32]);
+        let patient = glucochain_types::ParticipantId::from_public_key(&key.public());
+        let at = |m: i64| Timestamp::from_unix_ms(1_790_000_000_000 + m * 300_000);
+        let readings = vec![
+            glucochain_types::fhir::cgm_observation(patient.as_str(), at(0), 101.25, None),
+            glucochain_types::fhir::cgm_observation(patient.as_str(), at(1), 99.5, None),
+        ];
+        let (envelope, sealed) = ObservationBody::seal(readings, DataClass::Private);
+        let payload = TxPayload::new(
+            glucochain_types::ChainId::parse("glucochain-test").unwrap(),
+            "nonce-0001".into(),
+            at(2),
+            Some(patient.clone()),
+            envelope,
+        );
+        let (_, kept) = RecordBody::accept(&payload, &sealed, &Default::default()).unwrap();
+        let jws = payload.sign(&key, &patient);
+        let tx = StoredTx {
+            hash: glucochain_crypto::sha256(jws.as_bytes()).0.to_vec(),
+            height: 7,
+            index: 0,
+            tx_type: "observation.record".into(),
+            signer: patient.to_string(),
+            patient: Some(patient.to_string()),
+            jws,
+            ok: true,
+            code: String::new(),
+        };
+        (tx, kept)
+    }
+
+    #[test]
+    fn a_sealed_record_opens_into_its_observations_or_says_it_was_erased() {
+        let (tx, kept) = sealed_record();
+        let listed = entries(&tx);
+        assert_eq!(listed.len(), 1, "one entry per record until its body is opened");
+        assert!(listed[0].sealed.is_some() && listed[0].resource.is_null(), "nothing but the envelope yet");
+        assert!(listed[0].may_meet(Some(listed[0].effective), None));
+        assert!(!listed[0].may_meet(None, Some(listed[0].effective)), "ends before the record starts");
+        let obs = opened(listed[0].clone(), Lookup::Body(kept.clone()));
+        let values: Vec<f64> = obs.iter().map(|e| e.resource["valueQuantity"]["value"].as_f64().unwrap()).collect();
+        assert_eq!(values, vec![101.25, 99.5]);
+        assert!(
+            obs.iter()
+                .all(|e| e.sealed.is_none() && e.resource["extension"][0]["url"] == "urn:glucochain:fhir:provenance")
+        );
+        let erased = opened(listed[0].clone(), Lookup::Erased { by_tx: "ab12".into(), at_ms: 1_790_000_000_000 });
+        assert_eq!(erased.len(), 1);
+        assert_eq!(erased[0].resource["resourceType"], "OperationOutcome");
+        assert_eq!(erased[0].resource["issue"][0]["code"], "deleted");
+        assert!(erased[0].resource["issue"][0]["diagnostics"].as_str().unwrap().contains("ab12"));
+        let b = bundle("/x", &erased, &RecordQuery { count: 10, ..Default::default() }, &[]);
+        assert_eq!(b["entry"][0]["search"]["mode"], "outcome");
+        // A body that is not the committed one is not served.
+        let mut altered = kept;
+        let n = altered.len();
+        altered[n - 3] ^= 1;
+        let refused = opened(listed[0].clone(), Lookup::Body(altered));
+        assert_eq!(refused[0].resource["resourceType"], "OperationOutcome");
+        assert!(!refused[0].resource.to_string().contains("101.25"));
+    }
+
     #[test]
     fn parses_fhir_search_parameters() {
         let p = q(&[

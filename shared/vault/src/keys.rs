@@ -99,6 +99,25 @@ impl KeyWrap for FileKek {
     }
 }
 
+/// Opens a stored data key that `kek_id` wrapped, refusing one another
+/// key-encryption key wrapped (a vault or replica of another deployment).
+pub fn open_stored_data_key(
+    kek: &dyn KeyWrap,
+    id: &DataKeyId,
+    wrapped: &[u8],
+    kek_id: String,
+) -> Result<Key256, VaultError> {
+    if kek_id != kek.id() {
+        return Err(VaultError::OtherKek {
+            patient: id.patient.clone(),
+            class: id.class.clone(),
+            epoch: i64::from(id.epoch),
+            kek_id,
+        });
+    }
+    open_data_key(kek, id, wrapped)
+}
+
 /// Which data key: one per patient, data class and epoch (a new epoch
 /// starts after the class was erased).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

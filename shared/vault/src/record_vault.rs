@@ -6,7 +6,7 @@
 
 use crate::VaultError;
 use crate::keys::{
-    DataKeyId, KeyWrap, RecordPlace, SealedRecord, new_data_key, open_data_key, open_record, seal_record,
+    DataKeyId, KeyWrap, RecordPlace, SealedRecord, new_data_key, open_record, open_stored_data_key, seal_record,
 };
 use crate::replica::{Replica, Row};
 use crate::seal::Key256;
@@ -78,15 +78,7 @@ impl RecordVault {
             None => None,
         };
         let Some((wrapped, kek_id)) = stored else { return Ok(None) };
-        if kek_id != self.kek.id() {
-            return Err(VaultError::OtherKek {
-                patient: id.patient.clone(),
-                class: id.class.clone(),
-                epoch: i64::from(id.epoch),
-                kek_id,
-            });
-        }
-        open_data_key(self.kek.as_ref(), id, &wrapped).map(Some)
+        open_stored_data_key(self.kek.as_ref(), id, &wrapped, kek_id).map(Some)
     }
 
     /// Seals and stores the body of transaction `tx_hash` (a repeat changes nothing).

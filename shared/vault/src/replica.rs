@@ -12,7 +12,7 @@
 //! `emr.vault.epoch.<patient>.<class>`.
 
 use crate::VaultError;
-use crate::keys::{DataKeyId, KeyWrap, RecordPlace, SealedRecord, open_data_key, open_record};
+use crate::keys::{DataKeyId, KeyWrap, RecordPlace, SealedRecord, open_record, open_stored_data_key};
 use crate::record_vault::Lookup;
 use crate::seal::Key256;
 use base64::Engine as _;
@@ -339,15 +339,7 @@ impl VaultReader {
     async fn data_key(&self, id: &DataKeyId) -> Result<Option<Key256>, VaultError> {
         let subject = format!("emr.vault.key.{}.{}.{}", token(&id.patient)?, token(&id.class)?, id.epoch);
         let Some(Row::DataKey { wrapped, kek_id, .. }) = self.last(&subject).await? else { return Ok(None) };
-        if kek_id != self.kek.id() {
-            return Err(VaultError::OtherKek {
-                patient: id.patient.clone(),
-                class: id.class.clone(),
-                epoch: i64::from(id.epoch),
-                kek_id,
-            });
-        }
-        open_data_key(self.kek.as_ref(), id, &unb64(&wrapped)?).map(Some)
+        open_stored_data_key(self.kek.as_ref(), id, &unb64(&wrapped)?, kek_id).map(Some)
     }
 
     async fn sealed(&self, w: &Wanted) -> Result<Result<(DataKeyId, SealedRecord), Lookup>, VaultError> {

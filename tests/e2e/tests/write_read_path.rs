@@ -628,15 +628,12 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     let (ok, out) =
         emrctl(&["verify-proof", "--proof", proof_path.to_str().unwrap(), "--genesis", gpath.to_str().unwrap()]);
     assert!(ok, "offline proof check: {out}");
-    let (ok, out) = emrctl(&[
-        "verify-chain",
-        "--genesis",
-        gpath.to_str().unwrap(),
-        "--key",
-        pkey.to_str().unwrap(),
-        "--ledger",
-        &sys.ledger,
-    ]);
+    let ledger_url = sys.ledger.clone();
+    let verify_chain = || {
+        let args = ["verify-chain", "--genesis", gpath.to_str().unwrap(), "--key", pkey.to_str().unwrap()];
+        emrctl(&[&args[..], &["--ledger", &ledger_url]].concat())
+    };
+    let (ok, out) = verify_chain();
     assert!(ok, "{out}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["verified"], true);
 
@@ -850,15 +847,7 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     let vault = bus.jetstream().get_stream("VAULT").await.unwrap();
     let rec = format!("emr.vault.rec.{}.private.{canary_hash}", patient.id);
     assert!(vault.get_last_raw_message_by_subject(&rec).await.is_err(), "the sealed row is purged from VAULT");
-    let (ok, out) = emrctl(&[
-        "verify-chain",
-        "--genesis",
-        gpath.to_str().unwrap(),
-        "--key",
-        pkey.to_str().unwrap(),
-        "--ledger",
-        &sys.ledger,
-    ]);
+    let (ok, out) = verify_chain();
     assert!(ok, "the chain verifies from genesis after the erasure: {out}");
 
     // NATS down: 503 with Retry-After, and nothing recorded.

@@ -207,6 +207,12 @@ fn describe(resource: &serde_json::Value, codes: &[(Option<String>, String)]) ->
     if resource["resourceType"] == "DocumentReference" {
         return format!("Document: {}", resource["description"].as_str().unwrap_or("untitled"));
     }
+    if resource["resourceType"] == "OperationOutcome" {
+        return match resource["issue"][0]["code"].as_str() {
+            Some("deleted") => "Erased at the patient's request".into(),
+            _ => "Not available (the record's body is not in the vault)".into(),
+        };
+    }
     let display = resource["code"]["coding"][0]["display"].as_str().or(resource["code"]["text"].as_str());
     match (display, codes.first()) {
         (Some(d), _) => d.to_string(),
@@ -586,5 +592,8 @@ mod tests {
         assert_eq!(describe(&obs, &codes("2339-0")), "Glucose in blood");
         assert_eq!(describe(&json!({}), &codes(LOINC_CGM_MG_DL)), "Glucose (CGM)");
         assert_eq!(value_text(&json!({ "valueQuantity": { "value": 5.5, "unit": "mmol/L" } })), "5.5 mmol/L");
+        let erased = json!({ "resourceType": "OperationOutcome", "issue": [{ "code": "deleted" }] });
+        assert_eq!(describe(&erased, &codes(LOINC_CGM_MG_DL)), "Erased at the patient's request");
+        assert_eq!(value_text(&erased), "");
     }
 }
