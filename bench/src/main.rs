@@ -67,11 +67,16 @@ fn emrctl(bin_dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let program = bin_dir.join("emrctl");
     let status = Command::new(&program)
         .args(args)
-        // Measure the pipeline, not the per-participant rate limiters (writes and reads).
-        .env("GLUCOCHAIN_RATE_PER_SEC", "1000000")
-        .env("GLUCOCHAIN_RATE_BURST", "1000000")
-        .env("GLUCOCHAIN_READ_RATE_PER_SEC", "1000000")
-        .env("GLUCOCHAIN_READ_RATE_BURST", "1000000")
+        // Measure the pipeline, not the rate limiters (writes and reads):
+        // every quota ingest and the ledger keep is opened wide (the
+        // harness registers hundreds of new identities from one address).
+        .envs(
+            ["RATE", "READ_RATE", "YOUNG_RATE", "PATIENT_RATE", "GLOBAL_RATE"]
+                .iter()
+                .flat_map(|q| [format!("GLUCOCHAIN_{q}_PER_SEC"), format!("GLUCOCHAIN_{q}_BURST")])
+                .chain(["GLUCOCHAIN_NEW_IDS_PER_IP_PER_MIN".into(), "GLUCOCHAIN_NEW_IDS_PER_IP_BURST".into()])
+                .map(|k| (k, "1000000")),
+        )
         .env("RUST_LOG", "warn")
         .status()
         .with_context(|| format!("{} (cargo build --release --workspace --bins)", program.display()))?;
