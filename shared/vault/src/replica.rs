@@ -344,10 +344,15 @@ impl VaultReader {
 
     async fn sealed(&self, w: &Wanted) -> Result<Result<(DataKeyId, SealedRecord), Lookup>, VaultError> {
         let (p, c, t) = (token(&w.patient)?, token(&w.class)?, token(&w.tx_hash)?);
-        if let Some(Row::Gone { by_tx, erased_ms, .. }) = self.last(&format!("emr.vault.gone.{p}.{c}.{t}")).await? {
+        // An erasure publishes its tombstone before it purges the record's
+        // row, so a row still there may already be erased: the tombstone is
+        // looked up in both cases (both asked at once).
+        let (rec, gone) = (format!("emr.vault.rec.{p}.{c}.{t}"), format!("emr.vault.gone.{p}.{c}.{t}"));
+        let (rec, gone) = futures::join!(self.last(&rec), self.last(&gone));
+        if let Some(Row::Gone { by_tx, erased_ms, .. }) = gone? {
             return Ok(Err(Lookup::Erased { by_tx, at_ms: erased_ms }));
         }
-        match self.last(&format!("emr.vault.rec.{p}.{c}.{t}")).await? {
+        match rec? {
             Some(Row::Record { epoch, body, record_key, .. }) => {
                 let epoch = u32::try_from(epoch).map_err(|_| VaultError::Malformed(format!("epoch {epoch}")))?;
                 let id = DataKeyId { patient: w.patient.clone(), class: w.class.clone(), epoch };
