@@ -217,7 +217,7 @@ impl RecordBody {
         }
         let salt = Salt::from_b64(&sealed.salt)?;
         check_bounds(&mut "body".to_string(), &sealed.body, limits).map_err(SealError::Body)?;
-        let body = Self::parse(payload.tx_type, serde_json::from_value(sealed.body.clone()))?;
+        let body = Self::parse(payload.tx_type, <ObservationBody as serde::Deserialize>::deserialize(&sealed.body))?;
         let canonical = body.canonical();
         body.agrees_with(payload, limits)?;
         if payload.body.body_commitment() != Some(&commit(&salt, &canonical)) {
