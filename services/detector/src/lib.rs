@@ -42,6 +42,58 @@ use tracing::Instrument as _;
 /// accepted it at (normally milliseconds: the block is on its way).
 const VIEW_PATIENCE: Duration = Duration::from_secs(5);
 
+/// How long a reading waits for a body the record vault does not hold.
+const MISSING_PATIENCE: Duration = Duration::from_secs(30);
+
+/// The first and the longest wait between two tries of what failed on the
+/// way to an alert (a vault read, a publish).
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Why a reading's body could not be had (yet).
+#[derive(Debug, thiserror::Error)]
+enum NotYet {
+    /// The vault holds no body for it (not yet, or damaged).
+    #[error("the record vault holds no body for it")]
+    Missing,
+    /// The vault did not answer.
+    #[error("the record vault did not answer: {0}")]
+    Vault(String),
+}
+
+impl NotYet {
+    fn label(&self) -> &'static str {
+        match self {
+            NotYet::Missing => "missing",
+            NotYet::Vault(_) => "vault",
+        }
+    }
+}
+
+/// Runs `publish` until it succeeds, waiting longer after each failure and
+/// keeping `m` in progress meanwhile.
+async fn until_published<F, Fut>(m: &async_nats::jetstream::Message, what: &str, mut publish: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut wait = RETRY_FIRST;
+    while let Err(e) = publish().await {
+        tracing::warn!(error = format!("{e:#}"), what, "not published; trying again");
+        metrics::counter!("glucochain_detector_publish_retries_total").increment(1);
+        in_progress(m).await;
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(RETRY_MAX);
+    }
+}
+
+/// Tells JetStream a message is still being worked on (its ack wait starts again).
+async fn in_progress(m: &async_nats::jetstream::Message) {
+    if let Err(e) = m.ack_with(async_nats::jetstream::AckKind::Progress).await {
+        tracing::debug!(error = %e, "progress ack failed");
+    }
+}
+
 struct PatientState {
     detector: PatientDetector,
     /// The care plan version the detector was configured from.
@@ -176,18 +228,27 @@ impl DetectorService {
     /// Glucose readings of a fast-path observation transaction whose
     /// signature verifies with the signer's registered key, its body opened
     /// from the record vault and checked against the envelope's commitment
-    /// (ingest stored it before publishing the transaction).
-    async fn readings(&self, jws: &[u8]) -> Option<(ParticipantId, Vec<Reading>)> {
-        let tx = Transaction::parse(std::str::from_utf8(jws).ok()?, &Default::default()).ok()?;
+    /// (ingest stored it before publishing the transaction). `Ok(None)` is a
+    /// transaction that is not to be judged (not a reading, not verified, its
+    /// body erased or not opening against its commitment); `Err` is a body
+    /// not to be had yet, worth asking again.
+    async fn readings(&self, jws: &[u8]) -> Result<Option<(ParticipantId, Vec<Reading>)>, NotYet> {
+        let Some(tx) = std::str::from_utf8(jws).ok().and_then(|j| Transaction::parse(j, &Default::default()).ok())
+        else {
+            return Ok(None);
+        };
         let key = {
             let view = self.chain.view.read().expect("view lock");
             view.state().participant(&tx.signer).filter(|p| p.is_active()).map(|p| p.public_key)
         };
         // The view holds every block ingest knew when it accepted the reading
         // (see `consume`), so the signer's registration is in it.
-        tx.verify_signature(&key?).ok()?;
-        let TxBody::ObservationRecord(env) = &tx.payload.body else { return None };
-        let patient = tx.payload.patient.clone()?;
+        let verified = key.is_some_and(|k| tx.verify_signature(&k).is_ok());
+        let (true, TxBody::ObservationRecord(env), Some(patient)) =
+            (verified, &tx.payload.body, tx.payload.patient.clone())
+        else {
+            return Ok(None);
+        };
         let wanted = Wanted {
             tx_hash: tx.hash.to_string(),
             patient: patient.to_string(),
@@ -195,27 +256,64 @@ impl DetectorService {
         };
         let kept = match self.vault.get(&wanted).await {
             Ok(Lookup::Body(kept)) => kept,
-            Ok(other) => {
-                tracing::warn!(tx = %tx.hash, found = ?std::mem::discriminant(&other), "no body in the vault for a reading");
-                return None;
-            }
-            Err(e) => {
-                tracing::warn!(tx = %tx.hash, error = %e, "record vault read failed");
-                return None;
-            }
+            Ok(Lookup::Erased { .. }) => return Ok(None),
+            Ok(Lookup::Missing) => return Err(NotYet::Missing),
+            Err(e) => return Err(NotYet::Vault(e.to_string())),
         };
-        let RecordBody::Observations(body) = RecordBody::open(&tx.payload, &kept)
-            .map_err(
-                |e| tracing::error!(tx = %tx.hash, error = %e, "a vault body does not open against its commitment"),
-            )
-            .ok()?;
+        let Ok(RecordBody::Observations(body)) = RecordBody::open(&tx.payload, &kept).map_err(
+            |e| tracing::error!(tx = %tx.hash, error = %e, "a vault body does not open against its commitment"),
+        ) else {
+            return Ok(None);
+        };
         let mut readings: Vec<Reading> = body
             .observations
             .iter()
             .filter_map(|o| Some(Reading { at_ms: o.effective_date_time.unix_ms(), mg_dl: o.glucose_mg_dl()? }))
             .collect();
         readings.sort_by_key(|r| r.at_ms);
-        Some((patient, readings))
+        Ok(Some((patient, readings)))
+    }
+
+    /// [`Self::readings`], asked again until the body is had: a vault that
+    /// does not answer is waited for as long as it takes (the readings
+    /// behind this one wait in the stream, as while the detector is down,
+    /// and are judged in order when it is back), a body the vault does not
+    /// hold for [`MISSING_PATIENCE`] (ingest stores it before it publishes
+    /// the transaction, so only a damaged vault leaves one out). The message
+    /// is kept in progress meanwhile, so JetStream does not hand it out again.
+    async fn readings_persistently(
+        &self,
+        m: &async_nats::jetstream::Message,
+        jws: &[u8],
+    ) -> Option<(ParticipantId, Vec<Reading>)> {
+        let started = std::time::Instant::now();
+        let mut wait = RETRY_FIRST;
+        loop {
+            match self.readings(jws).await {
+                Ok(judged) => return judged,
+                Err(NotYet::Missing) if started.elapsed() >= MISSING_PATIENCE => {
+                    metrics::counter!("glucochain_detector_unreadable_total").increment(1);
+                    tracing::error!(
+                        tx = %sha256(jws),
+                        waited_s = started.elapsed().as_secs(),
+                        "a reading's body never turned up in the record vault; it is not judged"
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    metrics::counter!("glucochain_detector_vault_retries_total", "why" => e.label()).increment(1);
+                    tracing::warn!(
+                        tx = %sha256(jws),
+                        error = %e,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "a reading's body is not to be had yet"
+                    );
+                }
+            }
+            in_progress(m).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY_MAX);
+        }
     }
 
     /// Runs readings through the patient's detector; returns the alerts and
@@ -357,13 +455,13 @@ impl DetectorService {
                         "the chain view is behind the reading's; judging on the older view"
                     );
                 }
-                match self.readings(&env.jws).await {
+                match self.readings_persistently(&m, &env.jws).await {
                     Some((patient, readings)) => {
                         // The reading's trace (from the submitter, through ingest) continues
                         // into the alert events and transactions published below.
                         let span = tracing::info_span!("detector.readings", readings = readings.len());
                         glucochain_bus::trace::set_parent_from(&span, m.headers.as_ref());
-                        self.handle(&patient, &readings, env.received_at_ms).instrument(span).await;
+                        self.handle(&m, &patient, &readings, env.received_at_ms).instrument(span).await;
                     }
                     None => metrics::counter!("glucochain_detector_ignored_total").increment(1),
                 }
@@ -374,8 +472,18 @@ impl DetectorService {
         }
     }
 
-    /// Detects on a patient's new readings and publishes what it finds.
-    async fn handle(&self, patient: &ParticipantId, readings: &[Reading], received_at_ms: i64) {
+    /// Detects on a patient's new readings and publishes what it finds,
+    /// each resolution and alert tried again until the bus takes it (the
+    /// event and the transaction carry ids derived from the alert, so a
+    /// second try after a first that got through is a duplicate the streams
+    /// drop); the reading is acknowledged only then.
+    async fn handle(
+        &self,
+        m: &async_nats::jetstream::Message,
+        patient: &ParticipantId,
+        readings: &[Reading],
+        received_at_ms: i64,
+    ) {
         let (alerts, recent, resolved) = self.detect(patient, readings);
         if !alerts.is_empty() && received_at_ms > 0 {
             // From ingest accepting the reading to the alert going out.
@@ -383,14 +491,10 @@ impl DetectorService {
             metrics::histogram!("glucochain_detector_alert_latency_seconds").record(secs);
         }
         for r in &resolved {
-            if let Err(e) = self.resolve(patient, r).await {
-                tracing::warn!(error = format!("{e:#}"), "episode resolution not published");
-            }
+            until_published(m, "episode resolution", || self.resolve(patient, r)).await;
         }
-        for a in alerts {
-            if let Err(e) = self.raise(patient, &a, &recent).await {
-                tracing::warn!(error = format!("{e:#}"), "alert not published");
-            }
+        for a in &alerts {
+            until_published(m, "alert", || self.raise(patient, a, &recent)).await;
         }
     }
 

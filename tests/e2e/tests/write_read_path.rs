@@ -1423,7 +1423,7 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
     let b = sys.submit(&patient.register(&me, Role::Patient, None)).await;
     sys.wait_committed(&a).await;
     let registered = sys.wait_committed(&b).await;
-    sys.start_detector(&detector_key, registered["height"].as_u64().unwrap()).await;
+    let (_, _, detector_url) = sys.start_detector(&detector_key, registered["height"].as_u64().unwrap()).await;
     let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-alerts").await.unwrap();
     let mut alerts = bus.client().subscribe("emr.alert.>").await.unwrap();
     // Fifteen readings over 70 minutes, falling from 150 to 45 mg/dL, uploaded
@@ -1486,6 +1486,62 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         }
         assert!(Instant::now() < deadline, "no alert.raise committed\n{}", logs(&sys.procs));
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A reading whose body reaches the vault's replica only seconds after
+    // its transaction reached the detector (a vault slow to answer) is
+    // still judged: the detector asks again rather than dropping it.
+    let mut late = Actor::new();
+    let late_self =
+        Actor { key: KeyPair::from_pkcs8_pem(&late.key.to_pkcs8_pem()).unwrap(), id: late.id.clone(), n: 0 };
+    let r = sys.submit(&late.register(&late_self, Role::Patient, None)).await;
+    let height = sys.wait_committed(&r).await["height"].as_u64().unwrap();
+    wait_height(&detector_url, "glucochain_detector_height", height, &sys.procs).await;
+    let lid = late.id.clone();
+    let now = Timestamp::now().unix_ms();
+    let lows = (0..3i64)
+        .map(|i| {
+            cgm_observation(
+                lid.as_str(),
+                Timestamp::from_unix_ms(now - (2 - i) * 5 * 60_000),
+                50.0 - 3.0 * i as f64,
+                Some(&format!("l{i}")),
+            )
+        })
+        .collect();
+    let jws = late.sign(Some(&lid), common::record(lows));
+    let tx = glucochain_types::Transaction::parse(&jws, &Default::default()).unwrap();
+    let sealed = common::sealed_of(&jws).unwrap();
+    let (_, kept) = glucochain_types::sealed::RecordBody::accept(&tx.payload, &sealed, &Default::default()).unwrap();
+    let env = glucochain_wire::v1::TxEnvelope::received_now(
+        jws.clone().into_bytes(),
+        tx.hash.0.to_vec(),
+        "observation.record",
+        height,
+    );
+    bus.publish(
+        &glucochain_bus::subjects::tx("observation.record"),
+        &tx.hash.to_string(),
+        prost::Message::encode_to_vec(&env).into(),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let kek = glucochain_vault::keys::FileKek::load(&sys._dir.path().join("vault.kek")).unwrap();
+    let replica = glucochain_vault::replica::Replica::new(bus.clone()).await.unwrap();
+    glucochain_vault::record_vault::RecordVault::new(store.clone(), std::sync::Arc::new(kek))
+        .with_replica(replica)
+        .put(&tx.hash.to_string(), lid.as_str(), DataClass::Private.as_str(), &kept, Timestamp::now().unix_ms())
+        .await
+        .unwrap();
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), futures_next(&mut alerts))
+            .await
+            .unwrap_or_else(|_| panic!("no alert on the late body\n{}", logs(&sys.procs)));
+        let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(m.as_slice()).unwrap();
+        if alert.patient == lid.as_str() && alert.kind == glucochain_wire::v1::AlertKind::UrgentLow as i32 {
+            break;
+        }
     }
     store.close().await;
 }
@@ -2512,14 +2568,22 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     // the page offers; the snooze shows on the page and in the alert's status.
     // (From the email of the alert that is not the urgent low, whichever arrived first.)
     let link_of = |urgent: bool| {
-        let m = mailbox(&maildir)
-            .into_iter()
+        let mails = mailbox(&maildir);
+        let m = mails
+            .iter()
             .find(|m| {
                 header(m, "To") == Some("parent.one@example.org")
                     && header(m, "Subject").is_some_and(|s| s.contains("Urgent") == urgent)
             })
-            .expect("the email");
-        plain_text(&m)
+            .unwrap_or_else(|| {
+                let seen: Vec<_> = mails.iter().map(|m| (header(m, "To"), header(m, "Subject"))).collect();
+                panic!(
+                    "no {} email to the first parent among {seen:?}\n{}",
+                    if urgent { "urgent" } else { "other" },
+                    logs(&sys.procs)
+                )
+            });
+        plain_text(m)
             .split_whitespace()
             .find(|w| w.starts_with(&format!("{public}/a/")))
             .expect("its link")

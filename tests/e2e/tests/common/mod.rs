@@ -38,16 +38,21 @@ pub fn record(observations: Vec<glucochain_types::fhir::Observation>) -> glucoch
     envelope
 }
 
+/// The sealed body [`record`] made for the record `jws` signs, if it did.
+#[allow(dead_code)]
+pub fn sealed_of(jws: &str) -> Option<glucochain_types::sealed::SealedBody> {
+    glucochain_types::Transaction::parse(jws.trim(), &Default::default())
+        .ok()
+        .and_then(|tx| tx.payload.body.body_commitment().copied())
+        .and_then(|c| SEALED.lock().unwrap().get(&c).cloned())
+}
+
 /// What a client POSTs for `jws` to ingest, and its media type: the
 /// submission with the record's sealed body when [`record`] made it, else
 /// the bare JWS.
 #[allow(dead_code)]
 pub fn posted(jws: &str) -> (String, &'static str) {
-    let sealed = glucochain_types::Transaction::parse(jws.trim(), &Default::default())
-        .ok()
-        .and_then(|tx| tx.payload.body.body_commitment().copied())
-        .and_then(|c| SEALED.lock().unwrap().get(&c).cloned());
-    match sealed {
+    match sealed_of(jws) {
         Some(s) => (
             String::from_utf8(glucochain_types::sealed::Submission::sealed(jws.trim().to_string(), s).to_json())
                 .unwrap(),
