@@ -99,6 +99,8 @@ pub struct Ingest {
     bus: Bus,
     store: Store,
     vault: RecordVault,
+    /// Group commit of record bodies into `vault`.
+    bodies: glucochain_vault::writer::VaultWriter,
     pending: mpsc::Sender<PendingStatus>,
     follower: RwLock<Follower>,
     limiter: Mutex<Limiters>,
@@ -177,8 +179,8 @@ fn address_key(ip: std::net::IpAddr) -> String {
 
 impl Ingest {
     /// Ingest over `bus` and `store`, with the registry at genesis (caught up
-    /// by [`Ingest::follow_blocks`]). Starts the pending-status writer on the
-    /// current Tokio runtime.
+    /// by [`Ingest::follow_blocks`]). Starts the pending-status writer and
+    /// the record bodies' group writer on the current Tokio runtime.
     pub fn new(bus: Bus, store: Store, vault: RecordVault, genesis: &Genesis, q: Quotas) -> Self {
         let bucket = |(rate, burst): (f64, f64)| RateLimiter::new(rate, burst);
         let (pending, queue) = mpsc::channel(4 * MAX_ROWS_PER_WRITE);
@@ -186,6 +188,7 @@ impl Ingest {
         Ingest {
             bus,
             store,
+            bodies: glucochain_vault::writer::VaultWriter::start(vault.clone()),
             vault,
             pending,
             follower: RwLock::new(Follower::new(genesis)),
@@ -305,7 +308,7 @@ impl Ingest {
             return Err(Problem::internal());
         };
         let hash = tx.hash.to_string();
-        let put = self.vault.put(&hash, patient.as_str(), env.data_class.as_str(), kept, Timestamp::now().unix_ms());
+        let put = self.bodies.put(&hash, patient.as_str(), env.data_class.as_str(), kept, Timestamp::now().unix_ms());
         match tokio::time::timeout(Duration::from_secs(5), put).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {

@@ -125,6 +125,46 @@ impl Store {
         Ok(())
     }
 
+    /// Stores sealed records, each only if its epoch is still its class's
+    /// current one and that epoch's data key is still there (checked in the
+    /// insert itself), for a writer that remembers data keys from earlier
+    /// records; one statement per chunk of rows, one commit for all.
+    /// Returns the hashes stored: one missing from it was either there
+    /// already or sealed under an epoch an erasure ended, and its writer
+    /// goes the long way.
+    pub async fn vault_put_records_at_current_epoch(&self, rows: &[VaultRecordRow]) -> Result<Vec<String>, StoreError> {
+        let mut stored = Vec::with_capacity(rows.len());
+        let mut db = self.pool.begin().await?;
+        for chunk in rows.chunks(self.rows_per_statement().min(64)) {
+            let sql = format!(
+                "WITH v (tx_hash, patient, class, epoch, body, record_key, created_ms) AS (VALUES {}) \
+                 INSERT INTO vault_record (tx_hash, patient, class, epoch, body, record_key, created_ms) \
+                 SELECT v.tx_hash, v.patient, v.class, v.epoch, v.body, v.record_key, v.created_ms FROM v \
+                 WHERE COALESCE((SELECT e.epoch FROM vault_epoch e WHERE e.patient = v.patient AND e.class = v.class), 1) = v.epoch \
+                   AND EXISTS (SELECT 1 FROM vault_data_key k \
+                               WHERE k.patient = v.patient AND k.class = v.class AND k.epoch = v.epoch) \
+                 ON CONFLICT (tx_hash) DO NOTHING RETURNING tx_hash",
+                crate::values_placeholders(chunk.len(), 7)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.tx_hash.clone())
+                    .bind(r.patient.clone())
+                    .bind(r.class.clone())
+                    .bind(r.epoch)
+                    .bind(r.body.clone())
+                    .bind(r.record_key.clone())
+                    .bind(r.created_ms);
+            }
+            for r in q.fetch_all(&mut *db).await? {
+                stored.push(r.try_get::<String, _>("tx_hash")?);
+            }
+        }
+        db.commit().await?;
+        Ok(stored)
+    }
+
     /// A sealed record.
     pub async fn vault_record(&self, tx_hash: &str) -> Result<Option<VaultRecordRow>, StoreError> {
         let r = sqlx::query(

@@ -27,9 +27,10 @@ pub mod keys;
 pub mod record_vault;
 pub mod replica;
 pub mod seal;
+pub mod writer;
 
 /// Why a vault operation failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum VaultError {
     /// A ciphertext did not open: wrong key, wrong place (associated data) or altered.
     #[error("the ciphertext does not open with this key for this place (wrong key, moved or altered)")]

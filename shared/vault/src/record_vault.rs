@@ -13,6 +13,7 @@ use crate::seal::Key256;
 use glucochain_store::{Store, VaultRecordRow};
 use glucochain_types::DataClass;
 use glucochain_types::tx::EraseScope;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// What the vault holds for a transaction.
@@ -31,12 +32,36 @@ pub enum Lookup {
     Missing,
 }
 
+/// The data keys a writer remembers, by (patient, class): the epoch and
+/// its opened key. Only a hint: every record sealed under one is stored on
+/// the condition that the epoch is still current and its key still there
+/// ([`Store::vault_put_record_at_current_epoch`]), so an erasure by another
+/// writer is never written past.
+type KeyCache = Arc<std::sync::Mutex<HashMap<(String, String), (u32, Key256)>>>;
+
+/// How many data keys a writer remembers (forgotten all at once beyond).
+const KEYS_REMEMBERED: usize = 4096;
+
+/// A body to store: its transaction, patient, class and bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRecord<'a> {
+    /// The transaction that carries its envelope.
+    pub tx_hash: &'a str,
+    /// Its patient.
+    pub patient: &'a str,
+    /// Its data class.
+    pub class: &'a str,
+    /// What is sealed (for a record: the salt and the canonical body).
+    pub body: &'a [u8],
+}
+
 /// The record vault.
 #[derive(Clone)]
 pub struct RecordVault {
     store: Store,
     kek: Arc<dyn KeyWrap>,
     replica: Option<Replica>,
+    keys: KeyCache,
 }
 
 impl std::fmt::Debug for RecordVault {
@@ -48,7 +73,7 @@ impl std::fmt::Debug for RecordVault {
 impl RecordVault {
     /// The vault in `store` (migrated at connect) under `kek`.
     pub fn new(store: Store, kek: Arc<dyn KeyWrap>) -> Self {
-        RecordVault { store, kek, replica: None }
+        RecordVault { store, kek, replica: None, keys: KeyCache::default() }
     }
 
     /// The same vault, every write and erasure also made in `replica`
@@ -81,7 +106,8 @@ impl RecordVault {
         open_stored_data_key(self.kek.as_ref(), id, &wrapped, kek_id).map(Some)
     }
 
-    /// Seals and stores the body of transaction `tx_hash` (a repeat changes nothing).
+    /// Seals and stores the body of transaction `tx_hash` (a repeat changes
+    /// nothing); [`Self::put_many`] of one.
     pub async fn put(
         &self,
         tx_hash: &str,
@@ -90,29 +116,84 @@ impl RecordVault {
         body: &[u8],
         now_ms: i64,
     ) -> Result<(), VaultError> {
-        let epoch = self.store.vault_epoch(patient, class).await?;
-        let id = DataKeyId {
-            patient: patient.into(),
-            class: class.into(),
-            epoch: u32::try_from(epoch).map_err(|_| VaultError::Malformed(format!("epoch {epoch}")))?,
+        self.put_many(&[NewRecord { tx_hash, patient, class, body }], now_ms).await
+    }
+
+    /// Seals and stores bodies (a repeat changes nothing), here and in the
+    /// replica. A data key used before is remembered: the records it covers
+    /// cost one conditional multi-row insert and one commit together; a
+    /// record of a class not seen yet, or whose class an erasure moved on,
+    /// goes the long way (epoch, data key, insert). The replica's rows are
+    /// published together, each publish acknowledged before this returns.
+    pub async fn put_many(&self, records: &[NewRecord<'_>], now_ms: i64) -> Result<(), VaultError> {
+        let slot = |r: &NewRecord<'_>| (r.patient.to_string(), r.class.to_string());
+        let remembered: Vec<Option<(u32, Key256)>> = {
+            let keys = self.keys.lock().expect("key cache lock");
+            records.iter().map(|r| keys.get(&slot(r)).cloned()).collect()
         };
+        let mut quick = Vec::new();
+        let mut slow = Vec::new();
+        for (r, k) in records.iter().zip(remembered) {
+            match k {
+                Some((epoch, dk)) => quick.push((r, self.sealed_row(r, epoch, &dk, now_ms))),
+                None => slow.push(r),
+            }
+        }
+        let mut done = Vec::with_capacity(records.len());
+        if !quick.is_empty() {
+            let rows: Vec<VaultRecordRow> = quick.iter().map(|(_, row)| row.clone()).collect();
+            let stored: std::collections::HashSet<String> =
+                self.store.vault_put_records_at_current_epoch(&rows).await?.into_iter().collect();
+            for (r, row) in quick {
+                if stored.contains(&row.tx_hash) {
+                    done.push(row);
+                } else {
+                    // The class moved on (an erasure), or the record is there already.
+                    self.keys.lock().expect("key cache lock").remove(&slot(r));
+                    slow.push(r);
+                }
+            }
+        }
+        // The long way for several records at once (a group of first
+        // records of many patients must not wait for each in turn; two of
+        // one new class agree on the data key the store keeps).
+        done.extend(futures::future::try_join_all(slow.into_iter().map(|r| self.put_the_long_way(r, now_ms))).await?);
+        if let Some(replica) = &self.replica {
+            futures::future::try_join_all(done.iter().map(|row| replica.publish_record(row))).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores one record after reading its class's epoch and data key
+    /// (creating the key on first use), and remembers the key.
+    async fn put_the_long_way(&self, r: &NewRecord<'_>, now_ms: i64) -> Result<VaultRecordRow, VaultError> {
+        let epoch = self.store.vault_epoch(r.patient, r.class).await?;
+        let epoch = u32::try_from(epoch).map_err(|_| VaultError::Malformed(format!("epoch {epoch}")))?;
+        let id = DataKeyId { patient: r.patient.into(), class: r.class.into(), epoch };
         let dk = self.data_key(&id, now_ms, true).await?.expect("created");
-        let place = RecordPlace { tx_hash: tx_hash.into(), key: id };
-        let sealed = seal_record(&dk, &place, body);
-        let row = VaultRecordRow {
-            tx_hash: tx_hash.into(),
-            patient: patient.into(),
-            class: class.into(),
-            epoch,
+        let row = self.sealed_row(r, epoch, &dk, now_ms);
+        self.store.vault_put_record(&row).await?;
+        let mut keys = self.keys.lock().expect("key cache lock");
+        if keys.len() >= KEYS_REMEMBERED {
+            keys.clear();
+        }
+        keys.insert((r.patient.to_string(), r.class.to_string()), (epoch, dk));
+        Ok(row)
+    }
+
+    fn sealed_row(&self, r: &NewRecord<'_>, epoch: u32, dk: &Key256, now_ms: i64) -> VaultRecordRow {
+        let id = DataKeyId { patient: r.patient.into(), class: r.class.into(), epoch };
+        let place = RecordPlace { tx_hash: r.tx_hash.into(), key: id };
+        let sealed = seal_record(dk, &place, r.body);
+        VaultRecordRow {
+            tx_hash: r.tx_hash.into(),
+            patient: r.patient.into(),
+            class: r.class.into(),
+            epoch: i64::from(epoch),
             body: sealed.body,
             record_key: sealed.record_key,
             created_ms: now_ms,
-        };
-        self.store.vault_put_record(&row).await?;
-        if let Some(r) = &self.replica {
-            r.publish(&Row::record(&row)).await?;
         }
-        Ok(())
     }
 
     /// The body of `tx_hash`, or why there is none. The caller has decided
@@ -146,6 +227,12 @@ impl RecordVault {
             r.erase_record(tx_hash, &patient, &class, by_tx, now_ms).await?;
         }
         Ok(erased)
+    }
+
+    /// Forgets the remembered data key of `patient`'s `class` (its key is
+    /// about to be destroyed; the conditional insert would notice anyway).
+    fn forget(&self, patient: &str, class: &str) {
+        self.keys.lock().expect("key cache lock").remove(&(patient.to_string(), class.to_string()));
     }
 
     /// Acts on the committed erasure `by_tx` of `patient`'s records in
@@ -197,6 +284,7 @@ impl RecordVault {
     }
 
     async fn erase_class_once(&self, by_tx: &str, patient: &str, class: &str, now_ms: i64) -> Result<u64, VaultError> {
+        self.forget(patient, class);
         let (epoch, n) = match self.store.vault_erasure(by_tx, class).await? {
             Some((state, _)) if state == "done" => return Ok(0),
             Some((_, epoch)) => (epoch, 0),
@@ -216,6 +304,7 @@ impl RecordVault {
     /// Erases every record of `patient`'s `class` by `by_tx`: their data keys
     /// are destroyed. Returns how many records went.
     pub async fn erase_class(&self, patient: &str, class: &str, by_tx: &str, now_ms: i64) -> Result<u64, VaultError> {
+        self.forget(patient, class);
         let done = self.store.vault_erase_class(patient, class, by_tx, now_ms).await?;
         if let Some(r) = &self.replica {
             r.erase_class(patient, class, &done.erased, done.epoch, by_tx, now_ms).await?;

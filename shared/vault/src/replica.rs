@@ -203,6 +203,11 @@ impl Replica {
         Ok(Replica { bus })
     }
 
+    /// Publishes a sealed record's row, waiting until the stream has stored it.
+    pub async fn publish_record(&self, row: &VaultRecordRow) -> Result<(), VaultError> {
+        self.publish(&Row::record(row)).await
+    }
+
     /// Publishes `row`, waiting until the stream has stored it.
     pub async fn publish(&self, row: &Row) -> Result<(), VaultError> {
         let subject = row.subject()?;
@@ -288,13 +293,23 @@ impl Replica {
 /// subject, for a service that holds the key-encryption key but keeps no
 /// copy of the vault (the ledger's read API, the detector). An erased
 /// record answers [`Lookup::Erased`] from its tombstone; a destroyed data
-/// key, or a record purged, opens nothing. Unwrapped data keys live only
-/// for one call of [`VaultReader::get_many`].
+/// key, or a record purged, opens nothing. An unwrapped data key is
+/// remembered for at most [`KEY_KEPT`]: an erasure publishes its tombstones
+/// before it purges rows and destroys keys, and every record is looked up
+/// with its tombstone, so a remembered key of an erased class opens
+/// nothing; it only saves a request and an unwrap per record.
 #[derive(Clone)]
 pub struct VaultReader {
     stream: async_nats::jetstream::stream::Stream<()>,
     kek: std::sync::Arc<dyn KeyWrap>,
+    keys: KeyMemory,
 }
+
+/// Data keys a reader remembers, with when it unwrapped them.
+type KeyMemory = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<DataKeyId, (std::time::Instant, Key256)>>>;
+
+/// How long a reader remembers an unwrapped data key.
+pub const KEY_KEPT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for VaultReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -314,7 +329,7 @@ pub struct Wanted {
 }
 
 /// How many bodies a reader fetches at once.
-const READ_CONCURRENCY: usize = 16;
+const READ_CONCURRENCY: usize = 64;
 
 impl VaultReader {
     /// A reader of the `VAULT` stream on `bus` under `kek` (declares the stream).
@@ -322,7 +337,7 @@ impl VaultReader {
         bus.ensure_stream(&StreamSpec::vault()).await.map_err(bus_err)?;
         let stream =
             bus.jetstream().get_stream_no_info(glucochain_bus::subjects::STREAM_VAULT).await.map_err(bus_err)?;
-        Ok(VaultReader { stream, kek })
+        Ok(VaultReader { stream, kek, keys: KeyMemory::default() })
     }
 
     async fn last(&self, subject: &str) -> Result<Option<Row>, VaultError> {
@@ -337,6 +352,28 @@ impl VaultReader {
     }
 
     async fn data_key(&self, id: &DataKeyId) -> Result<Option<Key256>, VaultError> {
+        let now = std::time::Instant::now();
+        {
+            let mut keys = self.keys.lock().expect("key memory lock");
+            match keys.get(id) {
+                Some((at, k)) if now.duration_since(*at) < KEY_KEPT => return Ok(Some(k.clone())),
+                Some(_) => {
+                    keys.remove(id);
+                }
+                None => {}
+            }
+            if keys.len() >= 1024 {
+                keys.retain(|_, (at, _)| now.duration_since(*at) < KEY_KEPT);
+            }
+        }
+        let k = self.fetch_data_key(id).await?;
+        if let Some(k) = &k {
+            self.keys.lock().expect("key memory lock").insert(id.clone(), (now, k.clone()));
+        }
+        Ok(k)
+    }
+
+    async fn fetch_data_key(&self, id: &DataKeyId) -> Result<Option<Key256>, VaultError> {
         let subject = format!("emr.vault.key.{}.{}.{}", token(&id.patient)?, token(&id.class)?, id.epoch);
         let Some(Row::DataKey { wrapped, kek_id, .. }) = self.last(&subject).await? else { return Ok(None) };
         open_stored_data_key(self.kek.as_ref(), id, &unb64(&wrapped)?, kek_id).map(Some)

@@ -45,13 +45,18 @@ async fn dump(store: &Store) -> Vec<u8> {
 }
 
 async fn exercise(store: Store) {
-    let v = RecordVault::new(store.clone(), kek());
+    let k = kek();
+    let v = RecordVault::new(store.clone(), k.clone());
+    // A second writer (another ingest replica) over the same database,
+    // remembering its own data keys.
+    let w = RecordVault::new(store.clone(), k);
     let body = format!("{{\"allergy\":\"{CANARY}\"}}");
     v.put("tx-a1", "pat-a", "private", body.as_bytes(), 1_000).await.unwrap();
     v.put("tx-a1", "pat-a", "private", b"a second copy changes nothing", 1_001).await.unwrap();
     v.put("tx-a2", "pat-a", "private", b"{\"note\":\"two\"}", 1_002).await.unwrap();
     v.put("tx-a3", "pat-a", "institution", b"{\"glucose\":87.31}", 1_003).await.unwrap();
     v.put("tx-b1", "pat-b", "private", b"{\"note\":\"b\"}", 1_004).await.unwrap();
+    w.put("tx-a5", "pat-a", "private", b"{\"note\":\"by w\"}", 1_005).await.unwrap();
     assert_eq!(v.get("tx-a1").await.unwrap(), Lookup::Body(body.clone().into_bytes()));
     assert_eq!(v.get("tx-none").await.unwrap(), Lookup::Missing);
     // Nothing readable in the database: not the canary, not in base64 either.
@@ -71,7 +76,13 @@ async fn exercise(store: Store) {
 
     // The class erased: its keys go, every record of it answers erased, other
     // classes and patients are untouched, and new records start a new epoch.
-    assert_eq!(v.erase_class("pat-a", "private", "tx-erase-2", 3_000).await.unwrap(), 1);
+    assert_eq!(v.erase_class("pat-a", "private", "tx-erase-2", 3_000).await.unwrap(), 2);
+    assert_eq!(v.get("tx-a5").await.unwrap(), Lookup::Erased { by_tx: "tx-erase-2".into(), at_ms: 3_000 });
+    // The other writer still remembers the destroyed key: its next record
+    // is not sealed under it but under the new epoch's, and opens.
+    w.put("tx-a6", "pat-a", "private", b"{\"note\":\"w after\"}", 3_500).await.unwrap();
+    assert_eq!(v.get("tx-a6").await.unwrap(), Lookup::Body(b"{\"note\":\"w after\"}".to_vec()));
+    assert_eq!(store.vault_record("tx-a6").await.unwrap().unwrap().epoch, 2);
     assert_eq!(v.get("tx-a1").await.unwrap(), Lookup::Erased { by_tx: "tx-erase-2".into(), at_ms: 3_000 });
     assert_eq!(v.get("tx-a3").await.unwrap(), Lookup::Body(b"{\"glucose\":87.31}".to_vec()));
     assert_eq!(v.get("tx-b1").await.unwrap(), Lookup::Body(b"{\"note\":\"b\"}".to_vec()));
@@ -82,6 +93,37 @@ async fn exercise(store: Store) {
     assert!(store.vault_data_key("pat-a", "private", 2).await.unwrap().is_some());
     let raw = dump(&store).await;
     assert!(!raw.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()));
+
+    // Bodies in one group: of a class the writer remembers, of one it never
+    // wrote, a repeat, and a new patient's; every one opens afterwards, and
+    // the repeat keeps its first body.
+    use glucochain_vault::record_vault::NewRecord;
+    let group = [
+        NewRecord { tx_hash: "tx-a7", patient: "pat-a", class: "private", body: b"a7" },
+        NewRecord { tx_hash: "tx-b2", patient: "pat-b", class: "private", body: b"b2" },
+        NewRecord { tx_hash: "tx-a6", patient: "pat-a", class: "private", body: b"not the first" },
+        NewRecord { tx_hash: "tx-c1", patient: "pat-c", class: "institution", body: b"c1" },
+    ];
+    w.put_many(&group, 5_000).await.unwrap();
+    for (h, body) in [("tx-a7", &b"a7"[..]), ("tx-b2", b"b2"), ("tx-a6", b"{\"note\":\"w after\"}"), ("tx-c1", b"c1")] {
+        assert_eq!(v.get(h).await.unwrap(), Lookup::Body(body.to_vec()), "{h}");
+    }
+
+    // Through the group writer, many at once from many tasks: all stored, all open.
+    let writer = glucochain_vault::writer::VaultWriter::start(w.clone());
+    let puts = (0..40).map(|i| {
+        let writer = writer.clone();
+        async move {
+            let (h, p) = (format!("tx-g{i}"), format!("pat-g{}", i % 5));
+            writer.put(&h, &p, "private", format!("g{i}").as_bytes(), 6_000).await
+        }
+    });
+    for r in futures::future::join_all(puts).await {
+        r.unwrap();
+    }
+    for i in 0..40 {
+        assert_eq!(v.get(&format!("tx-g{i}")).await.unwrap(), Lookup::Body(format!("g{i}").into_bytes()));
+    }
 }
 
 #[tokio::test]

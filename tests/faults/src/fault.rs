@@ -180,7 +180,20 @@ impl Lab {
     /// on what went wrong (empty when there are none).
     pub fn log_excerpt(&self, name: &str) -> String {
         let text = std::fs::read_to_string(self.dir.join("logs").join(format!("{name}.log"))).unwrap_or_default();
-        excerpt(&text, 12)
+        let mut out = excerpt(&text, 12);
+        if text.contains("Address already in use") {
+            // Which process holds the port it could not listen on (a CI run
+            // once failed so restarting a validator, cause unknown).
+            let held = std::process::Command::new("ss")
+                .args(["-ltnpH"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_else(|e| format!("ss: {e}"));
+            let port = self.url(name).ok().and_then(|u| u.rsplit(':').next().map(|p| format!(":{p} ")));
+            let lines: Vec<&str> = held.lines().filter(|l| port.as_deref().is_some_and(|p| l.contains(p))).collect();
+            out.push_str(&format!("\nlistening on its port: {lines:?}"));
+        }
+        out
     }
 
     /// A validator's committed height, from its metrics (`None` while unreachable).
