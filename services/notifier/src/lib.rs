@@ -459,11 +459,23 @@ impl Notifier {
             }
             match self.send(&source, &d).instrument(span).await {
                 Ok(()) => {
-                    self.outbox.sent(&d.id, self.clock.now().unix_ms()).await?;
+                    let sent_ms = self.clock.now().unix_ms();
+                    self.outbox.sent(&d.id, sent_ms).await?;
                     metrics::counter!("glucochain_notify_deliveries_total", "channel" => channel, "outcome" => "sent")
                         .increment(1);
                     tracing::info!(delivery = %d.id, source = %d.source_id, channel, step = d.step, "delivered");
                     done += 1;
+                    // The channel works: deliveries on it that failed
+                    // during an outage go now, not after their backoff.
+                    let now_due = self.outbox.retry_channel_now(&d.channel, sent_ms).await?;
+                    if now_due > 0 {
+                        tracing::info!(
+                            channel,
+                            deliveries = now_due,
+                            "channel back: retrying its failed deliveries now"
+                        );
+                        self.wake.notify_one();
+                    }
                 }
                 Err(e) => {
                     let retry = match &e {

@@ -453,6 +453,21 @@ impl Outbox {
         Ok(())
     }
 
+    /// Makes the deliveries on `channel` waiting to be retried after a
+    /// failure due now: the channel just worked again, so an urgent alert
+    /// waits for no backoff left over from the outage. Returns how many.
+    pub async fn retry_channel_now(&self, channel: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let r = sqlx::query(
+            "UPDATE notify_delivery SET due_ms = $1 \
+             WHERE state = 'pending' AND channel = $2 AND attempts > 0 AND due_ms > $1",
+        )
+        .bind(now_ms)
+        .bind(channel.to_string())
+        .execute(self.store.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     /// A delivery that is no longer needed (acknowledged meanwhile).
     pub async fn suppress(&self, id: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE notify_delivery SET state = 'suppressed', lease_until_ms = NULL WHERE id = $1")

@@ -80,6 +80,29 @@ async fn exercise(store: Store) {
         "issue 19, M5: only within the window"
     );
 
+    // A channel working again: its deliveries waiting out a backoff from the
+    // outage are due at once; one never tried (due later on purpose) and
+    // another channel's failed one keep their times.
+    let s9 = source("a-9", "a-9", None);
+    let failed_sms =
+        NewDelivery { contact: "c2".into(), channel: "sms", address: "+15550002".into(), step: 0, due_ms: 47_000 };
+    let later_sms =
+        NewDelivery { contact: "c3".into(), channel: "sms", address: "+15550003".into(), step: 0, due_ms: 90_000 };
+    let failed_mail = email(0, 47_000);
+    assert!(ob.take(&s9, &[failed_sms.clone(), later_sms.clone(), failed_mail.clone()], false, 47_000).await.unwrap());
+    for d in [&failed_sms, &failed_mail] {
+        assert!(ob.claim(&d.id("a-9"), 47_000, 77_000).await.unwrap());
+        ob.failed(&d.id("a-9"), "temporary: down", Some(600_000)).await.unwrap();
+    }
+    assert_eq!(ob.retry_channel_now("sms", 50_000).await.unwrap(), 1);
+    let due: Vec<String> = ob.due_deliveries(50_000, 10).await.unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(due, vec![failed_sms.id("a-9")], "only the failed SMS is due now");
+    assert_eq!(ob.delivery(&later_sms.id("a-9")).await.unwrap().unwrap().due_ms, 90_000);
+    assert!(ob.claim(&failed_sms.id("a-9"), 50_000, 80_000).await.unwrap());
+    ob.sent(&failed_sms.id("a-9"), 50_001).await.unwrap();
+    assert!(ob.ack_group("a-9", "c2", "link", 50_002).await.unwrap());
+    assert_eq!(ob.delivery(&later_sms.id("a-9")).await.unwrap().unwrap().state, "suppressed");
+
     // Escalation advances once even if two passes race.
     let due_esc = ob.due_escalations(61_000).await.unwrap();
     assert_eq!(due_esc.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), vec!["a-1"]);

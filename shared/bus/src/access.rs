@@ -68,8 +68,9 @@ enum Use {
     Durable(&'static str),
     /// Reads it through its own durable consumer `name` on subject `filter`.
     DurableFiltered(&'static str, &'static str),
-    /// Reads single messages by subject (`STREAM.MSG.GET`): the vault's
-    /// readers fetch one record's sealed row, never the whole stream.
+    /// Reads single messages by subject (`DIRECT.GET`, or `STREAM.MSG.GET`
+    /// where a stream predates direct gets): the vault's readers fetch one
+    /// record's sealed row, never the whole stream.
     ReadBySubject,
     /// The vault's owner: publishes, purges what an erasure names, reads by
     /// subject and restores through ordered consumers.
@@ -105,8 +106,12 @@ fn jetstream(stream: &str, how: Use) -> (Vec<String>, Vec<String>) {
     let mut deny = Vec::new();
     match how {
         Use::Publish => {}
-        Use::ReadBySubject => v.push(format!("$JS.API.STREAM.MSG.GET.{stream}")),
+        Use::ReadBySubject => {
+            v.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
+            v.push(format!("$JS.API.STREAM.MSG.GET.{stream}"));
+        }
         Use::Own => {
+            v.push(format!("$JS.API.DIRECT.GET.{stream}.>"));
             v.push(format!("$JS.API.STREAM.MSG.GET.{stream}"));
             v.push(format!("$JS.API.STREAM.PURGE.{stream}"));
             v.extend(own("*"));
@@ -400,6 +405,9 @@ mod tests {
             assert_eq!(allows(&p.publish, "$JS.API.STREAM.PURGE.VAULT"), owner, "{u:?} purges VAULT");
             let reader = owner || matches!(u, NatsUser::Ledger | NatsUser::Detector);
             assert_eq!(allows(&p.publish, "$JS.API.STREAM.MSG.GET.VAULT"), reader, "{u:?} reads VAULT");
+            let direct = "$JS.API.DIRECT.GET.VAULT.emr.vault.rec.pabc.private.ff";
+            assert_eq!(allows(&p.publish, direct), reader, "{u:?} reads VAULT directly");
+            assert!(!allows(&p.publish, "$JS.API.DIRECT.GET.TXS.emr.tx.observation.record") || u == NatsUser::Operator);
             if u != NatsUser::Operator {
                 assert!(!allows(&p.publish, "$JS.API.STREAM.PURGE.TXS"), "{u:?} purges TXS");
                 assert!(!allows(&p.publish, "$JS.API.STREAM.PURGE.BLOCKS"), "{u:?} purges BLOCKS");

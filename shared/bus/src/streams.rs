@@ -22,6 +22,10 @@ pub struct StreamSpec {
     pub replicas: usize,
     /// Messages kept per subject (-1: all; 1: the stream is a key-value map).
     pub max_per_subject: i64,
+    /// Whether readers may fetch a message by subject with a direct get
+    /// (`$JS.API.DIRECT.GET`), answered without the JetStream API's queue
+    /// and without wrapping the message in JSON.
+    pub allow_direct: bool,
 }
 
 impl StreamSpec {
@@ -34,6 +38,7 @@ impl StreamSpec {
             duplicate_window: Duration::from_secs(2 * 3600),
             replicas: 1,
             max_per_subject: -1,
+            allow_direct: false,
         }
     }
 
@@ -46,6 +51,7 @@ impl StreamSpec {
             duplicate_window: Duration::from_secs(2 * 3600),
             replicas: 1,
             max_per_subject: -1,
+            allow_direct: false,
         }
     }
 
@@ -58,6 +64,7 @@ impl StreamSpec {
             duplicate_window: Duration::from_secs(24 * 3600),
             replicas: 1,
             max_per_subject: -1,
+            allow_direct: false,
         }
     }
 
@@ -70,6 +77,7 @@ impl StreamSpec {
             duplicate_window: Duration::from_secs(24 * 3600),
             replicas: 1,
             max_per_subject: -1,
+            allow_direct: false,
         }
     }
 
@@ -85,6 +93,7 @@ impl StreamSpec {
             duplicate_window: Duration::from_secs(120),
             replicas: 1,
             max_per_subject: 1,
+            allow_direct: true,
         }
     }
 
@@ -104,6 +113,7 @@ impl StreamSpec {
             duplicate_window: self.duplicate_window,
             num_replicas: self.replicas,
             max_messages_per_subject: self.max_per_subject,
+            allow_direct: self.allow_direct,
             ..Default::default()
         }
     }
@@ -152,6 +162,7 @@ impl Bus {
             || have.duplicate_window != wanted.duplicate_window
             || have.num_replicas != wanted.num_replicas
             || have.max_messages_per_subject != wanted.max_messages_per_subject
+            || have.allow_direct != wanted.allow_direct
         {
             // Only the operator may change a stream (NATS permissions): a
             // service finding other settings says so and works with the stream as it is.

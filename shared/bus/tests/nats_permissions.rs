@@ -188,6 +188,24 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
         assert!(r.is_err(), "a service deleted the ledger's consumer");
     }
     assert!(operator.jetstream().get_stream("BLOCKS").await.unwrap().consumer_info("ledger").await.is_ok());
+    // The record vault (ADR 0016): ingest writes it; the ledger and the
+    // detector fetch a row by subject, directly; nobody else reads or writes it.
+    ingest.ensure_stream(&StreamSpec::vault()).await.unwrap();
+    let row = "emr.vault.rec.pabc.private.ff";
+    ingest.publish(row, "perm-test-row", Bytes::from_static(b"{}")).await.unwrap();
+    for (bus, reads) in [(&ledger, true), (&detector, true), (&contracts, false), (&notifier, false)] {
+        let vault = quick(bus).get_stream_no_info("VAULT").await.unwrap();
+        let got = vault.direct_get_last_for_subject(row).await;
+        assert_eq!(got.is_ok(), reads, "direct get of a VAULT row: {got:?}");
+        if !reads {
+            assert!(vault.get_last_raw_message_by_subject(row).await.is_err(), "a non-reader got a VAULT row");
+        }
+    }
+    for bus in [&ledger, &detector, &contracts] {
+        let r =
+            tokio::time::timeout(Duration::from_secs(3), bus.publish(row, "forged", Bytes::from_static(b"{}"))).await;
+        assert!(!matches!(r, Ok(Ok(_))), "a service other than ingest wrote VAULT");
+    }
     // Stream settings: only the operator changes them.
     let mut wider = StreamSpec::blocks();
     wider.max_age = Duration::from_secs(30 * 24 * 3600);

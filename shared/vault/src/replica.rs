@@ -340,12 +340,24 @@ impl VaultReader {
         Ok(VaultReader { stream, kek, keys: KeyMemory::default() })
     }
 
+    /// The last row on `subject`: by a direct get (the stream's
+    /// `allow_direct`), or, where that is refused (a `VAULT` created before
+    /// direct gets, which only an operator may update), by the JetStream
+    /// API's `STREAM.MSG.GET`.
     async fn last(&self, subject: &str) -> Result<Option<Row>, VaultError> {
-        use async_nats::jetstream::stream::LastRawMessageErrorKind;
-        match self.stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => serde_json::from_slice(&m.payload)
+        use async_nats::jetstream::stream::{DirectGetErrorKind, LastRawMessageErrorKind};
+        let parse = |payload: &[u8]| {
+            serde_json::from_slice(payload)
                 .map(Some)
-                .map_err(|e| VaultError::Malformed(format!("replica row {subject}: {e}"))),
+                .map_err(|e| VaultError::Malformed(format!("replica row {subject}: {e}")))
+        };
+        match self.stream.direct_get_last_for_subject(subject).await {
+            Ok(m) => return parse(&m.payload),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+            Err(e) => tracing::debug!(error = %e, "direct get refused; asking the JetStream API"),
+        }
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => parse(&m.payload),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(bus_err(e)),
         }

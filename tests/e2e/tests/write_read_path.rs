@@ -2567,30 +2567,36 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     // from the page, from another site not at all, and only for a duration
     // the page offers; the snooze shows on the page and in the alert's status.
     // (From the email of the alert that is not the urgent low, whichever arrived first.)
-    let link_of = |urgent: bool| {
-        let mails = mailbox(&maildir);
-        let m = mails
-            .iter()
-            .find(|m| {
+    // Each email may still be on its way (sent once the outbox retries it
+    // after the SMTP outage): waited for, up to a minute.
+    let link_of = async |urgent: bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let m = loop {
+            let mails = mailbox(&maildir);
+            if let Some(m) = mails.iter().find(|m| {
                 header(m, "To") == Some("parent.one@example.org")
                     && header(m, "Subject").is_some_and(|s| s.contains("Urgent") == urgent)
-            })
-            .unwrap_or_else(|| {
+            }) {
+                break m.clone();
+            }
+            if Instant::now() > deadline {
                 let seen: Vec<_> = mails.iter().map(|m| (header(m, "To"), header(m, "Subject"))).collect();
                 panic!(
                     "no {} email to the first parent among {seen:?}\n{}",
                     if urgent { "urgent" } else { "other" },
                     logs(&sys.procs)
                 )
-            });
-        plain_text(m)
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        plain_text(&m)
             .split_whitespace()
             .find(|w| w.starts_with(&format!("{public}/a/")))
             .expect("its link")
             .trim_end_matches(['"', '>', '.'])
             .to_string()
     };
-    let snooze = format!("{}/snooze", link_of(false));
+    let snooze = format!("{}/snooze", link_of(false).await);
     let r =
         sys.http.post(&snooze).header("origin", "https://elsewhere.example").form(&[("minutes", "30")]).send().await;
     assert_eq!(r.unwrap().status(), 403, "a snooze from another site");
@@ -2633,7 +2639,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     assert!(later.iter().any(|d| d["contact"] == carer1.id.as_str()), "the urgent round reaches them: {v}");
     // Snoozed from the urgent low's own email, the escalation passes them by
     // at once: the next round reaches the others, not them.
-    let urgent_link = link_of(true);
+    let urgent_link = link_of(true).await;
     let r = sys.http.post(format!("{urgent_link}/snooze")).form(&[("minutes", "60")]).send().await.unwrap();
     assert_eq!(r.status(), 400, "an urgent low is snoozed half an hour at most");
     let step_now = later.iter().filter_map(|d| d["step"].as_i64()).max().unwrap();
