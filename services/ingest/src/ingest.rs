@@ -308,7 +308,13 @@ impl Ingest {
             return Err(Problem::internal());
         };
         let hash = tx.hash.to_string();
-        let put = self.bodies.put(&hash, patient.as_str(), env.data_class.as_str(), kept, Timestamp::now().unix_ms());
+        let record = glucochain_vault::record_vault::NewRecord {
+            tx_hash: &hash,
+            patient: patient.as_str(),
+            class: env.data_class.as_str(),
+            body: kept,
+        };
+        let put = self.bodies.put(record, Timestamp::now().unix_ms());
         match tokio::time::timeout(Duration::from_secs(5), put).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => {

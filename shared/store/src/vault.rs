@@ -109,19 +109,11 @@ impl Store {
 
     /// Stores a sealed record (a second copy of the same record changes nothing).
     pub async fn vault_put_record(&self, r: &VaultRecordRow) -> Result<(), StoreError> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO vault_record (tx_hash, patient, class, epoch, body, record_key, created_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tx_hash) DO NOTHING",
-        )
-        .bind(r.tx_hash.clone())
-        .bind(r.patient.clone())
-        .bind(r.class.clone())
-        .bind(r.epoch)
-        .bind(r.body.clone())
-        .bind(r.record_key.clone())
-        .bind(r.created_ms)
-        .execute(&self.pool)
-        .await?;
+        );
+        bind_record(q, r).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -148,14 +140,7 @@ impl Store {
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
-                q = q
-                    .bind(r.tx_hash.clone())
-                    .bind(r.patient.clone())
-                    .bind(r.class.clone())
-                    .bind(r.epoch)
-                    .bind(r.body.clone())
-                    .bind(r.record_key.clone())
-                    .bind(r.created_ms);
+                q = bind_record(q, r);
             }
             for r in q.fetch_all(&mut *db).await? {
                 stored.push(r.try_get::<String, _>("tx_hash")?);
@@ -356,6 +341,20 @@ impl Store {
 }
 
 /// The epoch stored for `patient`'s `class` (1 when none is).
+/// Binds a sealed record's seven columns, in table order.
+fn bind_record<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    r: &VaultRecordRow,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(r.tx_hash.clone())
+        .bind(r.patient.clone())
+        .bind(r.class.clone())
+        .bind(r.epoch)
+        .bind(r.body.clone())
+        .bind(r.record_key.clone())
+        .bind(r.created_ms)
+}
+
 async fn stored_epoch(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     patient: &str,

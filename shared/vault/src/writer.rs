@@ -37,20 +37,13 @@ impl VaultWriter {
     /// Seals and stores a body with the group being formed; returns once
     /// the group is committed and replicated (or failed: then nothing of
     /// this body is promised stored, and the caller refuses the record).
-    pub async fn put(
-        &self,
-        tx_hash: &str,
-        patient: &str,
-        class: &str,
-        body: &[u8],
-        now_ms: i64,
-    ) -> Result<(), VaultError> {
+    pub async fn put(&self, record: NewRecord<'_>, now_ms: i64) -> Result<(), VaultError> {
         let (done, result) = oneshot::channel();
         let job = Job {
-            tx_hash: tx_hash.into(),
-            patient: patient.into(),
-            class: class.into(),
-            body: body.to_vec(),
+            tx_hash: record.tx_hash.into(),
+            patient: record.patient.into(),
+            class: record.class.into(),
+            body: record.body.to_vec(),
             now_ms,
             done,
         };

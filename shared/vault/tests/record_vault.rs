@@ -115,7 +115,8 @@ async fn exercise(store: Store) {
         let writer = writer.clone();
         async move {
             let (h, p) = (format!("tx-g{i}"), format!("pat-g{}", i % 5));
-            writer.put(&h, &p, "private", format!("g{i}").as_bytes(), 6_000).await
+            let body = format!("g{i}");
+            writer.put(NewRecord { tx_hash: &h, patient: &p, class: "private", body: body.as_bytes() }, 6_000).await
         }
     });
     for r in futures::future::join_all(puts).await {
