@@ -29,6 +29,7 @@ use glucochain_types::sealed::RecordBody;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{AlertKind, AlertRaise, Severity, TxBody, TxPayload};
 use glucochain_types::{ChainId, ParticipantId, Transaction};
+use glucochain_vault::VaultError;
 use glucochain_vault::record_vault::Lookup;
 use glucochain_vault::replica::{VaultReader, Wanted};
 use glucochain_wire::v1 as wire;
@@ -43,7 +44,11 @@ use tracing::Instrument as _;
 const VIEW_PATIENCE: Duration = Duration::from_secs(5);
 
 /// How long a reading waits for a body the record vault does not hold.
-const MISSING_PATIENCE: Duration = Duration::from_secs(30);
+/// Short: the readings of every patient wait behind it, and ingest stores
+/// a body before it publishes its transaction, so only a replica that lags
+/// by moments (a direct get from a stream follower) or a damaged vault
+/// answers "no body".
+const MISSING_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The first and the longest wait between two tries of what failed on the
 /// way to an alert (a vault read, a publish).
@@ -258,11 +263,24 @@ impl DetectorService {
             Ok(Lookup::Body(kept)) => kept,
             Ok(Lookup::Erased { .. }) => return Ok(None),
             Ok(Lookup::Missing) => return Err(NotYet::Missing),
-            Err(e) => return Err(NotYet::Vault(e.to_string())),
+            // The vault unreachable, or this service holding another
+            // key-encryption key than the vault's (a deployment fault an
+            // operator fixes): the readings wait rather than go unjudged.
+            Err(e @ (VaultError::Store(_) | VaultError::Kek { .. } | VaultError::OtherKek { .. })) => {
+                return Err(NotYet::Vault(e.to_string()));
+            }
+            // This one record's row is damaged: it can never be opened, and
+            // must not hold up the readings behind it.
+            Err(e) => {
+                metrics::counter!("glucochain_detector_unreadable_total").increment(1);
+                tracing::error!(tx = %tx.hash, error = %e, "a reading's body in the vault cannot be opened; it is not judged");
+                return Ok(None);
+            }
         };
-        let Ok(RecordBody::Observations(body)) = RecordBody::open(&tx.payload, &kept).map_err(
-            |e| tracing::error!(tx = %tx.hash, error = %e, "a vault body does not open against its commitment"),
-        ) else {
+        let Ok(RecordBody::Observations(body)) = RecordBody::open(&tx.payload, &kept).map_err(|e| {
+            metrics::counter!("glucochain_detector_unreadable_total").increment(1);
+            tracing::error!(tx = %tx.hash, error = %e, "a vault body does not open against its commitment");
+        }) else {
             return Ok(None);
         };
         let mut readings: Vec<Reading> = body

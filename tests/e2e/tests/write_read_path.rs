@@ -1488,9 +1488,9 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // A reading whose body reaches the vault's replica only seconds after
-    // its transaction reached the detector (a vault slow to answer) is
-    // still judged: the detector asks again rather than dropping it.
+    // A reading whose body reaches the vault's replica only moments after
+    // its transaction reached the detector (a replica lagging) is still
+    // judged: the detector asks again rather than dropping it.
     let mut late = Actor::new();
     let late_self =
         Actor { key: KeyPair::from_pkcs8_pem(&late.key.to_pkcs8_pem()).unwrap(), id: late.id.clone(), n: 0 };
@@ -1526,7 +1526,7 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let kek = glucochain_vault::keys::FileKek::load(&sys._dir.path().join("vault.kek")).unwrap();
     let replica = glucochain_vault::replica::Replica::new(bus.clone()).await.unwrap();
     glucochain_vault::record_vault::RecordVault::new(store.clone(), std::sync::Arc::new(kek))
