@@ -131,20 +131,21 @@ impl RecordVault {
             let keys = self.keys.lock().expect("key cache lock");
             records.iter().map(|r| keys.get(&slot(r)).cloned()).collect()
         };
-        let mut quick = Vec::new();
-        let mut slow = Vec::new();
+        let (mut quick, mut rows, mut slow) = (Vec::new(), Vec::new(), Vec::new());
         for (r, k) in records.iter().zip(remembered) {
             match k {
-                Some((epoch, dk)) => quick.push((r, self.sealed_row(r, epoch, &dk, now_ms))),
+                Some((epoch, dk)) => {
+                    quick.push(r);
+                    rows.push(self.sealed_row(r, epoch, &dk, now_ms));
+                }
                 None => slow.push(r),
             }
         }
         let mut done = Vec::with_capacity(records.len());
-        if !quick.is_empty() {
-            let rows: Vec<VaultRecordRow> = quick.iter().map(|(_, row)| row.clone()).collect();
+        if !rows.is_empty() {
             let stored: std::collections::HashSet<String> =
                 self.store.vault_put_records_at_current_epoch(&rows).await?.into_iter().collect();
-            for (r, row) in quick {
+            for (r, row) in quick.into_iter().zip(rows) {
                 if stored.contains(&row.tx_hash) {
                     done.push(row);
                 } else {
