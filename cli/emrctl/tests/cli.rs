@@ -259,14 +259,40 @@ fn contract_commands_sign_valid_transactions_and_refuse_bad_arguments() {
         .concat(),
         "careplan.accept",
     );
-    typed(
+    // The profile is sealed beside its envelope (issue 21): what is printed
+    // is the submission, whose body verify-tx checks against the commitment.
+    let profile = [
+        &["emergency", "profile"][..],
+        &base[..],
         &[
-            &["emergency", "profile"][..],
-            &base[..],
-            &["--blood-group", "B+", "--diabetes-type", "type2", "--card-key", info["public_key"].as_str().unwrap()][..],
-        ]
-        .concat(),
-        "emergency.profile.set",
+            "--blood-group",
+            "B+",
+            "--diabetes-type",
+            "type2",
+            "--allergies",
+            "latex",
+            "--card-key",
+            info["public_key"].as_str().unwrap(),
+        ][..],
+    ]
+    .concat();
+    typed(&profile, "emergency.profile.set");
+    let submission: serde_json::Value =
+        serde_json::from_slice(&emrctl(&profile, None).stdout).expect("a submission as JSON");
+    assert_eq!(submission["sealed"]["body"]["allergies"][0], "latex");
+    let payload = submission["jws"].as_str().unwrap().split('.').nth(1).unwrap();
+    let payload = String::from_utf8(glucochain_crypto::jose::b64url_decode(payload).unwrap()).unwrap();
+    assert!(payload.contains("body_commitment") && !payload.contains("latex"), "the signed envelope: {payload}");
+    let v = json(&emrctl(&["verify-tx", "-"], Some(&submission.to_string())));
+    assert_eq!(v["sealed_body"], "matches the signed commitment");
+    let mut altered = submission.clone();
+    altered["sealed"]["body"]["allergies"][0] = "peanuts".into();
+    let out = emrctl(&["verify-tx", "-"], Some(&altered.to_string()));
+    assert!(!out.status.success(), "an altered body is refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("body_commitment"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
     typed(
         &[

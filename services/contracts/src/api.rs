@@ -9,6 +9,7 @@ use glucochain_crypto::jose::TokenPolicy;
 use glucochain_state::{ReadDecision, decide_careplan_read, emergency_profile_for};
 use glucochain_types::emergency::EmergencyCard;
 use glucochain_types::time::Timestamp;
+use glucochain_types::tx::TxType;
 use glucochain_types::{ParticipantId, Role};
 use serde_json::json;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ pub enum AuditLog {
 pub struct ApiState {
     /// The engine.
     pub engine: Arc<Engine>,
+    /// Sealed bodies (the replicated vault): emergency profiles, opened
+    /// only for a clinician whose break-glass access is committed.
+    pub vault: glucochain_vault::replica::VaultReader,
     /// Where reads are audited.
     pub audit: AuditLog,
     /// Token rules.
@@ -61,7 +65,6 @@ struct Read<'a> {
 /// waits for its sequence number; a read that cannot be audited is not
 /// served (503), like at the ledger. A refusal then answers 403.
 async fn audited(s: &ApiState, req: &HttpRequest, read: Read<'_>, granted: bool, reason: &str) -> Result<(), Problem> {
-    use prost::Message as _;
     let AuditLog::Ledger(bus) = &s.audit;
     let entry = glucochain_wire::v1::AuditAppend {
         reader: read.reader.as_str().to_string(),
@@ -73,21 +76,13 @@ async fn audited(s: &ApiState, req: &HttpRequest, read: Read<'_>, granted: bool,
         granted,
         reason: reason.to_string(),
     };
-    let ask = bus.client().request(glucochain_bus::subjects::AUDIT_APPEND, entry.encode_to_vec().into());
-    let answer = match tokio::time::timeout(std::time::Duration::from_secs(5), ask).await {
-        Ok(Ok(m)) => glucochain_wire::v1::AuditAppended::decode(m.payload.as_ref()).map_err(|e| e.to_string()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer from the ledger within 5 s".to_string()),
-    };
-    match answer {
-        Ok(a) if a.error.is_empty() => {}
-        Ok(a) if a.error.starts_with("rate-limited:") => {
-            let secs = a.error["rate-limited:".len()..].trim().parse().unwrap_or(60);
+    match glucochain_follow::audit::append(bus, &entry).await {
+        Ok(_) => {}
+        Err(glucochain_follow::audit::AppendError::RateLimited(wait)) => {
             let detail = "too many refused reads of this patient lately; retry later";
-            return Err(Problem::rate_limited("Too many refused reads", detail, std::time::Duration::from_secs(secs)));
+            return Err(Problem::rate_limited("Too many refused reads", detail, wait));
         }
-        Ok(a) => return Err(unaudited(&a.error)),
-        Err(e) => return Err(unaudited(&e)),
+        Err(e) => return Err(unaudited(&e.to_string())),
     }
     metrics::counter!("glucochain_contracts_reads_total", "outcome" => if granted { "granted" } else { "denied" })
         .increment(1);
@@ -162,12 +157,12 @@ pub async fn emergency_access(
     let card = EmergencyCard::parse(&body.card).map_err(|e| Problem::bad_request(format!("card: {e}")))?;
     let now = Timestamp::now();
     // Decided on one view, released before the audit is written.
-    let (patient, answer) = {
+    let (patient, granted) = {
         let view = s.engine.chain.view.read().expect("view lock");
         let state = view.state();
         let profile = state.contracts().profile_by_card(&card.public_key()).filter(|p| p.patient == card.patient);
         let patient = profile.map(|p| p.patient.clone());
-        let answer = profile.and_then(|profile| {
+        let granted = profile.and_then(|profile| {
             let granted = emergency_profile_for(state, &clinician, &profile.patient, now)?;
             let until = state
                 .contracts()
@@ -176,20 +171,11 @@ pub async fn emergency_access(
                 .filter(|a| a.clinician == clinician && a.patient == granted.patient)
                 .map(|a| a.until)
                 .max();
-            let p = &granted.profile;
-            Some(json!({
-                "patient": granted.patient.as_str(),
-                "blood_group": p.blood_group,
-                "allergies": p.allergies,
-                "diabetes_type": p.diabetes_type,
-                "medications": p.medications,
-                "emergency_contacts": p.emergency_contacts,
-                "access_until": until.map(|u| u.to_rfc3339()),
-            }))
+            Some((granted.clone(), until))
         });
-        (patient, answer)
+        (patient, granted)
     };
-    let Some(answer) = answer else {
+    let Some((granted, until)) = granted else {
         // A refusal is audited like any other; its answer stays the break-glass one.
         let reason = "no committed access.emergency by this clinician with this token, or it expired";
         match audited(&s, &req, read(patient.as_ref()), false, reason).await {
@@ -205,7 +191,49 @@ pub async fn emergency_access(
             "break-glass read served without an audit entry (the access.emergency transaction records it)"
         );
     }
-    Ok(HttpResponse::Ok().json(answer))
+    // Only now, for this clinician's committed access, is the profile's
+    // body fetched from the vault and checked against the chain.
+    let p = open_profile(&s, &granted).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "patient": granted.patient.as_str(),
+        "blood_group": p.blood_group,
+        "allergies": p.allergies,
+        "diabetes_type": p.diabetes_type,
+        "medications": p.medications,
+        "emergency_contacts": p.emergency_contacts,
+        "access_until": until.map(|u| u.to_rfc3339()),
+    })))
+}
+
+/// The body of a committed emergency profile, from the vault, checked
+/// against its commitment: 410 when the patient erased it.
+async fn open_profile(
+    s: &ApiState,
+    profile: &glucochain_state::contracts::EmergencyProfile,
+) -> Result<glucochain_types::tx::EmergencyProfileBody, Problem> {
+    use glucochain_types::sealed::RecordBody;
+    use glucochain_vault::replica::Opened;
+    let wanted =
+        glucochain_vault::replica::Wanted::of(&profile.tx, &profile.patient, glucochain_types::DataClass::Private);
+    let found = s.vault.open_committed(&wanted, TxType::EmergencyProfileSet, &profile.profile.body_commitment).await;
+    match found {
+        Ok(Opened::Body { body: RecordBody::EmergencyProfile(p), .. }) => Ok(p),
+        Ok(Opened::Body { .. }) | Err(glucochain_vault::VaultError::Commitment) => {
+            tracing::error!(tx = %profile.tx, "an emergency profile's body does not open against its commitment");
+            Err(Problem::internal())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "record vault read failed");
+            Err(Problem::unavailable("the record vault is unavailable; retry shortly"))
+        }
+        Ok(Opened::Erased { .. }) => Err(Problem::new(
+            StatusCode::GONE,
+            "erased",
+            "Erased",
+            "the patient erased their emergency profile (record.erase); it cannot be read",
+        )),
+        Ok(Opened::Missing) => Err(Problem::unavailable("the profile is not in the record vault yet; retry shortly")),
+    }
 }
 
 /// The patient's consents, with their status.

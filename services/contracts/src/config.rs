@@ -15,6 +15,12 @@ pub struct ContractsConfig {
     /// Directory for the embedded database.
     #[arg(long, env = "GLUCOCHAIN_DATA_DIR", default_value = "./contracts-data")]
     pub data_dir: PathBuf,
+    /// The record vault's key-encryption key (the file ingest seals under):
+    /// an emergency profile's body is read from the replicated vault and
+    /// opened only for a clinician whose break-glass access is committed
+    /// (ADR 0016).
+    #[arg(long, env = "GLUCOCHAIN_KEK_FILE")]
+    pub kek_file: PathBuf,
     /// NATS server URL.
     #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,

@@ -37,8 +37,12 @@ pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
     let notices = tokio::spawn(engine::publish_notices(engine.clone(), bus.clone()));
     let tick = Duration::from_secs(cfg.reminder_tick_secs.max(1));
     let reminders = tokio::spawn(engine::run_reminders(engine.clone(), bus.clone(), tick, clock));
+    let kek = glucochain_vault::keys::FileKek::load(&cfg.kek_file).context("key-encryption key")?;
+    let vault =
+        glucochain_vault::replica::VaultReader::new(&bus, std::sync::Arc::new(kek)).await.context("VAULT stream")?;
     let state = actix_web::web::Data::new(api::ApiState {
         engine,
+        vault,
         audit: api::AuditLog::Ledger(bus.clone()),
         policy: TokenPolicy::new(cfg.token_audience.clone(), genesis.chain_id.as_str()),
     });

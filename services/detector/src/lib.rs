@@ -7,6 +7,7 @@
 //! `emr.alert.<kind>` (ALERTS stream) for the notifier, and recorded on the
 //! chain as an `alert.raise` transaction signed by the detector's own key.
 
+pub mod audit;
 pub mod config;
 
 pub use config::DetectorServiceConfig;
@@ -165,6 +166,8 @@ pub struct DetectorService {
     chain_id: ChainId,
     patients: Mutex<HashMap<ParticipantId, PatientState>>,
     treatments: Arc<Mutex<Treatments>>,
+    /// Which patients' access logs already hold an entry for this window.
+    audited: Arc<Mutex<audit::AuditWindows>>,
 }
 
 fn severity(kind: AlertKind) -> Severity {
@@ -254,6 +257,20 @@ impl DetectorService {
         else {
             return Ok(None);
         };
+        // Only for a patient whose active care plan asks for alerts (ADR
+        // 0016 §3): without one, the body is not opened at all.
+        let plan = {
+            let view = self.chain.view.read().expect("view lock");
+            view.state()
+                .contracts()
+                .active_careplan(&patient, Timestamp::now())
+                .map(|v| (v.plan.plan_id.to_string(), v.plan.version))
+        };
+        let Some(plan) = plan else {
+            metrics::counter!("glucochain_detector_unwatched_total").increment(1);
+            return Ok(None);
+        };
+        self.audit_opening(&patient, &tx.hash, &plan);
         let wanted = Wanted {
             tx_hash: tx.hash.to_string(),
             patient: patient.to_string(),
@@ -290,6 +307,43 @@ impl DetectorService {
             .collect();
         readings.sort_by_key(|r| r.at_ms);
         Ok(Some((patient, readings)))
+    }
+
+    /// Writes the patient's access-log entry for the detector's openings of
+    /// their bodies, once per window ([`audit`]), beside the reading: the
+    /// reading is judged without waiting for the ledger.
+    fn audit_opening(&self, patient: &ParticipantId, tx: &glucochain_crypto::Hash32, plan: &(String, u32)) {
+        let now = Timestamp::now().unix_ms();
+        if !self.audited.lock().expect("audit lock").begin(patient, now) {
+            return;
+        }
+        let entry = wire::AuditAppend {
+            reader: ParticipantId::from_public_key(&self.key.public()).to_string(),
+            reader_role: glucochain_types::Role::Detector.as_str().to_string(),
+            patient: patient.to_string(),
+            action: "detector.read".into(),
+            resource: format!("urn:glucochain:vault:observation.record:{tx}"),
+            purpose: "TREAT".into(),
+            granted: true,
+            reason: format!(
+                "the detector opened CGM readings to watch for lows and highs under care plan {} v{}; this entry \
+                 covers the readings it opens in the {} minutes from now",
+                plan.0,
+                plan.1,
+                audit::WINDOW_MS / 60_000
+            ),
+        };
+        let (bus, windows, patient) = (self.bus.clone(), self.audited.clone(), patient.clone());
+        tokio::spawn(async move {
+            match glucochain_follow::audit::append_on(&bus, subjects::AUDIT_APPEND_DETECTOR, &entry).await {
+                Ok(_) => windows.lock().expect("audit lock").written(&patient, now),
+                Err(e) => {
+                    windows.lock().expect("audit lock").failed(&patient);
+                    metrics::counter!("glucochain_detector_unaudited_total").increment(1);
+                    tracing::warn!(error = %e, "an opening of a patient's readings is not in their access log yet; judged anyway");
+                }
+            }
+        });
     }
 
     /// [`Self::readings`], asked again until the body is had: a vault that
@@ -580,6 +634,7 @@ pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
         chain_id: genesis.chain_id.clone(),
         patients: Mutex::new(HashMap::new()),
         treatments: Arc::new(Mutex::new(Treatments::default())),
+        audited: Arc::new(Mutex::new(audit::AuditWindows::default())),
     });
     // Treatments of the last hours are in the stored chain: a restarted
     // detector knows them again before its first reading.

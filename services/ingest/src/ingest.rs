@@ -304,14 +304,14 @@ impl Ingest {
     /// Seals a record's body into the vault (and its replica) before the
     /// transaction is published: a committed envelope always has its body.
     async fn seal_into_vault(&self, tx: &Transaction, kept: &[u8]) -> Result<(), Problem> {
-        let (Some(patient), TxBody::ObservationRecord(env)) = (&tx.payload.patient, &tx.payload.body) else {
+        let (Some(patient), Some(class)) = (&tx.payload.patient, tx.payload.body.sealed_class()) else {
             return Err(Problem::internal());
         };
         let hash = tx.hash.to_string();
         let record = glucochain_vault::record_vault::NewRecord {
             tx_hash: &hash,
             patient: patient.as_str(),
-            class: env.data_class.as_str(),
+            class: class.as_str(),
             body: kept,
         };
         let put = self.bodies.put(record, Timestamp::now().unix_ms());

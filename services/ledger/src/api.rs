@@ -451,6 +451,15 @@ async fn own_log_read(s: &ApiState, req: &HttpRequest, r: &Reader, patient: &Par
     audited(s, req, r, Some(patient), "read", own, reason).await
 }
 
+/// The service that made the read an audit row records.
+fn observer(a: &glucochain_store::AuditRow) -> &'static str {
+    match (a.reader_role.as_str(), a.action.as_str()) {
+        ("detector", _) => "glucochain-detector",
+        (_, "read" | "search") => "glucochain-ledger",
+        _ => "glucochain-contracts",
+    }
+}
+
 /// One audit row as a FHIR AuditEvent.
 fn audit_event(a: &glucochain_store::AuditRow) -> serde_json::Value {
     json!({ "resource": {
@@ -463,8 +472,9 @@ fn audit_event(a: &glucochain_store::AuditRow) -> serde_json::Value {
         "outcomeDesc": a.reason,
         "purposeOfEvent": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": a.purpose }] }],
         "agent": [{ "who": { "identifier": { "value": a.reader } }, "role": [{ "text": a.reader_role }], "requestor": true }],
-        // Reads served by the contracts engine carry their own action names.
-        "source": { "observer": { "display": if matches!(a.action.as_str(), "read" | "search") { "glucochain-ledger" } else { "glucochain-contracts" } } },
+        // Reads served by the contracts engine carry their own action names;
+        // the detector's openings of bodies come in a detector's name.
+        "source": { "observer": { "display": observer(a) } },
         "entity": [{ "what": { "reference": format!("Patient/{}", a.patient.clone().unwrap_or_default()) }, "query": a.resource }],
         "extension": [{ "url": "urn:glucochain:audit:entry-hash", "valueString": hex::encode(&a.entry_hash) }],
     }})

@@ -9,7 +9,7 @@ use glucochain_types::Transaction;
 use glucochain_types::fhir::Observation;
 use glucochain_types::sealed::RecordBody;
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{RecordType, TxBody, TxPayload};
+use glucochain_types::tx::{DocumentAdd, RecordType, TxBody, TxPayload};
 use glucochain_vault::VaultError;
 use glucochain_vault::record_vault::Lookup;
 use glucochain_vault::replica::{VaultReader, Wanted};
@@ -146,7 +146,7 @@ impl RecordEntry {
         match &self.sealed {
             Some(b) => match &b.0.body {
                 TxBody::ObservationRecord(r) => r.effective.meets(from, until),
-                _ => true,
+                _ => from.is_none_or(|f| self.effective >= f) && until.is_none_or(|u| self.effective < u),
             },
             None => from.is_none_or(|f| self.effective >= f) && until.is_none_or(|u| self.effective < u),
         }
@@ -174,6 +174,15 @@ fn opened(e: RecordEntry, found: Lookup) -> Vec<RecordEntry> {
             Ok(RecordBody::Observations(b)) => {
                 let TxBody::ObservationRecord(env) = &payload.body else { return Vec::new() };
                 observation_entries(tx, &hash, env.data_class, &b.observations)
+            }
+            Ok(RecordBody::Document(b)) => {
+                let TxBody::DocumentAdd(d) = &payload.body else { return Vec::new() };
+                vec![document_entry(tx, &hash, payload.created_at, d, &b.title)]
+            }
+            // Not records of the history (no record entry is made for them):
+            // the profile is served by the emergency page and break-glass.
+            Ok(RecordBody::EmergencyProfile(_) | RecordBody::ConsultRequest(_) | RecordBody::ConsultResponse(_)) => {
+                Vec::new()
             }
             Err(err) => {
                 tracing::error!(tx = %hash, error = %err, "a vault body does not open against its commitment");
@@ -244,6 +253,39 @@ fn observation_entries(
         .collect()
 }
 
+/// A document's FHIR DocumentReference, once its title is opened.
+fn document_entry(tx: &StoredTx, hash: &Hash32, created_at: Timestamp, d: &DocumentAdd, title: &str) -> RecordEntry {
+    let code = d.code.clone();
+    let v = json!({
+        "resourceType": "DocumentReference",
+        "id": d.document_id.as_str(),
+        "status": "current",
+        "type": code.as_ref().map(|c| json!({ "coding": [{ "system": "http://loinc.org", "code": c }] })),
+        "subject": { "reference": format!("Patient/{}", tx.patient.clone().unwrap_or_default()) },
+        "date": created_at.to_rfc3339(),
+        "description": title,
+        "content": [{ "attachment": {
+            "contentType": d.content_type,
+            "size": d.size_bytes,
+            "title": title,
+            "extension": [{ "url": "urn:glucochain:fhir:content-sha256", "valueString": d.content_sha256.to_string() }],
+        }}],
+        "extension": provenance(tx, hash),
+        "meta": { "source": format!("urn:glucochain:tx:{hash}"), "tag": [{ "code": d.data_class }] },
+    });
+    RecordEntry {
+        tx_hash: *hash,
+        height: tx.height,
+        index: tx.index,
+        effective: created_at,
+        codes: code.map(|c| vec![(Some("http://loinc.org".to_string()), c)]).unwrap_or_default(),
+        class: d.data_class,
+        record_type: RecordType::Document,
+        resource: v,
+        sealed: None,
+    }
+}
+
 fn provenance(tx: &StoredTx, hash: &Hash32) -> Value {
     json!([{
         "url": "urn:glucochain:fhir:provenance",
@@ -277,26 +319,12 @@ pub fn entries(tx: &StoredTx) -> Vec<RecordEntry> {
             ..base(r.effective.start, r.codings().concat(), r.data_class, RecordType::Observation, Value::Null)
         }],
         TxBody::DocumentAdd(d) => {
-            let code = d.code.clone();
-            let v = json!({
-                "resourceType": "DocumentReference",
-                "id": d.document_id.as_str(),
-                "status": "current",
-                "type": code.as_ref().map(|c| json!({ "coding": [{ "system": "http://loinc.org", "code": c }] })),
-                "subject": { "reference": format!("Patient/{}", tx.patient.clone().unwrap_or_default()) },
-                "date": parsed.payload.created_at.to_rfc3339(),
-                "description": d.title,
-                "content": [{ "attachment": {
-                    "contentType": d.content_type,
-                    "size": d.size_bytes,
-                    "title": d.title,
-                    "extension": [{ "url": "urn:glucochain:fhir:content-sha256", "valueString": d.content_sha256.to_string() }],
-                }}],
-                "extension": provenance(tx, &hash),
-                "meta": { "source": format!("urn:glucochain:tx:{hash}"), "tag": [{ "code": d.data_class }] },
-            });
-            let codes = code.map(|c| vec![(Some("http://loinc.org".to_string()), c)]).unwrap_or_default();
-            vec![base(parsed.payload.created_at, codes, d.data_class, RecordType::Document, v)]
+            // The title is sealed: the resource is made when the body is opened.
+            let codes = d.code.clone().map(|c| vec![(Some("http://loinc.org".to_string()), c)]).unwrap_or_default();
+            vec![RecordEntry {
+                sealed: Some(Box::new((parsed.payload.clone(), tx.clone()))),
+                ..base(parsed.payload.created_at, codes, d.data_class, RecordType::Document, Value::Null)
+            }]
         }
         _ => Vec::new(),
     }
@@ -402,6 +430,45 @@ mod tests {
             code: String::new(),
         };
         (tx, kept)
+    }
+
+    #[test]
+    fn a_documents_title_is_sealed_and_opens_into_its_document_reference() {
+        use glucochain_types::sealed::{RecordBody, split};
+        let key = glucochain_crypto::KeyPair::from_seed([9; 32]);
+        let patient = glucochain_types::ParticipantId::from_public_key(&key.public());
+        let whole = json!({
+            "document_id": "d1", "data_class": "institution", "kind": "lab_report", "title": "Discharge letter, oncology",
+            "content_type": "application/pdf", "content_sha256": "ab".repeat(32), "size_bytes": 1200, "code": "11502-2",
+        });
+        let (envelope, sealed) = split(glucochain_types::TxType::DocumentAdd, whole).unwrap();
+        let at = Timestamp::from_unix_ms(1_790_000_000_000);
+        let chain = glucochain_types::ChainId::parse("glucochain-test").unwrap();
+        let payload = TxPayload::new(chain, "nonce-0002".into(), at, Some(patient.clone()), envelope);
+        let (_, kept) = RecordBody::accept(&payload, &sealed, &Default::default()).unwrap();
+        let jws = payload.sign(&key, &patient);
+        assert!(!String::from_utf8(payload.to_json()).unwrap().contains("oncology"), "no title on the chain");
+        let tx = StoredTx {
+            hash: glucochain_crypto::sha256(jws.as_bytes()).0.to_vec(),
+            height: 8,
+            index: 1,
+            tx_type: "document.add".into(),
+            signer: patient.to_string(),
+            patient: Some(patient.to_string()),
+            jws,
+            ok: true,
+            code: String::new(),
+        };
+        let listed = entries(&tx);
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].sealed.is_some() && listed[0].resource.is_null());
+        assert_eq!((listed[0].class, listed[0].record_type), (DataClass::Institution, RecordType::Document));
+        assert!(listed[0].may_meet(Some(at), None) && !listed[0].may_meet(None, Some(at)));
+        let doc = opened(listed[0].clone(), Lookup::Body(kept));
+        assert_eq!(doc[0].resource["resourceType"], "DocumentReference");
+        assert_eq!(doc[0].resource["description"], "Discharge letter, oncology");
+        assert_eq!(doc[0].resource["content"][0]["attachment"]["size"], 1200);
+        assert_eq!(doc[0].codes, vec![(Some("http://loinc.org".to_string()), "11502-2".to_string())]);
     }
 
     #[test]

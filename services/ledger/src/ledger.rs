@@ -217,10 +217,13 @@ pub async fn checkpoint_audit(ledger: Arc<Ledger>, bus: Bus, key: Arc<KeyPair>, 
 pub async fn serve_audit_appends(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Result<()> {
     use futures::StreamExt as _;
     use prost::Message as _;
-    let mut sub = bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND, "ledger".into()).await?;
-    while let Some(m) = sub.next().await {
+    let services = bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND, "ledger".into()).await?;
+    let detector =
+        bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND_DETECTOR, "ledger".into()).await?;
+    let mut all = futures::stream::select(services.map(|m| (m, From::Service)), detector.map(|m| (m, From::Detector)));
+    while let Some((m, from)) = all.next().await {
         let Some(reply) = m.reply.clone() else { continue };
-        let answer = match append_requested(&ledger, &m.payload).await {
+        let answer = match append_requested(&ledger, &m.payload, from).await {
             Ok(seq) => glucochain_wire::v1::AuditAppended { seq, error: String::new() },
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), "audit append refused");
@@ -234,8 +237,16 @@ pub async fn serve_audit_appends(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Resul
     anyhow::bail!("audit append subscription ended")
 }
 
-async fn append_requested(ledger: &Ledger, payload: &[u8]) -> anyhow::Result<u64> {
-    append_requested_inner(ledger, payload).await.map_err(|e| match e.downcast::<AuditError>() {
+/// Who asked for an append: the contracts engine (any reader it decided
+/// for) or the detector (only in a registered detector's own name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum From {
+    Service,
+    Detector,
+}
+
+async fn append_requested(ledger: &Ledger, payload: &[u8], from: From) -> anyhow::Result<u64> {
+    append_requested_inner(ledger, payload, from).await.map_err(|e| match e.downcast::<AuditError>() {
         // The contracts engine answers 429 for this one (the prefix is the convention).
         Ok(AuditError::Throttled(wait)) => anyhow::anyhow!("rate-limited: {}", wait.as_secs().max(1)),
         Ok(other) => anyhow::Error::from(other),
@@ -243,11 +254,19 @@ async fn append_requested(ledger: &Ledger, payload: &[u8]) -> anyhow::Result<u64
     })
 }
 
-async fn append_requested_inner(ledger: &Ledger, payload: &[u8]) -> anyhow::Result<u64> {
+async fn append_requested_inner(ledger: &Ledger, payload: &[u8], from: From) -> anyhow::Result<u64> {
     use anyhow::Context as _;
     use prost::Message as _;
     let a = glucochain_wire::v1::AuditAppend::decode(payload).context("undecodable AuditAppend")?;
     let reader = ParticipantId::parse(&a.reader).context("reader")?;
+    if from == From::Detector {
+        let view = ledger.chain.view.read().expect("view lock");
+        let registered = view.state().participant(&reader).filter(|p| p.is_active()).map(|p| p.role);
+        anyhow::ensure!(
+            registered == Some(glucochain_types::Role::Detector) && a.reader_role == "detector",
+            "the detector appends entries in a registered detector's own name only"
+        );
+    }
     let patient = if a.patient.is_empty() { None } else { Some(ParticipantId::parse(&a.patient).context("patient")?) };
     anyhow::ensure!(!a.action.is_empty() && a.action.len() <= 64, "action must be 1..=64 characters");
     anyhow::ensure!(a.resource.len() <= 2048 && a.reason.len() <= 1024, "resource or reason too long");

@@ -190,15 +190,21 @@ impl NatsUser {
             NatsUser::Ingest => {
                 (s(&["emr.tx.>", "emr.vault.>", "emr.sync.blocks"]), s(&["emr.txstatus.rejected"]), false)
             }
-            NatsUser::Ledger => {
-                (s(&["emr.tx.audit.checkpoint", "emr.sync.blocks", "emr.authz.decide"]), s(&["emr.audit.append"]), true)
-            }
+            NatsUser::Ledger => (
+                s(&["emr.tx.audit.checkpoint", "emr.sync.blocks", "emr.authz.decide"]),
+                s(&["emr.audit.append", "emr.audit.append.detector"]),
+                true,
+            ),
             NatsUser::Contracts => (
                 s(&["emr.alert.break_glass", "emr.reminder.>", "emr.sync.blocks", "emr.audit.append"]),
                 s(&["emr.authz.decide"]),
                 true,
             ),
-            NatsUser::Detector => (s(&["emr.alert.>", "emr.tx.alert.raise", "emr.sync.blocks"]), Vec::new(), false),
+            NatsUser::Detector => (
+                s(&["emr.alert.>", "emr.tx.alert.raise", "emr.sync.blocks", "emr.audit.append.detector"]),
+                Vec::new(),
+                false,
+            ),
             NatsUser::Notifier => (s(&["emr.tx.alert.ack", "emr.sync.blocks"]), Vec::new(), false),
             NatsUser::Operator => {
                 return Permissions {
@@ -219,9 +225,13 @@ impl NatsUser {
             NatsUser::Ledger => {
                 &[("TXS", Use::Publish), ("BLOCKS", Use::Durable("ledger")), ("VAULT", Use::ReadBySubject)]
             }
-            NatsUser::Contracts => {
-                &[("BLOCKS", Use::Durable("contracts")), ("ALERTS", Use::Publish), ("REMINDERS", Use::Publish)]
-            }
+            // Emergency profiles' bodies, for break-glass reads.
+            NatsUser::Contracts => &[
+                ("BLOCKS", Use::Durable("contracts")),
+                ("ALERTS", Use::Publish),
+                ("REMINDERS", Use::Publish),
+                ("VAULT", Use::ReadBySubject),
+            ],
             NatsUser::Detector => &[
                 ("TXS", Use::DurableFiltered("detector", "emr.tx.observation.record")),
                 ("BLOCKS", Use::Durable("detector")),
@@ -403,7 +413,7 @@ mod tests {
             let owner = matches!(u, NatsUser::Ingest | NatsUser::Operator);
             assert_eq!(allows(&p.publish, "emr.vault.rec.pabc.private.ff"), owner, "{u:?} writes VAULT");
             assert_eq!(allows(&p.publish, "$JS.API.STREAM.PURGE.VAULT"), owner, "{u:?} purges VAULT");
-            let reader = owner || matches!(u, NatsUser::Ledger | NatsUser::Detector);
+            let reader = owner || matches!(u, NatsUser::Ledger | NatsUser::Detector | NatsUser::Contracts);
             assert_eq!(allows(&p.publish, "$JS.API.STREAM.MSG.GET.VAULT"), reader, "{u:?} reads VAULT");
             let direct = "$JS.API.DIRECT.GET.VAULT.emr.vault.rec.pabc.private.ff";
             assert_eq!(allows(&p.publish, direct), reader, "{u:?} reads VAULT directly");
@@ -424,7 +434,10 @@ mod tests {
         let user = &conf["users"][0];
         assert_eq!(user["nkey"], public);
         // The ledger hears only the contracts engine's audit appends (and its own replies).
-        assert_eq!(user["permissions"]["subscribe"]["allow"], serde_json::json!(["emr.audit.append", "_INBOX.>"]));
+        assert_eq!(
+            user["permissions"]["subscribe"]["allow"],
+            serde_json::json!(["emr.audit.append", "emr.audit.append.detector", "_INBOX.>"])
+        );
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub const AUTHZ_DECIDE: &str = "emr.authz.decide";
 /// A read at the contracts engine, appended to the ledger's audit log
 /// (request/reply: `AuditAppend`, answered with `AuditAppended`).
 pub const AUDIT_APPEND: &str = "emr.audit.append";
+/// The detector's openings of record bodies, appended to the ledger's
+/// audit log (as [`AUDIT_APPEND`]); the ledger takes from it only entries
+/// whose reader is a registered detector, so the detector cannot write in
+/// another reader's name.
+pub const AUDIT_APPEND_DETECTOR: &str = "emr.audit.append.detector";
 /// Block sync between validators and for the ledger (request/reply).
 pub const SYNC_BLOCKS: &str = "emr.sync.blocks";
 /// Notification delivery status from the notifier.

@@ -74,6 +74,27 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
     contracts.client().publish("emr.audit.append", Bytes::from_static(b"contracts again")).await.unwrap();
     let next = tokio::time::timeout(Duration::from_secs(10), appends.next()).await.unwrap().unwrap();
     assert_eq!(next.payload.as_ref(), b"contracts again", "only the contracts engine appends audit entries");
+    // The detector appends its openings of bodies on a subject of its own
+    // (the ledger takes only a detector's own entries from it); nobody else may.
+    let mut from_detector =
+        ledger.client().queue_subscribe("emr.audit.append.detector", "ledger".into()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        detector.client().publish("emr.audit.append.detector", Bytes::from_static(b"detector")).await.unwrap();
+        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), from_detector.next()).await {
+            assert_eq!(m.payload.as_ref(), b"detector");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the ledger never heard the detector");
+    }
+    while tokio::time::timeout(Duration::from_millis(300), from_detector.next()).await.is_ok() {}
+    for bus in [&ingest, &contracts] {
+        let _ = bus.client().publish("emr.audit.append.detector", Bytes::from_static(b"forged")).await;
+        bus.client().flush().await.unwrap();
+    }
+    detector.client().publish("emr.audit.append.detector", Bytes::from_static(b"detector again")).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), from_detector.next()).await.unwrap().unwrap();
+    assert_eq!(next.payload.as_ref(), b"detector again", "only the detector appends on its subject");
 
     // Access decisions: the contracts engine answers; the ledger, which
     // would like to answer its own requests, is not allowed to hear them.
@@ -188,12 +209,15 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
         assert!(r.is_err(), "a service deleted the ledger's consumer");
     }
     assert!(operator.jetstream().get_stream("BLOCKS").await.unwrap().consumer_info("ledger").await.is_ok());
-    // The record vault (ADR 0016): ingest writes it; the ledger and the
-    // detector fetch a row by subject, directly; nobody else reads or writes it.
+    // The record vault (ADR 0016): ingest writes it; the ledger, the
+    // detector and the contracts engine (emergency profiles) fetch a row by
+    // subject, directly; nobody else reads it, and nobody else writes it.
     ingest.ensure_stream(&StreamSpec::vault()).await.unwrap();
     let row = "emr.vault.rec.pabc.private.ff";
     ingest.publish(row, "perm-test-row", Bytes::from_static(b"{}")).await.unwrap();
-    for (bus, reads) in [(&ledger, true), (&detector, true), (&contracts, false), (&notifier, false)] {
+    for (bus, reads) in
+        [(&ledger, true), (&detector, true), (&contracts, true), (&notifier, false), (&validator, false)]
+    {
         let vault = quick(bus).get_stream_no_info("VAULT").await.unwrap();
         let got = vault.direct_get_last_for_subject(row).await;
         assert_eq!(got.is_ok(), reads, "direct get of a VAULT row: {got:?}");

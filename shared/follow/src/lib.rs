@@ -6,6 +6,7 @@
 //! order. A gap is filled by asking the validators (`emr.sync.blocks`),
 //! never skipped.
 
+pub mod audit;
 pub mod service_event;
 
 use glucochain_bus::{Bus, subjects};

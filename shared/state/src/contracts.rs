@@ -140,8 +140,12 @@ impl Careplan {
 pub struct EmergencyProfile {
     /// The patient.
     pub patient: ParticipantId,
-    /// The profile (blood group, allergies, medication, contacts) and card key.
+    /// What the chain holds of it: the card's key and the commitment to the
+    /// profile (blood group, allergies, medication, contacts), whose body is
+    /// in the record vault under `tx`.
     pub profile: EmergencyProfileSet,
+    /// The transaction that set it (where the vault keeps its body).
+    pub tx: Hash32,
     /// Block that set it.
     pub set_at: u64,
 }
@@ -432,8 +436,12 @@ impl BlockExecution<'_> {
                 {
                     return Err(conflict("this emergency card is already in use"));
                 }
-                let p =
-                    EmergencyProfile { patient: patient.clone(), profile: e.clone(), set_at: self.state.height + 1 };
+                let p = EmergencyProfile {
+                    patient: patient.clone(),
+                    profile: e.clone(),
+                    tx: tx.hash,
+                    set_at: self.state.height + 1,
+                };
                 self.effects.contracts.emergency.insert(patient, p);
             }
             TxBody::AccessEmergency(a) => self.access_emergency(tx, &patient, a)?,

@@ -12,7 +12,7 @@ use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     Access, AccessEmergency, AlertAck, AlertKind, AlertRaise, AuditCheckpoint, BloodGroup, CareContact, CareplanAccept,
     CareplanPropose, ChannelKind, ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel,
-    ContactChannelsSet, DiabetesType, EmergencyProfileSet, EmergencyReason, EraseScope, GlucoseThresholds,
+    ContactChannelsSet, DiabetesType, EmergencyProfileBody, EmergencyReason, EraseScope, GlucoseThresholds,
     MedicationTaken, Purpose, RecordErase, RecordType, Severity, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
@@ -318,14 +318,16 @@ fn a_care_plan_takes_effect_only_with_both_signatures() {
 }
 
 fn profile_with(card: &EmergencyCard) -> TxBody {
-    TxBody::EmergencyProfileSet(EmergencyProfileSet {
+    // The chain holds the card's key and a commitment; the profile is sealed beside it.
+    EmergencyProfileBody {
         blood_group: BloodGroup::APos,
         allergies: vec!["penicillin".into()],
         diabetes_type: DiabetesType::Type1,
         medications: vec!["insulin glargine".into()],
         emergency_contacts: vec![],
-        card_key: card.public_key(),
-    })
+    }
+    .seal(card.public_key())
+    .0
 }
 
 impl World {
@@ -359,6 +361,7 @@ fn break_glass_needs_the_current_card() {
     let p = w.pid();
     let card = EmergencyCard::generate(p.clone());
     let set = w.patient_signs(profile_with(&card));
+    let set_hash_input = set.clone();
     w.chain.commit(vec![set]);
     let cid = w.clinician.id.clone();
     let at = Timestamp::from_unix_ms(w.chain.now());
@@ -370,7 +373,8 @@ fn break_glass_needs_the_current_card() {
     w.chain.commit(vec![access]);
     let at = Timestamp::from_unix_ms(w.chain.now());
     let prof = emergency_profile_for(&w.chain.state, &cid, &p, at).expect("profile after access");
-    assert_eq!(prof.profile.blood_group, BloodGroup::APos);
+    assert_eq!(prof.profile.card_key, card.public_key());
+    assert_eq!(prof.tx, glucochain_crypto::sha256(&set_hash_input), "the vault keeps its body under the setting tx");
     assert!(
         emergency_profile_for(&w.chain.state, &w.other_clinician.id, &p, at).is_none(),
         "only the accessing clinician"
@@ -476,7 +480,8 @@ fn a_consult_shares_records_until_answered_by_the_clinician_asked() {
         consult_id: id("k1"),
         clinician: cid.clone(),
         shared: scope.clone(),
-        reason: "lows at night".into(),
+        // The rules see the envelope; the texts are sealed off the chain.
+        body_commitment: glucochain_crypto::sha256(b"lows at night"),
     }));
     w.chain.commit(vec![req]);
     assert!(w.read(&cid).covers(DataClass::Private, RecordType::Observation, &[]), "shared with the clinician asked");
@@ -486,7 +491,7 @@ fn a_consult_shares_records_until_answered_by_the_clinician_asked() {
         consult_id: id("k1"),
         clinician: cid.clone(),
         shared: scope,
-        reason: "again".into(),
+        body_commitment: glucochain_crypto::sha256(b"again"),
     }));
     assert_eq!(w.chain.reject(vec![dup]).1, "conflict");
     let t = w.chain.now();
@@ -496,9 +501,8 @@ fn a_consult_shares_records_until_answered_by_the_clinician_asked() {
             Some(&p),
             TxBody::ConsultRespond(ConsultRespond {
                 consult_id: id("k1"),
-                note: "lower basal".into(),
-                prescription: None,
                 careplan_change: None,
+                body_commitment: glucochain_crypto::sha256(b"lower basal"),
             }),
         )
     };

@@ -14,7 +14,11 @@
 use crate::fhir::Observation;
 use crate::ids::DataClass;
 use crate::time::Timestamp;
-use crate::tx::{Code, ObservationRecord, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds};
+use crate::tx::{
+    Code, ConsultRequestBody, ConsultRespondBody, DocumentBody, EmergencyProfileBody, EmergencyProfileSet,
+    ObservationRecord, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds,
+};
+use glucochain_crypto::PublicKey;
 use glucochain_crypto::hash::{Hash32, sha256_parts};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -136,11 +140,8 @@ impl ObservationBody {
     /// it, under a fresh salt.
     pub fn seal(observations: Vec<Observation>, data_class: DataClass) -> (TxBody, SealedBody) {
         let body = ObservationBody { observations };
-        let canonical = serde_json::to_vec(&body).expect("observations serialize");
-        let salt = Salt::random();
-        let envelope = body.envelope(data_class, commit(&salt, &canonical));
-        let value = serde_json::from_slice(&canonical).expect("just serialized");
-        (TxBody::ObservationRecord(envelope), SealedBody { salt: salt.to_b64(), body: value })
+        let (commitment, sealed) = seal_canonical(serde_json::to_vec(&body).expect("observations serialize"));
+        (TxBody::ObservationRecord(body.envelope(data_class, commitment)), sealed)
     }
 
     /// What the chain holds of this body under `commitment`.
@@ -163,6 +164,38 @@ impl ObservationBody {
     }
 }
 
+/// An emergency profile's envelope (the card's key, the commitment) and
+/// its body beside it, under a fresh salt.
+impl EmergencyProfileBody {
+    /// The envelope that goes on the chain and the body that goes beside it.
+    pub fn seal(&self, card_key: PublicKey) -> (TxBody, SealedBody) {
+        let (commitment, sealed) = seal_canonical(serde_json::to_vec(self).expect("a profile serializes"));
+        (TxBody::EmergencyProfileSet(EmergencyProfileSet { card_key, body_commitment: commitment }), sealed)
+    }
+}
+
+/// A body's commitment and what is sent beside the envelope, under a fresh salt.
+fn seal_canonical(canonical: Vec<u8>) -> (Hash32, SealedBody) {
+    let salt = Salt::random();
+    let commitment = commit(&salt, &canonical);
+    let value = serde_json::from_slice(&canonical).expect("just serialized");
+    (commitment, SealedBody { salt: salt.to_b64(), body: value })
+}
+
+impl SealedBody {
+    /// What a client sends again of a body the vault kept (the salt and the
+    /// canonical bytes): a transaction that carries the same body under the
+    /// same commitment (a new emergency card for the same profile).
+    pub fn from_kept(kept: &[u8]) -> Result<Self, SealError> {
+        if kept.len() < 32 {
+            return Err(SealError::Salt);
+        }
+        let (salt, canonical) = kept.split_at(32);
+        let body = serde_json::from_slice(canonical).map_err(|e| SealError::Body(TxError::Json(e.to_string())))?;
+        Ok(SealedBody { salt: Salt(salt.try_into().expect("32 bytes")).to_b64(), body })
+    }
+}
+
 /// A record as its author writes it, in one piece (`{"data_class": ...,
 /// "observations": [...]}` for `observation.record`).
 #[derive(Deserialize)]
@@ -172,18 +205,49 @@ struct WholeObservations {
     observations: Vec<Observation>,
 }
 
+/// The fields of a type written whole that go into its sealed body (the
+/// rest is its envelope), for the types whose envelope is their other
+/// fields plus `body_commitment`.
+fn body_fields(t: TxType) -> &'static [&'static str] {
+    match t {
+        TxType::EmergencyProfileSet => {
+            &["blood_group", "allergies", "diabetes_type", "medications", "emergency_contacts"]
+        }
+        TxType::DocumentAdd => &["title"],
+        TxType::ConsultRequest => &["reason"],
+        TxType::ConsultRespond => &["note", "prescription"],
+        _ => &[],
+    }
+}
+
 /// Splits a record written in one piece into the envelope that is signed
 /// and the sealed body sent beside it, under a fresh salt. For the CLI and
-/// other clients that take a record whole.
+/// other clients that take a record whole: an observation record as
+/// `{"data_class", "observations"}`, the other sealed types as their
+/// envelope's fields (without `body_commitment`) beside their body's.
 pub fn split(tx_type: TxType, whole: serde_json::Value) -> Result<(TxBody, SealedBody), SealError> {
-    match tx_type {
-        TxType::ObservationRecord => {
-            let w: WholeObservations =
-                serde_json::from_value(whole).map_err(|e| SealError::Body(TxError::Json(e.to_string())))?;
-            Ok(ObservationBody::seal(w.observations, w.data_class))
-        }
-        other => Err(SealError::Unexpected(other.as_str())),
+    let bad = |e: serde_json::Error| SealError::Body(TxError::Json(e.to_string()));
+    if tx_type == TxType::ObservationRecord {
+        let w: WholeObservations = serde_json::from_value(whole).map_err(bad)?;
+        return Ok(ObservationBody::seal(w.observations, w.data_class));
     }
+    if !tx_type.sealed() {
+        return Err(SealError::Unexpected(tx_type.as_str()));
+    }
+    let serde_json::Value::Object(mut rest) = whole else {
+        return Err(SealError::Body(TxError::Json(format!("{} written whole is a JSON object", tx_type.as_str()))));
+    };
+    let mut body = serde_json::Map::new();
+    for f in body_fields(tx_type) {
+        if let Some(v) = rest.remove(*f) {
+            body.insert(f.to_string(), v);
+        }
+    }
+    let body = RecordBody::parse(tx_type, &serde_json::Value::Object(body))?;
+    let (commitment, sealed) = seal_canonical(body.canonical());
+    rest.insert("body_commitment".into(), serde_json::to_value(commitment).expect("a hash serializes"));
+    let envelope = TxBody::from_value(tx_type, serde_json::Value::Object(rest)).map_err(SealError::Body)?;
+    Ok((envelope, sealed))
 }
 
 impl Submission {
@@ -198,11 +262,57 @@ impl Submission {
     }
 }
 
-/// A record body, by transaction type.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RecordBody {
-    /// Of an `observation.record`.
-    Observations(ObservationBody),
+/// The record bodies, one variant per sealed transaction type: parsing by
+/// type and canonical bytes are generated from this one list.
+macro_rules! record_bodies {
+    ($($variant:ident($body:ty) => $tx:ident;)*) => {
+        /// A record body, by transaction type.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum RecordBody {
+            $(
+                #[doc = concat!("Of a `", stringify!($tx), "` transaction.")]
+                $variant($body),
+            )*
+        }
+
+        /// Whether `t` carries a sealed body (the types of this list).
+        pub(crate) fn has_sealed_body(t: TxType) -> bool {
+            matches!(t, $(TxType::$tx)|*)
+        }
+
+        impl RecordBody {
+            fn parse(t: TxType, v: &serde_json::Value) -> Result<Self, SealError> {
+                let bad = |e: serde_json::Error| SealError::Body(TxError::Json(e.to_string()));
+                match t {
+                    $(TxType::$tx => <$body>::deserialize(v).map(RecordBody::$variant).map_err(bad),)*
+                    other => Err(SealError::Unexpected(other.as_str())),
+                }
+            }
+
+            fn parse_bytes(t: TxType, canonical: &[u8]) -> Result<Self, SealError> {
+                let bad = |e: serde_json::Error| SealError::Body(TxError::Json(e.to_string()));
+                match t {
+                    $(TxType::$tx => serde_json::from_slice::<$body>(canonical).map(RecordBody::$variant).map_err(bad),)*
+                    other => Err(SealError::Unexpected(other.as_str())),
+                }
+            }
+
+            /// The canonical bytes the commitment is over.
+            pub fn canonical(&self) -> Vec<u8> {
+                match self {
+                    $(RecordBody::$variant(b) => serde_json::to_vec(b).expect("a body serializes"),)*
+                }
+            }
+        }
+    };
+}
+
+record_bodies! {
+    Observations(ObservationBody) => ObservationRecord;
+    Document(DocumentBody) => DocumentAdd;
+    EmergencyProfile(EmergencyProfileBody) => EmergencyProfileSet;
+    ConsultRequest(ConsultRequestBody) => ConsultRequest;
+    ConsultResponse(ConsultRespondBody) => ConsultRespond;
 }
 
 impl RecordBody {
@@ -217,7 +327,7 @@ impl RecordBody {
         }
         let salt = Salt::from_b64(&sealed.salt)?;
         check_bounds(&mut "body".to_string(), &sealed.body, limits).map_err(SealError::Body)?;
-        let body = Self::parse(payload.tx_type, <ObservationBody as serde::Deserialize>::deserialize(&sealed.body))?;
+        let body = Self::parse(payload.tx_type, &sealed.body)?;
         let canonical = body.canonical();
         body.agrees_with(payload, limits)?;
         if payload.body.body_commitment() != Some(&commit(&salt, &canonical)) {
@@ -231,31 +341,23 @@ impl RecordBody {
     /// The body of `payload` from what the vault kept, checked against the
     /// commitment on the chain.
     pub fn open(payload: &TxPayload, kept: &[u8]) -> Result<Self, SealError> {
+        let commitment = payload.body.body_commitment().ok_or(SealError::Unexpected(payload.tx_type.as_str()))?;
+        Self::open_as(payload.tx_type, commitment, kept)
+    }
+
+    /// The body of a `tx_type` transaction whose envelope committed to
+    /// `commitment`, from what the vault kept (for a service that keeps the
+    /// envelope, not the whole transaction).
+    pub fn open_as(tx_type: TxType, commitment: &Hash32, kept: &[u8]) -> Result<Self, SealError> {
         if kept.len() < 32 {
             return Err(SealError::Salt);
         }
         let (salt, canonical) = kept.split_at(32);
         let salt = Salt(salt.try_into().expect("32 bytes"));
-        if payload.body.body_commitment() != Some(&commit(&salt, canonical)) {
+        if *commitment != commit(&salt, canonical) {
             return Err(SealError::Commitment);
         }
-        Self::parse(payload.tx_type, serde_json::from_slice(canonical))
-    }
-
-    fn parse(t: TxType, v: Result<ObservationBody, serde_json::Error>) -> Result<Self, SealError> {
-        match t {
-            TxType::ObservationRecord => {
-                v.map(RecordBody::Observations).map_err(|e| SealError::Body(TxError::Json(e.to_string())))
-            }
-            other => Err(SealError::Unexpected(other.as_str())),
-        }
-    }
-
-    /// The canonical bytes the commitment is over.
-    pub fn canonical(&self) -> Vec<u8> {
-        match self {
-            RecordBody::Observations(b) => serde_json::to_vec(b).expect("observations serialize"),
-        }
+        Self::parse_bytes(tx_type, canonical)
     }
 
     fn agrees_with(&self, payload: &TxPayload, limits: &TxLimits) -> Result<(), SealError> {
@@ -287,6 +389,12 @@ impl RecordBody {
                 }
                 Ok(())
             }
+            (RecordBody::EmergencyProfile(b), TxBody::EmergencyProfileSet(_)) => {
+                b.validate(limits).map_err(SealError::Body)
+            }
+            (RecordBody::Document(b), TxBody::DocumentAdd(_)) => b.validate(limits).map_err(SealError::Body),
+            (RecordBody::ConsultRequest(b), TxBody::ConsultRequest(_)) => b.validate(limits).map_err(SealError::Body),
+            (RecordBody::ConsultResponse(b), TxBody::ConsultRespond(_)) => b.validate(limits).map_err(SealError::Body),
             _ => Err(SealError::Unexpected(payload.tx_type.as_str())),
         }
     }
@@ -396,6 +504,115 @@ mod tests {
             let sent: SealedBody = serde_json::from_slice(&serde_json::to_vec(&sealed).unwrap()).unwrap();
             RecordBody::accept(&p, &sent, &TxLimits::default()).unwrap_or_else(|e| panic!("{chunk:?}: {e}"));
         }
+    }
+
+    fn profile() -> EmergencyProfileBody {
+        EmergencyProfileBody {
+            blood_group: crate::tx::BloodGroup::ONeg,
+            allergies: vec!["penicillin-canary-7".into()],
+            diabetes_type: crate::tx::DiabetesType::Type1,
+            medications: vec!["insulin glargine".into()],
+            emergency_contacts: vec![crate::tx::EmergencyContact {
+                name: "Mum".into(),
+                phone: "+441234567890".into(),
+                relation: Some("mother".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn an_emergency_profile_goes_on_the_chain_as_its_card_key_and_a_commitment() {
+        let card = KeyPair::from_seed([9; 32]).public();
+        let (env, sealed) = profile().seal(card);
+        let p = payload(env);
+        let json = String::from_utf8(p.to_json()).unwrap();
+        for clear in ["penicillin", "glargine", "+44123", "Mum", "blood_group"] {
+            assert!(!json.contains(clear), "{clear} on the chain: {json}");
+        }
+        assert_eq!(p.body.sealed_class(), Some(DataClass::Private));
+        let (body, kept) = RecordBody::accept(&p, &sealed, &TxLimits::default()).unwrap();
+        assert_eq!(body, RecordBody::EmergencyProfile(profile()));
+        assert_eq!(RecordBody::open(&p, &kept).unwrap(), body);
+        // The same body sent again from what the vault kept, for a new card:
+        // the same commitment, accepted under the new envelope.
+        let again = SealedBody::from_kept(&kept).unwrap();
+        let new_card = KeyPair::from_seed([10; 32]).public();
+        let p2 = payload(TxBody::EmergencyProfileSet(EmergencyProfileSet {
+            card_key: new_card,
+            body_commitment: *p.body.body_commitment().unwrap(),
+        }));
+        assert_eq!(RecordBody::accept(&p2, &again, &TxLimits::default()).unwrap().1, kept);
+        // Written whole (the CLI), split the same way.
+        let mut whole = serde_json::to_value(profile()).unwrap();
+        whole["card_key"] = serde_json::to_value(card).unwrap();
+        let (env, sealed) = split(TxType::EmergencyProfileSet, whole).unwrap();
+        assert!(RecordBody::accept(&payload(env), &sealed, &TxLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn a_profile_body_is_checked_as_the_profile_was() {
+        let (env, sealed) = profile().seal(KeyPair::from_seed([9; 32]).public());
+        let p = payload(env);
+        let l = TxLimits::default();
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut s = sealed.clone();
+            f(&mut s.body);
+            RecordBody::accept(&p, &s, &l).unwrap_err()
+        };
+        let e = with(&|b| b["allergies"] = serde_json::json!(vec!["nuts"; l.max_list_len + 1]));
+        assert!(e.to_string().contains("allergies"), "{e}");
+        let e = with(&|b| b["allergies"][0] = "two\nlines".into());
+        assert!(e.to_string().contains("allergies[0]"), "{e}");
+        let e = with(&|b| b["emergency_contacts"][0]["phone"] = "call me".into());
+        assert!(e.to_string().contains("phone"), "{e}");
+        let e = with(&|b| b["allergies"][0] = "peanuts".into());
+        assert!(matches!(e, SealError::Commitment), "{e}");
+        let e = with(&|b| b["card_key"] = "x".into());
+        assert!(e.to_string().contains("unknown field `card_key`"), "{e}");
+        // A profile body under an observation's envelope does not parse.
+        let (obs, _) = ObservationBody::seal(readings(&[100.0]), DataClass::Private);
+        assert_eq!(RecordBody::accept(&payload(obs), &sealed, &l).unwrap_err().code(), "invalid-sealed-body");
+    }
+
+    #[test]
+    fn a_consults_texts_are_sealed_and_its_rule_fields_stay_on_the_chain() {
+        let other = ParticipantId::from_public_key(&KeyPair::from_seed([4; 32]).public());
+        let whole = serde_json::json!({
+            "consult_id": "k1", "clinician": other,
+            "shared": { "data_classes": ["private"], "access": ["read"] },
+            "reason": "lows after swimming, canary-5521",
+        });
+        let (env, sealed) = split(TxType::ConsultRequest, whole).unwrap();
+        let p = payload(env);
+        let json = String::from_utf8(p.to_json()).unwrap();
+        assert!(!json.contains("canary-5521") && json.contains(other.as_str()), "{json}");
+        let TxBody::ConsultRequest(r) = &p.body else { unreachable!() };
+        assert_eq!(r.shared.access, [crate::tx::Access::Read], "the scope the rules check stays");
+        let (body, kept) = RecordBody::accept(&p, &sealed, &TxLimits::default()).unwrap();
+        assert!(matches!(&body, RecordBody::ConsultRequest(b) if b.reason.ends_with("canary-5521")));
+        assert_eq!(RecordBody::open(&p, &kept).unwrap(), body);
+        assert_eq!(p.body.sealed_class(), Some(DataClass::Private));
+        // An empty reason is refused in the body, by name.
+        let mut empty = sealed.clone();
+        empty.body["reason"] = "".into();
+        let e = RecordBody::accept(&p, &empty, &TxLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("body.reason"), "{e}");
+
+        let whole = serde_json::json!({
+            "consult_id": "k1", "careplan_change": "plan-1", "note": "lower basal, canary-5522",
+            "prescription": { "medication": "glargine", "dose": "10 U", "instructions": "at night" },
+        });
+        let (env, sealed) = split(TxType::ConsultRespond, whole).unwrap();
+        let p = payload(env);
+        let json = String::from_utf8(p.to_json()).unwrap();
+        assert!(!json.contains("canary-5522") && !json.contains("glargine") && json.contains("plan-1"), "{json}");
+        let (body, _) = RecordBody::accept(&p, &sealed, &TxLimits::default()).unwrap();
+        assert!(matches!(body, RecordBody::ConsultResponse(b) if b.prescription.is_some()));
+        // Written whole with a field of neither part: refused, named.
+        let e = split(TxType::ConsultRespond, serde_json::json!({ "consult_id": "k1", "note": "x", "mood": "ok" }))
+            .unwrap_err();
+        assert!(e.to_string().contains("mood"), "{e}");
+        assert_eq!(split(TxType::ConsentRevoke, serde_json::json!({})).unwrap_err().code(), "sealed-body-unexpected");
     }
 
     #[test]

@@ -328,6 +328,21 @@ pub struct Wanted {
     pub class: String,
 }
 
+impl Wanted {
+    /// The record of transaction `tx_hash`, for `patient`, under `class`.
+    pub fn of(
+        tx_hash: &glucochain_crypto::Hash32,
+        patient: &glucochain_types::ParticipantId,
+        class: glucochain_types::DataClass,
+    ) -> Self {
+        Wanted {
+            tx_hash: tx_hash.to_string(),
+            patient: patient.as_str().to_string(),
+            class: class.as_str().to_string(),
+        }
+    }
+}
+
 /// How many bodies a reader fetches at once.
 const READ_CONCURRENCY: usize = 64;
 
@@ -456,6 +471,48 @@ impl VaultReader {
     pub async fn get(&self, w: &Wanted) -> Result<Lookup, VaultError> {
         Ok(self.get_many(std::slice::from_ref(w)).await?.pop().unwrap_or(Lookup::Missing))
     }
+
+    /// The body of one `tx_type` record whose envelope committed to
+    /// `commitment`, opened and checked against it (a body that does not
+    /// match is [`VaultError::Commitment`], never returned).
+    pub async fn open_committed(
+        &self,
+        w: &Wanted,
+        tx_type: glucochain_types::TxType,
+        commitment: &glucochain_crypto::Hash32,
+    ) -> Result<Opened, VaultError> {
+        use glucochain_types::sealed::RecordBody;
+        Ok(match self.get(w).await? {
+            Lookup::Body(kept) => {
+                let body = RecordBody::open_as(tx_type, commitment, &kept).map_err(|_| VaultError::Commitment)?;
+                Opened::Body { body, kept }
+            }
+            Lookup::Erased { by_tx, at_ms } => Opened::Erased { by_tx, at_ms },
+            Lookup::Missing => Opened::Missing,
+        })
+    }
+}
+
+/// A committed record's body as [`VaultReader::open_committed`] found it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Opened {
+    /// Its body, checked against the commitment, and what the vault kept
+    /// (salt and canonical bytes, to send the same body again).
+    Body {
+        /// The body.
+        body: glucochain_types::sealed::RecordBody,
+        /// The salt followed by the canonical bytes.
+        kept: Vec<u8>,
+    },
+    /// Erased at `at_ms` by the committed `by_tx`.
+    Erased {
+        /// The erasure transaction.
+        by_tx: String,
+        /// When.
+        at_ms: i64,
+    },
+    /// Not in the vault (not replicated yet, or never stored).
+    Missing,
 }
 
 #[cfg(test)]

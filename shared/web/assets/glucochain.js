@@ -229,17 +229,20 @@ function expectedBody(intent, form, body, card) {
       return { want, words: [['Accept care plan', want.plan_id + ' version ' + want.version], ['Proposal', want.proposal_tx]] };
     }
     case 'emergency.card': {
+      // The profile itself is sealed off the chain (issue 21): the card
+      // carries the current profile again, under the commitment this page
+      // showed it with; the ledger sends the sealed body beside it.
       if (!card || body.card_key !== card.publicKey) refuse('the card key is not the card made here');
-      const keys = ['blood_group', 'allergies', 'diabetes_type', 'medications', 'emergency_contacts', 'card_key'];
-      if (!same(Object.keys(body).sort(), keys.sort())) refuse('fields of the emergency profile');
+      const keys = ['body_commitment', 'card_key'];
+      if (!same(Object.keys(body).sort(), keys)) refuse('fields of the emergency profile');
+      if (!form.dataset.commitment || body.body_commitment !== form.dataset.commitment) {
+        refuse('the profile is not the one shown on this page');
+      }
       return {
         want: body,
         words: [
           ['New emergency card', 'the old card stops working'],
-          ['Blood group', body.blood_group],
-          ['Allergies', (body.allergies || []).join(', ') || 'none'],
-          ['Medication', (body.medications || []).join(', ') || 'none'],
-          ['Emergency contacts', (body.emergency_contacts || []).map((c) => c.name + ' ' + c.phone).join(', ') || 'none'],
+          ['Emergency profile', 'unchanged: the one shown on this page'],
         ],
       };
     }

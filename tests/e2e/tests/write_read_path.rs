@@ -790,16 +790,28 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
     }
     let ingest_files = glucochain_testkit::canary::files_holding(&sys._dir.path().join("ingest"), CANARY);
     assert!(ingest_files.is_empty(), "ingest's store holds the value in clear: {ingest_files:?}");
-    let mut txs = bus.jetstream().get_stream("TXS").await.unwrap();
-    let last = txs.info().await.unwrap().state.last_sequence;
-    let needles = glucochain_testkit::canary::forms(CANARY);
-    for seq in 1..=last {
-        let Ok(m) = txs.get_raw_message(seq).await else { continue };
-        assert!(
-            !needles.iter().any(|n| m.payload.windows(n.len()).any(|w| w == n.as_slice())),
-            "TXS message {seq} holds the value"
-        );
+    assert_eq!(txs_holding(&bus, CANARY).await, Vec::<u64>::new(), "TXS messages holding the value");
+
+    // A document's title is sealed the same way and comes back in its
+    // DocumentReference.
+    const TITLE: &str = "Discharge letter zr83";
+    let whole = serde_json::json!({
+        "document_id": "d-1", "data_class": "private", "kind": "lab_report", "title": TITLE,
+        "content_type": "application/pdf", "content_sha256": "ab".repeat(32), "size_bytes": 1200, "code": "11502-2",
+    });
+    let split = glucochain_types::sealed::split(glucochain_types::TxType::DocumentAdd, whole).unwrap();
+    let doc = patient.sign(Some(&patient.id.clone()), common::kept(split));
+    let doc_hash = sys.submit(&doc).await;
+    let at = sys.wait_committed(&doc_hash).await["height"].as_u64().unwrap();
+    sys.wait_ledger(at, &fresh).await;
+    let (code, bundle) = sys.read(&format!("/v1/patients/{}/records?code=11502-2", patient.id), &fresh).await;
+    assert_eq!(code, 200, "{bundle}");
+    assert_eq!(bundle["entry"][0]["resource"]["description"], TITLE, "{bundle}");
+    for i in 0..4 {
+        let found = glucochain_testkit::canary::files_holding(&sys._dir.path().join(format!("v{i}")), TITLE);
+        assert!(found.is_empty(), "validator {i}'s files hold the title: {found:?}");
     }
+    assert_eq!(txs_holding(&bus, TITLE).await, Vec::<u64>::new(), "TXS messages holding the title");
 
     // The patient erases that record (GDPR Art. 17): its body goes from the
     // vault within seconds, reads say it was erased, the rest stays, and the
@@ -1066,12 +1078,28 @@ async fn a_clinician_reads_exactly_what_the_patient_consented_and_refusals_are_a
     assert_eq!(code, 403);
 }
 
+/// The sequence numbers of `TXS` messages holding `canary` in clear or
+/// base64/base64url.
+async fn txs_holding(bus: &glucochain_bus::Bus, canary: &str) -> Vec<u64> {
+    let mut txs = bus.jetstream().get_stream("TXS").await.unwrap();
+    let last = txs.info().await.unwrap().state.last_sequence;
+    let needles = glucochain_testkit::canary::forms(canary);
+    let mut found = Vec::new();
+    for seq in 1..=last {
+        let Ok(m) = txs.get_raw_message(seq).await else { continue };
+        if needles.iter().any(|n| m.payload.windows(n.len()).any(|w| w == n.as_slice())) {
+            found.push(seq);
+        }
+    }
+    found
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     use glucochain_types::emergency::EmergencyCard;
     use glucochain_types::tx::{
         BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ContactChannel, DiabetesType,
-        EmergencyProfileSet, GlucoseThresholds, MedicationSchedule, Term,
+        EmergencyProfileBody, GlucoseThresholds, MedicationSchedule, Term,
     };
     let mut admin = Actor::new();
     let keydir = tempfile::tempdir().unwrap();
@@ -1098,15 +1126,19 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     let pid = patient.id.clone();
 
     // Break-glass: the profile is out of reach until the clinician commits an access with the card.
+    // The chain holds the card's key and a commitment; the profile is sealed beside it (issue 21).
+    const ALLERGY: &str = "penicillin-zq7x";
     let profile = |card: &EmergencyCard| {
-        TxBody::EmergencyProfileSet(EmergencyProfileSet {
-            blood_group: BloodGroup::APos,
-            allergies: vec!["penicillin".into()],
-            diabetes_type: DiabetesType::Type1,
-            medications: vec!["insulin aspart".into()],
-            emergency_contacts: vec![],
-            card_key: card.public_key(),
-        })
+        common::kept(
+            EmergencyProfileBody {
+                blood_group: BloodGroup::APos,
+                allergies: vec![ALLERGY.into()],
+                diabetes_type: DiabetesType::Type1,
+                medications: vec!["insulin aspart".into()],
+                emergency_contacts: vec![],
+            }
+            .seal(card.public_key()),
+        )
     };
     let wristband = EmergencyCard::generate(pid.clone());
     let set = sys.submit(&patient.sign(Some(&pid), profile(&wristband))).await;
@@ -1135,8 +1167,15 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
         tokio::time::sleep(Duration::from_millis(150)).await;
     };
     assert_eq!(body["blood_group"], "A+");
-    assert_eq!(body["allergies"][0], "penicillin");
+    assert_eq!(body["allergies"][0], ALLERGY);
     assert!(body.get("records").is_none(), "the profile and only the profile");
+    // Opened from the vault for this access only: no validator's files and
+    // no TXS message hold the allergy.
+    for i in 0..4 {
+        let found = glucochain_testkit::canary::files_holding(&sys._dir.path().join(format!("v{i}")), ALLERGY);
+        assert!(found.is_empty(), "validator {i}'s files hold the profile: {found:?}");
+    }
+    assert_eq!(txs_holding(&bus, ALLERGY).await, Vec::<u64>::new(), "TXS messages holding the profile");
     let notice =
         tokio::time::timeout(Duration::from_secs(10), futures_next(&mut notices)).await.expect("break-glass notice");
     let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(notice.as_slice()).unwrap();
@@ -1352,6 +1391,33 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     ]);
     assert!(ok, "{out}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["careplans"][0]["active_version"], 1);
+    // A consult through the command line: its texts are sealed beside the
+    // envelopes, committed, and on no validator's disk nor in TXS.
+    const NOTE: &str = "lower basal after swimming qx41";
+    let consult = |args: &[&str]| {
+        let (ok, text) = emrctl(args);
+        assert!(ok, "{text}");
+        let f = work.path().join("consult.json");
+        std::fs::write(&f, text.trim()).unwrap();
+        let (ok, out) = emrctl(&["submit", "--ingest", &sys.ingest, "--wait", "60", f.to_str().unwrap()]);
+        assert!(ok && out.contains("committed"), "{out}");
+    };
+    let req = [&["consult", "request", "--key", pkey.to_str().unwrap()][..], &base[..]].concat();
+    consult(
+        &[
+            &req[..],
+            &["--id", "k1", "--clinician", clinician.id.as_str(), "--classes", "private", "--reason", "lows"][..],
+        ]
+        .concat(),
+    );
+    let resp = [&["consult", "respond", "--key", ckey.to_str().unwrap()][..], &base[..]].concat();
+    consult(&[&resp[..], &["--id", "k1", "--note", NOTE, "--prescription", "glargine;10 U;at night"][..]].concat());
+    for i in 0..4 {
+        let found = glucochain_testkit::canary::files_holding(&sys._dir.path().join(format!("v{i}")), NOTE);
+        assert!(found.is_empty(), "validator {i}'s files hold the consult note: {found:?}");
+    }
+    assert_eq!(txs_holding(&bus, NOTE).await, Vec::<u64>::new(), "TXS messages holding the consult note");
+
     // Revoking the consent through the CLI ends it.
     let (ok, jws) = emrctl(
         &[&["consent", "revoke", "--key", pkey.to_str().unwrap()][..], &base[..], &["--id", "care-team"][..]].concat(),
@@ -1393,6 +1459,41 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     assert_eq!(r.status().as_u16(), 503, "an unaudited read refused");
     let (ok, out) = break_glass("still unresponsive");
     assert!(ok, "break-glass without the ledger: {out}");
+
+    // The patient erases their private data: the emergency profile's body
+    // goes from the vault, and break-glass answers that it was erased
+    // (the card and the committed access stay on the chain).
+    let erase = patient.sign(
+        Some(&pid),
+        TxBody::RecordErase(glucochain_types::tx::RecordErase {
+            erase_id: glucochain_types::ids::LocalId::parse("erase-private", "erase_id").unwrap(),
+            scope: glucochain_types::tx::EraseScope::Class(glucochain_types::DataClass::Private),
+            request: None,
+        }),
+    );
+    let er = sys.submit(&erase).await;
+    sys.wait_committed(&er).await;
+    let ctoken = clinician.token_for("glucochain-contracts", 120, now_secs());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = sys
+            .http
+            .post(format!("{}/v1/emergency-access", sys.contracts))
+            .bearer_auth(&ctoken)
+            .json(&serde_json::json!({ "card": card }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap_or_default();
+        if status == 410 {
+            assert!(body.to_string().contains("erased"), "{body}");
+            break;
+        }
+        assert_eq!(status, 200, "before the erasure reaches the vault: {body}");
+        assert!(Instant::now() < deadline, "the profile is still served after its erasure\n{}", logs(&sys.procs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// A consent letting `grantee` read and write private data, for treatment.
@@ -1419,16 +1520,33 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
     detector.key.write_pem_file(&detector_key, false).unwrap();
     let mut patient = Actor::new();
     let me = Actor { key: KeyPair::from_pkcs8_pem(&patient.key.to_pkcs8_pem()).unwrap(), id: patient.id.clone(), n: 0 };
+    let (mut hospital, mut clinician) = (Actor::new(), Actor::new());
     let a = sys.submit(&admin.register(&detector, Role::Detector, None)).await;
     let b = sys.submit(&patient.register(&me, Role::Patient, None)).await;
+    let h = sys.submit(&admin.register(&hospital, Role::Institution, None)).await;
     sys.wait_committed(&a).await;
+    sys.wait_committed(&h).await;
     let registered = sys.wait_committed(&b).await;
+    let hid = hospital.id.clone();
+    let c = sys.submit(&hospital.register(&clinician, Role::Clinician, Some(&hid))).await;
+    sys.wait_committed(&c).await;
     let (_, _, detector_url) = sys.start_detector(&detector_key, registered["height"].as_u64().unwrap()).await;
     let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-alerts").await.unwrap();
+    let pid = patient.id.clone();
+    // Without an active care plan the detector does not open the patient's
+    // readings at all (ADR 0016 §3): a reading at 40 mg/dL is counted as
+    // unwatched and raises nothing.
+    let obs =
+        cgm_observation(pid.as_str(), Timestamp::from_unix_ms(Timestamp::now().unix_ms() - 110 * 60_000), 40.0, None);
+    sys.submit(&patient.sign(Some(&pid), common::record(vec![obs]))).await;
+    wait_height(&detector_url, "glucochain_detector_unwatched_total", 1, &sys.procs).await;
+    let g = sys.submit(&patient.sign(Some(&pid), common_consent(&clinician.id))).await;
+    sys.wait_committed(&g).await;
+    let plan_height = sys.agree_careplan(&mut clinician, &mut patient, watching_plan("plan-a")).await;
+    wait_height(&detector_url, "glucochain_detector_height", plan_height, &sys.procs).await;
     let mut alerts = bus.client().subscribe("emr.alert.>").await.unwrap();
     // Fifteen readings over 70 minutes, falling from 150 to 45 mg/dL, uploaded
     // one by one; then half an hour back at 120.
-    let pid = patient.id.clone();
     let start = Timestamp::now().unix_ms() - 100 * 60_000;
     for i in 0..21i64 {
         let at = Timestamp::from_unix_ms(start + i * 5 * 60_000);
@@ -1488,6 +1606,19 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // The detector's openings of the patient's readings are in the
+    // patient's access log: one entry per window, in the detector's name,
+    // naming the care plan.
+    let token = patient.token(120, now_secs());
+    let (code, log) = sys.read(&format!("/v1/patients/{pid}/access-log?_count=1000"), &token).await;
+    assert_eq!(code, 200, "{log}");
+    let by_detector: Vec<&Value> =
+        log["entry"].as_array().unwrap().iter().filter(|e| e.to_string().contains(detector.id.as_str())).collect();
+    assert!(!by_detector.is_empty(), "the detector's openings are in the access log: {log}");
+    assert!(by_detector.len() <= 2, "one entry per window, not one per reading: {by_detector:?}");
+    assert!(by_detector[0].to_string().contains("plan-a"), "{}", by_detector[0]);
+    assert_eq!(by_detector[0]["resource"]["source"]["observer"]["display"], "glucochain-detector");
+
     // A reading whose body reaches the vault's replica only moments after
     // its transaction reached the detector (a replica lagging) is still
     // judged: the detector asks again rather than dropping it.
@@ -1495,9 +1626,12 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
     let late_self =
         Actor { key: KeyPair::from_pkcs8_pem(&late.key.to_pkcs8_pem()).unwrap(), id: late.id.clone(), n: 0 };
     let r = sys.submit(&late.register(&late_self, Role::Patient, None)).await;
-    let height = sys.wait_committed(&r).await["height"].as_u64().unwrap();
-    wait_height(&detector_url, "glucochain_detector_height", height, &sys.procs).await;
+    sys.wait_committed(&r).await;
     let lid = late.id.clone();
+    let g = sys.submit(&late.sign(Some(&lid), common_consent(&clinician.id))).await;
+    sys.wait_committed(&g).await;
+    let height = sys.agree_careplan(&mut clinician, &mut late, watching_plan("plan-l")).await;
+    wait_height(&detector_url, "glucochain_detector_height", height, &sys.procs).await;
     let now = Timestamp::now().unix_ms();
     let lows = (0..3i64)
         .map(|i| {
@@ -1544,6 +1678,29 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         }
     }
     store.close().await;
+}
+
+/// A care plan that asks the detector to watch the patient (the default
+/// thresholds and alert kinds), in force from an hour ago for a day.
+fn watching_plan(id: &str) -> glucochain_types::tx::CareplanPropose {
+    let now = Timestamp::now().unix_ms();
+    glucochain_types::tx::CareplanPropose {
+        plan_id: glucochain_types::ids::LocalId::parse(id, "plan_id").unwrap(),
+        version: 1,
+        thresholds: glucochain_types::tx::GlucoseThresholds::default(),
+        alert_kinds: vec![],
+        contacts: vec![],
+        quiet_hours: None,
+        medications: vec![],
+        checkups: vec![],
+        term: glucochain_types::tx::Term {
+            start: Timestamp::from_unix_ms(now - 3_600_000),
+            end: Timestamp::from_unix_ms(now + 86_400_000),
+        },
+        language: None,
+        alert_repeat: None,
+        insulin: None,
+    }
 }
 
 /// Readings accepted while the detector is down are judged when it is back,

@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Builds, checks with the validators' parsing rules, and signs a transaction.
+/// Builds, checks with the validators' parsing rules, and signs a transaction
+/// (for a type whose record is sealed: the submission with its body beside it).
 fn sign(args: &SignArgs, tx_type: &str, body: Value) -> anyhow::Result<String> {
     let kp = KeyPair::read_pem_file(&args.key)?;
     let signer = ParticipantId::from_public_key(&kp.public());
+    let (body, sealed) = super::tx::envelope_of(tx_type, body)?;
     let payload = json!({
         "type": tx_type,
         "chain_id": ChainId::parse(&args.chain_id)?,
@@ -27,7 +29,8 @@ fn sign(args: &SignArgs, tx_type: &str, body: Value) -> anyhow::Result<String> {
         "body": body,
     });
     let parsed = TxPayload::from_json(&serde_json::to_vec(&payload)?, &Default::default())?;
-    Ok(parsed.sign(&kp, &signer))
+    let jws = parsed.sign(&kp, &signer);
+    super::tx::submission_text(&parsed, jws, sealed)
 }
 
 fn get_json(url: String, reader: &ReaderArgs) -> anyhow::Result<ExitCode> {

@@ -21,7 +21,7 @@ use glucochain_types::sealed::{ObservationBody, Submission};
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     AccessEmergency, AlertKind, BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant,
-    ContactChannel, ContactChannelsSet, DiabetesType, EmergencyProfileSet, EmergencyReason, EraseScope,
+    ContactChannel, ContactChannelsSet, DiabetesType, EmergencyProfileBody, EmergencyReason, EraseScope,
     GlucoseThresholds, MedicationSchedule, RecordErase, Term, TxBody, TxPayload,
 };
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
@@ -233,15 +233,18 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
             ));
             commit(&c, &ingest, &sign(p, Some(&p.id), grant)).await?;
         }
-        let profile = TxBody::EmergencyProfileSet(EmergencyProfileSet {
+        // The chain gets the card's key and a commitment; the profile itself
+        // is sealed into the vault beside it.
+        let (profile, sealed) = EmergencyProfileBody {
             blood_group: BloodGroup::APos,
             allergies: vec!["penicillin".into()],
             diabetes_type: DiabetesType::Type1,
             medications: vec!["insulin glargine".into(), "insulin aspart".into()],
             emergency_contacts: vec![],
-            card_key: sam_card.public_key(),
-        });
-        commit(&c, &ingest, &sign(sam, Some(&sam.id), profile)).await?;
+        }
+        .seal(sam_card.public_key());
+        let submission = Submission::sealed(sign(sam, Some(&sam.id), profile), sealed).to_json();
+        commit(&c, &ingest, std::str::from_utf8(&submission)?).await?;
         anyhow::Ok(())
     })?;
     std::fs::write(net.dir.join("keys/sam-emergency-card.txt"), format!("{}\n", sam_card.text()))?;

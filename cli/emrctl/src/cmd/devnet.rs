@@ -441,7 +441,8 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         a.extend(["--rate-per-sec", "200", "--rate-burst", "400"].map(String::from));
     }
     // The record vault's key-encryption key (keys/vault.kek, 0600): ingest
-    // seals records' bodies under it, the ledger and the detector open them.
+    // seals records' bodies under it, the ledger and the detector open them,
+    // and the contracts engine opens emergency profiles for break-glass.
     let kek = dir.join("keys/vault.kek");
     glucochain_vault::keys::FileKek::create_file_if_missing(&kek)?;
     let kek_arg = || ["--kek-file".to_string(), kek.display().to_string()];
@@ -455,6 +456,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     launch("ledger", "glucochain-ledger", a, Some(ledger_p))?;
     let mut a = db("contracts");
     a.extend(["--reminder-tick-secs".into(), "1".into(), "--clock-speed".into(), speed.clone()]);
+    a.extend(kek_arg());
     launch("contracts", "glucochain-contracts", a, Some(contracts_p))?;
     let mut a = db("detector");
     a.extend(["--key".into(), dir.join("keys/detector.pem").display().to_string()]);

@@ -27,14 +27,7 @@ pub fn sign_tx(
         Some(t) => Timestamp::parse(t).map_err(anyhow::Error::msg)?,
         None => Timestamp::now(),
     };
-    // A record travels off the chain: the envelope is signed, the body sealed beside it.
-    let (body_json, sealed) = match glucochain_types::TxType::parse(tx_type).filter(|t| t.sealed()) {
-        Some(t) => {
-            let (envelope, sealed) = glucochain_types::sealed::split(t, body_json)?;
-            (serde_json::to_value(envelope)?, Some(sealed))
-        }
-        None => (body_json, None),
-    };
+    let (body_json, sealed) = envelope_of(tx_type, body_json)?;
     let mut payload = json!({
         "type": tx_type,
         "chain_id": ChainId::parse(chain_id)?,
@@ -48,15 +41,40 @@ pub fn sign_tx(
     // Parse with the validators' rules, then sign the canonical form.
     let parsed = TxPayload::from_json(&serde_json::to_vec(&payload)?, &TxLimits::default())?;
     let jws = parsed.sign(&kp, &signer);
-    match sealed {
-        // The same checks ingest makes of the body, so mistakes show here.
-        Some(sealed) => {
-            glucochain_types::sealed::RecordBody::accept(&parsed, &sealed, &TxLimits::default())?;
-            println!("{}", String::from_utf8(Submission::sealed(jws, sealed).to_json())?);
-        }
-        None => println!("{jws}"),
-    }
+    println!("{}", submission_text(&parsed, jws, sealed)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A record travels off the chain: for a sealed type, the envelope to sign
+/// and the body to send beside it (split from the body written whole);
+/// other types as they are.
+pub(crate) fn envelope_of(
+    tx_type: &str,
+    body_json: serde_json::Value,
+) -> anyhow::Result<(serde_json::Value, Option<glucochain_types::sealed::SealedBody>)> {
+    match glucochain_types::TxType::parse(tx_type).filter(|t| t.sealed()) {
+        Some(t) => {
+            let (envelope, sealed) = glucochain_types::sealed::split(t, body_json)?;
+            Ok((serde_json::to_value(envelope)?, Some(sealed)))
+        }
+        None => Ok((body_json, None)),
+    }
+}
+
+/// What to send ingest: the JWS alone, or the submission with its sealed
+/// body, checked first as ingest checks it so mistakes show here.
+pub(crate) fn submission_text(
+    parsed: &TxPayload,
+    jws: String,
+    sealed: Option<glucochain_types::sealed::SealedBody>,
+) -> anyhow::Result<String> {
+    match sealed {
+        Some(sealed) => {
+            glucochain_types::sealed::RecordBody::accept(parsed, &sealed, &TxLimits::default())?;
+            Ok(String::from_utf8(Submission::sealed(jws, sealed).to_json())?)
+        }
+        None => Ok(jws),
+    }
 }
 
 fn lookup_genesis_key(genesis: &Genesis, signer: &ParticipantId) -> Option<PublicKey> {
@@ -75,7 +93,23 @@ pub fn verify_tx(
     chain_id: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
     let text = String::from_utf8(super::read_input(jws)?).context("a JWS is ASCII text")?;
-    let tx = Transaction::parse(text.trim(), &TxLimits::default())?;
+    // A bare JWS, or a submission with a record's sealed body (what `sign-tx`
+    // prints for a record): then the body is checked against the commitment.
+    let (jws_text, sealed) = if text.trim_start().starts_with('{') {
+        let s: Submission = serde_json::from_str(&text).context("a submission {\"jws\": ..., \"sealed\": ...}")?;
+        (s.jws, s.sealed)
+    } else {
+        (text.trim().to_string(), None)
+    };
+    let tx = Transaction::parse(&jws_text, &TxLimits::default())?;
+    let sealed_body = match &sealed {
+        Some(s) => {
+            glucochain_types::sealed::RecordBody::accept(&tx.payload, s, &TxLimits::default())?;
+            Some("matches the signed commitment")
+        }
+        None if tx.payload.tx_type.sealed() => Some("not given (the envelope alone)"),
+        None => None,
+    };
     let genesis = genesis.map(Genesis::read_file).transpose()?;
     let chain = chain_id.map(ChainId::parse).transpose()?.or_else(|| genesis.as_ref().map(|g| g.chain_id.clone()));
     if let Some(c) = &chain {
@@ -119,6 +153,7 @@ pub fn verify_tx(
         "nonce": tx.payload.nonce,
         "created_at": tx.payload.created_at,
         "signature": signature,
+        "sealed_body": sealed_body,
     }));
     Ok(ExitCode::SUCCESS)
 }

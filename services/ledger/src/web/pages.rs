@@ -469,6 +469,44 @@ fn plan_details(
     }
 }
 
+/// The body of a committed emergency profile from the vault, checked
+/// against its commitment; `None` when the patient erased it.
+pub(crate) async fn open_profile(
+    api: &crate::api::ApiState,
+    p: &glucochain_state::contracts::EmergencyProfile,
+) -> Result<Option<glucochain_types::tx::EmergencyProfileBody>, Problem> {
+    Ok(sealed_profile(api, p).await?.map(|(body, _)| body))
+}
+
+/// [`open_profile`] with what the vault kept (to send the same body again).
+pub(crate) async fn sealed_profile(
+    api: &crate::api::ApiState,
+    p: &glucochain_state::contracts::EmergencyProfile,
+) -> Result<Option<(glucochain_types::tx::EmergencyProfileBody, Vec<u8>)>, Problem> {
+    use glucochain_types::sealed::RecordBody;
+    use glucochain_vault::replica::{Opened, Wanted};
+    let wanted = Wanted::of(&p.tx, &p.patient, glucochain_types::DataClass::Private);
+    match api
+        .vault
+        .open_committed(&wanted, glucochain_types::TxType::EmergencyProfileSet, &p.profile.body_commitment)
+        .await
+    {
+        Ok(Opened::Body { body: RecordBody::EmergencyProfile(b), kept }) => Ok(Some((b, kept))),
+        Ok(Opened::Erased { .. }) => Ok(None),
+        Ok(Opened::Missing) => {
+            Err(Problem::unavailable("the profile is not in the record vault yet; reload in a moment"))
+        }
+        Ok(Opened::Body { .. }) | Err(glucochain_vault::VaultError::Commitment) => {
+            tracing::error!(tx = %p.tx, "an emergency profile's body does not open against its commitment");
+            Err(Problem::internal())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "record vault read failed");
+            Err(Problem::unavailable("the record vault is unavailable; reload in a moment"))
+        }
+    }
+}
+
 /// The emergency profile a clinician sees after scanning the patient's card,
 /// the recent break-glass accesses, and a new card (QR) on request.
 pub async fn emergency(req: HttpRequest, api: Api, web: Web, id: web::Path<String>) -> HttpResponse {
@@ -482,25 +520,36 @@ pub async fn emergency(req: HttpRequest, api: Api, web: Web, id: web::Path<Strin
                     c.emergency_accesses.iter().filter(|a| a.patient == patient).rev().take(20).cloned().collect();
                 (c.emergency.get(&patient).cloned(), accesses)
             };
+            // The profile is the patient's private data (sealed in the vault):
+            // opened for the patient only, after the read above was audited;
+            // an admin sees that it is set, not what it says.
+            let opened = match &profile {
+                Some(p) if v.id == patient => Some(open_profile(&api, p).await?),
+                _ => None,
+            };
             let body = html! {
                 h1 { "Emergency card" }
                 p { "What a clinician sees in an emergency after scanning your card or device: nothing else. Each scan is recorded on the chain, and you and your caregivers are told." }
                 @match &profile {
                     None => p { "No emergency profile is set." },
                     Some(p) => {
-                        table {
-                            tbody {
-                                tr { th scope="row" { "Blood group" } td { (serde_json::to_value(p.profile.blood_group).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()) } }
-                                tr { th scope="row" { "Diabetes" } td { (format!("{:?}", p.profile.diabetes_type)) } }
-                                tr { th scope="row" { "Allergies" } td { @if p.profile.allergies.is_empty() { "none recorded" } @else { (p.profile.allergies.join(", ")) } } }
-                                tr { th scope="row" { "Current medication" } td { @if p.profile.medications.is_empty() { "none recorded" } @else { (p.profile.medications.join(", ")) } } }
-                                tr { th scope="row" { "Set in block" } td { (p.set_at) } }
-                            }
+                        @match &opened {
+                            Some(Some(body)) => table {
+                                tbody {
+                                    tr { th scope="row" { "Blood group" } td { (serde_json::to_value(body.blood_group).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()) } }
+                                    tr { th scope="row" { "Diabetes" } td { (format!("{:?}", body.diabetes_type)) } }
+                                    tr { th scope="row" { "Allergies" } td { @if body.allergies.is_empty() { "none recorded" } @else { (body.allergies.join(", ")) } } }
+                                    tr { th scope="row" { "Current medication" } td { @if body.medications.is_empty() { "none recorded" } @else { (body.medications.join(", ")) } } }
+                                    tr { th scope="row" { "Set in block" } td { (p.set_at) } }
+                                }
+                            },
+                            Some(None) => p { "You erased your emergency profile. Set a new one to be found in an emergency." },
+                            None => p { "An emergency profile is set (block " (p.set_at) "). It is the patient's private data: only the patient, and a clinician during a break-glass access, can read it." },
                         }
                         h2 { "Your card" }
                         p { "A new card is made in this browser: its code never leaves it except on the card you print; the chain holds only the card's public key. Issuing a new card makes the old one stop working." }
                         @if v.id == patient {
-                            form.signed method="post" action="/ui/tx/prepare" data-patient=(patient) {
+                            form.signed method="post" action="/ui/tx/prepare" data-patient=(patient) data-commitment=(p.profile.body_commitment.to_string()) {
                                 input type="hidden" name="intent" value="emergency.card";
                                 input type="hidden" name="card_key" value="";
                                 button type="submit" { "Issue a new card" }

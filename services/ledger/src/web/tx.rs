@@ -14,6 +14,7 @@ use glucochain_api::Problem;
 use glucochain_crypto::jose::{JwsHeader, b64url_encode};
 use glucochain_crypto::{Domain, PublicKey};
 use glucochain_types::ids::LocalId;
+use glucochain_types::sealed::{SealedBody, Submission};
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
     Access, CareplanAccept, ConsentGrant, ConsentRevoke, ConsentScope, Purpose, RecordType, TxBody, TxPayload,
@@ -172,6 +173,39 @@ pub async fn prepare(req: HttpRequest, api: Api, web: Web, form: web::Form<Vec<(
     json_outcome(r)
 }
 
+/// The sealed body to send beside a transaction signed on a page. The only
+/// sealed type a page offers is a new emergency card, which carries the
+/// patient's current profile again under its commitment: the body comes
+/// from the vault (the patient's own read, audited), never from the browser.
+async fn sealed_beside(
+    req: &HttpRequest,
+    api: &crate::api::ApiState,
+    v: &super::Reader,
+    tx: &Transaction,
+) -> Result<Option<SealedBody>, PageError> {
+    let TxBody::EmergencyProfileSet(env) = &tx.payload.body else {
+        return match tx.payload.tx_type.sealed() {
+            true => Err(Problem::bad_request("a page sends no record bodies; use the API").into()),
+            false => Ok(None),
+        };
+    };
+    let current = {
+        let view = api.ledger.chain.view.read().expect("view lock");
+        view.state().contracts().emergency.get(&v.id).cloned()
+    };
+    let Some(current) = current
+        .filter(|c| tx.payload.patient.as_ref() == Some(&v.id) && c.profile.body_commitment == env.body_commitment)
+    else {
+        return Err(Problem::bad_request("a new card carries your current emergency profile; reload the page").into());
+    };
+    crate::api::audited(api, req, v, Some(&v.id), "read", true, "a new emergency card for the patient's own profile")
+        .await?;
+    let Some((_, kept)) = super::pages::sealed_profile(api, &current).await? else {
+        return Err(Problem::bad_request("your emergency profile was erased; set a new one first").into());
+    };
+    Ok(Some(SealedBody::from_kept(&kept).map_err(|_| Problem::internal())?))
+}
+
 fn json_outcome(r: Result<HttpResponse, PageError>) -> HttpResponse {
     match r {
         Ok(x) => x,
@@ -214,11 +248,15 @@ pub async fn submit(req: HttpRequest, api: Api, web: Web, body: web::Json<Submit
         }
         let text = summary(&tx.payload.body);
         let base = ingest.trim_end_matches('/');
+        let (media, sent_body) = match sealed_beside(&req, &api, &v, &tx).await? {
+            Some(sealed) => ("application/json", Submission::sealed(tx.jws.clone(), sealed).to_json()),
+            None => ("application/jose", tx.jws.clone().into_bytes()),
+        };
         let sent = web
             .http
             .post(format!("{base}/v1/transactions"))
-            .header("content-type", "application/jose")
-            .body(tx.jws.clone())
+            .header("content-type", media)
+            .body(sent_body)
             .send()
             .await
             .map_err(|e| {

@@ -281,8 +281,27 @@ impl Cluster {
     }
 
     /// Opens validator `i`'s block store (read while it runs: SQLite WAL mode).
+    /// Opening can fail for a moment while the validator itself opens or
+    /// checkpoints the file (SQLite's "unable to open database file" was seen
+    /// once in CI), so it is tried for a few seconds before the test fails.
     pub async fn store(&self, i: usize) -> Store {
-        Store::connect(&format!("sqlite://{}", self.validators[i].data.join("blocks.db").display())).await.unwrap()
+        let path = self.validators[i].data.join("blocks.db");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Store::connect(&format!("sqlite://{}", path.display())).await {
+                Ok(store) => return store,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("opening validator {i}'s store {}: {e}; trying again", path.display());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!(
+                    "validator {i}'s store {} (exists: {}) does not open: {e}\n{}",
+                    path.display(),
+                    path.exists(),
+                    self.logs()
+                ),
+            }
+        }
     }
 
     /// Block hashes by height in validator `i`'s store.

@@ -31,10 +31,15 @@ static SEALED: std::sync::LazyLock<
 /// signed); its sealed body is kept for [`posted`].
 #[allow(dead_code)]
 pub fn record(observations: Vec<glucochain_types::fhir::Observation>) -> glucochain_types::TxBody {
-    let (envelope, sealed) =
-        glucochain_types::sealed::ObservationBody::seal(observations, glucochain_types::DataClass::Private);
-    let commitment = *envelope.body_commitment().expect("a record has a commitment");
-    SEALED.lock().unwrap().insert(commitment, sealed);
+    kept(glucochain_types::sealed::ObservationBody::seal(observations, glucochain_types::DataClass::Private))
+}
+
+/// An envelope whose sealed body is kept for [`posted`] (what a type's
+/// `seal` returns).
+#[allow(dead_code)]
+pub fn kept(sealed: (glucochain_types::TxBody, glucochain_types::sealed::SealedBody)) -> glucochain_types::TxBody {
+    let (envelope, body) = sealed;
+    SEALED.lock().unwrap().insert(*envelope.body_commitment().expect("a sealed type has a commitment"), body);
     envelope
 }
 
