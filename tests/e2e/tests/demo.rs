@@ -137,6 +137,131 @@ fn openapi_conformance(net: &Path) -> Vec<String> {
     failed
 }
 
+/// Signs (and seals) a transaction with `emrctl`, submits it to the devnet
+/// and waits for its commit.
+fn commit_with_emrctl(net: &Path, work: &Path, sign: &[&str]) {
+    let (ok, text) = emrctl(sign);
+    assert!(ok, "{text}");
+    let f = work.join("canary-tx.json");
+    std::fs::write(&f, text.trim()).unwrap();
+    let ingest = devnet_url(net, "ingest");
+    let (ok, out) = emrctl(&["submit", "--ingest", &ingest, "--wait", "60", f.to_str().unwrap()]);
+    assert!(ok && out.contains("committed"), "{out}");
+}
+
+fn devnet_url(net: &Path, service: &str) -> String {
+    let d: serde_json::Value = serde_json::from_slice(&std::fs::read(net.join("devnet.json")).unwrap()).unwrap();
+    d[service].as_str().unwrap().to_string()
+}
+
+fn participant(net: &Path, name: &str) -> String {
+    let key = net.join(format!("keys/{name}.pem"));
+    let (ok, out) = emrctl(&["keyinfo", "--key", key.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()["participant_id"].as_str().unwrap().to_string()
+}
+
+/// Plants PHI canaries for Sam through the public API — a reading with odd
+/// decimals, an allergy and a medication in the emergency profile, a
+/// consult's reason, note and prescription, a document's title — and checks
+/// that the patient and the consented clinician read them back. Returns
+/// what was planted.
+fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
+    const CHAIN: &str = "glucochain-devnet";
+    let key = |name: &str| net.join(format!("keys/{name}.pem")).display().to_string();
+    let (sam, clinician) = (participant(net, "patient-sam"), participant(net, "clinician"));
+    let canaries = vec![
+        ("glucose value", "123.4567".to_string()),
+        ("allergy", "canary-allergy-kw31".to_string()),
+        ("medication", "canary-medication-zp58".to_string()),
+        ("consult reason", "canary-reason-hq22".to_string()),
+        ("consult note", "canary-note-vb77".to_string()),
+        ("prescription", "canary-prescription-mx04".to_string()),
+        ("document title", "canary-title-ty19".to_string()),
+    ];
+    let c = |what: &str| canaries.iter().find(|(w, _)| *w == what).unwrap().1.clone();
+    let sign_as = |who: &str, tx_type: &str, body: serde_json::Value| {
+        let f = work.join("canary-body.json");
+        std::fs::write(&f, body.to_string()).unwrap();
+        let k = key(who);
+        let args = ["sign-tx", "--key", &k, "--chain-id", CHAIN, "--type", tx_type, "--patient", &sam, "--body"];
+        commit_with_emrctl(net, work, &[&args[..], &[f.to_str().unwrap()]].concat());
+    };
+    let now = glucochain_types::time::Timestamp::now();
+    let reading = glucochain_types::fhir::cgm_observation(&sam, now, c("glucose value").parse().unwrap(), None);
+    sign_as(
+        "patient-sam",
+        "observation.record",
+        serde_json::json!({ "data_class": "private", "observations": [reading] }),
+    );
+    sign_as(
+        "patient-sam",
+        "document.add",
+        serde_json::json!({
+            "document_id": "canary-doc", "data_class": "private", "kind": "lab_report", "title": c("document title"),
+            "content_type": "application/pdf", "content_sha256": "cd".repeat(32), "size_bytes": 2048, "code": "11502-2",
+        }),
+    );
+    let (ok, card) = emrctl(&["emergency", "card", "--patient", &sam, "--qr", work.join("card.svg").to_str().unwrap()]);
+    assert!(ok, "{card}");
+    let card: serde_json::Value = serde_json::from_str(&card).unwrap();
+    let base = ["--chain-id", CHAIN, "--patient", &sam];
+    let (sam_key, clinician_key) = (key("patient-sam"), key("clinician"));
+    let (allergy, medication) = (c("allergy"), c("medication"));
+    let profile = [
+        &["emergency", "profile", "--key", &sam_key][..],
+        &base[..],
+        &["--blood-group", "A+", "--diabetes-type", "type1", "--allergies", &allergy, "--medications", &medication][..],
+        &["--card-key", card["card_key"].as_str().unwrap()][..],
+    ]
+    .concat();
+    commit_with_emrctl(net, work, &profile);
+    let reason = c("consult reason");
+    let request = [&["consult", "request", "--key", &sam_key][..], &base[..]].concat();
+    let ask = ["--id", "canary-consult", "--clinician", &clinician, "--classes", "private", "--reason", &reason];
+    commit_with_emrctl(net, work, &[&request[..], &ask[..]].concat());
+    let (note, prescription) = (c("consult note"), c("prescription"));
+    let rx = format!("{prescription};5 U;at night");
+    let respond = [&["consult", "respond", "--key", &clinician_key][..], &base[..]].concat();
+    commit_with_emrctl(
+        net,
+        work,
+        &[&respond[..], &["--id", "canary-consult", "--note", &note, "--prescription", &rx]].concat(),
+    );
+    // Those allowed still read what they need: the patient and the
+    // consented clinician their records, the clinician who breaks the glass
+    // the profile.
+    let ledger = devnet_url(net, "ledger");
+    let since = format!("ge{}", glucochain_types::time::Timestamp::from_unix_ms(now.unix_ms() - 60_000).to_rfc3339());
+    for reader in [&sam_key, &clinician_key] {
+        let (ok, out) =
+            emrctl(&["records", &sam, "--key", reader, "--chain-id", CHAIN, "--ledger", &ledger, "--date", &since]);
+        assert!(ok, "{out}");
+        assert!(out.contains(&c("glucose value")) && out.contains(&c("document title")), "{reader}: {out}");
+    }
+    let (ingest, contracts) = (devnet_url(net, "ingest"), devnet_url(net, "contracts"));
+    let (ok, out) = emrctl(&[
+        "emergency",
+        "access",
+        "--key",
+        &clinician_key,
+        "--chain-id",
+        CHAIN,
+        "--card",
+        card["card"].as_str().unwrap(),
+        "--reason-code",
+        "unconscious",
+        "--reason",
+        "canary check",
+        "--ingest",
+        &ingest,
+        "--contracts",
+        &contracts,
+    ]);
+    assert!(ok && out.contains(&allergy) && out.contains(&medication), "{out}");
+    canaries
+}
+
 #[test]
 fn the_demo_story_passes_every_step_on_a_devnet_and_every_dashboard_panel_has_data() {
     let work = tempfile::tempdir().unwrap();
@@ -191,8 +316,16 @@ fn the_demo_story_passes_every_step_on_a_devnet_and_every_dashboard_panel_has_da
     // Every HTTP API holds to its OpenAPI document under schemathesis, with
     // a patient's read token and the story's data behind it.
     let openapi = openapi_conformance(&net);
+    // A data protection officer's search (issue 21): canaries planted
+    // through the public API, read back by those allowed, then looked for in
+    // every file of the devnet once it is down.
+    let canaries = plant_canaries(&net, work.path());
     let (ok, down) = stop();
     assert!(ok, "{down}");
+    for (what, canary) in &canaries {
+        let found = glucochain_testkit::canary::files_holding(&net, canary);
+        assert!(found.is_empty(), "the {what} {canary:?} is in clear or base64 in {found:?}");
+    }
     // JetStream's files are encrypted at rest (issue 21): the story's
     // emergency reason and a caregiver's address are nowhere in the NATS
     // store, in clear or base64, although the devnet holds them elsewhere
