@@ -45,7 +45,7 @@ fn register(who: &KeyPair, role: Role, institution: Option<&ParticipantId>) -> T
         id: ParticipantId::from_public_key(&who.public()),
         role,
         public_key: who.public(),
-        display_name: None,
+        body_commitment: None,
         institution: institution.cloned(),
     })
 }

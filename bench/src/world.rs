@@ -69,7 +69,7 @@ impl World {
                     id: p.id.clone(),
                     role: Role::Patient,
                     public_key: p.key.public(),
-                    display_name: None,
+                    body_commitment: None,
                     institution: None,
                 })
             })

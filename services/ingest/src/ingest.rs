@@ -292,7 +292,8 @@ impl Ingest {
             metrics::counter!("glucochain_ingest_refused_total", "code" => code).increment(1);
             Problem::new(status, static_code(code), title, e.to_string())
         };
-        match (&submission.sealed, tx.payload.tx_type.sealed()) {
+        // A body is required exactly when the envelope commits to one.
+        match (&submission.sealed, tx.payload.body.body_commitment().is_some()) {
             (None, false) => Ok(None),
             (None, true) => Err(refuse(SealError::Missing(tx.payload.tx_type.as_str()))),
             (Some(sealed), _) => {
@@ -304,7 +305,7 @@ impl Ingest {
     /// Seals a record's body into the vault (and its replica) before the
     /// transaction is published: a committed envelope always has its body.
     async fn seal_into_vault(&self, tx: &Transaction, kept: &[u8]) -> Result<(), Problem> {
-        let (Some(patient), Some(class)) = (&tx.payload.patient, tx.payload.body.sealed_class()) else {
+        let (Some(patient), Some(class)) = (tx.payload.sealed_subject(), tx.payload.body.sealed_class()) else {
             return Err(Problem::internal());
         };
         let hash = tx.hash.to_string();

@@ -181,9 +181,12 @@ fn opened(e: RecordEntry, found: Lookup) -> Vec<RecordEntry> {
             }
             // Not records of the history (no record entry is made for them):
             // the profile is served by the emergency page and break-glass.
-            Ok(RecordBody::EmergencyProfile(_) | RecordBody::ConsultRequest(_) | RecordBody::ConsultResponse(_)) => {
-                Vec::new()
-            }
+            Ok(
+                RecordBody::EmergencyProfile(_)
+                | RecordBody::ConsultRequest(_)
+                | RecordBody::ConsultResponse(_)
+                | RecordBody::ParticipantName(_),
+            ) => Vec::new(),
             Err(err) => {
                 tracing::error!(tx = %hash, error = %err, "a vault body does not open against its commitment");
                 outcome("processing", "the record's body does not match its commitment on the chain".into())
@@ -445,7 +448,7 @@ mod tests {
         let at = Timestamp::from_unix_ms(1_790_000_000_000);
         let chain = glucochain_types::ChainId::parse("glucochain-test").unwrap();
         let payload = TxPayload::new(chain, "nonce-0002".into(), at, Some(patient.clone()), envelope);
-        let (_, kept) = RecordBody::accept(&payload, &sealed, &Default::default()).unwrap();
+        let (_, kept) = RecordBody::accept(&payload, sealed.as_ref().unwrap(), &Default::default()).unwrap();
         let jws = payload.sign(&key, &patient);
         assert!(!String::from_utf8(payload.to_json()).unwrap().contains("oncology"), "no title on the chain");
         let tx = StoredTx {

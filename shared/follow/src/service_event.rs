@@ -104,8 +104,8 @@ mod tests {
                     id: ParticipantId::from_public_key(&k.public()),
                     role: *role,
                     public_key: k.public(),
-                    display_name: None,
                     institution: None,
+                    body_commitment: None,
                 });
                 TxPayload::new(chain_id.clone(), format!("nonce-{i:04}"), Timestamp::from_unix_ms(T0 + 500), None, body)
                     .sign(&admin, &admin_id)

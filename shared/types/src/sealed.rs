@@ -16,7 +16,7 @@ use crate::ids::DataClass;
 use crate::time::Timestamp;
 use crate::tx::{
     Code, ConsultRequestBody, ConsultRespondBody, DocumentBody, EmergencyProfileBody, EmergencyProfileSet,
-    ObservationRecord, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds,
+    ObservationRecord, ParticipantNameBody, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds,
 };
 use glucochain_crypto::PublicKey;
 use glucochain_crypto::hash::{Hash32, sha256_parts};
@@ -213,6 +213,7 @@ fn body_fields(t: TxType) -> &'static [&'static str] {
         TxType::EmergencyProfileSet => {
             &["blood_group", "allergies", "diabetes_type", "medications", "emergency_contacts"]
         }
+        TxType::ParticipantRegister => &["display_name"],
         TxType::DocumentAdd => &["title"],
         TxType::ConsultRequest => &["reason"],
         TxType::ConsultRespond => &["note", "prescription"],
@@ -225,11 +226,12 @@ fn body_fields(t: TxType) -> &'static [&'static str] {
 /// other clients that take a record whole: an observation record as
 /// `{"data_class", "observations"}`, the other sealed types as their
 /// envelope's fields (without `body_commitment`) beside their body's.
-pub fn split(tx_type: TxType, whole: serde_json::Value) -> Result<(TxBody, SealedBody), SealError> {
+pub fn split(tx_type: TxType, whole: serde_json::Value) -> Result<(TxBody, Option<SealedBody>), SealError> {
     let bad = |e: serde_json::Error| SealError::Body(TxError::Json(e.to_string()));
     if tx_type == TxType::ObservationRecord {
         let w: WholeObservations = serde_json::from_value(whole).map_err(bad)?;
-        return Ok(ObservationBody::seal(w.observations, w.data_class));
+        let (envelope, sealed) = ObservationBody::seal(w.observations, w.data_class);
+        return Ok((envelope, Some(sealed)));
     }
     if !tx_type.sealed() {
         return Err(SealError::Unexpected(tx_type.as_str()));
@@ -243,11 +245,38 @@ pub fn split(tx_type: TxType, whole: serde_json::Value) -> Result<(TxBody, Seale
             body.insert(f.to_string(), v);
         }
     }
+    // A registration without a name has no body (and no commitment).
+    if body.is_empty() && tx_type == TxType::ParticipantRegister {
+        let envelope = TxBody::from_value(tx_type, serde_json::Value::Object(rest)).map_err(SealError::Body)?;
+        return Ok((envelope, None));
+    }
     let body = RecordBody::parse(tx_type, &serde_json::Value::Object(body))?;
     let (commitment, sealed) = seal_canonical(body.canonical());
     rest.insert("body_commitment".into(), serde_json::to_value(commitment).expect("a hash serializes"));
     let envelope = TxBody::from_value(tx_type, serde_json::Value::Object(rest)).map_err(SealError::Body)?;
-    Ok((envelope, sealed))
+    Ok((envelope, Some(sealed)))
+}
+
+/// A registration of `who` as `role` (of `institution`, if any), its name,
+/// when given, sealed beside it.
+pub fn registration(
+    who: &PublicKey,
+    role: crate::ids::Role,
+    name: Option<&str>,
+    institution: Option<crate::ids::ParticipantId>,
+) -> (TxBody, Option<SealedBody>) {
+    let mut r = crate::tx::ParticipantRegister {
+        id: crate::ids::ParticipantId::from_public_key(who),
+        role,
+        public_key: *who,
+        institution,
+        body_commitment: None,
+    };
+    let Some(name) = name else { return (TxBody::ParticipantRegister(r), None) };
+    let body = ParticipantNameBody { display_name: name.to_string() };
+    let (commitment, sealed) = seal_canonical(serde_json::to_vec(&body).expect("a name serializes"));
+    r.body_commitment = Some(commitment);
+    (TxBody::ParticipantRegister(r), Some(sealed))
 }
 
 impl Submission {
@@ -309,6 +338,7 @@ macro_rules! record_bodies {
 
 record_bodies! {
     Observations(ObservationBody) => ObservationRecord;
+    ParticipantName(ParticipantNameBody) => ParticipantRegister;
     Document(DocumentBody) => DocumentAdd;
     EmergencyProfile(EmergencyProfileBody) => EmergencyProfileSet;
     ConsultRequest(ConsultRequestBody) => ConsultRequest;
@@ -322,7 +352,9 @@ impl RecordBody {
     /// followed by the canonical bytes.
     pub fn accept(payload: &TxPayload, sealed: &SealedBody, limits: &TxLimits) -> Result<(Self, Vec<u8>), SealError> {
         let name = payload.tx_type.as_str();
-        if !payload.tx_type.sealed() {
+        // A body comes with exactly the envelopes that commit to one (a
+        // registration without a name has none).
+        if !payload.tx_type.sealed() || payload.body.body_commitment().is_none() {
             return Err(SealError::Unexpected(name));
         }
         let salt = Salt::from_b64(&sealed.salt)?;
@@ -393,6 +425,9 @@ impl RecordBody {
                 b.validate(limits).map_err(SealError::Body)
             }
             (RecordBody::Document(b), TxBody::DocumentAdd(_)) => b.validate(limits).map_err(SealError::Body),
+            (RecordBody::ParticipantName(b), TxBody::ParticipantRegister(_)) => {
+                b.validate(limits).map_err(SealError::Body)
+            }
             (RecordBody::ConsultRequest(b), TxBody::ConsultRequest(_)) => b.validate(limits).map_err(SealError::Body),
             (RecordBody::ConsultResponse(b), TxBody::ConsultRespond(_)) => b.validate(limits).map_err(SealError::Body),
             _ => Err(SealError::Unexpected(payload.tx_type.as_str())),
@@ -546,6 +581,7 @@ mod tests {
         let mut whole = serde_json::to_value(profile()).unwrap();
         whole["card_key"] = serde_json::to_value(card).unwrap();
         let (env, sealed) = split(TxType::EmergencyProfileSet, whole).unwrap();
+        let sealed = sealed.unwrap();
         assert!(RecordBody::accept(&payload(env), &sealed, &TxLimits::default()).is_ok());
     }
 
@@ -583,6 +619,7 @@ mod tests {
             "reason": "lows after swimming, canary-5521",
         });
         let (env, sealed) = split(TxType::ConsultRequest, whole).unwrap();
+        let sealed = sealed.unwrap();
         let p = payload(env);
         let json = String::from_utf8(p.to_json()).unwrap();
         assert!(!json.contains("canary-5521") && json.contains(other.as_str()), "{json}");
@@ -603,6 +640,7 @@ mod tests {
             "prescription": { "medication": "glargine", "dose": "10 U", "instructions": "at night" },
         });
         let (env, sealed) = split(TxType::ConsultRespond, whole).unwrap();
+        let sealed = sealed.unwrap();
         let p = payload(env);
         let json = String::from_utf8(p.to_json()).unwrap();
         assert!(!json.contains("canary-5522") && !json.contains("glargine") && json.contains("plan-1"), "{json}");
@@ -613,6 +651,40 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("mood"), "{e}");
         assert_eq!(split(TxType::ConsentRevoke, serde_json::json!({})).unwrap_err().code(), "sealed-body-unexpected");
+    }
+
+    #[test]
+    fn a_registration_seals_its_name_and_one_without_a_name_has_no_body() {
+        let who = KeyPair::from_seed([5; 32]).public();
+        let (env, sealed) = registration(&who, crate::ids::Role::Patient, Some("Sam canary-name-4410"), None);
+        let p = TxPayload::new(
+            ChainId::parse("glucochain-test").unwrap(),
+            "nonce-0003".into(),
+            Timestamp::from_unix_ms(1_790_000_000_000),
+            None,
+            env,
+        );
+        let json = String::from_utf8(p.to_json()).unwrap();
+        assert!(!json.contains("canary-name") && json.contains("body_commitment"), "{json}");
+        let (body, _) = RecordBody::accept(&p, sealed.as_ref().unwrap(), &TxLimits::default()).unwrap();
+        assert!(matches!(body, RecordBody::ParticipantName(n) if n.display_name.ends_with("4410")));
+        assert_eq!(p.sealed_subject(), Some(&ParticipantId::from_public_key(&who)), "kept under its own id");
+        // Without a name: no commitment, no body; one sent anyway is refused.
+        let (env, none) = registration(&who, crate::ids::Role::Patient, None, None);
+        assert!(none.is_none() && env.body_commitment().is_none());
+        let bare = TxPayload::new(ChainId::parse("glucochain-test").unwrap(), "n-4".into(), p.created_at, None, env);
+        let e = RecordBody::accept(&bare, sealed.as_ref().unwrap(), &TxLimits::default()).unwrap_err();
+        assert_eq!(e.code(), "sealed-body-unexpected");
+        // Written whole, the same split.
+        let whole =
+            serde_json::json!({ "id": ParticipantId::from_public_key(&who), "role": "patient", "public_key": who });
+        assert!(split(TxType::ParticipantRegister, whole.clone()).unwrap().1.is_none());
+        let mut named = whole;
+        named["display_name"] = "Dr\nA".into();
+        let (env, sealed) = split(TxType::ParticipantRegister, named).unwrap();
+        let p = TxPayload::new(ChainId::parse("glucochain-test").unwrap(), "n-5".into(), p.created_at, None, env);
+        let e = RecordBody::accept(&p, &sealed.unwrap(), &TxLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("display_name"), "{e}");
     }
 
     #[test]

@@ -181,6 +181,7 @@ impl TxBody {
     pub fn body_commitment(&self) -> Option<&Hash32> {
         match self {
             TxBody::ObservationRecord(r) => Some(&r.body_commitment),
+            TxBody::ParticipantRegister(r) => r.body_commitment.as_ref(),
             TxBody::DocumentAdd(d) => Some(&d.body_commitment),
             TxBody::EmergencyProfileSet(e) => Some(&e.body_commitment),
             TxBody::ConsultRequest(c) => Some(&c.body_commitment),
@@ -192,15 +193,28 @@ impl TxBody {
     /// The data class a sealed body is kept under in the vault (its data
     /// keys, and what a class erasure reaches): the record's own class for
     /// an observation record or a document, `private` for an emergency
-    /// profile and a consult's texts.
+    /// profile, a consult's texts and a participant's name.
     pub fn sealed_class(&self) -> Option<DataClass> {
         match self {
             TxBody::ObservationRecord(r) => Some(r.data_class),
             TxBody::DocumentAdd(d) => Some(d.data_class),
-            TxBody::EmergencyProfileSet(_) | TxBody::ConsultRequest(_) | TxBody::ConsultRespond(_) => {
-                Some(DataClass::Private)
-            }
+            TxBody::ParticipantRegister(_)
+            | TxBody::EmergencyProfileSet(_)
+            | TxBody::ConsultRequest(_)
+            | TxBody::ConsultRespond(_) => Some(DataClass::Private),
             _ => None,
+        }
+    }
+}
+
+impl TxPayload {
+    /// Whose data keys seal this transaction's body in the vault (and whose
+    /// erasure reaches it): the patient's, or for a registration the
+    /// registered participant's own.
+    pub fn sealed_subject(&self) -> Option<&ParticipantId> {
+        match &self.body {
+            TxBody::ParticipantRegister(r) => Some(&r.id),
+            _ => self.patient.as_ref(),
         }
     }
 }
@@ -292,23 +306,37 @@ pub struct ParticipantRegister {
     pub role: Role,
     /// Its Ed25519 public key (unpadded base64url).
     pub public_key: PublicKey,
-    /// A display name (clinicians, institutions) or alias (patients); optional.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
     /// The institution it belongs to, for clinicians, lab staff and patients
     /// registered by an institution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub institution: Option<ParticipantId>,
+    /// The commitment to its display name, when it has one: the name (a
+    /// person's own, or an institution's) is sealed beside the registration
+    /// ([`ParticipantNameBody`]), kept in the vault under the participant's
+    /// own id and class `private`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_commitment: Option<Hash32>,
+}
+
+/// The sealed body of a `participant.register` that names its participant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantNameBody {
+    /// A display name (clinicians, institutions) or alias (patients).
+    pub display_name: String,
+}
+
+impl ParticipantNameBody {
+    pub(crate) fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        check_nonempty("body.display_name", &self.display_name)?;
+        check_line("body.display_name", &self.display_name, 100)
+    }
 }
 
 impl ParticipantRegister {
     fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
         if ParticipantId::from_public_key(&self.public_key) != self.id {
             return Err(TxError::invalid("body.id", "is not the id derived from body.public_key"));
-        }
-        if let Some(n) = &self.display_name {
-            check_nonempty("body.display_name", n)?;
-            check_line("body.display_name", n, 100)?;
         }
         Ok(())
     }
@@ -1867,7 +1895,7 @@ mod tests {
         let body = |t: TxType| -> serde_json::Value {
             match t {
                 TxType::ParticipantRegister => {
-                    json!({ "id": other, "role": "clinician", "public_key": key, "display_name": "Dr A" })
+                    json!({ "id": other, "role": "clinician", "public_key": key, "body_commitment": hash })
                 }
                 TxType::ParticipantRevoke => json!({ "id": other, "reason": "left" }),
                 TxType::ValidatorUpdate => json!({ "validator": other, "public_key": key, "power": 10 }),
@@ -1985,11 +2013,7 @@ mod tests {
         let limits = TxLimits::default();
         let bodies = sample_bodies(&id);
         let body = |t: TxType| bodies.iter().find(|(x, _)| *x == t).unwrap().1.clone();
-        for (t, field) in [
-            (TxType::ParticipantRegister, "display_name"),
-            (TxType::MedicationTaken, "medication"),
-            (TxType::MedicationTaken, "dose"),
-        ] {
+        for (t, field) in [(TxType::MedicationTaken, "medication"), (TxType::MedicationTaken, "dose")] {
             let mut b = body(t);
             b[field] = "two\nlines".into();
             assert!(TxPayload::from_json(&payload_json(t, &id, b), &limits).is_err(), "{} {field}", t.as_str());
@@ -2060,8 +2084,8 @@ mod tests {
                 id: id.clone(),
                 role: Role::Clinician,
                 public_key: pk,
-                display_name: Some("Dr. A".into()),
                 institution: None,
+                body_commitment: None,
             })
         };
         let p = |b| TxPayload::new(chain(), "nonce-0002".into(), Timestamp::from_unix_ms(0), None, b);

@@ -178,6 +178,7 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
         ("consult note", "canary-note-vb77".to_string()),
         ("prescription", "canary-prescription-mx04".to_string()),
         ("document title", "canary-title-ty19".to_string()),
+        ("display name", "Canary Carer Qx".to_string()),
     ];
     let c = |what: &str| canaries.iter().find(|(w, _)| *w == what).unwrap().1.clone();
     let sign_as = |who: &str, tx_type: &str, body: serde_json::Value| {
@@ -202,6 +203,20 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
             "content_type": "application/pdf", "content_sha256": "cd".repeat(32), "size_bytes": 2048, "code": "11502-2",
         }),
     );
+    // Sam invites a caregiver, named.
+    let carer_key = work.join("canary-carer.pem");
+    let (ok, carer) = emrctl(&["keygen", "--out", carer_key.to_str().unwrap()]);
+    assert!(ok, "{carer}");
+    let carer: serde_json::Value = serde_json::from_str(&carer).unwrap();
+    let f = work.join("canary-register.json");
+    let register = serde_json::json!({
+        "id": carer["participant_id"], "role": "caregiver", "public_key": carer["public_key"],
+        "display_name": c("display name"),
+    });
+    std::fs::write(&f, register.to_string()).unwrap();
+    let k = key("patient-sam");
+    let args = ["sign-tx", "--key", &k, "--chain-id", CHAIN, "--type", "participant.register", "--body"];
+    commit_with_emrctl(net, work, &[&args[..], &[f.to_str().unwrap()]].concat());
     let (ok, card) = emrctl(&["emergency", "card", "--patient", &sam, "--qr", work.join("card.svg").to_str().unwrap()]);
     assert!(ok, "{card}");
     let card: serde_json::Value = serde_json::from_str(&card).unwrap();

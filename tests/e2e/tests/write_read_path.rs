@@ -123,7 +123,7 @@ impl Actor {
                 id: who.id.clone(),
                 role,
                 public_key: who.key.public(),
-                display_name: None,
+                body_commitment: None,
                 institution: institution.cloned(),
             }),
         )
@@ -800,7 +800,7 @@ async fn a_record_is_committed_readable_as_fhir_provable_and_audited() {
         "content_type": "application/pdf", "content_sha256": "ab".repeat(32), "size_bytes": 1200, "code": "11502-2",
     });
     let split = glucochain_types::sealed::split(glucochain_types::TxType::DocumentAdd, whole).unwrap();
-    let doc = patient.sign(Some(&patient.id.clone()), common::kept(split));
+    let doc = patient.sign(Some(&patient.id.clone()), common::kept((split.0, split.1.unwrap())));
     let doc_hash = sys.submit(&doc).await;
     let at = sys.wait_committed(&doc_hash).await["height"].as_u64().unwrap();
     sys.wait_ledger(at, &fresh).await;

@@ -10,7 +10,7 @@ use glucochain_bus::access::NatsUser;
 use glucochain_crypto::KeyPair;
 use glucochain_types::genesis::{ConsensusParams, Genesis, GenesisAdmin, GenesisValidator};
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{ParticipantRegister, TxBody, TxPayload};
+use glucochain_types::tx::{TxBody, TxPayload};
 use glucochain_types::{ChainId, ParticipantId, Role};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -216,19 +216,16 @@ pub fn sign(key: &KeyPair, patient: Option<&ParticipantId>, body: TxBody) -> Str
     .sign(key, &me)
 }
 
-/// A registration signed by `by`.
+/// A registration signed by `by`: the JWS, or with a name the submission
+/// with the name sealed beside it (what [`commit`] takes either way).
 pub fn register(by: &KeyPair, who: &KeyPair, role: Role, name: Option<&str>, institution: Option<&KeyPair>) -> String {
-    sign(
-        by,
-        None,
-        TxBody::ParticipantRegister(ParticipantRegister {
-            id: ParticipantId::from_public_key(&who.public()),
-            role,
-            public_key: who.public(),
-            display_name: name.map(str::to_string),
-            institution: institution.map(|k| ParticipantId::from_public_key(&k.public())),
-        }),
-    )
+    let institution = institution.map(|k| ParticipantId::from_public_key(&k.public()));
+    let (body, sealed) = glucochain_types::sealed::registration(&who.public(), role, name, institution);
+    let jws = sign(by, None, body);
+    match sealed {
+        Some(s) => String::from_utf8(glucochain_types::sealed::Submission::sealed(jws, s).to_json()).expect("JSON"),
+        None => jws,
+    }
 }
 
 /// Submits and waits for the commit; errors on a rejection.

@@ -23,7 +23,7 @@ pub fn submit(jws: &Path, nats: &str, wait: u64) -> anyhow::Result<ExitCode> {
         anyhow::bail!("a record with a sealed body goes through ingest (--ingest URL), which seals it into the vault");
     }
     let tx = Transaction::parse(text, &Default::default()).context("not a valid transaction")?;
-    if tx.payload.tx_type.sealed() {
+    if tx.payload.body.body_commitment().is_some() {
         anyhow::bail!(
             "{} carries its record off the chain: sign it with emrctl sign-tx and submit through ingest (--ingest URL)",
             tx.payload.tx_type.as_str()

@@ -55,7 +55,7 @@ pub(crate) fn envelope_of(
     match glucochain_types::TxType::parse(tx_type).filter(|t| t.sealed()) {
         Some(t) => {
             let (envelope, sealed) = glucochain_types::sealed::split(t, body_json)?;
-            Ok((serde_json::to_value(envelope)?, Some(sealed)))
+            Ok((serde_json::to_value(envelope)?, sealed))
         }
         None => Ok((body_json, None)),
     }
@@ -107,7 +107,7 @@ pub fn verify_tx(
             glucochain_types::sealed::RecordBody::accept(&tx.payload, s, &TxLimits::default())?;
             Some("matches the signed commitment")
         }
-        None if tx.payload.tx_type.sealed() => Some("not given (the envelope alone)"),
+        None if tx.payload.body.body_commitment().is_some() => Some("not given (the envelope alone)"),
         None => None,
     };
     let genesis = genesis.map(Genesis::read_file).transpose()?;

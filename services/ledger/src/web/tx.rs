@@ -184,7 +184,7 @@ async fn sealed_beside(
     tx: &Transaction,
 ) -> Result<Option<SealedBody>, PageError> {
     let TxBody::EmergencyProfileSet(env) = &tx.payload.body else {
-        return match tx.payload.tx_type.sealed() {
+        return match tx.payload.body.body_commitment().is_some() {
             true => Err(Problem::bad_request("a page sends no record bodies; use the API").into()),
             false => Ok(None),
         };

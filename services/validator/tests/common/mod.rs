@@ -193,7 +193,8 @@ impl Cluster {
                 id: ParticipantId::from_public_key(&who.public()),
                 role: Role::Institution,
                 public_key: who.public(),
-                display_name: Some(format!("Clinic {}", self.nonce)),
+                // Validators see envelopes only: the name's commitment, never the name.
+                body_commitment: Some(glucochain_crypto::sha256(format!("Clinic {}", self.nonce).as_bytes())),
                 institution: None,
             }),
         );

@@ -47,7 +47,7 @@ impl Actor {
                 id: who.id.clone(),
                 role,
                 public_key: who.key.public(),
-                display_name: None,
+                body_commitment: None,
                 institution: institution.cloned(),
             }),
         )
