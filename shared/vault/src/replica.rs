@@ -360,6 +360,18 @@ impl VaultReader {
     /// direct gets, which only an operator may update), by the JetStream
     /// API's `STREAM.MSG.GET`.
     async fn last(&self, subject: &str) -> Result<Option<Row>, VaultError> {
+        self.last_confirmed(subject, false).await
+    }
+
+    /// [`Self::last`]; with `confirm_absent`, a direct get's "not found" is
+    /// asked again of the stream's leader (`STREAM.MSG.GET`) before it is
+    /// believed. A direct get may be answered by any server holding the
+    /// stream, and one that lags (a follower of a replicated `VAULT`, or a
+    /// server just restarted: a fault-harness run once saw every row written
+    /// after a NATS restart reported missing to the detector) would make a
+    /// stored body look absent. Used for record rows, which are there in
+    /// the normal case, so the second request is paid only when one is not.
+    async fn last_confirmed(&self, subject: &str, confirm_absent: bool) -> Result<Option<Row>, VaultError> {
         use async_nats::jetstream::stream::{DirectGetErrorKind, LastRawMessageErrorKind};
         let parse = |payload: &[u8]| {
             serde_json::from_slice(payload)
@@ -368,10 +380,16 @@ impl VaultReader {
         };
         match self.stream.direct_get_last_for_subject(subject).await {
             Ok(m) => return parse(&m.payload),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound && !confirm_absent => return Ok(None),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {}
             Err(e) => tracing::debug!(error = %e, "direct get refused; asking the JetStream API"),
         }
         match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) if confirm_absent => {
+                metrics::counter!("glucochain_vault_direct_get_stale_total").increment(1);
+                tracing::warn!(subject, "a direct get did not find a row the stream's leader holds");
+                parse(&m.payload)
+            }
             Ok(m) => parse(&m.payload),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(bus_err(e)),
@@ -412,7 +430,7 @@ impl VaultReader {
         // row, so a row still there may already be erased: the tombstone is
         // looked up in both cases (both asked at once).
         let (rec, gone) = (format!("emr.vault.rec.{p}.{c}.{t}"), format!("emr.vault.gone.{p}.{c}.{t}"));
-        let (rec, gone) = futures::join!(self.last(&rec), self.last(&gone));
+        let (rec, gone) = futures::join!(self.last_confirmed(&rec, true), self.last(&gone));
         if let Some(Row::Gone { by_tx, erased_ms, .. }) = gone? {
             return Ok(Err(Lookup::Erased { by_tx, at_ms: erased_ms }));
         }

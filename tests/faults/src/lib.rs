@@ -608,8 +608,11 @@ async fn check(
         row.alert_pending = !emailed && pending;
         if ids.is_empty() || !(emailed || pending) {
             row.alerts_lost = 1;
+            // What the detector and the notifier said, for whoever reads the report.
+            let logs: String =
+                ["detector", "notifier"].iter().map(|n| format!("\n  {n}:{}", run.lab.log_excerpt(n))).collect();
             report.violations.push(format!(
-                "{}: the falling trace's alert was {}",
+                "{}: the falling trace's alert was {} (patient {patient}){logs}",
                 row.fault,
                 if ids.is_empty() { "never raised" } else { "neither delivered nor pending" }
             ));
