@@ -90,18 +90,30 @@ impl RecordVault {
             None if create => {
                 let (_, wrapped) = new_data_key(self.kek.as_ref(), id);
                 // Another writer may have won the race: use the key that is stored.
-                let (stored, kek_id) = self
-                    .store
-                    .vault_put_data_key(&id.patient, &id.class, i64::from(id.epoch), &wrapped, &self.kek.id(), now_ms)
-                    .await?;
-                if let Some(r) = &self.replica {
-                    r.publish(&Row::data_key(&id.patient, &id.class, i64::from(id.epoch), &stored, &kek_id, now_ms))
-                        .await?;
-                }
-                Some((stored, kek_id))
+                Some(
+                    self.store
+                        .vault_put_data_key(
+                            &id.patient,
+                            &id.class,
+                            i64::from(id.epoch),
+                            &wrapped,
+                            &self.kek.id(),
+                            now_ms,
+                        )
+                        .await?,
+                )
             }
             None => None,
         };
+        // A writer (`create`) publishes the key's row every time it takes
+        // the long way, not only when it made the key: a key made while the
+        // replica could not be reached (a NATS restart) was stored here but
+        // not there, and every record under it stayed unreadable to the
+        // replica's readers (found by the fault harness). The long way is
+        // taken once per class per writer between erasures, so this is cheap.
+        if let (true, Some(r), Some((wrapped, kek_id))) = (create, &self.replica, &stored) {
+            r.publish(&Row::data_key(&id.patient, &id.class, i64::from(id.epoch), wrapped, kek_id, now_ms)).await?;
+        }
         let Some((wrapped, kek_id)) = stored else { return Ok(None) };
         open_stored_data_key(self.kek.as_ref(), id, &wrapped, kek_id).map(Some)
     }

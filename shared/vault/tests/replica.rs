@@ -211,3 +211,42 @@ async fn committed_erasures_are_applied_once_and_finish_after_a_crash() {
     assert!(matches!(reader.get(&want(3, "pb", "private")).await.unwrap(), Lookup::Body(_)));
     assert_eq!(store.vault_data_key("pa", "private", 2).await.unwrap(), None, "the class's keys are destroyed");
 }
+
+/// A first record of a class written while the replica cannot take it
+/// fails (the caller retries). Its data key is then already in the
+/// database; the retry must put the key's row into the replica too, or
+/// every record under that key stays unreadable to the replica's readers
+/// (found by the fault harness after a NATS restart). Here the first
+/// attempt's messages are lost for good (its NATS server never returns) and
+/// the retry goes through another connection, as after ingest restarts.
+#[tokio::test]
+async fn a_data_key_made_while_the_replica_was_down_reaches_it_on_the_next_write() {
+    let db = PgTestDb::create().await.unwrap();
+    let store = Store::connect(db.url()).await.unwrap();
+    let kek_text = FileKek::generate();
+    let kek = || Arc::new(FileKek::parse(&kek_text).unwrap());
+    let (body, c) = submission(1);
+    {
+        let mut lost = NatsServer::start().unwrap();
+        let bus = Bus::connect(&lost.url(), "vault-replica-lost").await.unwrap();
+        let v = RecordVault::new(store.clone(), kek()).with_replica(Replica::new(bus).await.unwrap());
+        lost.stop();
+        let down =
+            tokio::time::timeout(std::time::Duration::from_secs(30), v.put("tx-a", "pz", "private", &body, 1_000));
+        assert!(!matches!(down.await, Ok(Ok(()))), "a write the replica did not take is not reported done");
+    }
+    let nats = NatsServer::start().unwrap();
+    let bus = Bus::connect(&nats.url(), "vault-replica-retry").await.unwrap();
+    let v = RecordVault::new(store.clone(), kek()).with_replica(Replica::new(bus.clone()).await.unwrap());
+    v.put("tx-a", "pz", "private", &body, 2_000).await.unwrap();
+    let reader = VaultReader::new(&bus, kek()).await.unwrap();
+    let want = Wanted { tx_hash: "tx-a".into(), patient: "pz".into(), class: "private".into() };
+    match reader.get(&want).await.unwrap() {
+        Lookup::Body(b) => {
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            verify(&c, &Salt::from_b64(v["salt"].as_str().unwrap()).unwrap(), &b).unwrap();
+        }
+        other => panic!("the replica's reader cannot open the record: {other:?}"),
+    }
+    store.close().await;
+}
