@@ -220,7 +220,10 @@ pub async fn serve_audit_appends(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Resul
     let services = bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND, "ledger".into()).await?;
     let detector =
         bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND_DETECTOR, "ledger".into()).await?;
-    let mut all = futures::stream::select(services.map(|m| (m, From::Service)), detector.map(|m| (m, From::Detector)));
+    let mut all = futures::stream::select(
+        services.map(|m| (m, AppendFrom::Service)),
+        detector.map(|m| (m, AppendFrom::Detector)),
+    );
     while let Some((m, from)) = all.next().await {
         let Some(reply) = m.reply.clone() else { continue };
         let answer = match append_requested(&ledger, &m.payload, from).await {
@@ -240,12 +243,12 @@ pub async fn serve_audit_appends(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Resul
 /// Who asked for an append: the contracts engine (any reader it decided
 /// for) or the detector (only in a registered detector's own name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum From {
+enum AppendFrom {
     Service,
     Detector,
 }
 
-async fn append_requested(ledger: &Ledger, payload: &[u8], from: From) -> anyhow::Result<u64> {
+async fn append_requested(ledger: &Ledger, payload: &[u8], from: AppendFrom) -> anyhow::Result<u64> {
     append_requested_inner(ledger, payload, from).await.map_err(|e| match e.downcast::<AuditError>() {
         // The contracts engine answers 429 for this one (the prefix is the convention).
         Ok(AuditError::Throttled(wait)) => anyhow::anyhow!("rate-limited: {}", wait.as_secs().max(1)),
@@ -254,12 +257,12 @@ async fn append_requested(ledger: &Ledger, payload: &[u8], from: From) -> anyhow
     })
 }
 
-async fn append_requested_inner(ledger: &Ledger, payload: &[u8], from: From) -> anyhow::Result<u64> {
+async fn append_requested_inner(ledger: &Ledger, payload: &[u8], from: AppendFrom) -> anyhow::Result<u64> {
     use anyhow::Context as _;
     use prost::Message as _;
     let a = glucochain_wire::v1::AuditAppend::decode(payload).context("undecodable AuditAppend")?;
     let reader = ParticipantId::parse(&a.reader).context("reader")?;
-    if from == From::Detector {
+    if from == AppendFrom::Detector {
         let view = ledger.chain.view.read().expect("view lock");
         let registered = view.state().participant(&reader).filter(|p| p.is_active()).map(|p| p.role);
         anyhow::ensure!(
