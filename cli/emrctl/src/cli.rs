@@ -513,8 +513,9 @@ pub enum EmergencyCmd {
         /// Current medication (comma-separated).
         #[arg(long, value_delimiter = ',')]
         medications: Vec<String>,
-        /// The card's public key (from `emrctl emergency card`).
-        #[arg(long)]
+        /// The card's public key (from `emrctl emergency card`; unpadded
+        /// base64url, so it may start with `-`).
+        #[arg(long, allow_hyphen_values = true)]
         card_key: String,
     },
     /// Break the glass (clinician): commit access.emergency with a proof of

@@ -294,6 +294,21 @@ fn contract_commands_sign_valid_transactions_and_refuse_bad_arguments() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A card key is unpadded base64url: one in four starts with `-`, and is
+    // still a value, not an option (a demo run once failed on one).
+    let hyphen_key = (0u8..=255)
+        .map(|i| glucochain_crypto::KeyPair::from_seed([i; 32]).public().to_base64url())
+        .find(|k| k.starts_with('-'))
+        .expect("a seed whose public key starts with '-'");
+    typed(
+        &[
+            &["emergency", "profile"][..],
+            &base[..],
+            &["--blood-group", "O-", "--diabetes-type", "type1", "--card-key", &hyphen_key][..],
+        ]
+        .concat(),
+        "emergency.profile.set",
+    );
     typed(
         &[
             &["consult", "request"][..],
