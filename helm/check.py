@@ -187,8 +187,8 @@ check(not any(e["name"] == "GLUCOCHAIN_INSECURE_HTTP" for o in strict if o["kind
       "http.insecure=false: the services are not told to serve plain HTTP")
 
 # The record vault's KEK (ADR 0016): mounted read-only into ingest, the
-# ledger, the detector and the contracts engine, nowhere else (never the
-# validators or the notifier), and named by GLUCOCHAIN_KEK_FILE.
+# ledger, the detector, the contracts engine and the notifier, nowhere else
+# (never the validators), and named by GLUCOCHAIN_KEK_FILE.
 for o in objs:
     if o["kind"] not in ("Deployment", "StatefulSet"):
         continue
@@ -196,7 +196,7 @@ for o in objs:
     spec = o["spec"]["template"]["spec"]
     has_env = any(e["name"] == "GLUCOCHAIN_KEK_FILE" for c in spec["containers"] for e in c.get("env", []))
     vols = [v for v in spec.get("volumes", []) if v.get("secret", {}).get("secretName") == "glucochain-vault-kek"]
-    wants = any(name.endswith("-" + c) for c in ("ingest", "ledger", "detector", "contracts"))
+    wants = any(name.endswith("-" + c) for c in ("ingest", "ledger", "detector", "contracts", "notifier"))
     check(has_env == wants and bool(vols) == wants and all(v["secret"]["defaultMode"] == 0o400 for v in vols),
           f"{name}: " + ("the vault KEK is mounted (0400)" if wants else "no vault KEK"))
 

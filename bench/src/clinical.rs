@@ -14,8 +14,8 @@ use glucochain_types::ids::LocalId;
 use glucochain_types::sealed::{ObservationBody, Submission};
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    AlertKind, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant, ContactChannel,
-    ContactChannelsSet, GlucoseThresholds, ParticipantRegister, Term, TxBody,
+    AlertKind, CareContact, CarePlan, CareplanAccept, ChannelKind, ConsentGrant, ContactChannel, ContactChannelsBody,
+    GlucoseThresholds, ParticipantRegister, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use prost::Message as _;
@@ -216,7 +216,9 @@ impl Load {
             ));
             second.push(p.sign(&chain, now, Some(&pid), consent));
         }
-        // Each caregiver declares the address (a care plan may route only there).
+        // Each caregiver declares the address (a care plan may route only
+        // there), sealed beside the kinds the chain holds.
+        let mut declared_hashes = Vec::new();
         let declarations: Vec<String> = carers
             .iter()
             .enumerate()
@@ -224,20 +226,23 @@ impl Load {
                 let copy = KeyPair::from_pkcs8_pem(&c.to_pkcs8_pem()).expect("a key reads back");
                 let mut carer = crate::world::Signer::new(copy, "carer");
                 let channels = vec![ContactChannel { kind: ChannelKind::Email, address: address(k) }];
-                carer.sign(&chain, now, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels }))
+                let (declare, sealed) = ContactChannelsBody::seal(channels);
+                let jws = carer.sign(&chain, now, None, declare);
+                declared_hashes.push(sha256(jws.as_bytes()));
+                String::from_utf8(Submission::sealed(jws, sealed).to_json()).expect("JSON is UTF-8")
             })
             .collect();
-        let mut proposals = Vec::new();
+        let (mut proposals, mut proposal_hashes) = (Vec::new(), Vec::new());
         for (k, &i) in patients.iter().enumerate() {
             let pid = self.world.patients[i].id.clone();
-            let plan = CareplanPropose {
+            let plan = CarePlan {
                 plan_id: LocalId::parse("bench-plan", "plan_id")?,
                 version: 1,
                 thresholds: GlucoseThresholds::default(),
                 alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low, AlertKind::PredictedLow],
                 contacts: vec![CareContact {
                     participant: ParticipantId::from_public_key(&carers[k].public()),
-                    channels: vec![ContactChannel { kind: ChannelKind::Email, address: address(k) }],
+                    channels: vec![ChannelKind::Email],
                     escalate_after_minutes: 30,
                 }],
                 quiet_hours: None,
@@ -251,25 +256,35 @@ impl Load {
                 alert_repeat: None,
                 insulin: None,
             };
-            proposals.push(clinician.sign(&chain, now, Some(&pid), TxBody::CareplanPropose(plan)));
+            let (envelope, sealed) = plan.seal();
+            let jws = clinician.sign(&chain, now, Some(&pid), envelope);
+            proposal_hashes.push(sha256(jws.as_bytes()));
+            proposals.push(String::from_utf8(Submission::sealed(jws, sealed).to_json()).expect("JSON is UTF-8"));
         }
         let accepts: Vec<String> = patients
             .iter()
-            .zip(&proposals)
+            .zip(&proposal_hashes)
             .map(|(&i, prop)| {
                 let p = &mut self.world.patients[i];
                 let pid = p.id.clone();
                 let accept = TxBody::CareplanAccept(CareplanAccept {
                     plan_id: LocalId::parse("bench-plan", "plan_id").expect("plan id"),
                     version: 1,
-                    proposal_tx: sha256(prop.as_bytes()),
+                    proposal_tx: *prop,
                 });
                 p.sign(&chain, now, Some(&pid), accept)
             })
             .collect();
-        for phase in [first, second, declarations, proposals, accepts] {
+        let bare = |phase: &[String]| phase.iter().map(|t| sha256(t.as_bytes())).collect::<Vec<_>>();
+        let phases = [
+            (bare(&first), first),
+            (bare(&second), second),
+            (declared_hashes, declarations),
+            (proposal_hashes.clone(), proposals),
+            (bare(&accepts), accepts),
+        ];
+        for (hashes, phase) in phases {
             let want = phase.len();
-            let hashes: Vec<_> = phase.iter().map(|t| sha256(t.as_bytes())).collect();
             let out = self.post_all(phase, 32).await;
             if out.accepted != want {
                 bail!("care set-up refused: {:?}", out.refused);

@@ -295,27 +295,45 @@ pub async fn careplan(req: HttpRequest, s: Data, id: web::Path<String>) -> Resul
         purpose: purpose_of(&who, &patient),
     };
     audited(&s, &req, read, granted, &reason).await?;
-    careplan_json(&s, &patient, Timestamp::now())
+    careplan_json(&s, &patient, Timestamp::now()).await
 }
 
-fn careplan_json(s: &ApiState, patient: &ParticipantId, now: Timestamp) -> Result<HttpResponse, Problem> {
-    let view = s.engine.chain.view.read().expect("view lock");
-    let plans: Vec<serde_json::Value> = view
-        .state()
-        .contracts()
-        .careplans_of(patient)
-        .map(|p| {
-            json!({
-                "plan_id": p.plan_id.as_str(),
-                "active_version": p.active_at(now).map(|v| v.plan.version),
-                "versions": p.versions.values().map(|v| json!({
-                    "version": v.plan.version, "proposer": v.proposer.as_str(), "proposal_tx": v.proposal_tx.to_string(),
-                    "proposed_at_height": v.proposed_at, "accepted_at_height": v.accepted_at, "plan": v.plan,
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "patient": patient.as_str(), "careplans": plans })))
+/// Every version of the patient's care plans; each version's clinical
+/// content (its sealed body) opened from the vault after the read was
+/// audited. A version whose body is erased shows its envelope only, said so.
+async fn careplan_json(s: &ApiState, patient: &ParticipantId, now: Timestamp) -> Result<HttpResponse, Problem> {
+    let plans: Vec<_> = {
+        let view = s.engine.chain.view.read().expect("view lock");
+        view.state().contracts().careplans_of(patient).cloned().collect()
+    };
+    let mut out = Vec::with_capacity(plans.len());
+    for p in plans {
+        let mut versions = Vec::with_capacity(p.versions.len());
+        for v in p.versions.values() {
+            let opened = s.vault.careplan(patient, &v.proposal_tx, &v.plan).await.map_err(|e| {
+                tracing::error!(error = %e, "record vault read failed (care plan)");
+                Problem::unavailable("the record vault is unavailable; retry shortly")
+            })?;
+            let mut entry = json!({
+                "version": v.plan.version, "proposer": v.proposer.as_str(), "proposal_tx": v.proposal_tx.to_string(),
+                "proposed_at_height": v.proposed_at, "accepted_at_height": v.accepted_at,
+            });
+            match opened {
+                Some(plan) => entry["plan"] = json!(plan),
+                None => {
+                    entry["plan"] = json!(v.plan);
+                    entry["content"] = json!("erased (record.erase) or not in the record vault yet");
+                }
+            }
+            versions.push(entry);
+        }
+        out.push(json!({
+            "plan_id": p.plan_id.as_str(),
+            "active_version": p.active_at(now).map(|v| v.plan.version),
+            "versions": versions,
+        }));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "patient": patient.as_str(), "careplans": out })))
 }
 
 /// Reminders for the patient from `hours` ago to `hours` ahead (default 24):
@@ -338,7 +356,11 @@ pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Resu
     let mut t = from;
     while t < until {
         let next = Timestamp::from_unix_ms((t.unix_ms() + 86_400_000).min(until.unix_ms()));
-        list.extend(s.engine.reminders(t, next).into_iter().filter(|r| r.patient == patient));
+        let due = s.engine.reminders(&s.vault, t, next).await.map_err(|e| {
+            tracing::error!(error = %e, "record vault read failed (care plans)");
+            Problem::unavailable("the record vault is unavailable; retry shortly")
+        })?;
+        list.extend(due.into_iter().filter(|r| r.patient == patient));
         t = next;
     }
     // Each medication.taken counts for the nearest scheduled dose of that

@@ -130,11 +130,33 @@ impl Engine {
         glucochain_state::decide_read(view.state(), reader, patient, purpose, at)
     }
 
-    /// Reminders due in `(from, to]`.
-    pub fn reminders(&self, from: Timestamp, to: Timestamp) -> Vec<Reminder> {
-        let view = self.chain.view.read().expect("view lock");
+    /// Reminders due in `(from, to]`. Each active plan's schedule is its
+    /// sealed body, opened from the record vault (ADR 0016); a plan whose
+    /// body is erased or missing has no reminders (logged and counted), and
+    /// a vault that cannot be reached is an error (the window is tried
+    /// again from the stored cursor).
+    pub async fn reminders(
+        &self,
+        vault: &glucochain_vault::replica::VaultReader,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Reminder>, glucochain_vault::VaultError> {
+        let active = {
+            let view = self.chain.view.read().expect("view lock");
+            crate::reminders::active_versions(view.state().contracts())
+        };
+        let mut plans = Vec::with_capacity(active.len());
+        for (patient, v) in active {
+            match vault.careplan(&patient, &v.proposal_tx, &v.plan).await? {
+                Some(plan) => plans.push((patient, plan)),
+                None => {
+                    metrics::counter!("glucochain_contracts_plan_unreadable_total").increment(1);
+                    tracing::warn!(patient = %patient, plan = %v.plan.plan_id, "care plan body erased or not in the vault: no reminders");
+                }
+            }
+        }
         let last = self.last_record.read().expect("index lock");
-        due_reminders(view.state().contracts(), &last, from, to)
+        Ok(due_reminders(&plans, &last, from, to))
     }
 
     /// When `medication` was recorded as taken by or for `patient`.
@@ -267,7 +289,13 @@ pub async fn publish_notices(engine: Arc<Engine>, bus: Bus) -> anyhow::Result<()
 /// Emits reminders as their time comes, every `tick`: the window since the
 /// saved cursor, published on `REMINDERS` with the slot id as message id,
 /// then the cursor advances — so a restart neither loses nor repeats one.
-pub async fn run_reminders(engine: Arc<Engine>, bus: Bus, tick: Duration, clock: Clock) -> anyhow::Result<()> {
+pub async fn run_reminders(
+    engine: Arc<Engine>,
+    vault: glucochain_vault::replica::VaultReader,
+    bus: Bus,
+    tick: Duration,
+    clock: Clock,
+) -> anyhow::Result<()> {
     bus.ensure_stream(&StreamSpec::reminders()).await?;
     let mut interval = tokio::time::interval(tick);
     loop {
@@ -283,7 +311,13 @@ pub async fn run_reminders(engine: Arc<Engine>, bus: Bus, tick: Duration, clock:
                 continue;
             }
         };
-        let due = engine.reminders(from, now);
+        let due = match engine.reminders(&vault, from, now).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "record vault unreadable (care plans); retrying at the next tick");
+                continue;
+            }
+        };
         let mut ok = true;
         for r in &due {
             let msg = wire::Reminder {

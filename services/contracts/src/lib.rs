@@ -35,11 +35,11 @@ pub async fn serve(cfg: ContractsConfig) -> anyhow::Result<()> {
     let follow = tokio::spawn(engine::follow(engine.clone(), bus.clone()));
     let authz = tokio::spawn(engine::serve_authz(engine.clone(), bus.clone()));
     let notices = tokio::spawn(engine::publish_notices(engine.clone(), bus.clone()));
-    let tick = Duration::from_secs(cfg.reminder_tick_secs.max(1));
-    let reminders = tokio::spawn(engine::run_reminders(engine.clone(), bus.clone(), tick, clock));
     let kek = glucochain_vault::keys::FileKek::load(&cfg.kek_file).context("key-encryption key")?;
     let vault =
         glucochain_vault::replica::VaultReader::new(&bus, std::sync::Arc::new(kek)).await.context("VAULT stream")?;
+    let tick = Duration::from_secs(cfg.reminder_tick_secs.max(1));
+    let reminders = tokio::spawn(engine::run_reminders(engine.clone(), vault.clone(), bus.clone(), tick, clock));
     let state = actix_web::web::Data::new(api::ApiState {
         engine,
         vault,

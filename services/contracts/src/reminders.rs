@@ -3,9 +3,10 @@
 //! service can run it on a real or a fake clock and never lose or repeat a
 //! reminder: the same schedule slot always yields the same id.
 
-use glucochain_state::contracts::Contracts;
+use glucochain_state::contracts::{CareplanVersion, Contracts};
 use glucochain_types::ParticipantId;
 use glucochain_types::time::Timestamp;
+use glucochain_types::tx::CarePlan;
 use std::collections::HashMap;
 
 /// A check-up is overdue this long after it fell due without a matching record.
@@ -61,12 +62,25 @@ fn parse_hhmm(s: &str) -> Option<i64> {
     Some(h.parse::<i64>().ok()? * 3_600_000 + m.parse::<i64>().ok()? * 60_000)
 }
 
+/// The accepted (active) version of every patient's care plan, as the chain
+/// holds it: what [`due_reminders`] needs once each is opened.
+pub fn active_versions(contracts: &Contracts) -> Vec<(ParticipantId, CareplanVersion)> {
+    contracts
+        .careplans
+        .values()
+        .filter_map(|plan| {
+            let version = plan.active_version.and_then(|v| plan.versions.get(&v))?;
+            Some((plan.patient.clone(), version.clone()))
+        })
+        .collect()
+}
+
 /// Reminders due in `(from, to]`, for every patient's care plan in force at
 /// the due time. `last_record` gives the newest record time per (patient,
 /// code), for check-ups. Windows longer than [`MAX_CATCH_UP_MS`] are cut to
 /// their most recent part.
 pub fn due_reminders(
-    contracts: &Contracts,
+    plans: &[(ParticipantId, CarePlan)],
     last_record: &HashMap<(ParticipantId, String), Timestamp>,
     from: Timestamp,
     to: Timestamp,
@@ -77,9 +91,7 @@ pub fn due_reminders(
     if to <= from {
         return out;
     }
-    for plan in contracts.careplans.values() {
-        let Some(version) = plan.active_version.and_then(|v| plan.versions.get(&v)) else { continue };
-        let p = &version.plan;
+    for (patient, p) in plans {
         let (start, end) = (p.term.start.unix_ms(), p.term.end.unix_ms());
         let in_force = |t: i64| t >= start && t < end;
         // Local time of the patient: the quiet-hours offset, else UTC.
@@ -94,13 +106,10 @@ pub fn due_reminders(
                     let due = day * DAY_MS + at - offset_ms;
                     if due > from && due <= to && in_force(due) {
                         out.push(Reminder {
-                            id: format!(
-                                "med:{}:{}:v{}:{}:{}",
-                                plan.patient, plan.plan_id, version.plan.version, med.name, due
-                            ),
-                            patient: plan.patient.clone(),
+                            id: format!("med:{}:{}:v{}:{}:{}", patient, p.plan_id, p.version, med.name, due),
+                            patient: patient.clone(),
                             kind: ReminderKind::Medication,
-                            plan_id: plan.plan_id.to_string(),
+                            plan_id: p.plan_id.to_string(),
                             subject: med.name.clone(),
                             text: format!("Time for {} ({}).", med.name, med.dose),
                             due: Timestamp::from_unix_ms(due),
@@ -111,7 +120,7 @@ pub fn due_reminders(
         }
         for c in &p.checkups {
             let every = c.every_days.max(1) as i64 * DAY_MS;
-            let last = last_record.get(&(plan.patient.clone(), c.code.clone())).map(|t| t.unix_ms());
+            let last = last_record.get(&(patient.clone(), c.code.clone())).map(|t| t.unix_ms());
             let due = last.unwrap_or(start) + every;
             for (kind, at, text) in [
                 (ReminderKind::Checkup, due, format!("{} is due.", c.display)),
@@ -119,10 +128,10 @@ pub fn due_reminders(
             ] {
                 if at > from && at <= to && in_force(at) {
                     out.push(Reminder {
-                        id: format!("{}:{}:{}:{}:{}", kind.as_str(), plan.patient, plan.plan_id, c.code, at),
-                        patient: plan.patient.clone(),
+                        id: format!("{}:{}:{}:{}:{}", kind.as_str(), patient, p.plan_id, c.code, at),
+                        patient: patient.clone(),
                         kind,
-                        plan_id: plan.plan_id.to_string(),
+                        plan_id: p.plan_id.to_string(),
                         subject: c.code.clone(),
                         text,
                         due: Timestamp::from_unix_ms(at),
@@ -138,13 +147,9 @@ pub fn due_reminders(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use glucochain_crypto::Hash32;
-    use glucochain_state::contracts::{Careplan, CareplanVersion};
     use glucochain_types::ids::LocalId;
-    use glucochain_types::tx::{
-        CareplanPropose, CheckupSchedule, GlucoseThresholds, MedicationSchedule, QuietHours, Term,
-    };
-    use std::collections::{BTreeMap, HashSet};
+    use glucochain_types::tx::{CheckupSchedule, GlucoseThresholds, MedicationSchedule, QuietHours, Term};
+    use std::collections::HashSet;
 
     const T0: i64 = 1_790_000_000_000 - 1_790_000_000_000 % DAY_MS; // a UTC midnight
 
@@ -152,8 +157,8 @@ mod tests {
         ParticipantId::from_public_key(&glucochain_crypto::KeyPair::from_seed([5; 32]).public())
     }
 
-    fn contracts(offset_minutes: i32) -> Contracts {
-        let plan = CareplanPropose {
+    fn contracts(offset_minutes: i32) -> Vec<(ParticipantId, CarePlan)> {
+        let plan = CarePlan {
             plan_id: LocalId::parse("plan-1", "plan_id").unwrap(),
             version: 1,
             thresholds: GlucoseThresholds::default(),
@@ -175,24 +180,7 @@ mod tests {
             alert_repeat: None,
             insulin: None,
         };
-        let mut versions = BTreeMap::new();
-        versions.insert(
-            1,
-            CareplanVersion {
-                plan,
-                proposer: patient(),
-                proposal_tx: Hash32::default(),
-                proposed_at: 1,
-                accepted_at: Some(2),
-            },
-        );
-        let mut c = Contracts::default();
-        let id = LocalId::parse("plan-1", "plan_id").unwrap();
-        c.careplans.insert(
-            (patient(), id.clone()),
-            Careplan { patient: patient(), plan_id: id, versions, active_version: Some(1) },
-        );
-        c
+        vec![(patient(), plan)]
     }
 
     fn ts(ms: i64) -> Timestamp {

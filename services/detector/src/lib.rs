@@ -104,6 +104,8 @@ struct PatientState {
     detector: PatientDetector,
     /// The care plan version the detector was configured from.
     plan: Option<(String, u32)>,
+    /// Whether that plan's clinical content was opened (else defaults).
+    plan_opened: bool,
     last_at: i64,
     /// The last treatment (by [`Treatments`] sequence) fed to the detector.
     treated: u64,
@@ -215,21 +217,43 @@ fn ids(patient: &ParticipantId, kind: AlertKind, at_ms: i64, episode: u64) -> (L
 }
 
 impl DetectorService {
-    /// The detector configuration for `patient` now (care plan or defaults).
-    fn config_for(&self, patient: &ParticipantId) -> (DetectorConfig, Option<(String, u32)>) {
-        let view = self.chain.view.read().expect("view lock");
-        let contracts = view.state().contracts();
+    /// The detector configuration for `patient` now (care plan or
+    /// defaults), the plan version it came from, and whether the plan's
+    /// clinical content (thresholds, insulin factors: its sealed body) was
+    /// opened. A body that cannot be opened leaves the consensus defaults
+    /// in force with the plan's alert kinds (a missed low is the worse
+    /// harm than a default threshold), logged and counted; it is tried
+    /// again with the next reading.
+    async fn config_for(&self, patient: &ParticipantId) -> (DetectorConfig, Option<(String, u32)>, bool) {
+        let active = {
+            let view = self.chain.view.read().expect("view lock");
+            view.state().contracts().active_careplan(patient, Timestamp::now()).cloned()
+        };
         let mut cfg = DetectorConfig::default();
-        match contracts.active_careplan(patient, Timestamp::now()) {
-            Some(v) => {
-                cfg.thresholds = v.plan.thresholds.clone();
-                cfg.insulin = v.plan.insulin.as_ref().map(InsulinProfile::from_factors);
-                if !v.plan.alert_kinds.is_empty() {
-                    cfg.enabled = v.plan.alert_kinds.iter().copied().collect();
-                }
-                (cfg, Some((v.plan.plan_id.to_string(), v.plan.version)))
+        let Some(v) = active else { return (cfg, None, false) };
+        if !v.plan.alert_kinds.is_empty() {
+            cfg.enabled = v.plan.alert_kinds.iter().copied().collect();
+        }
+        let tag = Some((v.plan.plan_id.to_string(), v.plan.version));
+        let unread = |why: &'static str| {
+            metrics::counter!("glucochain_detector_plan_unreadable_total", "reason" => why).increment(1);
+            tracing::warn!(patient = %patient, plan = %v.plan.plan_id, reason = why, "care plan body not opened; default thresholds apply");
+        };
+        match self.vault.careplan(patient, &v.proposal_tx, &v.plan).await {
+            Ok(Some(plan)) => {
+                cfg.thresholds = plan.thresholds;
+                cfg.insulin = plan.insulin.as_ref().map(InsulinProfile::from_factors);
+                (cfg, tag, true)
             }
-            None => (cfg, None),
+            Ok(None) => {
+                unread("erased-or-missing");
+                (cfg, tag, false)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "record vault read failed (care plan)");
+                unread("vault");
+                (cfg, tag, false)
+            }
         }
     }
 
@@ -391,20 +415,27 @@ impl DetectorService {
     /// Runs readings through the patient's detector; returns the alerts and
     /// the last three hours of readings (for the notification's chart).
     #[allow(clippy::type_complexity)]
-    fn detect(&self, patient: &ParticipantId, readings: &[Reading]) -> (Vec<Alert>, Vec<Reading>, Vec<Resolved>) {
-        let (cfg, plan) = self.config_for(patient);
+    fn detect(
+        &self,
+        patient: &ParticipantId,
+        readings: &[Reading],
+        (cfg, plan, opened): (DetectorConfig, Option<(String, u32)>, bool),
+    ) -> (Vec<Alert>, Vec<Reading>, Vec<Resolved>) {
         let mut patients = self.patients.lock().expect("patients lock");
         let first_episode = Timestamp::now().unix_ms() as u64;
         let st = patients.entry(patient.clone()).or_insert_with(|| PatientState {
             detector: PatientDetector::new(cfg.clone()).starting_episodes_at(first_episode),
             plan: plan.clone(),
+            plan_opened: opened,
             last_at: 0,
             treated: 0,
         });
-        if st.plan != plan {
-            // A new care plan (or version): its thresholds apply from now on.
+        if st.plan != plan || (opened && !st.plan_opened) {
+            // A new care plan (or version), or its thresholds now opened:
+            // they apply from now on.
             st.detector = PatientDetector::new(cfg).starting_episodes_at(first_episode);
             st.plan = plan;
+            st.plan_opened = opened;
             st.treated = 0;
         }
         for (seq, t) in self.treatments.lock().expect("treatments lock").since(patient, st.treated) {
@@ -556,7 +587,8 @@ impl DetectorService {
         readings: &[Reading],
         received_at_ms: i64,
     ) {
-        let (alerts, recent, resolved) = self.detect(patient, readings);
+        let config = self.config_for(patient).await;
+        let (alerts, recent, resolved) = self.detect(patient, readings, config);
         if !alerts.is_empty() && received_at_ms > 0 {
             // From ingest accepting the reading to the alert going out.
             let secs = (Timestamp::now().unix_ms() - received_at_ms).max(0) as f64 / 1000.0;

@@ -305,7 +305,8 @@ impl Ingest {
     /// Seals a record's body into the vault (and its replica) before the
     /// transaction is published: a committed envelope always has its body.
     async fn seal_into_vault(&self, tx: &Transaction, kept: &[u8]) -> Result<(), Problem> {
-        let (Some(patient), Some(class)) = (tx.payload.sealed_subject(), tx.payload.body.sealed_class()) else {
+        let (Some(patient), Some(class)) = (tx.payload.sealed_subject(&tx.signer), tx.payload.body.sealed_class())
+        else {
             return Err(Problem::internal());
         };
         let hash = tx.hash.to_string();

@@ -180,12 +180,15 @@ fn opened(e: RecordEntry, found: Lookup) -> Vec<RecordEntry> {
                 vec![document_entry(tx, &hash, payload.created_at, d, &b.title)]
             }
             // Not records of the history (no record entry is made for them):
-            // the profile is served by the emergency page and break-glass.
+            // the profile is served by the emergency page and break-glass,
+            // care plans by their page and the contracts engine.
             Ok(
                 RecordBody::EmergencyProfile(_)
                 | RecordBody::ConsultRequest(_)
                 | RecordBody::ConsultResponse(_)
-                | RecordBody::ParticipantName(_),
+                | RecordBody::ParticipantName(_)
+                | RecordBody::ContactChannels(_)
+                | RecordBody::Careplan(_),
             ) => Vec::new(),
             Err(err) => {
                 tracing::error!(tx = %hash, error = %err, "a vault body does not open against its commitment");

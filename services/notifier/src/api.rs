@@ -284,16 +284,12 @@ pub async fn link_page(req: HttpRequest, s: Data, token: web::Path<String>) -> H
             (Ok(g), Ok(ds)) => (g, ds),
             (Err(e), _) | (_, Err(e)) => return problem_page(&internal(e)),
         };
-    let limits = {
-        let view = s.notifier.chain.view.read().expect("view lock");
-        ParticipantId::parse(&src.patient)
-            .ok()
-            .and_then(|p| {
-                view.state().contracts().active_careplan(&p, Timestamp::now()).map(|v| v.plan.thresholds.clone())
-            })
-            .map(|t| Thresholds { urgent_low: t.urgent_low, low: t.low, high: t.high })
-            .unwrap_or_default()
-    };
+    let limits = match ParticipantId::parse(&src.patient) {
+        Ok(p) => s.notifier.plan_thresholds(&p).await,
+        Err(_) => None,
+    }
+    .map(|t| Thresholds { urgent_low: t.urgent_low, low: t.low, high: t.high })
+    .unwrap_or_default();
     // A contact by the directory's name, else by role and the start of their id.
     let name = |id: &str| {
         let Ok(p) = ParticipantId::parse(id) else { return "someone".to_string() };

@@ -28,6 +28,10 @@ pub struct NotifierConfig {
     /// Directory for the embedded database.
     #[arg(long, env = "GLUCOCHAIN_DATA_DIR", default_value = "./notifier-data")]
     pub data_dir: PathBuf,
+    /// The record vault's key-encryption key (the file ingest seals under):
+    /// contacts' addresses are read from the replicated vault (ADR 0016).
+    #[arg(long, env = "GLUCOCHAIN_KEK_FILE")]
+    pub kek_file: PathBuf,
     /// NATS server URL.
     #[arg(long, env = "GLUCOCHAIN_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,

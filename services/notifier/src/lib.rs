@@ -31,12 +31,12 @@ use glucochain_telemetry::http::Readiness;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::{Clock, Timestamp};
-use glucochain_types::tx::{AlertAck, TxBody, TxPayload};
+use glucochain_types::tx::{AlertAck, ContactChannelsBody, TxBody, TxPayload};
 use glucochain_types::{ChainId, ParticipantId, Transaction};
 use glucochain_wire::v1 as wire;
 use message::Notice;
 use outbox::{NewDelivery, Outbox, SourceRow};
-use policy::{Fold, Level, OpenGroup, Routing, Target};
+use policy::{Contact, Fold, Level, OpenGroup, Routing, Target};
 use prost::Message as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +62,11 @@ pub struct Notifier {
     http: channels::Http,
     /// The escalation clock.
     pub clock: Clock,
+    /// The replicated record vault: contacts' addresses (ADR 0016).
+    vault: glucochain_vault::replica::VaultReader,
+    /// Contacts' declared addresses by declaring transaction (a
+    /// declaration never changes; a new one has a new hash).
+    addresses: std::sync::Mutex<std::collections::HashMap<glucochain_crypto::Hash32, Arc<ContactChannelsBody>>>,
     public_url: String,
     lease_ms: i64,
     wake: tokio::sync::Notify,
@@ -129,37 +134,109 @@ impl Notifier {
     }
 
     /// Who to reach for `patient` now: the active care plan's contacts and
-    /// quiet hours, and the responsible clinician from the directory.
-    pub fn routing(&self, patient: &ParticipantId) -> Routing {
-        let view = self.chain.view.read().expect("view lock");
-        let Some(plan) = view.state().contracts().active_careplan(patient, Timestamp::now()) else {
-            return Routing::default();
+    /// quiet hours, and the responsible clinician from the directory. Each
+    /// contact is reached at the addresses they declare now of the kinds the
+    /// plan names, opened from the record vault; an error (the vault cannot
+    /// be reached) leaves the event for redelivery or the next pass.
+    pub async fn routing(&self, patient: &ParticipantId) -> anyhow::Result<Routing> {
+        let (plan, declared) = {
+            let view = self.chain.view.read().expect("view lock");
+            let contracts = view.state().contracts();
+            let Some(plan) = contracts.active_careplan(patient, Timestamp::now()) else {
+                return Ok(Routing::default());
+            };
+            let declared: Vec<_> =
+                plan.plan.contacts.iter().map(|c| contracts.contact_channels.get(&c.participant).cloned()).collect();
+            (plan.clone(), declared)
         };
         let clinician = self
             .directory
             .channels(&plan.proposer)
             .map(|channels| Target { participant: plan.proposer.clone(), channels });
-        // Only to channels the contact still declares (`contact.channels.set`):
-        // one they withdrew since the plan was accepted is not used.
-        let declared = view.state().contracts();
-        let contacts = plan
-            .plan
-            .contacts
-            .iter()
-            .map(|c| {
-                let mut c = c.clone();
-                c.channels.retain(|ch| declared.channels_declared(&c.participant, std::slice::from_ref(ch)));
-                c
-            })
+        let mut contacts = Vec::new();
+        for (c, declared) in plan.plan.contacts.iter().zip(declared) {
+            // Only what the contact still declares: a kind they withdrew
+            // since the plan was accepted is not used.
+            let channels = match declared {
+                Some(d) => self.declared_addresses(&c.participant, &d).await?.of_kinds(&c.channels),
+                None => Vec::new(),
+            };
             // A contact left with no channel is skipped rather than waited for.
-            .filter(|c| !c.channels.is_empty())
-            .collect();
-        Routing {
-            contacts,
-            clinician,
-            quiet_hours: plan.plan.quiet_hours.clone(),
-            repeat: plan.plan.alert_repeat.unwrap_or_default(),
+            if !channels.is_empty() {
+                contacts.push(Contact {
+                    participant: c.participant.clone(),
+                    channels,
+                    escalate_after_minutes: c.escalate_after_minutes,
+                });
+            }
         }
+        // Quiet hours are the plan's clinical content (its sealed body): a
+        // body erased or missing holds nothing back.
+        let quiet_hours = match self.vault.careplan(patient, &plan.proposal_tx, &plan.plan).await? {
+            Some(whole) => whole.quiet_hours,
+            None => {
+                metrics::counter!("glucochain_notify_plan_unreadable_total").increment(1);
+                tracing::warn!(plan = %plan.plan.plan_id, "care plan body erased or not in the vault: no quiet hours");
+                None
+            }
+        };
+        Ok(Routing { contacts, clinician, quiet_hours, repeat: plan.plan.alert_repeat.unwrap_or_default() })
+    }
+
+    /// The thresholds of the patient's care plan in force, opened from the
+    /// vault (for the alert page's chart); `None` without a plan, or when
+    /// its body cannot be opened (the chart then shows the defaults).
+    pub async fn plan_thresholds(&self, patient: &ParticipantId) -> Option<glucochain_types::tx::GlucoseThresholds> {
+        let plan = {
+            let view = self.chain.view.read().expect("view lock");
+            view.state().contracts().active_careplan(patient, Timestamp::now()).cloned()
+        }?;
+        match self.vault.careplan(patient, &plan.proposal_tx, &plan.plan).await {
+            Ok(whole) => whole.map(|p| p.thresholds),
+            Err(e) => {
+                tracing::warn!(error = %e, "record vault read failed (care plan thresholds)");
+                None
+            }
+        }
+    }
+
+    /// The addresses of a contact's declaration, from the vault (kept once
+    /// opened). A declaration whose body is erased or missing reaches
+    /// nobody, logged and counted: the escalation goes on to the next
+    /// contact rather than waiting.
+    async fn declared_addresses(
+        &self,
+        contact: &ParticipantId,
+        d: &glucochain_state::contracts::DeclaredChannels,
+    ) -> anyhow::Result<Arc<ContactChannelsBody>> {
+        use glucochain_types::sealed::RecordBody;
+        use glucochain_vault::replica::{Opened, Wanted};
+        if let Some(found) = self.addresses.lock().expect("addresses lock").get(&d.tx) {
+            return Ok(found.clone());
+        }
+        let wanted = Wanted::of(&d.tx, contact, glucochain_types::DataClass::Private);
+        let opened = self
+            .vault
+            .open_committed(&wanted, glucochain_types::TxType::ContactChannelsSet, &d.body_commitment)
+            .await
+            .context("record vault (contacts' addresses)")?;
+        let unreadable = |why: &'static str| {
+            metrics::counter!("glucochain_notify_contact_unreadable_total", "reason" => why).increment(1);
+            tracing::error!(contact = %contact, tx = %d.tx, reason = why, "a contact's declared addresses cannot be read; skipped");
+            Arc::new(ContactChannelsBody { channels: Vec::new() })
+        };
+        let body = match opened {
+            Opened::Body { body: RecordBody::ContactChannels(b), .. } => Arc::new(b),
+            Opened::Body { .. } => unreadable("not-channels"),
+            Opened::Erased { .. } => unreadable("erased"),
+            Opened::Missing => return Ok(unreadable("missing")),
+        };
+        let mut kept = self.addresses.lock().expect("addresses lock");
+        if kept.len() >= 10_000 {
+            kept.clear();
+        }
+        kept.insert(d.tx, body.clone());
+        Ok(body)
     }
 
     /// The patient's own channels: a care-plan contact entry for them, else the directory.
@@ -270,7 +347,7 @@ impl Notifier {
         }
         let level = Level::from_i32(a.severity);
         let kind = kind_of_alert(a.kind);
-        let routing = self.routing(&patient);
+        let routing = self.routing(&patient).await?;
         let mut source =
             SourceRow::received(&a.alert_id, "alert", patient.as_str(), kind, level as i32, a.encode_to_vec(), now);
         if !a.episode_id.is_empty() {
@@ -340,7 +417,7 @@ impl Notifier {
         let patient = ParticipantId::parse(&r.patient).map_err(|e| anyhow::anyhow!("reminder patient: {e}"))?;
         let now = self.clock.now().unix_ms();
         let kind = kind_of_reminder(r.kind);
-        let routing = self.routing(&patient);
+        let routing = self.routing(&patient).await?;
         let mut targets: Vec<Target> = self.patient_target(&patient, &routing).into_iter().collect();
         if kind == "checkup_overdue" {
             targets.extend(routing.others_than(&patient));
@@ -506,7 +583,14 @@ impl Notifier {
         let mut moved = 0;
         for s in self.outbox.due_escalations(now).await? {
             let Ok(patient) = ParticipantId::parse(&s.patient) else { continue };
-            let routing = self.routing(&patient);
+            let routing = match self.routing(&patient).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Tried again on the next pass; the other escalations go on.
+                    tracing::warn!(source = %s.id, error = format!("{e:#}"), "escalation waits: routing unavailable");
+                    continue;
+                }
+            };
             let level = Level::from_i32(s.severity);
             let next_step = s.step.max(0) as u32 + 1;
             let step = policy::escalation_step(&routing, level, next_step, now);
@@ -701,6 +785,8 @@ pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
     let bus = Bus::connect(&cfg.nats_url, "notifier").await.context("nats")?;
     bus.ensure_stream(&StreamSpec::txs()).await?;
     ready.set("nats", true);
+    let kek = glucochain_vault::keys::FileKek::load(&cfg.kek_file).context("key-encryption key")?;
+    let vault = glucochain_vault::replica::VaultReader::new(&bus, Arc::new(kek)).await.context("VAULT stream")?;
     let me = ParticipantId::from_public_key(&key.public());
     let notifier = Arc::new(Notifier {
         chain: chain.clone(),
@@ -713,6 +799,8 @@ pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
         mailer,
         http,
         clock,
+        vault,
+        addresses: Default::default(),
         public_url: cfg.public_url(),
         lease_ms: cfg.lease_secs as i64 * 1000,
         wake: tokio::sync::Notify::new(),

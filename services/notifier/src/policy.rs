@@ -4,7 +4,7 @@
 //! as an argument, so tests drive it with any clock.
 
 use glucochain_types::ParticipantId;
-use glucochain_types::tx::{AlertRepeat, CareContact, ChannelKind, ContactChannel, QuietHours};
+use glucochain_types::tx::{AlertRepeat, ChannelKind, ContactChannel, QuietHours};
 
 /// One minute in milliseconds.
 pub const MINUTE_MS: i64 = 60_000;
@@ -74,11 +74,29 @@ pub struct Target {
     pub channels: Vec<ContactChannel>,
 }
 
+/// A care-plan contact with the addresses the plan's kinds reach: those
+/// the contact declares now (`contact.channels.set`, opened from the vault).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    /// The person.
+    pub participant: ParticipantId,
+    /// Their addresses of the kinds the plan names (all are used).
+    pub channels: Vec<ContactChannel>,
+    /// Minutes without acknowledgement before escalating to the next contact.
+    pub escalate_after_minutes: u32,
+}
+
+impl Contact {
+    fn target(&self) -> Target {
+        Target { participant: self.participant.clone(), channels: self.channels.clone() }
+    }
+}
+
 /// What the notifier knows about who to reach for one patient.
 #[derive(Debug, Clone, Default)]
 pub struct Routing {
     /// The care plan's contacts, in escalation order.
-    pub contacts: Vec<CareContact>,
+    pub contacts: Vec<Contact>,
     /// The responsible clinician (the plan's proposer) and how to reach
     /// them, when the directory knows.
     pub clinician: Option<Target>,
@@ -91,11 +109,7 @@ pub struct Routing {
 impl Routing {
     /// Every care-plan contact but `who`, as targets (notices go to all at once).
     pub fn others_than(&self, who: &ParticipantId) -> Vec<Target> {
-        self.contacts
-            .iter()
-            .filter(|c| &c.participant != who)
-            .map(|c| Target { participant: c.participant.clone(), channels: c.channels.clone() })
-            .collect()
+        self.contacts.iter().filter(|c| &c.participant != who).map(Contact::target).collect()
     }
 }
 
@@ -119,7 +133,6 @@ pub fn escalation_step(routing: &Routing, level: Level, step: u32, now_ms: i64) 
     let wait_after = |i: u32| -> i64 {
         routing.contacts.get(i as usize).map(|c| c.escalate_after_minutes.max(1) as i64 * MINUTE_MS).unwrap_or(0)
     };
-    let contact_target = |c: &CareContact| Target { participant: c.participant.clone(), channels: c.channels.clone() };
     let clinician_known = routing
         .clinician
         .as_ref()
@@ -130,12 +143,12 @@ pub fn escalation_step(routing: &Routing, level: Level, step: u32, now_ms: i64) 
         } else {
             None
         };
-        return Step { targets: vec![contact_target(&routing.contacts[step as usize])], next_at_ms: next_at };
+        return Step { targets: vec![routing.contacts[step as usize].target()], next_at_ms: next_at };
     }
     // The last person step: the clinician if known, else the last contact.
     let last_person: Vec<Target> = match (clinician_known, routing.contacts.last()) {
         (Some(t), _) => vec![t.clone()],
-        (None, Some(c)) => vec![contact_target(c)],
+        (None, Some(c)) => vec![c.target()],
         (None, None) => Vec::new(),
     };
     let repeat = level.repeat_every_ms(&routing.repeat);
@@ -149,7 +162,7 @@ pub fn escalation_step(routing: &Routing, level: Level, step: u32, now_ms: i64) 
     if round > max_repeats || repeat.is_none() {
         return Step { targets: Vec::new(), next_at_ms: None };
     }
-    let mut everyone: Vec<Target> = routing.contacts.iter().map(contact_target).collect();
+    let mut everyone: Vec<Target> = routing.contacts.iter().map(Contact::target).collect();
     if let Some(t) = clinician_known {
         everyone.push(t.clone());
     }
@@ -285,8 +298,8 @@ mod tests {
         ParticipantId::from_public_key(&glucochain_crypto::KeyPair::from_seed([seed; 32]).public())
     }
 
-    fn contact(seed: u8, minutes: u32) -> CareContact {
-        CareContact {
+    fn contact(seed: u8, minutes: u32) -> Contact {
+        Contact {
             participant: pid(seed),
             channels: vec![ContactChannel { kind: ChannelKind::Email, address: format!("c{seed}@example.org") }],
             escalate_after_minutes: minutes,

@@ -49,6 +49,8 @@ fn mailer(port: u16, tls: &str, ca: &std::path::Path) -> Mailer {
         "unused.json",
         "--key",
         "unused.pem",
+        "--kek-file",
+        "unused.kek",
         "--smtp-host",
         "localhost",
         "--smtp-port",

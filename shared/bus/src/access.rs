@@ -238,11 +238,13 @@ impl NatsUser {
                 ("ALERTS", Use::Publish),
                 ("VAULT", Use::ReadBySubject),
             ],
+            // Contacts' addresses.
             NatsUser::Notifier => &[
                 ("TXS", Use::Publish),
                 ("BLOCKS", Use::Durable("notifier")),
                 ("ALERTS", Use::Durable("notifier-alerts")),
                 ("REMINDERS", Use::Durable("notifier-reminders")),
+                ("VAULT", Use::ReadBySubject),
             ],
             NatsUser::Operator => &[],
         };
@@ -406,14 +408,16 @@ mod tests {
         ));
         assert!(allows(&NatsUser::Ledger.permissions().publish, "$JS.API.CONSUMER.MSG.NEXT.BLOCKS.ledger"));
         // The record vault (ADR 0016): only ingest writes and purges it; the
-        // ledger and the detector read one sealed row by subject; nobody
-        // else reads it at all, and no reader may purge or write.
+        // ledger, the detector, the contracts engine and the notifier read
+        // one sealed row by subject; nobody else (validators, the API
+        // gateways) reads it at all, and no reader may purge or write.
         for u in NatsUser::ALL {
             let p = u.permissions();
             let owner = matches!(u, NatsUser::Ingest | NatsUser::Operator);
             assert_eq!(allows(&p.publish, "emr.vault.rec.pabc.private.ff"), owner, "{u:?} writes VAULT");
             assert_eq!(allows(&p.publish, "$JS.API.STREAM.PURGE.VAULT"), owner, "{u:?} purges VAULT");
-            let reader = owner || matches!(u, NatsUser::Ledger | NatsUser::Detector | NatsUser::Contracts);
+            let reader =
+                owner || matches!(u, NatsUser::Ledger | NatsUser::Detector | NatsUser::Contracts | NatsUser::Notifier);
             assert_eq!(allows(&p.publish, "$JS.API.STREAM.MSG.GET.VAULT"), reader, "{u:?} reads VAULT");
             let direct = "$JS.API.DIRECT.GET.VAULT.emr.vault.rec.pabc.private.ff";
             assert_eq!(allows(&p.publish, direct), reader, "{u:?} reads VAULT directly");

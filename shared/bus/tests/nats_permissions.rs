@@ -210,13 +210,13 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
     }
     assert!(operator.jetstream().get_stream("BLOCKS").await.unwrap().consumer_info("ledger").await.is_ok());
     // The record vault (ADR 0016): ingest writes it; the ledger, the
-    // detector and the contracts engine (emergency profiles) fetch a row by
-    // subject, directly; nobody else reads it, and nobody else writes it.
+    // detector, the contracts engine (emergency profiles) and the notifier
+    // (contacts' addresses) fetch a row by subject, directly; nobody else
+    // (the validators) reads it, and nobody else writes it.
     ingest.ensure_stream(&StreamSpec::vault()).await.unwrap();
     let row = "emr.vault.rec.pabc.private.ff";
     ingest.publish(row, "perm-test-row", Bytes::from_static(b"{}")).await.unwrap();
-    for (bus, reads) in
-        [(&ledger, true), (&detector, true), (&contracts, true), (&notifier, false), (&validator, false)]
+    for (bus, reads) in [(&ledger, true), (&detector, true), (&contracts, true), (&notifier, true), (&validator, false)]
     {
         let vault = quick(bus).get_stream_no_info("VAULT").await.unwrap();
         let got = vault.direct_get_last_for_subject(row).await;
@@ -225,7 +225,7 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
             assert!(vault.get_last_raw_message_by_subject(row).await.is_err(), "a non-reader got a VAULT row");
         }
     }
-    for bus in [&ledger, &detector, &contracts] {
+    for bus in [&ledger, &detector, &contracts, &notifier] {
         let r =
             tokio::time::timeout(Duration::from_secs(3), bus.publish(row, "forged", Bytes::from_static(b"{}"))).await;
         assert!(!matches!(r, Ok(Ok(_))), "a service other than ingest wrote VAULT");

@@ -11,9 +11,9 @@ use glucochain_crypto::{Hash32, PublicKey};
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    Access, AccessEmergency, AlertAck, AlertRaise, AuditCheckpoint, CareplanAccept, CareplanPropose, ConsentGrant,
-    ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel, ContactChannelsSet,
-    EmergencyProfileSet, EmergencyReason, EraseScope, MedicationTaken, Purpose, RecordErase, RecordType, TxBody,
+    Access, AccessEmergency, AlertAck, AlertRaise, AuditCheckpoint, CareplanAccept, CareplanPropose, ChannelKind,
+    ConsentGrant, ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannelsSet, EmergencyProfileSet,
+    EmergencyReason, EraseScope, MedicationTaken, Purpose, RecordErase, RecordType, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role, Transaction};
 use std::collections::BTreeMap;
@@ -102,7 +102,8 @@ pub fn scope_covers(
 /// One version of a care plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CareplanVersion {
-    /// The proposal.
+    /// The proposal as the chain holds it (its clinical content,
+    /// `CareplanBody`, is in the record vault under `proposal_tx`).
     pub plan: CareplanPropose,
     /// The clinician who proposed it.
     pub proposer: ParticipantId,
@@ -148,6 +149,26 @@ pub struct EmergencyProfile {
     pub tx: Hash32,
     /// Block that set it.
     pub set_at: u64,
+}
+
+/// The channels a care-team member declares (`contact.channels.set`): their
+/// kinds on the chain, their addresses in the record vault under `tx`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclaredChannels {
+    /// The kind of each channel, in declared order.
+    pub kinds: Vec<ChannelKind>,
+    /// Commitment to the addresses (`ContactChannelsBody`).
+    pub body_commitment: Hash32,
+    /// The transaction that declared them (where the vault keeps them,
+    /// under the contact's own id).
+    pub tx: Hash32,
+}
+
+impl DeclaredChannels {
+    /// Whether a channel of every one of `kinds` is declared.
+    pub fn covers(&self, kinds: &[ChannelKind]) -> bool {
+        kinds.iter().all(|k| self.kinds.contains(k))
+    }
 }
 
 /// A tele-health consult.
@@ -238,7 +259,7 @@ pub struct Contracts {
     /// Break-glass accesses, newest last.
     pub emergency_accesses: Vec<EmergencyAccess>,
     /// The channels each care-team member declared (`contact.channels.set`).
-    pub contact_channels: BTreeMap<ParticipantId, Vec<ContactChannel>>,
+    pub contact_channels: BTreeMap<ParticipantId, DeclaredChannels>,
     /// Committed audit-log heads by (ledger, log id).
     pub audit_heads: BTreeMap<(ParticipantId, LocalId), AuditHead>,
     /// Erasures by (patient, erase id).
@@ -274,7 +295,7 @@ impl Contracts {
             self.emergency_accesses.push(a);
         }
         for (k, v) in delta.contact_channels {
-            lines.push(format!("channels {k} {}", v.len()));
+            lines.push(format!("channels {k} {:?} {}", v.kinds, v.tx));
             self.contact_channels.insert(k, v);
         }
         for (k, v) in delta.audit_heads {
@@ -312,10 +333,9 @@ impl Contracts {
         self.emergency.values().find(|p| &p.profile.card_key == card_key)
     }
 
-    /// Whether `contact` declared every one of `channels` (`contact.channels.set`).
-    pub fn channels_declared(&self, contact: &ParticipantId, channels: &[ContactChannel]) -> bool {
-        let declared = self.contact_channels.get(contact).map(Vec::as_slice).unwrap_or_default();
-        channels.iter().all(|c| declared.contains(c))
+    /// Whether `contact` declares a channel of every one of `kinds` (`contact.channels.set`).
+    pub fn channels_declared(&self, contact: &ParticipantId, kinds: &[ChannelKind]) -> bool {
+        self.contact_channels.get(contact).is_some_and(|d| d.covers(kinds))
     }
 }
 
@@ -396,7 +416,7 @@ impl BlockExecution<'_> {
     /// The contract rules of `tx` (signed by `signer` with `role`).
     pub(crate) fn contract_rules(&mut self, tx: &Transaction, role: Role) -> Result<(), Rejection> {
         match &tx.payload.body {
-            TxBody::ContactChannelsSet(c) => return self.contact_channels_set(&tx.signer, c),
+            TxBody::ContactChannelsSet(c) => return self.contact_channels_set(tx, c),
             TxBody::AuditCheckpoint(a) => return self.audit_checkpoint(&tx.signer, a),
             _ => {}
         }
@@ -527,7 +547,7 @@ impl BlockExecution<'_> {
             // Alerts (and their acknowledge links) go only where the contact said they may.
             if !self.channels_declared(&c.participant, &c.channels) {
                 return Err(deny(format!(
-                    "contact {} has not declared every channel the plan names (contact.channels.set)",
+                    "contact {} has not declared a channel of every kind the plan names (contact.channels.set)",
                     c.participant
                 )));
             }
@@ -583,16 +603,17 @@ impl BlockExecution<'_> {
         Ok(())
     }
 
-    /// The channels `contact` declared, as of this block.
-    fn channels_declared(&self, contact: &ParticipantId, channels: &[ContactChannel]) -> bool {
+    /// Whether `contact` declares a channel of every one of `kinds`, as of this block.
+    fn channels_declared(&self, contact: &ParticipantId, kinds: &[ChannelKind]) -> bool {
         match self.effects.contracts.contact_channels.get(contact) {
-            Some(declared) => channels.iter().all(|c| declared.contains(c)),
-            None => self.state.contracts.channels_declared(contact, channels),
+            Some(declared) => declared.covers(kinds),
+            None => self.state.contracts.channels_declared(contact, kinds),
         }
     }
 
-    fn contact_channels_set(&mut self, who: &ParticipantId, c: &ContactChannelsSet) -> Result<(), Rejection> {
-        self.effects.contracts.contact_channels.insert(who.clone(), c.channels.clone());
+    fn contact_channels_set(&mut self, tx: &Transaction, c: &ContactChannelsSet) -> Result<(), Rejection> {
+        let declared = DeclaredChannels { kinds: c.channels.clone(), body_commitment: c.body_commitment, tx: tx.hash };
+        self.effects.contracts.contact_channels.insert(tx.signer.clone(), declared);
         Ok(())
     }
 

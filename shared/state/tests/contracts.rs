@@ -10,9 +10,9 @@ use glucochain_types::emergency::EmergencyCard;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    Access, AccessEmergency, AlertAck, AlertKind, AlertRaise, AuditCheckpoint, BloodGroup, CareContact, CareplanAccept,
-    CareplanPropose, ChannelKind, ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel,
-    ContactChannelsSet, DiabetesType, EmergencyProfileBody, EmergencyReason, EraseScope, GlucoseThresholds,
+    Access, AccessEmergency, AlertAck, AlertKind, AlertRaise, AuditCheckpoint, BloodGroup, CareContact, CarePlan,
+    CareplanAccept, ChannelKind, ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel,
+    ContactChannelsBody, DiabetesType, EmergencyProfileBody, EmergencyReason, EraseScope, GlucoseThresholds,
     MedicationTaken, Purpose, RecordErase, RecordType, Severity, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
@@ -101,8 +101,7 @@ impl World {
         };
         // The caregiver says where they may be alerted (care plans may route only there).
         let t = w.chain.now();
-        let declare =
-            w.caregiver.sign(t, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels: vec![mum()] }));
+        let declare = w.caregiver.sign(t, None, ContactChannelsBody::seal(vec![mum()]).0);
         w.chain.commit(vec![declare]);
         w
     }
@@ -120,15 +119,15 @@ impl World {
         decide_read(&self.chain.state, reader, &self.patient.id, "TREAT", Timestamp::from_unix_ms(self.chain.now()))
     }
 
-    fn plan(&self, version: u32, contact: &ParticipantId) -> CareplanPropose {
-        CareplanPropose {
+    fn plan(&self, version: u32, contact: &ParticipantId) -> CarePlan {
+        CarePlan {
             plan_id: id("plan-1"),
             version,
             thresholds: GlucoseThresholds::default(),
             alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low],
             contacts: vec![CareContact {
                 participant: contact.clone(),
-                channels: vec![mum()],
+                channels: vec![ChannelKind::Email],
                 escalate_after_minutes: 10,
             }],
             quiet_hours: None,
@@ -265,7 +264,7 @@ fn a_care_plan_takes_effect_only_with_both_signatures() {
     let caregiver = w.caregiver.id.clone();
     let t = w.chain.now();
     let plan = w.plan(1, &caregiver);
-    let propose = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan.clone()));
+    let propose = w.clinician.sign(t, Some(&p), plan.clone().seal().0);
     assert_eq!(w.chain.reject(vec![propose]).1, "forbidden", "no treating consent");
     let grant = w.patient_signs(consent_body(
         "c1",
@@ -278,9 +277,9 @@ fn a_care_plan_takes_effect_only_with_both_signatures() {
     // A contact who is another patient's caregiver is refused.
     let t = w.chain.now();
     let bad_plan = w.plan(1, &w.stranger_caregiver.id.clone());
-    let bad = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(bad_plan));
+    let bad = w.clinician.sign(t, Some(&p), bad_plan.seal().0);
     assert_eq!(w.chain.reject(vec![bad]).1, "forbidden");
-    let propose = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan));
+    let propose = w.clinician.sign(t, Some(&p), plan.seal().0);
     let proposal_tx = sha256(&propose);
     w.chain.commit(vec![propose]);
     let now = Timestamp::from_unix_ms(w.chain.now());
@@ -301,7 +300,9 @@ fn a_care_plan_takes_effect_only_with_both_signatures() {
     let t = w.chain.now();
     let mut v2 = w.plan(2, &caregiver);
     v2.thresholds.low = 75.0;
-    let propose2 = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(v2));
+    let (envelope2, _) = v2.seal();
+    let commitment2 = *envelope2.body_commitment().unwrap();
+    let propose2 = w.clinician.sign(t, Some(&p), envelope2);
     let tx2 = sha256(&propose2);
     w.chain.commit(vec![propose2]);
     let now = Timestamp::from_unix_ms(w.chain.now());
@@ -310,7 +311,9 @@ fn a_care_plan_takes_effect_only_with_both_signatures() {
         w.patient_signs(TxBody::CareplanAccept(CareplanAccept { plan_id: id("plan-1"), version: 2, proposal_tx: tx2 }));
     w.chain.commit(vec![accept2]);
     let now = Timestamp::from_unix_ms(w.chain.now());
-    assert_eq!(w.chain.state.contracts().active_careplan(&p, now).unwrap().plan.thresholds.low, 75.0);
+    // In force: version 2, whose thresholds are its sealed body's.
+    let active = w.chain.state.contracts().active_careplan(&p, now).unwrap();
+    assert_eq!((active.plan.version, active.plan.body_commitment, active.proposal_tx), (2, commitment2, tx2));
     // Re-accepting an older version is refused.
     let old =
         w.patient_signs(TxBody::CareplanAccept(CareplanAccept { plan_id: id("plan-1"), version: 1, proposal_tx }));
@@ -768,9 +771,9 @@ fn c1_an_institution_consent_covers_its_staff_only() {
     w.chain.commit(vec![obs]);
     let plan = w.plan(1, &w.caregiver.id.clone());
     let t = w.chain.now();
-    let other = w.elsewhere_clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan.clone()));
+    let other = w.elsewhere_clinician.sign(t, Some(&p), plan.clone().seal().0);
     assert_eq!(w.chain.reject(vec![other]).1, "forbidden");
-    let staff = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan));
+    let staff = w.clinician.sign(t, Some(&p), plan.seal().0);
     w.chain.commit(vec![staff]);
     // A revoked clinician is no longer covered.
     let t = w.chain.now();
@@ -800,30 +803,47 @@ fn h4_a_care_plan_routes_a_contact_only_to_channels_that_contact_declared() {
     w.chain.commit(vec![grant]);
     let carer = w.caregiver.id.clone();
     let mut plan = w.plan(1, &carer);
-    plan.contacts[0].channels =
-        vec![ContactChannel { kind: ChannelKind::Email, address: "attacker@example.org".into() }];
+    // The caregiver declared an email address only: a plan may not reach
+    // them by SMS (the proposer cannot route their alerts anywhere the
+    // caregiver did not give), nor by email and SMS.
+    plan.contacts[0].channels = vec![ChannelKind::Sms];
     let t = w.chain.now();
-    let redirect = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan.clone()));
-    assert_eq!(w.chain.reject(vec![redirect]).1, "forbidden", "an address the caregiver never gave");
-    plan.contacts[0].channels.push(mum());
-    let partly = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan.clone()));
-    assert_eq!(w.chain.reject(vec![partly]).1, "forbidden", "one undeclared channel is enough to refuse");
-    // The caregiver adds the new address themself: now the plan may name it.
+    let redirect = w.clinician.sign(t, Some(&p), plan.clone().seal().0);
+    assert_eq!(w.chain.reject(vec![redirect]).1, "forbidden", "a kind the caregiver never declared");
+    plan.contacts[0].channels = vec![ChannelKind::Email, ChannelKind::Sms];
+    let partly = w.clinician.sign(t, Some(&p), plan.clone().seal().0);
+    assert_eq!(w.chain.reject(vec![partly]).1, "forbidden", "one undeclared kind is enough to refuse");
+    // The caregiver adds a phone number themself: now the plan may name SMS.
     let t = w.chain.now();
     let both = vec![mum(), ContactChannel { kind: ChannelKind::Sms, address: "+441234567890".into() }];
-    let declare = w.caregiver.sign(t, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels: both.clone() }));
-    w.chain.commit(vec![declare]);
-    plan.contacts[0].channels = both;
+    let declare = w.caregiver.sign(t, None, ContactChannelsBody::seal(both).0);
+    w.chain.commit(vec![declare.clone()]);
     let t = w.chain.now();
-    let ok = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan));
+    let ok = w.clinician.sign(t, Some(&p), plan.seal().0);
     w.chain.commit(vec![ok]);
-    assert!(w.chain.state.contracts().channels_declared(&carer, &[mum()]));
+    let contracts = w.chain.state.contracts();
+    assert!(contracts.channels_declared(&carer, &[ChannelKind::Email, ChannelKind::Sms]));
+    assert!(!contracts.channels_declared(&carer, &[ChannelKind::Webhook]));
+    let declared = &contracts.contact_channels[&carer];
+    assert_eq!(declared.tx, glucochain_crypto::sha256(&declare), "where the vault keeps the addresses");
+    // The chain holds no address of theirs, only kinds and a commitment.
+    let text = String::from_utf8_lossy(&declare);
+    let payload = text.split('.').nth(1).unwrap();
+    let payload = String::from_utf8(glucochain_crypto::jose::b64url_decode(payload).unwrap()).unwrap();
+    assert!(!payload.contains("mum@") && !payload.contains("+44") && payload.contains("body_commitment"), "{payload}");
     // Nobody declares channels for someone else: the rule reads the signer.
     let t = w.chain.now();
-    let for_other =
-        w.stranger_caregiver.sign(t, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels: vec![] }));
+    let for_other = w.stranger_caregiver.sign(t, None, ContactChannelsBody::seal(vec![]).0);
     w.chain.commit(vec![for_other]);
-    assert!(w.chain.state.contracts().channels_declared(&carer, &[mum()]), "another caregiver's list is theirs only");
+    assert!(
+        w.chain.state.contracts().channels_declared(&carer, &[ChannelKind::Email]),
+        "another caregiver's list is theirs only"
+    );
+    // Withdrawing every channel leaves nothing a plan may name.
+    let t = w.chain.now();
+    let withdraw = w.caregiver.sign(t, None, ContactChannelsBody::seal(vec![]).0);
+    w.chain.commit(vec![withdraw]);
+    assert!(!w.chain.state.contracts().channels_declared(&carer, &[ChannelKind::Email]));
 }
 
 #[test]
@@ -835,7 +855,7 @@ fn m6_care_plans_are_read_under_a_consent_that_covers_them_and_not_by_former_pro
     w.chain.commit(vec![grant]);
     let plan = w.plan(1, &w.caregiver.id.clone());
     let t = w.chain.now();
-    let propose = w.clinician.sign(t, Some(&p), TxBody::CareplanPropose(plan));
+    let propose = w.clinician.sign(t, Some(&p), plan.seal().0);
     let proposal_tx = sha256(&propose);
     w.chain.commit(vec![propose]);
     let accept =

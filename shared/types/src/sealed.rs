@@ -15,8 +15,9 @@ use crate::fhir::Observation;
 use crate::ids::DataClass;
 use crate::time::Timestamp;
 use crate::tx::{
-    Code, ConsultRequestBody, ConsultRespondBody, DocumentBody, EmergencyProfileBody, EmergencyProfileSet,
-    ObservationRecord, ParticipantNameBody, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds,
+    CarePlan, CareplanBody, Code, ConsultRequestBody, ConsultRespondBody, ContactChannel, ContactChannelsBody,
+    ContactChannelsSet, DocumentBody, EmergencyProfileBody, EmergencyProfileSet, ObservationRecord,
+    ParticipantNameBody, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds,
 };
 use glucochain_crypto::PublicKey;
 use glucochain_crypto::hash::{Hash32, sha256_parts};
@@ -174,6 +175,27 @@ impl EmergencyProfileBody {
     }
 }
 
+impl ContactChannelsBody {
+    /// The envelope (the kinds, in order, and the commitment) and the
+    /// addresses beside it, under a fresh salt.
+    pub fn seal(channels: Vec<ContactChannel>) -> (TxBody, SealedBody) {
+        let body = ContactChannelsBody { channels };
+        let (commitment, sealed) = seal_canonical(serde_json::to_vec(&body).expect("channels serialize"));
+        let kinds = body.channels.iter().map(|c| c.kind).collect();
+        (TxBody::ContactChannelsSet(ContactChannelsSet { channels: kinds, body_commitment: commitment }), sealed)
+    }
+}
+
+impl CarePlan {
+    /// The envelope that goes on the chain (who is alerted, how, the term)
+    /// and the plan's clinical content beside it, under a fresh salt.
+    pub fn seal(self) -> (TxBody, SealedBody) {
+        let (envelope, body) = self.parts(Hash32([0; 32]));
+        let (commitment, sealed) = seal_canonical(serde_json::to_vec(&body).expect("a plan serializes"));
+        (TxBody::CareplanPropose(crate::tx::CareplanPropose { body_commitment: commitment, ..envelope }), sealed)
+    }
+}
+
 /// A body's commitment and what is sent beside the envelope, under a fresh salt.
 fn seal_canonical(canonical: Vec<u8>) -> (Hash32, SealedBody) {
     let salt = Salt::random();
@@ -217,6 +239,7 @@ fn body_fields(t: TxType) -> &'static [&'static str] {
         TxType::DocumentAdd => &["title"],
         TxType::ConsultRequest => &["reason"],
         TxType::ConsultRespond => &["note", "prescription"],
+        TxType::CareplanPropose => &["thresholds", "quiet_hours", "medications", "checkups", "language", "insulin"],
         _ => &[],
     }
 }
@@ -231,6 +254,13 @@ pub fn split(tx_type: TxType, whole: serde_json::Value) -> Result<(TxBody, Optio
     if tx_type == TxType::ObservationRecord {
         let w: WholeObservations = serde_json::from_value(whole).map_err(bad)?;
         let (envelope, sealed) = ObservationBody::seal(w.observations, w.data_class);
+        return Ok((envelope, Some(sealed)));
+    }
+    if tx_type == TxType::ContactChannelsSet {
+        // Written whole as `{"channels": [{"kind", "address"}]}`: the
+        // addresses are the body, their kinds the envelope.
+        let body: ContactChannelsBody = serde_json::from_value(whole).map_err(bad)?;
+        let (envelope, sealed) = ContactChannelsBody::seal(body.channels);
         return Ok((envelope, Some(sealed)));
     }
     if !tx_type.sealed() {
@@ -343,6 +373,8 @@ record_bodies! {
     EmergencyProfile(EmergencyProfileBody) => EmergencyProfileSet;
     ConsultRequest(ConsultRequestBody) => ConsultRequest;
     ConsultResponse(ConsultRespondBody) => ConsultRespond;
+    ContactChannels(ContactChannelsBody) => ContactChannelsSet;
+    Careplan(CareplanBody) => CareplanPropose;
 }
 
 impl RecordBody {
@@ -430,6 +462,16 @@ impl RecordBody {
             }
             (RecordBody::ConsultRequest(b), TxBody::ConsultRequest(_)) => b.validate(limits).map_err(SealError::Body),
             (RecordBody::ConsultResponse(b), TxBody::ConsultRespond(_)) => b.validate(limits).map_err(SealError::Body),
+            (RecordBody::Careplan(b), TxBody::CareplanPropose(_)) => b.validate(limits).map_err(SealError::Body),
+            (RecordBody::ContactChannels(b), TxBody::ContactChannelsSet(env)) => {
+                b.validate(limits).map_err(SealError::Body)?;
+                if !b.channels.iter().map(|c| c.kind).eq(env.channels.iter().copied()) {
+                    return Err(SealError::Mismatch(
+                        "the envelope's channel kinds are not the body's, in order".into(),
+                    ));
+                }
+                Ok(())
+            }
             _ => Err(SealError::Unexpected(payload.tx_type.as_str())),
         }
     }
@@ -440,6 +482,7 @@ mod tests {
     use super::*;
     use crate::fhir::cgm_observation;
     use crate::ids::{ChainId, ParticipantId};
+    use crate::tx::ChannelKind;
     use glucochain_crypto::KeyPair;
 
     fn patient() -> ParticipantId {
@@ -668,7 +711,8 @@ mod tests {
         assert!(!json.contains("canary-name") && json.contains("body_commitment"), "{json}");
         let (body, _) = RecordBody::accept(&p, sealed.as_ref().unwrap(), &TxLimits::default()).unwrap();
         assert!(matches!(body, RecordBody::ParticipantName(n) if n.display_name.ends_with("4410")));
-        assert_eq!(p.sealed_subject(), Some(&ParticipantId::from_public_key(&who)), "kept under its own id");
+        let admin = ParticipantId::from_public_key(&KeyPair::from_seed([6; 32]).public());
+        assert_eq!(p.sealed_subject(&admin), Some(&ParticipantId::from_public_key(&who)), "kept under its own id");
         // Without a name: no commitment, no body; one sent anyway is refused.
         let (env, none) = registration(&who, crate::ids::Role::Patient, None, None);
         assert!(none.is_none() && env.body_commitment().is_none());
@@ -685,6 +729,88 @@ mod tests {
         let p = TxPayload::new(ChainId::parse("glucochain-test").unwrap(), "n-5".into(), p.created_at, None, env);
         let e = RecordBody::accept(&p, &sealed.unwrap(), &TxLimits::default()).unwrap_err();
         assert!(e.to_string().contains("display_name"), "{e}");
+    }
+
+    #[test]
+    fn a_contacts_addresses_are_sealed_and_the_chain_holds_their_kinds() {
+        let whole = serde_json::json!({ "channels": [
+            { "kind": "email", "address": "carer-canary-7781@example.org" },
+            { "kind": "sms", "address": "+447700900781" },
+        ] });
+        let (env, sealed) = split(TxType::ContactChannelsSet, whole).unwrap();
+        let sealed = sealed.unwrap();
+        let p = TxPayload::new(
+            ChainId::parse("glucochain-test").unwrap(),
+            "nonce-0007".into(),
+            Timestamp::from_unix_ms(1_790_000_000_000),
+            None,
+            env,
+        );
+        let json = String::from_utf8(p.to_json()).unwrap();
+        assert!(!json.contains("canary-7781") && !json.contains("+4477"), "{json}");
+        assert!(json.contains(r#""channels":["email","sms"]"#), "{json}");
+        let carer = ParticipantId::from_public_key(&KeyPair::from_seed([8; 32]).public());
+        assert_eq!(p.sealed_subject(&carer), Some(&carer), "kept under the contact's own id");
+        assert_eq!(p.body.sealed_class(), Some(DataClass::Private));
+        let l = TxLimits::default();
+        let (body, kept) = RecordBody::accept(&p, &sealed, &l).unwrap();
+        assert_eq!(RecordBody::open(&p, &kept).unwrap(), body);
+        let RecordBody::ContactChannels(b) = &body else { unreachable!() };
+        assert_eq!(b.of_kinds(&[ChannelKind::Sms])[0].address, "+447700900781");
+        // The kinds swapped, an address that is not one, a body that is not
+        // the committed one: refused, each by name.
+        let mut swapped = sealed.clone();
+        swapped.body["channels"] = serde_json::json!([sealed.body["channels"][1], sealed.body["channels"][0]]);
+        let e = RecordBody::accept(&p, &swapped, &l).unwrap_err();
+        assert!(matches!(&e, SealError::Mismatch(m) if m.contains("kinds")), "{e}");
+        let mut bad = sealed.clone();
+        bad.body["channels"][1]["address"] = "call me".into();
+        let e = RecordBody::accept(&p, &bad, &l).unwrap_err();
+        assert!(e.to_string().contains("channels[1].address"), "{e}");
+        let mut other = sealed.clone();
+        other.body["channels"][0]["address"] = "someone-else@example.org".into();
+        assert!(matches!(RecordBody::accept(&p, &other, &l), Err(SealError::Commitment)));
+    }
+
+    #[test]
+    fn a_care_plans_clinical_content_is_sealed_and_its_routing_stays_on_the_chain() {
+        let carer = ParticipantId::from_public_key(&KeyPair::from_seed([8; 32]).public());
+        let whole = serde_json::json!({
+            "plan_id": "plan-1", "version": 2,
+            "thresholds": { "urgent_low": 54.0, "low": 72.5, "high": 180.0, "very_high": 250.0, "rapid_change_per_min": 2.0, "signal_loss_minutes": 30 },
+            "alert_kinds": ["urgent_low", "low"],
+            "contacts": [{ "participant": carer, "channels": ["email"], "escalate_after_minutes": 10 }],
+            "quiet_hours": { "start": "22:00", "end": "07:00", "utc_offset_minutes": 60 },
+            "medications": [{ "name": "canary-insulin-3391", "dose": "18 U", "times": ["22:00"] }],
+            "checkups": [{ "code": "4548-4", "display": "HbA1c", "every_days": 90 }],
+            "term": { "start": "2026-11-25T08:00:00Z", "end": "2027-11-25T08:00:00Z" },
+            "language": "pt-BR",
+            "alert_repeat": { "urgent_minutes": 10, "warning_minutes": 30 },
+        });
+        let (env, sealed) = split(TxType::CareplanPropose, whole.clone()).unwrap();
+        let sealed = sealed.unwrap();
+        let p = payload(env);
+        let json = String::from_utf8(p.to_json()).unwrap();
+        for clear in ["canary-insulin", "72.5", "22:00", "pt-BR", "4548-4", "HbA1c"] {
+            assert!(!json.contains(clear), "{clear} on the chain: {json}");
+        }
+        assert!(json.contains(carer.as_str()) && json.contains("urgent_minutes"), "routing stays: {json}");
+        let (body, kept) = RecordBody::accept(&p, &sealed, &TxLimits::default()).unwrap();
+        let RecordBody::Careplan(b) = RecordBody::open(&p, &kept).unwrap() else { unreachable!() };
+        let TxBody::CareplanPropose(e) = &p.body else { unreachable!() };
+        // Joined again, it is the plan as written.
+        let joined = serde_json::to_value(crate::tx::CarePlan::join(e, b.clone())).unwrap();
+        assert_eq!(joined, whole);
+        assert!(matches!(body, RecordBody::Careplan(_)));
+        // Thresholds out of order are refused in the body, by name.
+        let mut bad = sealed.clone();
+        bad.body["thresholds"]["low"] = 40.0.into();
+        let e = RecordBody::accept(&p, &bad, &TxLimits::default()).unwrap_err();
+        assert!(e.to_string().contains("body.thresholds"), "{e}");
+        // Sealed with the type's own helper, the same shape.
+        let plan: crate::tx::CarePlan = serde_json::from_value(whole).unwrap();
+        let (env, sealed) = plan.seal();
+        assert!(RecordBody::accept(&payload(env), &sealed, &TxLimits::default()).is_ok());
     }
 
     #[test]

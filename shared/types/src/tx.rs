@@ -186,6 +186,8 @@ impl TxBody {
             TxBody::EmergencyProfileSet(e) => Some(&e.body_commitment),
             TxBody::ConsultRequest(c) => Some(&c.body_commitment),
             TxBody::ConsultRespond(c) => Some(&c.body_commitment),
+            TxBody::ContactChannelsSet(c) => Some(&c.body_commitment),
+            TxBody::CareplanPropose(c) => Some(&c.body_commitment),
             _ => None,
         }
     }
@@ -201,7 +203,9 @@ impl TxBody {
             TxBody::ParticipantRegister(_)
             | TxBody::EmergencyProfileSet(_)
             | TxBody::ConsultRequest(_)
-            | TxBody::ConsultRespond(_) => Some(DataClass::Private),
+            | TxBody::ConsultRespond(_)
+            | TxBody::ContactChannelsSet(_)
+            | TxBody::CareplanPropose(_) => Some(DataClass::Private),
             _ => None,
         }
     }
@@ -209,11 +213,13 @@ impl TxBody {
 
 impl TxPayload {
     /// Whose data keys seal this transaction's body in the vault (and whose
-    /// erasure reaches it): the patient's, or for a registration the
-    /// registered participant's own.
-    pub fn sealed_subject(&self) -> Option<&ParticipantId> {
+    /// erasure reaches it): the patient's; for a registration the registered
+    /// participant's own, and for a contact's channels the contact's own
+    /// (`signer`).
+    pub fn sealed_subject<'a>(&'a self, signer: &'a ParticipantId) -> Option<&'a ParticipantId> {
         match &self.body {
             TxBody::ParticipantRegister(r) => Some(&r.id),
+            TxBody::ContactChannelsSet(_) => Some(signer),
             _ => self.patient.as_ref(),
         }
     }
@@ -779,7 +785,7 @@ pub enum AlertKind {
 }
 
 /// How a contact is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     /// Email.
@@ -849,8 +855,10 @@ impl ContactChannel {
 pub struct CareContact {
     /// The caregiver's or clinician's participant id.
     pub participant: ParticipantId,
-    /// Channels, tried together.
-    pub channels: Vec<ContactChannel>,
+    /// Kinds of channel, tried together: each reaches every address of that
+    /// kind the contact declares (`contact.channels.set`), so the plan
+    /// never holds an address and a contact who moves keeps their alerts.
+    pub channels: Vec<ChannelKind>,
     /// Minutes without acknowledgement before escalating to the next contact.
     pub escalate_after_minutes: u32,
 }
@@ -927,10 +935,64 @@ impl Default for AlertRepeat {
 }
 
 /// A clinician's proposal of a care plan (or an amendment: a higher
-/// `version` of the same `plan_id`). Active only once the patient accepts it.
+/// `version` of the same `plan_id`), as the chain holds it: what the rules
+/// and the alert routing read (who is alerted and how often, which kinds,
+/// the term), and the commitment to the plan's clinical content
+/// ([`CareplanBody`]: thresholds, medications, check-ups, quiet hours,
+/// language, insulin factors), which is sealed in the record vault (ADR
+/// 0016). Active only once the patient accepts it. [`CarePlan`] is the
+/// whole plan, as authors write it and readers see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CareplanPropose {
+    /// Plan id.
+    pub plan_id: LocalId,
+    /// Version, starting at 1; amendments increase it.
+    pub version: u32,
+    /// Alert kinds enabled.
+    pub alert_kinds: Vec<AlertKind>,
+    /// Contacts in escalation order.
+    pub contacts: Vec<CareContact>,
+    /// Term.
+    pub term: Term,
+    /// How often unacknowledged alerts are sent again (default: [`AlertRepeat::default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_repeat: Option<AlertRepeat>,
+    /// Commitment to the [`CareplanBody`] (`sealed::commit`).
+    pub body_commitment: Hash32,
+}
+
+/// The sealed body of a `careplan.propose`: the plan's clinical content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CareplanBody {
+    /// Thresholds.
+    pub thresholds: GlucoseThresholds,
+    /// Quiet hours, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet_hours: Option<QuietHours>,
+    /// Medication schedule.
+    #[serde(default)]
+    pub medications: Vec<MedicationSchedule>,
+    /// Check-up schedule.
+    #[serde(default)]
+    pub checkups: Vec<CheckupSchedule>,
+    /// Language of messages (BCP 47), default `en`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The patient's insulin factors: with them, the detector's low
+    /// prediction counts the insulin and carbohydrates recorded with
+    /// `medication.taken`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insulin: Option<InsulinFactors>,
+}
+
+/// A whole care plan: the envelope's fields and the body's, as a clinician
+/// writes one (`CarePlan::seal` makes the transaction body and the sealed
+/// body) and as readers see one once opened ([`CarePlan::join`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CarePlan {
     /// Plan id.
     pub plan_id: LocalId,
     /// Version, starting at 1; amendments increase it.
@@ -958,11 +1020,51 @@ pub struct CareplanPropose {
     /// How often unacknowledged alerts are sent again (default: [`AlertRepeat::default`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_repeat: Option<AlertRepeat>,
-    /// The patient's insulin factors: with them, the detector's low
-    /// prediction counts the insulin and carbohydrates recorded with
-    /// `medication.taken`.
+    /// The patient's insulin factors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub insulin: Option<InsulinFactors>,
+}
+
+impl CarePlan {
+    /// Its two parts: the envelope (under `commitment`) and the body.
+    pub fn parts(self, commitment: Hash32) -> (CareplanPropose, CareplanBody) {
+        let envelope = CareplanPropose {
+            plan_id: self.plan_id,
+            version: self.version,
+            alert_kinds: self.alert_kinds,
+            contacts: self.contacts,
+            term: self.term,
+            alert_repeat: self.alert_repeat,
+            body_commitment: commitment,
+        };
+        let body = CareplanBody {
+            thresholds: self.thresholds,
+            quiet_hours: self.quiet_hours,
+            medications: self.medications,
+            checkups: self.checkups,
+            language: self.language,
+            insulin: self.insulin,
+        };
+        (envelope, body)
+    }
+
+    /// The whole plan from its envelope and its opened body.
+    pub fn join(envelope: &CareplanPropose, body: CareplanBody) -> Self {
+        CarePlan {
+            plan_id: envelope.plan_id.clone(),
+            version: envelope.version,
+            thresholds: body.thresholds,
+            alert_kinds: envelope.alert_kinds.clone(),
+            contacts: envelope.contacts.clone(),
+            quiet_hours: body.quiet_hours,
+            medications: body.medications,
+            checkups: body.checkups,
+            term: envelope.term.clone(),
+            language: body.language,
+            alert_repeat: envelope.alert_repeat,
+            insulin: body.insulin,
+        }
+    }
 }
 
 /// A patient's insulin factors, as their pump or bolus calculator holds them.
@@ -993,14 +1095,6 @@ fn check_hhmm(field: &str, s: &str) -> Result<(), TxError> {
 
 impl CareplanPropose {
     fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
-        let t = &self.thresholds;
-        let ordered = t.urgent_low > 0.0 && t.urgent_low < t.low && t.low < t.high && t.high < t.very_high;
-        if !ordered || !t.very_high.is_finite() {
-            return Err(TxError::invalid("body.thresholds", "need 0 < urgent_low < low < high < very_high"));
-        }
-        if !(t.rapid_change_per_min > 0.0 && t.rapid_change_per_min <= 20.0) {
-            return Err(TxError::invalid("body.thresholds.rapid_change_per_min", "must be in (0, 20]"));
-        }
         if self.version == 0 {
             return Err(TxError::invalid("body.version", "starts at 1"));
         }
@@ -1012,14 +1106,12 @@ impl CareplanPropose {
             if c.channels.is_empty() {
                 return Err(TxError::invalid(format!("body.contacts[{i}].channels"), "name at least one channel"));
             }
-            for (j, ch) in c.channels.iter().enumerate() {
-                ch.validate(&format!("body.contacts[{i}].channels[{j}].address"))?;
+            let mut kinds = c.channels.clone();
+            kinds.sort();
+            kinds.dedup();
+            if kinds.len() != c.channels.len() {
+                return Err(TxError::invalid(format!("body.contacts[{i}].channels"), "name each kind once"));
             }
-        }
-        if let Some(lang) = &self.language
-            && (lang.is_empty() || lang.len() > 35 || !lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        {
-            return Err(TxError::invalid("body.language", "a BCP 47 language tag such as en or pt-BR"));
         }
         if let Some(r) = &self.alert_repeat {
             if !AlertRepeat::URGENT_RANGE.contains(&r.urgent_minutes) {
@@ -1028,6 +1120,25 @@ impl CareplanPropose {
             if !AlertRepeat::WARNING_RANGE.contains(&r.warning_minutes) {
                 return Err(TxError::invalid("body.alert_repeat.warning_minutes", "between 15 and 240"));
             }
+        }
+        Ok(())
+    }
+}
+
+impl CareplanBody {
+    pub(crate) fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        let t = &self.thresholds;
+        let ordered = t.urgent_low > 0.0 && t.urgent_low < t.low && t.low < t.high && t.high < t.very_high;
+        if !ordered || !t.very_high.is_finite() {
+            return Err(TxError::invalid("body.thresholds", "need 0 < urgent_low < low < high < very_high"));
+        }
+        if !(t.rapid_change_per_min > 0.0 && t.rapid_change_per_min <= 20.0) {
+            return Err(TxError::invalid("body.thresholds.rapid_change_per_min", "must be in (0, 20]"));
+        }
+        if let Some(lang) = &self.language
+            && (lang.is_empty() || lang.len() > 35 || !lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(TxError::invalid("body.language", "a BCP 47 language tag such as en or pt-BR"));
         }
         if let Some(f) = &self.insulin {
             if !InsulinFactors::SENSITIVITY_RANGE.contains(&f.sensitivity_mg_dl_per_u) {
@@ -1570,24 +1681,54 @@ impl AuditCheckpoint {
 
 /// A care-team member (caregiver or clinician) declares the channels on
 /// which they agree to be alerted. A care plan may route a contact's alerts
-/// only to channels that contact declared (so whoever proposes a plan cannot
-/// send someone's alerts, or their acknowledge links, elsewhere), and the
-/// notifier delivers only to channels still declared. Setting it again
-/// replaces the list.
+/// only to kinds of channel that contact declared (so whoever proposes a
+/// plan cannot send someone's alerts, or their acknowledge links,
+/// elsewhere), and the notifier delivers only to the addresses the contact
+/// declares now. Setting it again replaces the list.
+///
+/// The chain holds the kinds, in order, and the commitment; the addresses
+/// are the sealed body ([`ContactChannelsBody`], ADR 0016), kept in the
+/// vault under the contact's own id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactChannelsSet {
-    /// The channels (at most 8; empty withdraws every channel).
-    pub channels: Vec<ContactChannel>,
+    /// The kind of each declared channel, in the body's order (at most 8;
+    /// empty withdraws every channel).
+    pub channels: Vec<ChannelKind>,
+    /// Commitment to the [`ContactChannelsBody`] (`sealed::commit`).
+    pub body_commitment: Hash32,
 }
 
 impl ContactChannelsSet {
     fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
-        check_len("body.channels", &self.channels, 8)?;
+        check_len("body.channels", &self.channels, ContactChannelsBody::MAX)
+    }
+}
+
+/// The sealed body of a `contact.channels.set`: the addresses themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactChannelsBody {
+    /// The channels (at most [`ContactChannelsBody::MAX`]; empty withdraws
+    /// every channel).
+    pub channels: Vec<ContactChannel>,
+}
+
+impl ContactChannelsBody {
+    /// How many channels one contact may declare.
+    pub const MAX: usize = 8;
+
+    pub(crate) fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        check_len("body.channels", &self.channels, Self::MAX)?;
         for (i, ch) in self.channels.iter().enumerate() {
             ch.validate(&format!("body.channels[{i}].address"))?;
         }
         Ok(())
+    }
+
+    /// The declared addresses of the kinds in `kinds`, in declared order.
+    pub fn of_kinds(&self, kinds: &[ChannelKind]) -> Vec<ContactChannel> {
+        self.channels.iter().filter(|c| kinds.contains(&c.kind)).cloned().collect()
     }
 }
 
@@ -1835,16 +1976,23 @@ mod tests {
             let err = parse(TxType::MedicationTaken, bad).unwrap_err().to_string();
             assert!(err.contains(&format!("body.{field}")), "{field} = {value}: {err}");
         }
-        let mut plan = sample(TxType::CareplanPropose);
-        plan["insulin"] = serde_json::json!({ "sensitivity_mg_dl_per_u": 40, "carb_ratio_g_per_u": 10 });
-        parse(TxType::CareplanPropose, plan.clone()).unwrap();
-        for (field, value) in
-            [("sensitivity_mg_dl_per_u", 1.0), ("sensitivity_mg_dl_per_u", 900.0), ("carb_ratio_g_per_u", 0.5)]
-        {
-            let mut bad = plan.clone();
-            bad["insulin"][field] = value.into();
-            let err = parse(TxType::CareplanPropose, bad).unwrap_err().to_string();
-            assert!(err.contains(&format!("body.insulin.{field}")), "{field} = {value}: {err}");
+        // A plan's insulin factors are in its sealed body, checked there.
+        let plan = |sensitivity: f64, ratio: f64| CareplanBody {
+            thresholds: GlucoseThresholds::default(),
+            quiet_hours: None,
+            medications: vec![],
+            checkups: vec![],
+            language: None,
+            insulin: Some(InsulinFactors { sensitivity_mg_dl_per_u: sensitivity, carb_ratio_g_per_u: ratio }),
+        };
+        plan(40.0, 10.0).validate(&TxLimits::default()).unwrap();
+        for (field, s, r) in [
+            ("sensitivity_mg_dl_per_u", 1.0, 10.0),
+            ("sensitivity_mg_dl_per_u", 900.0, 10.0),
+            ("carb_ratio_g_per_u", 40.0, 0.5),
+        ] {
+            let err = plan(s, r).validate(&TxLimits::default()).unwrap_err().to_string();
+            assert!(err.contains(&format!("body.insulin.{field}")), "{field}: {err}");
         }
     }
 
@@ -1889,7 +2037,6 @@ mod tests {
         let other = ParticipantId::from_public_key(&key);
         let at = "2026-11-25T08:00:00Z";
         let scope = json!({ "data_classes": ["private"], "record_types": ["observation"], "codes": ["http://loinc.org|99504-3"], "access": ["read"] });
-        let channel = json!({ "kind": "email", "address": "mum@example.org" });
         let proof = "A".repeat(86);
         let hash = "00".repeat(32);
         let body = |t: TxType| -> serde_json::Value {
@@ -1911,12 +2058,8 @@ mod tests {
                 TxType::ConsentRevoke => json!({ "consent_id": "c1", "reason": "moved" }),
                 TxType::CareplanPropose => json!({
                     "plan_id": "p1", "version": 1,
-                    "thresholds": { "urgent_low": 54.0, "low": 70.0, "high": 180.0, "very_high": 250.0, "rapid_change_per_min": 2.0, "signal_loss_minutes": 30 },
-                    "alert_kinds": ["low"], "contacts": [{ "participant": other, "channels": [channel.clone()], "escalate_after_minutes": 10 }],
-                    "quiet_hours": { "start": "22:00", "end": "07:00", "utc_offset_minutes": 60 },
-                    "medications": [{ "name": "insulin", "dose": "10 U", "times": ["08:00"] }],
-                    "checkups": [{ "code": "4548-4", "display": "HbA1c", "every_days": 90 }],
-                    "term": { "start": at, "end": "2027-11-25T08:00:00Z" }, "language": "en" }),
+                    "alert_kinds": ["low"], "contacts": [{ "participant": other, "channels": ["email"], "escalate_after_minutes": 10 }],
+                    "term": { "start": at, "end": "2027-11-25T08:00:00Z" }, "body_commitment": hash }),
                 TxType::CareplanAccept => json!({ "plan_id": "p1", "version": 1, "proposal_tx": hash }),
                 TxType::EmergencyProfileSet => {
                     json!({ "card_key": key, "body_commitment": hash })
@@ -1936,7 +2079,7 @@ mod tests {
                 }
                 TxType::AlertAck => json!({ "alert_id": "a1", "note": "juice given" }),
                 TxType::AuditCheckpoint => json!({ "log_id": "ledger", "head": hash, "entries": 3 }),
-                TxType::ContactChannelsSet => json!({ "channels": [channel.clone()] }),
+                TxType::ContactChannelsSet => json!({ "channels": ["email"], "body_commitment": hash }),
                 TxType::RecordErase => {
                     json!({ "erase_id": "x1", "scope": { "record": hash }, "request": "DPO ticket 2026-114" })
                 }
@@ -2033,13 +2176,28 @@ mod tests {
         let limits = TxLimits::default();
         let bodies = sample_bodies(&id);
         let body = |t: TxType| bodies.iter().find(|(x, _)| *x == t).unwrap().1.clone();
+        // Addresses are in a contact's sealed channels, checked there; a
+        // plan names kinds, each once.
+        let webhook = |address: &str| ContactChannelsBody {
+            channels: vec![ContactChannel { kind: ChannelKind::Webhook, address: address.into() }],
+        };
+        let e = webhook("http://hooks.example.org/x").validate(&limits).unwrap_err();
+        assert!(e.to_string().contains("https://") && e.to_string().contains("channels[0]"), "{e}");
+        webhook("https://hooks.example.org/x").validate(&limits).unwrap();
         let mut plan = body(TxType::CareplanPropose);
-        plan["contacts"][0]["channels"][0] =
-            serde_json::json!({ "kind": "webhook", "address": "http://hooks.example.org/x" });
+        plan["contacts"][0]["channels"] = serde_json::json!(["webhook", "email", "webhook"]);
         let e = TxPayload::from_json(&payload_json(TxType::CareplanPropose, &id, plan.clone()), &limits).unwrap_err();
-        assert!(e.to_string().contains("https://"), "{e}");
-        plan["contacts"][0]["channels"][0]["address"] = "https://hooks.example.org/x".into();
-        TxPayload::from_json(&payload_json(TxType::CareplanPropose, &id, plan), &limits).unwrap();
+        assert!(e.to_string().contains("each kind once"), "{e}");
+        plan["contacts"][0]["channels"] = serde_json::json!(["webhook", "email"]);
+        TxPayload::from_json(&payload_json(TxType::CareplanPropose, &id, plan.clone()), &limits).unwrap();
+        plan["contacts"][0]["channels"] = serde_json::json!([{ "kind": "email", "address": "a@example.org" }]);
+        let e = TxPayload::from_json(&payload_json(TxType::CareplanPropose, &id, plan.clone()), &limits).unwrap_err();
+        assert!(e.to_string().contains("careplan.propose"), "an address in a plan is refused: {e}");
+        // Nor does the chain take a plan's clinical content.
+        plan["contacts"][0]["channels"] = serde_json::json!(["email"]);
+        plan["medications"] = serde_json::json!([{ "name": "insulin", "dose": "10 U", "times": ["08:00"] }]);
+        let e = TxPayload::from_json(&payload_json(TxType::CareplanPropose, &id, plan), &limits).unwrap_err();
+        assert!(e.to_string().contains("unknown field `medications`"), "{e}");
         let mut consult = body(TxType::ConsultRequest);
         consult["shared"]["access"] = serde_json::json!(["read", "write"]);
         let e = TxPayload::from_json(&payload_json(TxType::ConsultRequest, &id, consult), &limits).unwrap_err();

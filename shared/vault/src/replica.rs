@@ -19,6 +19,7 @@ use base64::Engine as _;
 use glucochain_bus::Bus;
 use glucochain_bus::streams::StreamSpec;
 use glucochain_store::{Store, VaultRecordRow};
+use glucochain_types::tx::{CarePlan, CareplanPropose};
 use serde::{Deserialize, Serialize};
 
 /// One replicated row.
@@ -303,7 +304,14 @@ pub struct VaultReader {
     stream: async_nats::jetstream::stream::Stream<()>,
     kek: std::sync::Arc<dyn KeyWrap>,
     keys: KeyMemory,
+    plans: PlanMemory,
 }
+
+/// Care plans a reader opened, by proposal, with when (kept as long as a
+/// data key: an erasure reaches a reader's memory within [`KEY_KEPT`]).
+type PlanMemory = std::sync::Arc<
+    std::sync::Mutex<std::collections::HashMap<glucochain_crypto::Hash32, (std::time::Instant, CarePlan)>>,
+>;
 
 /// Data keys a reader remembers, with when it unwrapped them.
 type KeyMemory = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<DataKeyId, (std::time::Instant, Key256)>>>;
@@ -352,7 +360,7 @@ impl VaultReader {
         bus.ensure_stream(&StreamSpec::vault()).await.map_err(bus_err)?;
         let stream =
             bus.jetstream().get_stream_no_info(glucochain_bus::subjects::STREAM_VAULT).await.map_err(bus_err)?;
-        Ok(VaultReader { stream, kek, keys: KeyMemory::default() })
+        Ok(VaultReader { stream, kek, keys: KeyMemory::default(), plans: PlanMemory::default() })
     }
 
     /// The last row on `subject`: by a direct get (the stream's
@@ -514,6 +522,42 @@ impl VaultReader {
             Lookup::Erased { by_tx, at_ms } => Opened::Erased { by_tx, at_ms },
             Lookup::Missing => Opened::Missing,
         })
+    }
+}
+
+impl VaultReader {
+    /// The whole care plan of the committed proposal `proposal_tx` of
+    /// `patient` (`envelope` as the chain holds it), its clinical content
+    /// opened from the vault and checked against the commitment; kept in
+    /// memory for [`KEY_KEPT`] (a detector reads the plan for every
+    /// reading). `Ok(None)`: erased, or not in the vault (callers log and
+    /// fall back).
+    pub async fn careplan(
+        &self,
+        patient: &glucochain_types::ParticipantId,
+        proposal_tx: &glucochain_crypto::Hash32,
+        envelope: &CareplanPropose,
+    ) -> Result<Option<CarePlan>, VaultError> {
+        use glucochain_types::sealed::RecordBody;
+        let now = std::time::Instant::now();
+        if let Some((at, plan)) = self.plans.lock().expect("plans lock").get(proposal_tx)
+            && now.duration_since(*at) < KEY_KEPT
+        {
+            return Ok(Some(plan.clone()));
+        }
+        let wanted = Wanted::of(proposal_tx, patient, glucochain_types::DataClass::Private);
+        let opened =
+            self.open_committed(&wanted, glucochain_types::TxType::CareplanPropose, &envelope.body_commitment).await?;
+        let body = match opened {
+            Opened::Body { body: RecordBody::Careplan(b), .. } => b,
+            Opened::Body { .. } => return Err(VaultError::Commitment),
+            Opened::Erased { .. } | Opened::Missing => return Ok(None),
+        };
+        let plan = CarePlan::join(envelope, body);
+        let mut kept = self.plans.lock().expect("plans lock");
+        kept.retain(|_, (at, _)| now.duration_since(*at) < KEY_KEPT);
+        kept.insert(*proposal_tx, (now, plan.clone()));
+        Ok(Some(plan))
     }
 }
 

@@ -250,3 +250,62 @@ async fn a_data_key_made_while_the_replica_was_down_reaches_it_on_the_next_write
     }
     store.close().await;
 }
+
+/// A care plan's clinical content (ADR 0016) opens from the replica joined
+/// with its envelope; an envelope that commits to something else is
+/// refused; once the patient erases the class, a reader finds none (and
+/// the services fall back: default thresholds, no reminders).
+#[tokio::test]
+async fn a_care_plan_opens_joined_with_its_envelope_and_not_after_an_erasure() {
+    use glucochain_types::sealed::RecordBody;
+    use glucochain_types::time::Timestamp;
+    use glucochain_types::tx::{CarePlan, GlucoseThresholds, MedicationSchedule, Term, TxBody, TxPayload};
+    let db = PgTestDb::create().await.unwrap();
+    let store = Store::connect(db.url()).await.unwrap();
+    let nats = NatsServer::start().unwrap();
+    let bus = Bus::connect(&nats.url(), "vault-careplan").await.unwrap();
+    let kek_text = FileKek::generate();
+    let kek = || Arc::new(FileKek::parse(&kek_text).unwrap());
+    let v = RecordVault::new(store.clone(), kek()).with_replica(Replica::new(bus.clone()).await.unwrap());
+    let patient =
+        glucochain_types::ParticipantId::from_public_key(&glucochain_crypto::KeyPair::from_seed([4; 32]).public());
+    let plan = CarePlan {
+        plan_id: glucochain_types::ids::LocalId::parse("plan-1", "plan_id").unwrap(),
+        version: 1,
+        thresholds: GlucoseThresholds { low: 75.0, ..GlucoseThresholds::default() },
+        alert_kinds: vec![],
+        contacts: vec![],
+        quiet_hours: None,
+        medications: vec![MedicationSchedule { name: CANARY.into(), dose: "18 U".into(), times: vec!["22:00".into()] }],
+        checkups: vec![],
+        term: Term { start: Timestamp::from_unix_ms(1_000), end: Timestamp::from_unix_ms(2_000_000_000_000) },
+        language: None,
+        alert_repeat: None,
+        insulin: None,
+    };
+    let (body, sealed) = plan.clone().seal();
+    let TxBody::CareplanPropose(envelope) = &body else { unreachable!() };
+    let payload = TxPayload::new(
+        glucochain_types::ChainId::parse("glucochain-test").unwrap(),
+        "nonce-plan-1".into(),
+        Timestamp::from_unix_ms(1_000),
+        Some(patient.clone()),
+        body.clone(),
+    );
+    let (_, kept) = RecordBody::accept(&payload, &sealed, &Default::default()).unwrap();
+    let tx = glucochain_crypto::sha256(b"the proposal's JWS");
+    v.put(&tx.to_string(), patient.as_str(), "private", &kept, 1_000).await.unwrap();
+
+    let reader = VaultReader::new(&bus, kek()).await.unwrap();
+    assert_eq!(reader.careplan(&patient, &tx, envelope).await.unwrap(), Some(plan));
+    let mut other = envelope.clone();
+    other.body_commitment = glucochain_crypto::sha256(b"another body");
+    let fresh = VaultReader::new(&bus, kek()).await.unwrap();
+    assert!(matches!(fresh.careplan(&patient, &tx, &other).await, Err(VaultError::Commitment)));
+    assert_eq!(fresh.careplan(&patient, &glucochain_crypto::sha256(b"never stored"), envelope).await.unwrap(), None);
+
+    assert_eq!(v.erase_class(patient.as_str(), "private", "erase-plan", 2_000).await.unwrap(), 1);
+    let after = VaultReader::new(&bus, kek()).await.unwrap();
+    assert_eq!(after.careplan(&patient, &tx, envelope).await.unwrap(), None, "erased");
+    store.close().await;
+}

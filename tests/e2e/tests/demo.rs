@@ -163,7 +163,9 @@ fn participant(net: &Path, name: &str) -> String {
 
 /// Plants PHI canaries for Sam through the public API — a reading with odd
 /// decimals, an allergy and a medication in the emergency profile, a
-/// consult's reason, note and prescription, a document's title — and checks
+/// consult's reason, note and prescription, a document's title, a
+/// caregiver's display name and email address, a care plan's medication —
+/// and checks
 /// that the patient and the consented clinician read them back. Returns
 /// what was planted.
 fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
@@ -179,6 +181,8 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
         ("prescription", "canary-prescription-mx04".to_string()),
         ("document title", "canary-title-ty19".to_string()),
         ("display name", "Canary Carer Qx".to_string()),
+        ("contact address", "canary-carer-jw63@example.org".to_string()),
+        ("care-plan medication", "canary-plan-med-rk42".to_string()),
     ];
     let c = |what: &str| canaries.iter().find(|(w, _)| *w == what).unwrap().1.clone();
     let sign_as = |who: &str, tx_type: &str, body: serde_json::Value| {
@@ -217,6 +221,32 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
     let k = key("patient-sam");
     let args = ["sign-tx", "--key", &k, "--chain-id", CHAIN, "--type", "participant.register", "--body"];
     commit_with_emrctl(net, work, &[&args[..], &[f.to_str().unwrap()]].concat());
+    // The caregiver declares where to reach them (no care plan names them,
+    // so nothing is ever sent there: the address is only in the vault).
+    let f = work.join("canary-channels.json");
+    std::fs::write(
+        &f,
+        serde_json::json!({ "channels": [{ "kind": "email", "address": c("contact address") }] }).to_string(),
+    )
+    .unwrap();
+    let k = carer_key.display().to_string();
+    let args = ["sign-tx", "--key", &k, "--chain-id", CHAIN, "--type", "contact.channels.set", "--body"];
+    commit_with_emrctl(net, work, &[&args[..], &[f.to_str().unwrap()]].concat());
+    // The clinician proposes a care plan naming a medication (its clinical
+    // content is sealed; Sam need not accept it for it to be on the chain).
+    let now_ms = now.unix_ms();
+    let at = |ms: i64| glucochain_types::time::Timestamp::from_unix_ms(ms).to_rfc3339();
+    sign_as(
+        "clinician",
+        "careplan.propose",
+        serde_json::json!({
+            "plan_id": "canary-plan", "version": 1,
+            "thresholds": { "urgent_low": 54.0, "low": 70.0, "high": 180.0, "very_high": 250.0, "rapid_change_per_min": 2.0, "signal_loss_minutes": 30 },
+            "alert_kinds": [], "contacts": [],
+            "medications": [{ "name": c("care-plan medication"), "dose": "7 U", "times": ["07:15"] }],
+            "term": { "start": at(now_ms - 60_000), "end": at(now_ms + 86_400_000) },
+        }),
+    );
     let (ok, card) = emrctl(&["emergency", "card", "--patient", &sam, "--qr", work.join("card.svg").to_str().unwrap()]);
     assert!(ok, "{card}");
     let card: serde_json::Value = serde_json::from_str(&card).unwrap();
@@ -274,6 +304,18 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
         &contracts,
     ]);
     assert!(ok && out.contains(&allergy) && out.contains(&medication), "{out}");
+    // Sam reads the proposed plan, its medication opened from the vault.
+    let (ok, token) = emrctl(&["token", "--key", &sam_key, "--chain-id", CHAIN, "--audience", "glucochain-contracts"]);
+    assert!(ok, "{token}");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let plans = rt.block_on(async {
+        let url = format!("{contracts}/v1/patients/{sam}/careplan");
+        let r = reqwest::Client::new().get(&url).bearer_auth(token.trim()).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        r.text().await.unwrap()
+    });
+    assert!(plans.contains(&c("care-plan medication")), "{plans}");
     canaries
 }
 
@@ -344,8 +386,9 @@ fn the_demo_story_passes_every_step_on_a_devnet_and_every_dashboard_panel_has_da
     // JetStream's files are encrypted at rest (issue 21): the story's
     // emergency reason and a caregiver's address are nowhere in the NATS
     // store, in clear or base64, although the devnet holds them elsewhere
-    // (the block stores: the gap the record vault closes next), which shows
-    // the search finds them where they are.
+    // (the reason is still in clear on the chain; the address is where the
+    // notifier sent to it: its outbox and the mail sink), which shows the
+    // search finds them where they are.
     let conf = std::fs::metadata(net.join("data/nats.conf")).unwrap();
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&conf.permissions()) & 0o777, 0o600, "nats.conf holds the key");
     for canary in ["found unconscious at the clinic entrance", "sam.mother@example.org"] {

@@ -24,9 +24,10 @@ use emrctl::devnet::{Devnet, commit, key, mailbox, register, sign};
 use glucochain_crypto::KeyPair;
 use glucochain_types::fhir::cgm_observation;
 use glucochain_types::ids::LocalId;
+use glucochain_types::sealed::Submission;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    AlertKind, CareContact, CareplanPropose, ChannelKind, ConsentGrant, ContactChannel, ContactChannelsSet,
+    AlertKind, CareContact, CarePlan, ChannelKind, ConsentGrant, ContactChannel, ContactChannelsBody,
     GlucoseThresholds, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
@@ -132,7 +133,8 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
     // Each caregiver says where they may be alerted; the plan names exactly that.
     for (c, address) in carers.iter().zip(["robin.carer1@example.org", "robin.carer2@example.org"]) {
         let channels = vec![ContactChannel { kind: ChannelKind::Email, address: address.into() }];
-        ok(sign(c, None, TxBody::ContactChannelsSet(ContactChannelsSet { channels })));
+        let (declare, sealed) = ContactChannelsBody::seal(channels);
+        ok(String::from_utf8(Submission::sealed(sign(c, None, declare), sealed).to_json()).unwrap());
     }
     let grant = ConsentGrant::for_treatment(
         LocalId::parse("care-team", "consent_id").unwrap(),
@@ -141,21 +143,18 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
     );
     ok(sign(&robin, Some(&me(&robin)), TxBody::ConsentGrant(grant)));
     let now = Timestamp::now().unix_ms();
-    let contact = |k: &KeyPair, address: &str| CareContact {
+    let contact = |k: &KeyPair| CareContact {
         participant: me(k),
-        channels: vec![ContactChannel { kind: ChannelKind::Email, address: address.into() }],
+        channels: vec![ChannelKind::Email],
         // Half a minute at the devnet's clock speed (60×).
         escalate_after_minutes: 30,
     };
-    let plan = CareplanPropose {
+    let plan = CarePlan {
         plan_id: LocalId::parse("plan-1", "plan_id").unwrap(),
         version: 1,
         thresholds: GlucoseThresholds::default(),
         alert_kinds: vec![AlertKind::UrgentLow, AlertKind::Low, AlertKind::PredictedLow, AlertKind::RapidFall],
-        contacts: vec![
-            contact(&carers[0], "robin.carer1@example.org"),
-            contact(&carers[1], "robin.carer2@example.org"),
-        ],
+        contacts: vec![contact(&carers[0]), contact(&carers[1])],
         quiet_hours: None,
         medications: vec![],
         checkups: vec![],
@@ -167,7 +166,8 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
         alert_repeat: None,
         insulin: None,
     };
-    ok(sign(&clinician, Some(&me(&robin)), TxBody::CareplanPropose(plan)));
+    let (envelope, sealed) = plan.seal();
+    ok(String::from_utf8(Submission::sealed(sign(&clinician, Some(&me(&robin)), envelope), sealed).to_json()).unwrap());
 
     // Robin accepts it in the browser, signing with the key file.
     let accepted = browser("accept-plan", {

@@ -91,7 +91,8 @@ impl Actor {
         self.sign_with(CHAIN, patient, body)
     }
 
-    /// `contact.channels.set`: the channels (kind, address) this caregiver or clinician may be alerted on.
+    /// `contact.channels.set`: the channels (kind, address) this caregiver
+    /// or clinician may be alerted on (the addresses sealed beside it).
     fn declare(&mut self, channels: &[(&str, &str)]) -> String {
         let channels = channels
             .iter()
@@ -99,7 +100,7 @@ impl Actor {
                 serde_json::from_value(serde_json::json!({ "kind": kind, "address": address })).unwrap()
             })
             .collect();
-        self.sign(None, TxBody::ContactChannelsSet(glucochain_types::tx::ContactChannelsSet { channels }))
+        self.sign(None, common::kept(glucochain_types::tx::ContactChannelsBody::seal(channels)))
     }
 
     /// A break-glass access to `card`'s patient, with the proof of holding the card.
@@ -419,10 +420,10 @@ impl System {
         &self,
         clinician: &mut Actor,
         patient: &mut Actor,
-        plan: glucochain_types::tx::CareplanPropose,
+        plan: glucochain_types::tx::CarePlan,
     ) -> u64 {
         let (pid, plan_id, version) = (patient.id.clone(), plan.plan_id.clone(), plan.version);
-        let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
+        let propose = clinician.sign(Some(&pid), common::kept(plan.seal()));
         let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
         let pr = self.submit(&propose).await;
         self.wait_committed(&pr).await;
@@ -1098,8 +1099,8 @@ async fn txs_holding(bus: &glucochain_bus::Bus, canary: &str) -> Vec<u64> {
 async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     use glucochain_types::emergency::EmergencyCard;
     use glucochain_types::tx::{
-        BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ContactChannel, DiabetesType,
-        EmergencyProfileBody, GlucoseThresholds, MedicationSchedule, Term,
+        BloodGroup, CareContact, CarePlan, CareplanAccept, ChannelKind, DiabetesType, EmergencyProfileBody,
+        GlucoseThresholds, MedicationSchedule, Term,
     };
     let mut admin = Actor::new();
     let keydir = tempfile::tempdir().unwrap();
@@ -1196,14 +1197,14 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     let g = sys.submit(&grant).await;
     sys.wait_committed(&g).await;
     let now = Timestamp::now().unix_ms();
-    let plan = CareplanPropose {
+    let plan = CarePlan {
         plan_id: glucochain_types::ids::LocalId::parse("plan-1", "plan_id").unwrap(),
         version: 1,
         thresholds: GlucoseThresholds::default(),
         alert_kinds: vec![glucochain_types::tx::AlertKind::UrgentLow],
         contacts: vec![CareContact {
             participant: caregiver.id.clone(),
-            channels: vec![ContactChannel { kind: ChannelKind::Email, address: "parent@example.org".into() }],
+            channels: vec![ChannelKind::Email],
             escalate_after_minutes: 10,
         }],
         quiet_hours: None,
@@ -1222,7 +1223,7 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
         alert_repeat: None,
         insulin: None,
     };
-    let propose = clinician.sign(Some(&pid), TxBody::CareplanPropose(plan));
+    let propose = clinician.sign(Some(&pid), common::kept(plan.seal()));
     let proposal_tx = glucochain_crypto::sha256(propose.as_bytes());
     let pr = sys.submit(&propose).await;
     sys.wait_committed(&pr).await;
@@ -1682,9 +1683,9 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
 
 /// A care plan that asks the detector to watch the patient (the default
 /// thresholds and alert kinds), in force from an hour ago for a day.
-fn watching_plan(id: &str) -> glucochain_types::tx::CareplanPropose {
+fn watching_plan(id: &str) -> glucochain_types::tx::CarePlan {
     let now = Timestamp::now().unix_ms();
-    glucochain_types::tx::CareplanPropose {
+    glucochain_types::tx::CarePlan {
         plan_id: glucochain_types::ids::LocalId::parse(id, "plan_id").unwrap(),
         version: 1,
         thresholds: glucochain_types::tx::GlucoseThresholds::default(),
@@ -1708,7 +1709,7 @@ fn watching_plan(id: &str) -> glucochain_types::tx::CareplanPropose {
 /// starts behind: alerts are neither lost to a restart nor judged on defaults.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_plan_committed_before_them() {
-    use glucochain_types::tx::{AlertKind, CareplanPropose, GlucoseThresholds, Term};
+    use glucochain_types::tx::{AlertKind, CarePlan, GlucoseThresholds, Term};
     let mut admin = Actor::new();
     let keydir = tempfile::tempdir().unwrap();
     let ledger_key_path = keydir.path().join("ledger.pem");
@@ -1768,7 +1769,7 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     let _ = sys.procs[detector_proc].child.kill();
     let _ = sys.procs[detector_proc].child.wait();
     let now = Timestamp::now().unix_ms();
-    let plan = CareplanPropose {
+    let plan = CarePlan {
         plan_id: glucochain_types::ids::LocalId::parse("plan-d", "plan_id").unwrap(),
         version: 1,
         thresholds: GlucoseThresholds { urgent_low: 80.0, low: 90.0, ..GlucoseThresholds::default() },
@@ -1818,7 +1819,7 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     // flat at 100 mg/dL (no low in sight from the CGM), but the restarted
     // detector knows the 8 U still acting (from its stored chain) and
     // predicts the low.
-    let plan = CareplanPropose {
+    let plan = CarePlan {
         plan_id: glucochain_types::ids::LocalId::parse("plan-pump", "plan_id").unwrap(),
         thresholds: GlucoseThresholds::default(),
         alert_kinds: vec![AlertKind::PredictedLow],
@@ -2385,9 +2386,7 @@ fn plain_text(msg: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_after_the_ack() {
-    use glucochain_types::tx::{
-        AlertKind, CareContact, CareplanPropose, ChannelKind, ContactChannel, GlucoseThresholds, Term,
-    };
+    use glucochain_types::tx::{AlertKind, CareContact, CarePlan, ChannelKind, GlucoseThresholds, Term};
     let test_start = Timestamp::now();
     let mut admin = Actor::new();
     let keydir = tempfile::tempdir().unwrap();
@@ -2429,7 +2428,9 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         sys.wait_committed(h).await;
     }
     // Each parent says where to reach them; the plan may route nowhere else.
-    let d1 = sys.submit(&carer1.declare(&[("email", "parent.one@example.org")])).await;
+    // (The first parent gives an old address first and moves after the
+    // plan is accepted: alerts follow the contact's current declaration.)
+    let d1 = sys.submit(&carer1.declare(&[("email", "parent.old@example.org")])).await;
     let d2 = sys.submit(&carer2.declare(&[("sms", "+15550002")])).await;
     let g = sys.submit(&patient.sign(Some(&pid), common_consent(&clinician.id))).await;
     for h in [d1, d2, g] {
@@ -2437,7 +2438,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     }
     // The plan: email the parent first; one minute without an ack, SMS the other parent.
     let now = Timestamp::now().unix_ms();
-    let plan = CareplanPropose {
+    let plan = CarePlan {
         plan_id: glucochain_types::ids::LocalId::parse("plan-n", "plan_id").unwrap(),
         version: 1,
         thresholds: GlucoseThresholds::default(),
@@ -2445,14 +2446,10 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         contacts: vec![
             CareContact {
                 participant: carer1.id.clone(),
-                channels: vec![ContactChannel { kind: ChannelKind::Email, address: "parent.one@example.org".into() }],
+                channels: vec![ChannelKind::Email],
                 escalate_after_minutes: 1,
             },
-            CareContact {
-                participant: carer2.id.clone(),
-                channels: vec![ContactChannel { kind: ChannelKind::Sms, address: "+15550002".into() }],
-                escalate_after_minutes: 1,
-            },
+            CareContact { participant: carer2.id.clone(), channels: vec![ChannelKind::Sms], escalate_after_minutes: 1 },
         ],
         quiet_hours: None,
         medications: vec![],
@@ -2462,7 +2459,9 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         alert_repeat: None,
         insulin: None,
     };
-    let height = sys.agree_careplan(&mut clinician, &mut patient, plan).await;
+    sys.agree_careplan(&mut clinician, &mut patient, plan).await;
+    let moved = sys.submit(&carer1.declare(&[("email", "parent.one@example.org")])).await;
+    let height = sys.wait_committed(&moved).await["height"].as_u64().unwrap();
     sys.start_detector(&detector_key, height).await;
 
     // The notifier: outbox in PostgreSQL, SMTP not up yet, a stand-in SMS
@@ -2606,6 +2605,10 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         assert!(Instant::now() < deadline, "no email arrived\n{}", logs(&sys.procs));
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    assert!(
+        mailbox(&maildir).iter().all(|m| header(m, "To") != Some("parent.old@example.org")),
+        "the address the parent moved from is not used"
+    );
     let subject = header(&email, "Subject").unwrap();
     assert!(subject.contains("glucose") && subject.contains("Sam"), "{subject}");
     assert!(header(&email, "From").unwrap().contains("alerts@glucochain.invalid"));
@@ -3016,6 +3019,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     let link_token = link.rsplit('/').next().unwrap().to_string();
     secrets.push(("acknowledge link token".into(), link_token));
     secrets.push(("caregiver email address".into(), "parent.one@example.org".into()));
+    secrets.push(("caregiver's former address".into(), "parent.old@example.org".into()));
     secrets.push(("caregiver phone number".into(), "+15550002".into()));
     assert_no_secrets_logged(sys._dir.path(), &["smtp.log"], &secrets);
     drop(notify_db);

@@ -20,8 +20,8 @@ use glucochain_types::ids::LocalId;
 use glucochain_types::sealed::{ObservationBody, Submission};
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    AccessEmergency, AlertKind, BloodGroup, CareContact, CareplanAccept, CareplanPropose, ChannelKind, ConsentGrant,
-    ContactChannel, ContactChannelsSet, DiabetesType, EmergencyProfileBody, EmergencyReason, EraseScope,
+    AccessEmergency, AlertKind, BloodGroup, CareContact, CarePlan, CareplanAccept, ChannelKind, ConsentGrant,
+    ContactChannel, ContactChannelsBody, DiabetesType, EmergencyProfileBody, EmergencyReason, EraseScope,
     GlucoseThresholds, MedicationSchedule, RecordErase, Term, TxBody, TxPayload,
 };
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
@@ -213,9 +213,11 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         // Each caregiver declares the address alerts may reach them at: a care
         // plan can route their alerts nowhere else.
         for (carer, address) in CARERS.iter().zip([mother, father, partner]).map(|((_, a), p)| (p, *a)) {
+            // The chain gets the kinds; the addresses are sealed beside them.
             let channels = vec![ContactChannel { kind: ChannelKind::Email, address: address.into() }];
-            let declare = TxBody::ContactChannelsSet(ContactChannelsSet { channels });
-            commit(&c, &ingest, &sign(carer, None, declare)).await?;
+            let (declare, sealed) = ContactChannelsBody::seal(channels);
+            let submission = Submission::sealed(sign(carer, None, declare), sealed).to_json();
+            commit(&c, &ingest, std::str::from_utf8(&submission)?).await?;
         }
         anyhow::Ok(())
     })?;
@@ -253,24 +255,26 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
     steps.begin("the clinician and each patient sign a care plan naming caregivers");
     rt.block_on(async {
         let now = Timestamp::now().unix_ms();
-        let contact = |p: &Person, address: &str| CareContact {
+        // The plan names who and which kind of channel; the addresses are
+        // the ones each caregiver declared.
+        let contact = |p: &Person| CareContact {
             participant: p.id.clone(),
-            channels: vec![ContactChannel { kind: ChannelKind::Email, address: address.into() }],
+            channels: vec![ChannelKind::Email],
             escalate_after_minutes: 2,
         };
         for (p, contacts, meds) in [
             (
                 sam,
-                vec![contact(mother, CARERS[0].1), contact(father, CARERS[1].1)],
+                vec![contact(mother), contact(father)],
                 vec![MedicationSchedule {
                     name: "insulin glargine".into(),
                     dose: "18 U".into(),
                     times: (0..24).map(|h| format!("{h:02}:00")).collect(),
                 }],
             ),
-            (alex, vec![contact(partner, CARERS[2].1)], vec![]),
+            (alex, vec![contact(partner)], vec![]),
         ] {
-            let plan = CareplanPropose {
+            let plan = CarePlan {
                 plan_id: LocalId::parse("plan-1", "plan_id")?,
                 version: 1,
                 thresholds: GlucoseThresholds::default(),
@@ -287,9 +291,12 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
                 alert_repeat: None,
                 insulin: None,
             };
-            let propose = sign(clinician, Some(&p.id), TxBody::CareplanPropose(plan));
+            // The chain gets who is alerted and how; the thresholds and the
+            // medication schedule are sealed beside it.
+            let (envelope, sealed) = plan.seal();
+            let propose = sign(clinician, Some(&p.id), envelope);
             let proposal_tx = sha256(propose.as_bytes());
-            commit(&c, &ingest, &propose).await?;
+            commit(&c, &ingest, std::str::from_utf8(&Submission::sealed(propose, sealed).to_json())?).await?;
             let accept = TxBody::CareplanAccept(CareplanAccept {
                 plan_id: LocalId::parse("plan-1", "plan_id")?,
                 version: 1,

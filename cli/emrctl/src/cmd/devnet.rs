@@ -439,7 +439,8 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
     }
     // The record vault's key-encryption key (keys/vault.kek, 0600): ingest
     // seals records' bodies under it, the ledger and the detector open them,
-    // and the contracts engine opens emergency profiles for break-glass.
+    // the contracts engine opens emergency profiles for break-glass and the
+    // notifier contacts' addresses.
     let kek = dir.join("keys/vault.kek");
     glucochain_vault::keys::FileKek::create_file_if_missing(&kek)?;
     let kek_arg = || ["--kek-file".to_string(), kek.display().to_string()];
@@ -481,6 +482,7 @@ pub fn up(o: &UpOptions) -> anyhow::Result<Devnet> {
         "--tick-ms".into(),
         "250".into(),
     ]);
+    a.extend(kek_arg());
     launch("notifier", "glucochain-notifier", a, Some(notifier_p))?;
 
     let net = Devnet {

@@ -8,7 +8,7 @@ use glucochain_api::Problem;
 use glucochain_state::ReadDecision;
 use glucochain_types::fhir::{LOINC_CGM_MG_DL, LOINC_CGM_MMOL_L};
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{CareContact, CareplanPropose, ContactChannel};
+use glucochain_types::tx::{CareContact, CarePlan, ChannelKind, ContactChannel};
 use glucochain_types::{DataClass, ParticipantId, Role};
 use glucochain_web::chart::{Thresholds, trace};
 use glucochain_web::{date_time, html};
@@ -353,30 +353,63 @@ async fn careplan_page(req: &HttpRequest, api: &Api, web: &Web, id: &str) -> Pag
             .flat_map(|p| p.versions.values().filter(|v| v.accepted_at.is_none()).cloned())
             .filter(|p| p.plan.term.end > now)
             .collect();
-        (active, pending, c.contact_channels.clone())
+        let named = active.iter().chain(&pending).flat_map(|p| &p.plan.contacts);
+        let declared: Vec<_> = named
+            .filter_map(|k| c.contact_channels.get(&k.participant).map(|d| (k.participant.clone(), d.clone())))
+            .collect();
+        (active, pending, declared)
     };
+    let addresses = contact_addresses(api, declared).await?;
+    // Each plan's clinical content is its sealed body (ADR 0016), opened
+    // after the read was audited; an erased one is shown as such.
+    let open = |v: &glucochain_state::contracts::CareplanVersion| {
+        let (tx, env) = (v.proposal_tx, v.plan.clone());
+        let patient = patient.clone();
+        async move {
+            api.vault.careplan(&patient, &tx, &env).await.map_err(|e| {
+                tracing::error!(error = %e, "record vault read failed (care plan)");
+                Problem::unavailable("the record vault is unavailable; reload in a moment")
+            })
+        }
+    };
+    let active_whole = match &active {
+        Some(cp) => open(cp).await?,
+        None => None,
+    };
+    let mut pending_whole = Vec::with_capacity(pending.len());
+    for p in &pending {
+        pending_whole.push(open(p).await?);
+    }
     let own = v.id == patient;
-    // The patient sees addresses in full (they check them before accepting); others masked.
+    // The patient sees addresses in full (they check where alerts go before
+    // accepting); others masked.
     let address = |ch: &ContactChannel| if own { ch.address.clone() } else { ch.kind.mask(&ch.address) };
-    let still_declared =
-        |who: &ParticipantId, ch: &ContactChannel| declared.get(who).is_some_and(|list| list.contains(ch));
+    let reaches = |who: &ParticipantId, kind: ChannelKind| -> Vec<ContactChannel> {
+        addresses.get(who).map(|b| b.of_kinds(&[kind])).unwrap_or_default()
+    };
     let body = html! {
         h1 { "Care plan" }
         @match &active {
             None => p { "No care plan is in force." },
             Some(cp) => {
                 p { "Plan " code { (cp.plan.plan_id.as_str()) } " version " (cp.plan.version) ", proposed by " code { (cp.proposer) } " and accepted in block " (cp.accepted_at.unwrap_or_default()) "; from " (date_time(cp.plan.term.start.unix_ms())) " to " (date_time(cp.plan.term.end.unix_ms())) "." }
-                (plan_details(&cp.plan, None, &address, &still_declared))
+                @match &active_whole {
+                    Some(whole) => (plan_details(whole, None, &address, &reaches)),
+                    None => p.erased { "This plan's thresholds, reminders and quiet hours were erased at the patient's request (or are not in the record vault yet); alerts still follow its contacts." },
+                }
             }
         }
         @if !pending.is_empty() {
             h2 { "Awaiting your acceptance" }
-            @for p in &pending {
+            @for (p, whole) in pending.iter().zip(&pending_whole) {
                 div.card.proposal data-plan=(p.plan.plan_id.as_str()) data-version=(p.plan.version) {
                     p { "Plan " code { (p.plan.plan_id.as_str()) } " version " (p.plan.version) " proposed by " code { (p.proposer) } " in block " (p.proposed_at) ". "
                         @if active.is_some() { "Changes against the plan in force are marked." } }
-                    (plan_details(&p.plan, active.as_ref().map(|a| &a.plan), &address, &still_declared))
-                    @if own {
+                    @match whole {
+                        Some(w) => (plan_details(w, active_whole.as_ref(), &address, &reaches)),
+                        None => p.erased { "This proposal's content cannot be shown (erased, or not in the record vault yet), so it cannot be accepted." },
+                    }
+                    @if own && whole.is_some() {
                         form.signed method="post" action="/ui/tx/prepare" {
                             input type="hidden" name="intent" value="careplan.accept";
                             input type="hidden" name="plan_id" value=(p.plan.plan_id.as_str());
@@ -392,13 +425,45 @@ async fn careplan_page(req: &HttpRequest, api: &Api, web: &Web, id: &str) -> Pag
     Ok(page(&v, "Care plan", &patient_nav(&v, &patient, "careplan"), body))
 }
 
-/// A plan's thresholds, contacts (every channel) and reminders; with
-/// `before`, what changed against it is marked.
+/// The addresses each named contact declares now (`contact.channels.set`),
+/// opened from the record vault. A declaration erased or not yet in the
+/// vault shows as no address.
+async fn contact_addresses(
+    api: &Api,
+    declared: Vec<(ParticipantId, glucochain_state::contracts::DeclaredChannels)>,
+) -> Result<std::collections::HashMap<ParticipantId, glucochain_types::tx::ContactChannelsBody>, Problem> {
+    use glucochain_types::sealed::RecordBody;
+    use glucochain_vault::replica::{Opened, Wanted};
+    let mut found = std::collections::HashMap::new();
+    for (who, d) in declared {
+        let wanted = Wanted::of(&d.tx, &who, glucochain_types::DataClass::Private);
+        match api.vault.open_committed(&wanted, glucochain_types::TxType::ContactChannelsSet, &d.body_commitment).await
+        {
+            Ok(Opened::Body { body: RecordBody::ContactChannels(b), .. }) => {
+                found.insert(who, b);
+            }
+            Ok(Opened::Erased { .. } | Opened::Missing) => {}
+            Ok(Opened::Body { .. }) | Err(glucochain_vault::VaultError::Commitment) => {
+                tracing::error!(tx = %d.tx, "a contact's channels do not open against their commitment");
+                return Err(Problem::internal());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "record vault read failed");
+                return Err(Problem::unavailable("the record vault is unavailable; reload in a moment"));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// A plan's thresholds, contacts (every kind of channel, with the addresses
+/// it reaches now) and reminders; with `before`, what changed against it is
+/// marked.
 fn plan_details(
-    plan: &CareplanPropose,
-    before: Option<&CareplanPropose>,
+    plan: &CarePlan,
+    before: Option<&CarePlan>,
     address: &dyn Fn(&ContactChannel) -> String,
-    declared: &dyn Fn(&ParticipantId, &ContactChannel) -> bool,
+    reaches: &dyn Fn(&ParticipantId, ChannelKind) -> Vec<ContactChannel>,
 ) -> glucochain_web::Markup {
     let t = &plan.thresholds;
     let old = before.map(|b| &b.thresholds);
@@ -417,8 +482,8 @@ fn plan_details(
         }
     };
     let before_contacts: Vec<&CareContact> = before.map(|b| b.contacts.iter().collect()).unwrap_or_default();
-    let channel_is_new = |who: &ParticipantId, ch: &ContactChannel| {
-        before.is_some() && !before_contacts.iter().any(|c| &c.participant == who && c.channels.contains(ch))
+    let channel_is_new = |who: &ParticipantId, kind: &ChannelKind| {
+        before.is_some() && !before_contacts.iter().any(|c| &c.participant == who && c.channels.contains(kind))
     };
     html! {
         h3 { "Glucose thresholds" }
@@ -443,11 +508,13 @@ fn plan_details(
                     @if before.is_some() && !before_contacts.iter().any(|b| b.participant == c.participant) { " " span.tag.changed { "new contact" } }
                     "; next contact after " (c.escalate_after_minutes) " minutes without acknowledgement"
                     ul {
-                        @for ch in &c.channels {
-                            li.channel data-kind=(format!("{:?}", ch.kind).to_lowercase()) {
-                                (format!("{:?}", ch.kind)) " " code { (address(ch)) }
-                                @if channel_is_new(&c.participant, ch) { " " span.tag.changed { "new address" } }
-                                @if !declared(&c.participant, ch) { " " span.tag.denied { "not (or no longer) confirmed by this contact" } }
+                        @for kind in &c.channels {
+                            @let at = reaches(&c.participant, *kind);
+                            li.channel data-kind=(format!("{kind:?}").to_lowercase()) {
+                                (format!("{kind:?}"))
+                                @for ch in &at { " " code { (address(ch)) } }
+                                @if channel_is_new(&c.participant, kind) { " " span.tag.changed { "new channel" } }
+                                @if at.is_empty() { " " span.tag.denied { "not (or no longer) declared by this contact" } }
                             }
                         }
                     }
