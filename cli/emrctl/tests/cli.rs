@@ -55,7 +55,7 @@ fn sign_then_verify_and_tamper() {
     let info = json(&emrctl(&["keygen", "--out", p(&key)], None));
     let id = info["participant_id"].as_str().unwrap();
     let pk = info["public_key"].as_str().unwrap();
-    let body = r#"{"medication":"metformin","dose":"500 mg","taken_at":"2026-11-25T07:30:00Z"}"#;
+    let body = r#"{"consent_id":"c-2026-001","reason":"changed clinic"}"#;
     let out = emrctl(
         &[
             "sign-tx",
@@ -64,7 +64,7 @@ fn sign_then_verify_and_tamper() {
             "--chain-id",
             "glucochain-dev",
             "--type",
-            "medication.taken",
+            "consent.revoke",
             "--patient",
             id,
             "--body",
@@ -76,7 +76,7 @@ fn sign_then_verify_and_tamper() {
     let jws = String::from_utf8(out.stdout).unwrap();
     let v = json(&emrctl(&["verify-tx", "-", "--public-key", pk, "--chain-id", "glucochain-dev"], Some(&jws)));
     assert_eq!(v["signature"], "valid");
-    assert_eq!(v["type"], "medication.taken");
+    assert_eq!(v["type"], "consent.revoke");
     assert_eq!(v["signer"], id);
     // The tx hash is the same whichever command computes it.
     let h = emrctl(&["hash", "--tx", "-"], Some(&jws));

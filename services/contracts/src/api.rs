@@ -365,6 +365,12 @@ pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Resu
     }
     // Each medication.taken counts for the nearest scheduled dose of that
     // medication, within 90 minutes.
+    let window = |t: Timestamp, ms: i64| Timestamp::from_unix_ms(t.unix_ms() + ms);
+    let taken = s.engine.taken_between(&s.vault, &patient, window(from, -90 * 60_000), window(until, 90 * 60_000));
+    let taken = taken.await.map_err(|e| {
+        tracing::error!(error = %e, "record vault read failed (medication.taken)");
+        Problem::unavailable("the record vault is unavailable; retry shortly")
+    })?;
     let mut taken_ids = std::collections::HashSet::new();
     let meds: std::collections::BTreeSet<String> = list
         .iter()
@@ -373,7 +379,7 @@ pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Resu
         .collect();
     for med in &meds {
         let slots: Vec<&crate::reminders::Reminder> = list.iter().filter(|r| &r.subject == med).collect();
-        for t in s.engine.taken_times(&patient, med) {
+        for t in taken.get(&med.to_lowercase()).into_iter().flatten().copied() {
             let nearest = slots.iter().min_by_key(|r| (r.due.unix_ms() - t.unix_ms()).abs());
             if let Some(r) = nearest.filter(|r| (r.due.unix_ms() - t.unix_ms()).abs() <= 90 * 60_000) {
                 taken_ids.insert(r.id.clone());

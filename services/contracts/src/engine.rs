@@ -44,9 +44,22 @@ pub struct Engine {
     pub store: Store,
     /// Newest record time per (patient, code).
     pub last_record: RwLock<HashMap<(ParticipantId, String), Timestamp>>,
-    /// Times each medication was recorded as taken, per (patient, medication), newest last.
-    pub taken: RwLock<HashMap<(ParticipantId, String), Vec<Timestamp>>>,
+    /// Each patient's committed `medication.taken` as the chain holds them
+    /// (when, the transaction, the commitment; what was taken is the sealed
+    /// body), oldest first, the last 512.
+    pub taken: RwLock<HashMap<ParticipantId, Vec<Taken>>>,
     pending_notices: Mutex<Vec<BreakGlass>>,
+}
+
+/// A committed `medication.taken`, as the chain holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Taken {
+    /// When it was taken.
+    pub at: Timestamp,
+    /// The transaction (where the vault keeps what was taken).
+    pub tx: glucochain_crypto::Hash32,
+    /// The commitment to what was taken.
+    pub commitment: glucochain_crypto::Hash32,
 }
 
 /// Name of the reminder cursor in the database.
@@ -97,9 +110,9 @@ impl Engine {
                 }
                 TxBody::MedicationTaken(m) => {
                     let mut taken = self.taken.write().expect("taken lock");
-                    let list = taken.entry((patient.clone(), m.medication.to_lowercase())).or_default();
-                    list.push(m.taken_at);
-                    list.sort();
+                    let list = taken.entry(patient.clone()).or_default();
+                    list.push(Taken { at: m.taken_at, tx: tx.hash, commitment: m.body_commitment });
+                    list.sort_by_key(|t| t.at);
                     if list.len() > 512 {
                         list.remove(0);
                     }
@@ -159,10 +172,33 @@ impl Engine {
         Ok(due_reminders(&plans, &last, from, to))
     }
 
-    /// When `medication` was recorded as taken by or for `patient`.
-    pub fn taken_times(&self, patient: &ParticipantId, medication: &str) -> Vec<Timestamp> {
-        let taken = self.taken.read().expect("taken lock");
-        taken.get(&(patient.clone(), medication.to_lowercase())).cloned().unwrap_or_default()
+    /// When each medication was recorded as taken by or for `patient`
+    /// between `from` and `to`, by medication name (lower case): the
+    /// sealed bodies opened from the vault, after the caller audited the read.
+    pub async fn taken_between(
+        &self,
+        vault: &glucochain_vault::replica::VaultReader,
+        patient: &ParticipantId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<HashMap<String, Vec<Timestamp>>, glucochain_vault::VaultError> {
+        use glucochain_types::sealed::RecordBody;
+        use glucochain_vault::replica::{Opened, Wanted};
+        let refs: Vec<Taken> = {
+            let taken = self.taken.read().expect("taken lock");
+            taken.get(patient).map(|l| l.iter().filter(|t| t.at >= from && t.at <= to).cloned().collect())
+        }
+        .unwrap_or_default();
+        let mut by_name: HashMap<String, Vec<Timestamp>> = HashMap::new();
+        for t in refs {
+            let wanted = Wanted::of(&t.tx, patient, glucochain_types::DataClass::Private);
+            if let Opened::Body { body: RecordBody::MedicationTaken(b), .. } =
+                vault.open_committed(&wanted, glucochain_types::TxType::MedicationTaken, &t.commitment).await?
+            {
+                by_name.entry(b.medication.to_lowercase()).or_default().push(t.at);
+            }
+        }
+        Ok(by_name)
     }
 
     fn take_notices(&self) -> Vec<BreakGlass> {

@@ -112,19 +112,25 @@ struct PatientState {
 }
 
 /// Insulin and carbohydrates from committed `medication.taken`
-/// transactions, per patient, for the last hours they may still act.
+/// transactions, per patient, for the last hours they may still act. A
+/// block brings only envelopes (when, and the commitment): what was taken
+/// is the sealed body, opened from the vault when the detector next judges
+/// a reading of that patient (so it opens only watched patients' records).
 #[derive(Default)]
 struct Treatments {
     seq: u64,
     by_patient: HashMap<ParticipantId, Vec<(u64, Treatment)>>,
+    /// Committed `medication.taken` not opened yet: (tx, commitment, taken at).
+    unopened: HashMap<ParticipantId, Vec<(glucochain_crypto::Hash32, glucochain_crypto::Hash32, i64)>>,
 }
 
 /// How long a recorded treatment is kept: longer than insulin acts.
 const TREATMENT_KEEP_MS: i64 = 8 * 60 * MIN;
 
 impl Treatments {
-    /// Records what a committed block's `medication.taken` transactions gave.
+    /// Notes a committed block's `medication.taken` transactions.
     fn take_block(&mut self, block: &glucochain_consensus::block::Block) {
+        let now = Timestamp::now().unix_ms();
         for raw in &block.txs {
             let Some(tx) = std::str::from_utf8(raw).ok().and_then(|j| Transaction::parse(j, &Default::default()).ok())
             else {
@@ -134,20 +140,35 @@ impl Treatments {
                 continue;
             };
             let at_ms = m.taken_at.unix_ms();
-            let list = self.by_patient.entry(patient).or_default();
-            for t in [
-                m.insulin_units.map(|units| Treatment::Insulin { at_ms, units }),
-                m.carbs_g.map(|grams| Treatment::Carbs { at_ms, grams }),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                self.seq += 1;
-                list.push((self.seq, t));
+            if at_ms >= now - TREATMENT_KEEP_MS {
+                self.unopened.entry(patient).or_default().push((tx.hash, m.body_commitment, at_ms));
             }
-            let now = Timestamp::now().unix_ms();
-            list.retain(|(_, t)| t.at_ms() >= now - TREATMENT_KEEP_MS);
         }
+    }
+
+    /// Takes the patient's unopened treatments (to open them).
+    fn unopened_of(
+        &mut self,
+        patient: &ParticipantId,
+    ) -> Vec<(glucochain_crypto::Hash32, glucochain_crypto::Hash32, i64)> {
+        self.unopened.remove(patient).unwrap_or_default()
+    }
+
+    /// Records what an opened `medication.taken` gave.
+    fn record(&mut self, patient: &ParticipantId, at_ms: i64, b: &glucochain_types::tx::MedicationTakenBody) {
+        let list = self.by_patient.entry(patient.clone()).or_default();
+        for t in [
+            b.insulin_units.map(|units| Treatment::Insulin { at_ms, units }),
+            b.carbs_g.map(|grams| Treatment::Carbs { at_ms, grams }),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.seq += 1;
+            list.push((self.seq, t));
+        }
+        let now = Timestamp::now().unix_ms();
+        list.retain(|(_, t)| t.at_ms() >= now - TREATMENT_KEEP_MS);
     }
 
     /// The patient's treatments recorded after sequence `after`.
@@ -254,6 +275,36 @@ impl DetectorService {
                 unread("vault");
                 (cfg, tag, false)
             }
+        }
+    }
+
+    /// Opens the patient's committed `medication.taken` bodies not opened
+    /// yet (insulin, carbohydrates) from the vault. One the vault cannot
+    /// give now is kept for the next reading; an erased or missing one is
+    /// dropped, counted.
+    async fn open_treatments(&self, patient: &ParticipantId) {
+        use glucochain_types::sealed::RecordBody;
+        use glucochain_vault::replica::Opened;
+        let unopened = self.treatments.lock().expect("treatments lock").unopened_of(patient);
+        let mut again = Vec::new();
+        for (tx, commitment, at_ms) in unopened {
+            let wanted = Wanted::of(&tx, patient, glucochain_types::DataClass::Private);
+            match self.vault.open_committed(&wanted, glucochain_types::TxType::MedicationTaken, &commitment).await {
+                Ok(Opened::Body { body: RecordBody::MedicationTaken(b), .. }) => {
+                    self.treatments.lock().expect("treatments lock").record(patient, at_ms, &b);
+                }
+                Ok(_) => {
+                    metrics::counter!("glucochain_detector_treatments_unreadable_total").increment(1);
+                    tracing::warn!(tx = %tx, "a medication.taken body is erased or not in the vault: not counted");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, tx = %tx, "record vault read failed (medication.taken); tried again");
+                    again.push((tx, commitment, at_ms));
+                }
+            }
+        }
+        if !again.is_empty() {
+            self.treatments.lock().expect("treatments lock").unopened.entry(patient.clone()).or_default().extend(again);
         }
     }
 
@@ -587,6 +638,7 @@ impl DetectorService {
         readings: &[Reading],
         received_at_ms: i64,
     ) {
+        self.open_treatments(patient).await;
         let config = self.config_for(patient).await;
         let (alerts, recent, resolved) = self.detect(patient, readings, config);
         if !alerts.is_empty() && received_at_ms > 0 {

@@ -188,7 +188,8 @@ fn opened(e: RecordEntry, found: Lookup) -> Vec<RecordEntry> {
                 | RecordBody::ConsultResponse(_)
                 | RecordBody::ParticipantName(_)
                 | RecordBody::ContactChannels(_)
-                | RecordBody::Careplan(_),
+                | RecordBody::Careplan(_)
+                | RecordBody::MedicationTaken(_),
             ) => Vec::new(),
             Err(err) => {
                 tracing::error!(tx = %hash, error = %err, "a vault body does not open against its commitment");

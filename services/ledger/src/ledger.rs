@@ -264,9 +264,8 @@ async fn append_requested_inner(ledger: &Ledger, payload: &[u8], from: AppendFro
     let reader = ParticipantId::parse(&a.reader).context("reader")?;
     if from == AppendFrom::Detector {
         let view = ledger.chain.view.read().expect("view lock");
-        let registered = view.state().participant(&reader).filter(|p| p.is_active()).map(|p| p.role);
         anyhow::ensure!(
-            registered == Some(glucochain_types::Role::Detector) && a.reader_role == "detector",
+            glucochain_state::detector_may_append(view.state(), &reader, &a.reader_role),
             "the detector appends entries in a registered detector's own name only"
         );
     }

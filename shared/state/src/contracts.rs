@@ -979,6 +979,16 @@ pub fn decide_read(
     ReadDecision::Scoped { scopes, reason: reasons.join(", ") }
 }
 
+/// May an access-log entry in `reader`'s name, claiming role
+/// `claimed_role`, come from the detector's own audit subject? Only for an
+/// active registered detector, under its own role: the detector records
+/// its openings of patients' records in its own name, never in a
+/// clinician's (or a revoked detector's).
+pub fn detector_may_append(state: &LedgerState, reader: &ParticipantId, claimed_role: &str) -> bool {
+    let registered = state.participant(reader).filter(|p| p.is_active()).map(|p| p.role);
+    registered == Some(Role::Detector) && claimed_role == Role::Detector.as_str()
+}
+
 /// May `reader` read `patient`'s care plans at `at`? The patient and
 /// admins; a care-team member named on the plan in force (its contacts, so
 /// that a caregiver knows when they will be alerted); anyone whose read

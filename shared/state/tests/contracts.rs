@@ -13,7 +13,7 @@ use glucochain_types::tx::{
     Access, AccessEmergency, AlertAck, AlertKind, AlertRaise, AuditCheckpoint, BloodGroup, CareContact, CarePlan,
     CareplanAccept, ChannelKind, ConsentRevoke, ConsentScope, ConsultRequest, ConsultRespond, ContactChannel,
     ContactChannelsBody, DiabetesType, EmergencyProfileBody, EmergencyReason, EraseScope, GlucoseThresholds,
-    MedicationTaken, Purpose, RecordErase, RecordType, Severity, Term, TxBody,
+    MedicationTakenBody, Purpose, RecordErase, RecordType, Severity, Term, TxBody,
 };
 use glucochain_types::{DataClass, ParticipantId, Role};
 use proptest::prelude::*;
@@ -525,13 +525,9 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
         who.sign(
             t,
             Some(&p),
-            TxBody::MedicationTaken(MedicationTaken {
-                medication: "insulin".into(),
-                dose: None,
-                taken_at: Timestamp::from_unix_ms(t),
-                insulin_units: None,
-                carbs_g: None,
-            }),
+            MedicationTakenBody { medication: "insulin".into(), dose: None, insulin_units: None, carbs_g: None }
+                .seal(Timestamp::from_unix_ms(t))
+                .0,
         )
     };
     let ok = taken(&mut w.caregiver);
@@ -1066,4 +1062,39 @@ proptest! {
             prop_assert_eq!(w.read(&cid).allows(), expected, "model {:?} at {}", model, now);
         }
     }
+}
+
+/// Who may write access-log entries through the detector's audit subject
+/// (ADR 0016 §3): the matrix of names and roles claimed.
+#[test]
+fn only_an_active_detector_appends_audit_entries_in_its_own_name() {
+    use glucochain_state::detector_may_append;
+    let mut w = World::new();
+    let (detector, notifier, clinician, patient) =
+        (w.detector.id.clone(), w.notifier.id.clone(), w.clinician.id.clone(), w.pid());
+    let stranger = Actor::new(77).id.clone();
+    let state = &w.chain.state;
+    assert!(detector_may_append(state, &detector, "detector"), "the detector, in its own name");
+    for (who, role, why) in [
+        (&detector, "clinician", "the detector claiming another role"),
+        (&clinician, "clinician", "a clinician's name"),
+        (&clinician, "detector", "a clinician's name under the detector's role"),
+        (&notifier, "detector", "another service"),
+        (&patient, "patient", "the patient"),
+        (&stranger, "detector", "someone never registered"),
+    ] {
+        assert!(!detector_may_append(state, who, role), "{why}");
+    }
+    // Once its registration is revoked, not even in its own name.
+    let t = w.chain.now();
+    let gone = w.admin.sign(
+        t,
+        None,
+        TxBody::ParticipantRevoke(glucochain_types::tx::ParticipantRevoke {
+            id: detector.clone(),
+            reason: "rotated".into(),
+        }),
+    );
+    w.chain.commit(vec![gone]);
+    assert!(!detector_may_append(&w.chain.state, &detector, "detector"), "a revoked detector");
 }

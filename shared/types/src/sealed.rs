@@ -16,8 +16,8 @@ use crate::ids::DataClass;
 use crate::time::Timestamp;
 use crate::tx::{
     CarePlan, CareplanBody, Code, ConsultRequestBody, ConsultRespondBody, ContactChannel, ContactChannelsBody,
-    ContactChannelsSet, DocumentBody, EmergencyProfileBody, EmergencyProfileSet, ObservationRecord,
-    ParticipantNameBody, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds,
+    ContactChannelsSet, DocumentBody, EmergencyProfileBody, EmergencyProfileSet, MedicationTaken, MedicationTakenBody,
+    ObservationRecord, ParticipantNameBody, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds,
 };
 use glucochain_crypto::PublicKey;
 use glucochain_crypto::hash::{Hash32, sha256_parts};
@@ -196,6 +196,15 @@ impl CarePlan {
     }
 }
 
+impl MedicationTakenBody {
+    /// The envelope (when, and the commitment) and what was taken beside
+    /// it, under a fresh salt.
+    pub fn seal(&self, taken_at: Timestamp) -> (TxBody, SealedBody) {
+        let (commitment, sealed) = seal_canonical(serde_json::to_vec(self).expect("a dose serializes"));
+        (TxBody::MedicationTaken(MedicationTaken { taken_at, body_commitment: commitment }), sealed)
+    }
+}
+
 /// A body's commitment and what is sent beside the envelope, under a fresh salt.
 fn seal_canonical(canonical: Vec<u8>) -> (Hash32, SealedBody) {
     let salt = Salt::random();
@@ -240,6 +249,7 @@ fn body_fields(t: TxType) -> &'static [&'static str] {
         TxType::ConsultRequest => &["reason"],
         TxType::ConsultRespond => &["note", "prescription"],
         TxType::CareplanPropose => &["thresholds", "quiet_hours", "medications", "checkups", "language", "insulin"],
+        TxType::MedicationTaken => &["medication", "dose", "insulin_units", "carbs_g"],
         _ => &[],
     }
 }
@@ -375,6 +385,7 @@ record_bodies! {
     ConsultResponse(ConsultRespondBody) => ConsultRespond;
     ContactChannels(ContactChannelsBody) => ContactChannelsSet;
     Careplan(CareplanBody) => CareplanPropose;
+    MedicationTaken(MedicationTakenBody) => MedicationTaken;
 }
 
 impl RecordBody {
@@ -463,6 +474,7 @@ impl RecordBody {
             (RecordBody::ConsultRequest(b), TxBody::ConsultRequest(_)) => b.validate(limits).map_err(SealError::Body),
             (RecordBody::ConsultResponse(b), TxBody::ConsultRespond(_)) => b.validate(limits).map_err(SealError::Body),
             (RecordBody::Careplan(b), TxBody::CareplanPropose(_)) => b.validate(limits).map_err(SealError::Body),
+            (RecordBody::MedicationTaken(b), TxBody::MedicationTaken(_)) => b.validate(limits).map_err(SealError::Body),
             (RecordBody::ContactChannels(b), TxBody::ContactChannelsSet(env)) => {
                 b.validate(limits).map_err(SealError::Body)?;
                 if !b.channels.iter().map(|c| c.kind).eq(env.channels.iter().copied()) {

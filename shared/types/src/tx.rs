@@ -188,6 +188,7 @@ impl TxBody {
             TxBody::ConsultRespond(c) => Some(&c.body_commitment),
             TxBody::ContactChannelsSet(c) => Some(&c.body_commitment),
             TxBody::CareplanPropose(c) => Some(&c.body_commitment),
+            TxBody::MedicationTaken(m) => Some(&m.body_commitment),
             _ => None,
         }
     }
@@ -205,7 +206,8 @@ impl TxBody {
             | TxBody::ConsultRequest(_)
             | TxBody::ConsultRespond(_)
             | TxBody::ContactChannelsSet(_)
-            | TxBody::CareplanPropose(_) => Some(DataClass::Private),
+            | TxBody::CareplanPropose(_)
+            | TxBody::MedicationTaken(_) => Some(DataClass::Private),
             _ => None,
         }
     }
@@ -1493,17 +1495,33 @@ impl ConsultRespondBody {
     }
 }
 
-/// A medication was taken.
+/// A medication was taken, as the chain holds it: when, and the commitment
+/// to what ([`MedicationTakenBody`]: the medication, dose, insulin and
+/// carbohydrates), which is sealed in the record vault (ADR 0016).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MedicationTaken {
+    /// When.
+    pub taken_at: Timestamp,
+    /// Commitment to the [`MedicationTakenBody`] (`sealed::commit`).
+    pub body_commitment: Hash32,
+}
+
+impl MedicationTaken {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        Ok(())
+    }
+}
+
+/// The sealed body of a `medication.taken`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MedicationTakenBody {
     /// Medication name (as in the care plan).
     pub medication: String,
     /// Dose taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dose: Option<String>,
-    /// When.
-    pub taken_at: Timestamp,
     /// Rapid-acting insulin given, units (a bolus; 0-100): the detector
     /// counts it when the care plan gives the patient's insulin factors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1513,8 +1531,8 @@ pub struct MedicationTaken {
     pub carbs_g: Option<f64>,
 }
 
-impl MedicationTaken {
-    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+impl MedicationTakenBody {
+    pub(crate) fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
         check_nonempty("body.medication", &self.medication)?;
         check_line("body.medication", &self.medication, 200)?;
         if let Some(d) = &self.dose {
@@ -1965,17 +1983,27 @@ mod tests {
         let parse = |t: TxType, body: serde_json::Value| {
             TxPayload::from_json(&payload_json(t, &p, body), &TxLimits::default()).map(|_| ())
         };
+        // What was taken is the sealed body, checked there.
+        let taken = |units: Option<f64>, grams: Option<f64>| MedicationTakenBody {
+            medication: "insulin aspart".into(),
+            dose: None,
+            insulin_units: units,
+            carbs_g: grams,
+        };
+        taken(Some(4.5), Some(40.0)).validate(&TxLimits::default()).unwrap();
+        for (field, u, g) in [
+            ("insulin_units", Some(0.0), None),
+            ("insulin_units", Some(101.0), None),
+            ("carbs_g", None, Some(-1.0)),
+            ("carbs_g", None, Some(501.0)),
+        ] {
+            let err = taken(u, g).validate(&TxLimits::default()).unwrap_err().to_string();
+            assert!(err.contains(&format!("body.{field}")), "{field}: {err}");
+        }
         let mut m = sample(TxType::MedicationTaken);
         m["insulin_units"] = 4.5.into();
-        m["carbs_g"] = 40.into();
-        parse(TxType::MedicationTaken, m.clone()).unwrap();
-        for (field, value) in [("insulin_units", 0.0), ("insulin_units", 101.0), ("carbs_g", -1.0), ("carbs_g", 501.0)]
-        {
-            let mut bad = m.clone();
-            bad[field] = value.into();
-            let err = parse(TxType::MedicationTaken, bad).unwrap_err().to_string();
-            assert!(err.contains(&format!("body.{field}")), "{field} = {value}: {err}");
-        }
+        let err = parse(TxType::MedicationTaken, m).unwrap_err().to_string();
+        assert!(err.contains("unknown field `insulin_units`"), "not on the chain: {err}");
         // A plan's insulin factors are in its sealed body, checked there.
         let plan = |sensitivity: f64, ratio: f64| CareplanBody {
             thresholds: GlucoseThresholds::default(),
@@ -2073,7 +2101,7 @@ mod tests {
                 TxType::ConsultRespond => {
                     json!({ "consult_id": "k1", "body_commitment": hash })
                 }
-                TxType::MedicationTaken => json!({ "medication": "metformin", "dose": "500 mg", "taken_at": at }),
+                TxType::MedicationTaken => json!({ "taken_at": at, "body_commitment": hash }),
                 TxType::AlertRaise => {
                     json!({ "alert_id": "a1", "kind": "low", "severity": "warning", "episode_id": "e1", "observed_at": at, "glucose_mg_dl": 65.0, "reason": "below 70" })
                 }
@@ -2156,10 +2184,15 @@ mod tests {
         let limits = TxLimits::default();
         let bodies = sample_bodies(&id);
         let body = |t: TxType| bodies.iter().find(|(x, _)| *x == t).unwrap().1.clone();
-        for (t, field) in [(TxType::MedicationTaken, "medication"), (TxType::MedicationTaken, "dose")] {
-            let mut b = body(t);
-            b[field] = "two\nlines".into();
-            assert!(TxPayload::from_json(&payload_json(t, &id, b), &limits).is_err(), "{} {field}", t.as_str());
+        for field in ["medication", "dose"] {
+            let mut b = MedicationTakenBody {
+                medication: "metformin".into(),
+                dose: Some("500 mg".into()),
+                insulin_units: None,
+                carbs_g: None,
+            };
+            *if field == "medication" { &mut b.medication } else { b.dose.as_mut().unwrap() } = "two\nlines".into();
+            assert!(b.validate(&limits).is_err(), "medication.taken {field}");
         }
         // The profile's lists are checked in its sealed body (`sealed` tests);
         // on the chain it has no allergies at all.

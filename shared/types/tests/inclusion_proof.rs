@@ -43,11 +43,8 @@ fn fixture() -> Fixture {
                 Timestamp::from_unix_ms(1_764_000_000_000 + i),
                 Some(pid.clone()),
                 TxBody::MedicationTaken(MedicationTaken {
-                    medication: "insulin glargine".into(),
-                    dose: Some("10 U".into()),
                     taken_at: Timestamp::from_unix_ms(1_764_000_000_000),
-                    insulin_units: None,
-                    carbs_g: None,
+                    body_commitment: glucochain_crypto::sha256(format!("dose {i}").as_bytes()),
                 }),
             )
             .sign(&patient, &pid)

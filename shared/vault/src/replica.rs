@@ -452,6 +452,12 @@ impl VaultReader {
         }
     }
 
+    /// Whether `w` has a tombstone (erased).
+    async fn erased(&self, w: &Wanted) -> Result<bool, VaultError> {
+        let (p, c, t) = (token(&w.patient)?, token(&w.class)?, token(&w.tx_hash)?);
+        Ok(matches!(self.last(&format!("emr.vault.gone.{p}.{c}.{t}")).await?, Some(Row::Gone { .. })))
+    }
+
     /// The bodies of `wanted`, in order (each a body, erased, or missing).
     pub async fn get_many(&self, wanted: &[Wanted]) -> Result<Vec<Lookup>, VaultError> {
         use futures::StreamExt as _;
@@ -530,8 +536,10 @@ impl VaultReader {
     /// `patient` (`envelope` as the chain holds it), its clinical content
     /// opened from the vault and checked against the commitment; kept in
     /// memory for [`KEY_KEPT`] (a detector reads the plan for every
-    /// reading). `Ok(None)`: erased, or not in the vault (callers log and
-    /// fall back).
+    /// reading), and while kept its tombstone is still asked for at every
+    /// call, so an erasure reaches the plan at once (one direct get, not
+    /// the three of an opening). `Ok(None)`: erased, or not in the vault
+    /// (callers log and fall back).
     pub async fn careplan(
         &self,
         patient: &glucochain_types::ParticipantId,
@@ -540,12 +548,17 @@ impl VaultReader {
     ) -> Result<Option<CarePlan>, VaultError> {
         use glucochain_types::sealed::RecordBody;
         let now = std::time::Instant::now();
-        if let Some((at, plan)) = self.plans.lock().expect("plans lock").get(proposal_tx)
-            && now.duration_since(*at) < KEY_KEPT
-        {
-            return Ok(Some(plan.clone()));
-        }
         let wanted = Wanted::of(proposal_tx, patient, glucochain_types::DataClass::Private);
+        let kept = self.plans.lock().expect("plans lock").get(proposal_tx).cloned();
+        if let Some((at, plan)) = kept
+            && now.duration_since(at) < KEY_KEPT
+        {
+            if self.erased(&wanted).await? {
+                self.plans.lock().expect("plans lock").remove(proposal_tx);
+                return Ok(None);
+            }
+            return Ok(Some(plan));
+        }
         let opened =
             self.open_committed(&wanted, glucochain_types::TxType::CareplanPropose, &envelope.body_commitment).await?;
         let body = match opened {

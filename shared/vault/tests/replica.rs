@@ -307,5 +307,8 @@ async fn a_care_plan_opens_joined_with_its_envelope_and_not_after_an_erasure() {
     assert_eq!(v.erase_class(patient.as_str(), "private", "erase-plan", 2_000).await.unwrap(), 1);
     let after = VaultReader::new(&bus, kek()).await.unwrap();
     assert_eq!(after.careplan(&patient, &tx, envelope).await.unwrap(), None, "erased");
+    // The reader that opened it a moment ago (and keeps it for a minute)
+    // finds it erased at once, too.
+    assert_eq!(reader.careplan(&patient, &tx, envelope).await.unwrap(), None, "erased, although kept");
     store.close().await;
 }

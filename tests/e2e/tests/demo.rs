@@ -164,7 +164,8 @@ fn participant(net: &Path, name: &str) -> String {
 /// Plants PHI canaries for Sam through the public API — a reading with odd
 /// decimals, an allergy and a medication in the emergency profile, a
 /// consult's reason, note and prescription, a document's title, a
-/// caregiver's display name and email address, a care plan's medication —
+/// caregiver's display name and email address, a care plan's medication, a
+/// dose taken —
 /// and checks
 /// that the patient and the consented clinician read them back. Returns
 /// what was planted.
@@ -182,7 +183,9 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
         ("document title", "canary-title-ty19".to_string()),
         ("display name", "Canary Carer Qx".to_string()),
         ("contact address", "canary-carer-jw63@example.org".to_string()),
+        ("contact phone", "+447700900563".to_string()),
         ("care-plan medication", "canary-plan-med-rk42".to_string()),
+        ("dose taken", "canary-dose-tk81".to_string()),
     ];
     let c = |what: &str| canaries.iter().find(|(w, _)| *w == what).unwrap().1.clone();
     let sign_as = |who: &str, tx_type: &str, body: serde_json::Value| {
@@ -224,11 +227,11 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
     // The caregiver declares where to reach them (no care plan names them,
     // so nothing is ever sent there: the address is only in the vault).
     let f = work.join("canary-channels.json");
-    std::fs::write(
-        &f,
-        serde_json::json!({ "channels": [{ "kind": "email", "address": c("contact address") }] }).to_string(),
-    )
-    .unwrap();
+    let channels = serde_json::json!({ "channels": [
+        { "kind": "email", "address": c("contact address") },
+        { "kind": "sms", "address": c("contact phone") },
+    ] });
+    std::fs::write(&f, channels.to_string()).unwrap();
     let k = carer_key.display().to_string();
     let args = ["sign-tx", "--key", &k, "--chain-id", CHAIN, "--type", "contact.channels.set", "--body"];
     commit_with_emrctl(net, work, &[&args[..], &[f.to_str().unwrap()]].concat());
@@ -246,6 +249,11 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
             "medications": [{ "name": c("care-plan medication"), "dose": "7 U", "times": ["07:15"] }],
             "term": { "start": at(now_ms - 60_000), "end": at(now_ms + 86_400_000) },
         }),
+    );
+    sign_as(
+        "patient-sam",
+        "medication.taken",
+        serde_json::json!({ "medication": "insulin aspart", "dose": c("dose taken"), "taken_at": at(now_ms), "insulin_units": 3.5 }),
     );
     let (ok, card) = emrctl(&["emergency", "card", "--patient", &sam, "--qr", work.join("card.svg").to_str().unwrap()]);
     assert!(ok, "{card}");
@@ -316,6 +324,24 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
         r.text().await.unwrap()
     });
     assert!(plans.contains(&c("care-plan medication")), "{plans}");
+    // Then Sam erases everything: reads answer erased, nothing opens any more.
+    sign_as("patient-sam", "record.erase", serde_json::json!({ "erase_id": "canary-erase", "scope": "all" }));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (ok, out) =
+            emrctl(&["records", &sam, "--key", &sam_key, "--chain-id", CHAIN, "--ledger", &ledger, "--date", &since]);
+        assert!(ok, "{out}");
+        if !out.contains(&c("glucose value")) && !out.contains(&c("document title")) && out.contains("deleted") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still served after the erasure: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let plans = rt.block_on(async {
+        let url = format!("{contracts}/v1/patients/{sam}/careplan");
+        reqwest::Client::new().get(&url).bearer_auth(token.trim()).send().await.unwrap().text().await.unwrap()
+    });
+    assert!(!plans.contains(&c("care-plan medication")) && plans.contains("erased"), "{plans}");
     canaries
 }
 

@@ -1282,13 +1282,15 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     // medication.taken by the caregiver shows against the nearest reminder.
     let took = caregiver.sign(
         Some(&pid),
-        TxBody::MedicationTaken(glucochain_types::tx::MedicationTaken {
-            medication: "metformin".into(),
-            dose: Some("500 mg".into()),
-            taken_at: Timestamp::now(),
-            insulin_units: None,
-            carbs_g: None,
-        }),
+        common::kept(
+            glucochain_types::tx::MedicationTakenBody {
+                medication: "metformin".into(),
+                dose: Some("500 mg".into()),
+                insulin_units: None,
+                carbs_g: None,
+            }
+            .seal(Timestamp::now()),
+        ),
     );
     let tk = sys.submit(&took).await;
     sys.wait_committed(&tk).await;
@@ -1751,13 +1753,15 @@ async fn readings_sent_while_the_detector_was_down_are_judged_under_the_care_pla
     let last_reading = Timestamp::now().unix_ms();
     let bolus = pumper.sign(
         Some(&pump_id),
-        TxBody::MedicationTaken(glucochain_types::tx::MedicationTaken {
-            medication: "insulin aspart".into(),
-            dose: Some("8 U".into()),
-            taken_at: Timestamp::from_unix_ms(last_reading - 60 * 60_000),
-            insulin_units: Some(8.0),
-            carbs_g: None,
-        }),
+        common::kept(
+            glucochain_types::tx::MedicationTakenBody {
+                medication: "insulin aspart".into(),
+                dose: Some("8 U".into()),
+                insulin_units: Some(8.0),
+                carbs_g: None,
+            }
+            .seal(Timestamp::from_unix_ms(last_reading - 60 * 60_000)),
+        ),
     );
     let b = sys.submit(&bolus).await;
     let bolus_height = sys.wait_committed(&b).await["height"].as_u64().unwrap();
