@@ -345,11 +345,23 @@ fn plant_canaries(net: &Path, work: &Path) -> Vec<(&'static str, String)> {
     canaries
 }
 
+/// Stops the devnet in this directory when dropped (idempotent).
+struct DownOnDrop(std::path::PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let _ = emrctl(&["devnet", "down", "--dir", self.0.to_str().unwrap_or_default()]);
+    }
+}
+
 #[test]
 fn the_demo_story_passes_every_step_on_a_devnet_and_every_dashboard_panel_has_data() {
     let work = tempfile::tempdir().unwrap();
     let bins = bin_dir(work.path());
     let net = work.path().join("devnet");
+    // However the test ends (a failed assertion included), the devnet's
+    // processes do not outlive it.
+    let _down = DownOnDrop(net.clone());
     let prom = prometheus(work.path());
     let child = Command::new(env!("CARGO_BIN_EXE_e2e-emrctl"))
         .args(["demo", "--dir", net.to_str().unwrap(), "--bin-dir", bins.to_str().unwrap(), "--keep"])
