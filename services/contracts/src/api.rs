@@ -351,16 +351,17 @@ pub async fn reminders(req: HttpRequest, s: Data, id: web::Path<String>) -> Resu
     let now = Timestamp::now();
     let from = Timestamp::from_unix_ms(now.unix_ms() - hours * 3_600_000);
     let until = Timestamp::from_unix_ms(now.unix_ms() + hours * 3_600_000);
+    // This patient's plan only, opened once for every window.
+    let plans = s.engine.active_plans(&s.vault, Some(&patient)).await.map_err(|e| {
+        tracing::error!(error = %e, "record vault read failed (care plans)");
+        Problem::unavailable("the record vault is unavailable; retry shortly")
+    })?;
     let mut list = Vec::new();
     // Past and future windows of at most a day each (the scheduler's catch-up bound).
     let mut t = from;
     while t < until {
         let next = Timestamp::from_unix_ms((t.unix_ms() + 86_400_000).min(until.unix_ms()));
-        let due = s.engine.reminders(&s.vault, t, next).await.map_err(|e| {
-            tracing::error!(error = %e, "record vault read failed (care plans)");
-            Problem::unavailable("the record vault is unavailable; retry shortly")
-        })?;
-        list.extend(due.into_iter().filter(|r| r.patient == patient));
+        list.extend(s.engine.due(&plans, t, next));
         t = next;
     }
     // Each medication.taken counts for the nearest scheduled dose of that

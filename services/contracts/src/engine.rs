@@ -13,6 +13,7 @@ use glucochain_state::ReadDecision;
 use glucochain_store::Store;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::time::Timestamp;
+use glucochain_types::tx::CarePlan;
 use glucochain_types::tx::TxBody;
 use glucochain_types::{ParticipantId, Transaction};
 use glucochain_wire::v1 as wire;
@@ -154,10 +155,31 @@ impl Engine {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Vec<Reminder>, glucochain_vault::VaultError> {
-        let active = {
+        let plans = self.active_plans(vault, None).await?;
+        Ok(self.due(&plans, from, to))
+    }
+
+    /// Reminders of the opened `plans` due in `(from, to]`.
+    pub fn due(&self, plans: &[(ParticipantId, CarePlan)], from: Timestamp, to: Timestamp) -> Vec<Reminder> {
+        let last = self.last_record.read().expect("index lock");
+        due_reminders(plans, &last, from, to)
+    }
+
+    /// The care plans in force (of `only` that patient, or of everyone),
+    /// each opened from the record vault; a plan whose body is erased or
+    /// missing is left out (logged and counted).
+    pub async fn active_plans(
+        &self,
+        vault: &glucochain_vault::replica::VaultReader,
+        only: Option<&ParticipantId>,
+    ) -> Result<Vec<(ParticipantId, CarePlan)>, glucochain_vault::VaultError> {
+        let mut active = {
             let view = self.chain.view.read().expect("view lock");
             crate::reminders::active_versions(view.state().contracts())
         };
+        if let Some(p) = only {
+            active.retain(|(patient, _)| patient == p);
+        }
         let mut plans = Vec::with_capacity(active.len());
         for (patient, v) in active {
             match vault.careplan(&patient, &v.proposal_tx, &v.plan).await? {
@@ -168,8 +190,7 @@ impl Engine {
                 }
             }
         }
-        let last = self.last_record.read().expect("index lock");
-        Ok(due_reminders(&plans, &last, from, to))
+        Ok(plans)
     }
 
     /// When each medication was recorded as taken by or for `patient`
