@@ -253,6 +253,14 @@ const scenarios = {
     return { profile, confirmed, notice: await notice(page), code, qr };
   },
 
+  // The patient's list of break-glass accesses, with the clinicians' words.
+  async 'break-glass-list'(page) {
+    await signIn(page);
+    await page.goto(`${args.base}/ui/patients/${args.patient}/emergency`);
+    const items = await page.locator('#break-glass li').evaluateAll((lis) => lis.map((li) => li.textContent.replace(/\s+/g, ' ').trim()));
+    return { items };
+  },
+
   // The clinician's AGP report: every figure as the page gives it, and a PDF.
   async agp(page) {
     await signIn(page);

@@ -231,6 +231,12 @@ pub enum Command {
     #[command(subcommand)]
     Alert(AlertCmd),
 
+    /// Carry a chain made before the record vault to a new chain: export it
+    /// (checked from its genesis), then re-sign each record with its
+    /// author's key in the new format (docs/operations.md).
+    #[command(subcommand)]
+    Chain(ChainCmd),
+
     /// A local devnet: every service as a process on this machine.
     #[command(subcommand)]
     Devnet(DevnetCmd),
@@ -433,12 +439,9 @@ pub enum ConsentCmd {
     Revoke {
         #[command(flatten)]
         sign: SignArgs,
-        /// Consent id.
+        /// Consent id (no reason is asked for: consent is withdrawn without one).
         #[arg(long)]
         id: String,
-        /// Why.
-        #[arg(long)]
-        reason: Option<String>,
     },
     /// A patient's consents and their status, from the contracts engine.
     List {
@@ -530,7 +533,7 @@ pub enum EmergencyCmd {
         /// Why: unconscious, cannot_communicate, life_threatening or other.
         #[arg(long)]
         reason_code: String,
-        /// More detail (recorded on the chain, shown to the patient); needed with `other`.
+        /// More detail in your words (sealed off the chain, shown to the patient on their emergency page); needed with `other`.
         #[arg(long)]
         reason: Option<String>,
         /// Ingest base URL.
@@ -644,13 +647,62 @@ pub enum DevnetCmd {
     },
 }
 
+/// `emrctl chain ...`
+#[derive(Subcommand, Debug)]
+pub enum ChainCmd {
+    /// Check an old chain from its genesis file through its ledger's store
+    /// (every block's link, transaction root and commit certificate) and
+    /// write every committed transaction, as signed, to an archive. The
+    /// archive holds what the old chain held, personal data in clear: keep
+    /// it as its files were kept, and delete it once imported.
+    #[command(
+        after_help = "Example:\n  emrctl chain export --genesis old/genesis.json --store sqlite:old/data/ledger.db --out old-chain.jsonl"
+    )]
+    Export {
+        /// The old chain's genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The old ledger's database (`postgres://...` or `sqlite:<file>`;
+        /// this version's additive migrations are applied to it, so export
+        /// from a copy if it must stay untouched).
+        #[arg(long)]
+        store: String,
+        /// The archive to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Re-sign the archive's transactions with their authors' keys, in chain
+    /// order and in this version's format (bodies sealed beside envelopes),
+    /// and commit them through the new chain's ingest. Transactions whose
+    /// signer's key is not in `--keys` are skipped and counted; so are
+    /// break-glass accesses, audit checkpoints and validator changes (see
+    /// docs/operations.md). Prints what was carried, skipped and refused.
+    #[command(
+        after_help = "Example:\n  emrctl chain import --archive old-chain.jsonl --keys old/keys --chain-id glucochain-devnet --ingest $INGEST"
+    )]
+    Import {
+        /// The archive `emrctl chain export` wrote.
+        #[arg(long)]
+        archive: PathBuf,
+        /// A directory of the authors' key files (`*.pem`).
+        #[arg(long)]
+        keys: PathBuf,
+        /// The new chain's id.
+        #[arg(long)]
+        chain_id: String,
+        /// The new chain's ingest.
+        #[arg(long, env = "GLUCOCHAIN_INGEST_URL", default_value = "http://127.0.0.1:8080")]
+        ingest: String,
+    },
+}
+
 /// `emrctl alert ...`
 #[derive(Subcommand, Debug)]
 pub enum AlertCmd {
     /// Acknowledge an alert as a care-team member: signs `alert.ack` and hands
     /// it to the notifier, which stops escalation at once and forwards it to the chain.
     #[command(
-        after_help = "Example:\n  emrctl alert ack --key keys/parent.pem --chain-id glucochain-dev --patient p... \\\n    --id a-3f2c... --notifier http://127.0.0.1:8084 --note \"gave juice\""
+        after_help = "Example:\n  emrctl alert ack --key keys/parent.pem --chain-id glucochain-dev --patient p... \\\n    --id a-3f2c... --notifier http://127.0.0.1:8084"
     )]
     Ack {
         #[command(flatten)]
@@ -661,9 +713,6 @@ pub enum AlertCmd {
         /// The notifier's base URL.
         #[arg(long, env = "GLUCOCHAIN_NOTIFIER_URL")]
         notifier: String,
-        /// A note for the care team.
-        #[arg(long)]
-        note: Option<String>,
     },
     /// Who was told about an alert, on which channel, whether it was sent and who acknowledged.
     Status {

@@ -55,7 +55,7 @@ fn sign_then_verify_and_tamper() {
     let info = json(&emrctl(&["keygen", "--out", p(&key)], None));
     let id = info["participant_id"].as_str().unwrap();
     let pk = info["public_key"].as_str().unwrap();
-    let body = r#"{"consent_id":"c-2026-001","reason":"changed clinic"}"#;
+    let body = r#"{"consent_id":"c-2026-001"}"#;
     let out = emrctl(
         &[
             "sign-tx",

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use glucochain_api::service::{ended, http_server};
 use glucochain_bus::streams::{ConsumerSpec, StreamSpec};
 use glucochain_bus::{Bus, subjects};
-use glucochain_crypto::{KeyPair, sha256, sha256_parts};
+use glucochain_crypto::{Hash32, KeyPair, sha256, sha256_parts};
 use glucochain_detect::treatments::{InsulinProfile, Treatment};
 use glucochain_detect::{Alert, DetectorConfig, MIN, PatientDetector, Reading, Resolved, kind_name};
 use glucochain_follow::service_event::sign_alert;
@@ -532,8 +532,17 @@ impl DetectorService {
         Ok(())
     }
 
-    /// Publishes an alert on `emr.alert.<kind>` and records it on the chain.
-    async fn raise(&self, patient: &ParticipantId, a: &Alert, recent: &[Reading]) -> anyhow::Result<()> {
+    /// Publishes an alert on `emr.alert.<kind>` (with the values and the
+    /// detector's words, for the notifier) and records it on the chain (what,
+    /// when, and the reading transaction `reading_tx` that raised it: the
+    /// values stay in that reading's sealed body).
+    async fn raise(
+        &self,
+        patient: &ParticipantId,
+        a: &Alert,
+        recent: &[Reading],
+        reading_tx: Option<Hash32>,
+    ) -> anyhow::Result<()> {
         let (alert_id, episode_id) = ids(patient, a.kind, a.at_ms, a.episode);
         let sev = severity(a.kind);
         let mut event = wire::Alert {
@@ -567,11 +576,7 @@ impl DetectorService {
             severity: sev,
             episode_id,
             observed_at: Timestamp::from_unix_ms(a.at_ms),
-            glucose_mg_dl: a.glucose,
-            slope_mg_dl_per_min: a.slope.map(|s| (s * 100.0).round() / 100.0),
-            predicted_mg_dl: a.predicted.map(f64::round),
-            model_score: a.model_score,
-            reason: a.reason.clone(),
+            reading_tx,
         });
         let nonce = format!("alert-{}", &alert_id.as_str()[2..]);
         let jws = TxPayload::new(self.chain_id.clone(), nonce, Timestamp::now(), Some(patient.clone()), body)
@@ -615,7 +620,9 @@ impl DetectorService {
                         // into the alert events and transactions published below.
                         let span = tracing::info_span!("detector.readings", readings = readings.len());
                         glucochain_bus::trace::set_parent_from(&span, m.headers.as_ref());
-                        self.handle(&m, &patient, &readings, env.received_at_ms).instrument(span).await;
+                        self.handle(&m, &patient, &readings, sha256(&env.jws), env.received_at_ms)
+                            .instrument(span)
+                            .await;
                     }
                     None => metrics::counter!("glucochain_detector_ignored_total").increment(1),
                 }
@@ -636,6 +643,7 @@ impl DetectorService {
         m: &async_nats::jetstream::Message,
         patient: &ParticipantId,
         readings: &[Reading],
+        reading_tx: Hash32,
         received_at_ms: i64,
     ) {
         self.open_treatments(patient).await;
@@ -650,7 +658,7 @@ impl DetectorService {
             until_published(m, "episode resolution", || self.resolve(patient, r)).await;
         }
         for a in &alerts {
-            until_published(m, "alert", || self.raise(patient, a, &recent)).await;
+            until_published(m, "alert", || self.raise(patient, a, &recent, Some(reading_tx))).await;
         }
     }
 
@@ -668,7 +676,7 @@ impl DetectorService {
                     .collect()
             };
             for (p, a) in due {
-                if let Err(e) = self.raise(&p, &a, &[]).await {
+                if let Err(e) = self.raise(&p, &a, &[], None).await {
                     tracing::warn!(error = format!("{e:#}"), "signal-loss alert not published");
                 }
             }

@@ -189,7 +189,8 @@ fn opened(e: RecordEntry, found: Lookup) -> Vec<RecordEntry> {
                 | RecordBody::ParticipantName(_)
                 | RecordBody::ContactChannels(_)
                 | RecordBody::Careplan(_)
-                | RecordBody::MedicationTaken(_),
+                | RecordBody::MedicationTaken(_)
+                | RecordBody::EmergencyReason(_),
             ) => Vec::new(),
             Err(err) => {
                 tracing::error!(tx = %hash, error = %err, "a vault body does not open against its commitment");

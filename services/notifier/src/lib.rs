@@ -638,7 +638,7 @@ impl Notifier {
     async fn relay_ack(&self, source: &SourceRow, by: &ParticipantId) -> anyhow::Result<()> {
         let patient = ParticipantId::parse(&source.patient).map_err(|e| anyhow::anyhow!("{e}"))?;
         let alert_id = LocalId::parse(&source.id, "alert_id").map_err(|e| anyhow::anyhow!("{e}"))?;
-        let body = TxBody::AlertAck(AlertAck { alert_id, note: None, on_behalf_of: Some(by.clone()) });
+        let body = TxBody::AlertAck(AlertAck { alert_id, on_behalf_of: Some(by.clone()) });
         let nonce = format!("ack-{}", &sha256(format!("{}|{by}", source.id).as_bytes()).to_string()[..24]);
         let jws = TxPayload::new(self.chain_id.clone(), nonce, Timestamp::now(), Some(patient), body)
             .sign(&self.key, &self.me);

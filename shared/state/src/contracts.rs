@@ -230,6 +230,10 @@ pub struct EmergencyAccess {
     pub until: Timestamp,
     /// Why.
     pub reason_code: EmergencyReason,
+    /// The `access.emergency` transaction.
+    pub tx: Hash32,
+    /// The commitment to the clinician's words, sealed in the vault, if any.
+    pub reason_commitment: Option<Hash32>,
 }
 
 /// The newest committed head of a service's audit log.
@@ -690,6 +694,8 @@ impl BlockExecution<'_> {
             at: self.time,
             until: Timestamp::from_unix_ms(now + EMERGENCY_WINDOW_MS),
             reason_code: a.reason_code,
+            tx: tx.hash,
+            reason_commitment: a.body_commitment,
         });
         Ok(())
     }

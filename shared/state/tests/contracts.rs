@@ -205,14 +205,13 @@ fn consent_grant_and_revoke_rules() {
     );
     w.chain.commit(vec![delegated]);
     // Revocation: unknown id, then effective, then twice is a conflict.
-    let bad = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("nope"), reason: None }));
+    let bad = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("nope") }));
     assert_eq!(w.chain.reject(vec![bad]).1, "unknown-contract");
-    let revoke =
-        w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("c1"), reason: Some("moved".into()) }));
+    let revoke = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("c1") }));
     assert!(w.read(&cid).allows());
     w.chain.commit(vec![revoke]);
     assert!(!w.read(&cid).allows(), "revoked from the block that commits it");
-    let twice = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("c1"), reason: None }));
+    let twice = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("c1") }));
     assert_eq!(w.chain.reject(vec![twice]).1, "conflict");
 }
 
@@ -346,7 +345,8 @@ impl World {
         let nonce = format!("nonce-{:04}", actor.nonce + 1);
         let chain = glucochain_types::ChainId::parse("glucochain-test").unwrap();
         let proof = card.prove(&chain, &actor.id, &nonce, Timestamp::from_unix_ms(t));
-        let body = AccessEmergency { card_proof: proof, reason_code: EmergencyReason::Unconscious, reason: None };
+        let body =
+            AccessEmergency { card_proof: proof, reason_code: EmergencyReason::Unconscious, body_commitment: None };
         actor.sign(t, Some(&p), TxBody::AccessEmergency(body))
     }
 }
@@ -543,19 +543,11 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
             severity: Severity::Urgent,
             episode_id: id("e1"),
             observed_at: Timestamp::from_unix_ms(t),
-            glucose_mg_dl: Some(48.0),
-            slope_mg_dl_per_min: Some(-2.5),
-            predicted_mg_dl: None,
-            model_score: None,
-            reason: "48 mg/dL, falling".into(),
+            reading_tx: None,
         }),
     );
     let ack = |who: &mut Actor, alert: &str| {
-        who.sign(
-            t,
-            Some(&p),
-            TxBody::AlertAck(AlertAck { alert_id: id(alert), note: Some("gave juice".into()), on_behalf_of: None }),
-        )
+        who.sign(t, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id(alert), on_behalf_of: None }))
     };
     let early = ack(&mut w.caregiver, "a1");
     assert_eq!(w.chain.reject(vec![early]).1, "unknown-contract", "no such alert yet");
@@ -566,13 +558,9 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
     let mine = ack(&mut w.caregiver, "a1");
     w.chain.commit(vec![mine]);
     let t2 = w.chain.now();
-    let twice = w.caregiver.sign(
-        t2,
-        Some(&p),
-        TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None }),
-    );
+    let twice = w.caregiver.sign(t2, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id("a1"), on_behalf_of: None }));
     assert_eq!(w.chain.reject(vec![twice]).1, "conflict");
-    let by_patient = w.patient_signs(TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None }));
+    let by_patient = w.patient_signs(TxBody::AlertAck(AlertAck { alert_id: id("a1"), on_behalf_of: None }));
     w.chain.commit(vec![by_patient]);
 
     // A service (the notifier) relays acknowledgements given by link or SMS,
@@ -586,16 +574,12 @@ fn medication_and_alert_acknowledgement_come_from_the_care_team() {
             severity: Severity::Warning,
             episode_id: id("e2"),
             observed_at: Timestamp::from_unix_ms(w.chain.now()),
-            glucose_mg_dl: Some(65.0),
-            slope_mg_dl_per_min: None,
-            predicted_mg_dl: None,
-            model_score: None,
-            reason: "65 mg/dL".into(),
+            reading_tx: None,
         }),
     );
     w.chain.commit(vec![raise2]);
     let relay = |who: &mut Actor, t: i64, behalf: Option<ParticipantId>| {
-        who.sign(t, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id("a2"), note: None, on_behalf_of: behalf }))
+        who.sign(t, Some(&p), TxBody::AlertAck(AlertAck { alert_id: id("a2"), on_behalf_of: behalf }))
     };
     let t3 = w.chain.now();
     let stranger = w.stranger_caregiver.id.clone();
@@ -625,11 +609,7 @@ fn raise(w: &mut World, alert: &str) -> Vec<u8> {
             severity: Severity::Warning,
             episode_id: id(&format!("e-{alert}")),
             observed_at: Timestamp::from_unix_ms(t),
-            glucose_mg_dl: Some(65.0),
-            slope_mg_dl_per_min: None,
-            predicted_mg_dl: None,
-            model_score: None,
-            reason: "65 mg/dL".into(),
+            reading_tx: None,
         }),
     )
 }
@@ -647,11 +627,7 @@ fn m4_each_service_signs_only_its_own_transactions_and_relays_only_for_the_care_
             severity: Severity::Urgent,
             episode_id: id("x"),
             observed_at: Timestamp::from_unix_ms(t),
-            glucose_mg_dl: Some(40.0),
-            slope_mg_dl_per_min: None,
-            predicted_mg_dl: None,
-            model_score: None,
-            reason: "forged".into(),
+            reading_tx: None,
         });
         let forged = who.sign(t, Some(&p), body);
         assert_eq!(w.chain.reject(vec![forged]).1, "forbidden");
@@ -662,7 +638,7 @@ fn m4_each_service_signs_only_its_own_transactions_and_relays_only_for_the_care_
     let carer = w.caregiver.id.clone();
     let t = w.chain.now();
     for who in [&mut w.detector, &mut w.ledger] {
-        let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: Some(carer.clone()) });
+        let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), on_behalf_of: Some(carer.clone()) });
         let silenced = who.sign(t, Some(&p), ack);
         assert_eq!(w.chain.reject(vec![silenced]).1, "forbidden", "another service silences an alert");
     }
@@ -671,7 +647,7 @@ fn m4_each_service_signs_only_its_own_transactions_and_relays_only_for_the_care_
     let stranger = w.stranger_caregiver.id.clone();
     let outsider = w.elsewhere_clinician.id.clone();
     for person in [stranger, outsider] {
-        let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: Some(person) });
+        let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), on_behalf_of: Some(person) });
         let relayed = w.notifier.sign(t, Some(&p), ack);
         assert_eq!(w.chain.reject(vec![relayed]).1, "forbidden");
     }
@@ -864,7 +840,7 @@ fn m6_care_plans_are_read_under_a_consent_that_covers_them_and_not_by_former_pro
     assert!(read(&w, &w.caregiver.id.clone()).allows(), "a contact on the plan in force");
     assert!(!read(&w, &w.stranger_caregiver.id.clone()).allows());
     // The consent ends: the clinician who proposed the plan no longer reads it.
-    let revoke = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("c1"), reason: None }));
+    let revoke = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id("c1") }));
     w.chain.commit(vec![revoke]);
     assert!(!read(&w, &cid).allows(), "a former proposer");
     // A consent for observations only does not open the care plan.
@@ -889,7 +865,7 @@ fn low_a_clinician_acknowledges_only_when_treating_the_patient() {
         w.patient_signs(scoped_consent("c-docs", &other, &[RecordType::Document], &[Access::Read], Purpose::Treat));
     w.chain.commit(vec![research, docs]);
     let t = w.chain.now();
-    let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), note: None, on_behalf_of: None });
+    let ack = TxBody::AlertAck(AlertAck { alert_id: id("a1"), on_behalf_of: None });
     let by_researcher = w.clinician.sign(t, Some(&p), ack.clone());
     let by_docs = w.other_clinician.sign(t, Some(&p), ack.clone());
     assert_eq!(w.chain.reject(vec![by_researcher]).1, "forbidden");
@@ -1033,7 +1009,7 @@ proptest! {
                     if matches!(&model, Some((_, _, false))) {
                         // Revoke the previous one first: one consent in force at a time in the model.
                         let prev = model.as_ref().unwrap().0.clone();
-                        let r = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id(&prev), reason: None }));
+                        let r = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id(&prev) }));
                         w.chain.commit(vec![r]);
                     }
                     let until = until_offset.map(|d| w.chain.now() + d);
@@ -1043,7 +1019,7 @@ proptest! {
                 }
                 Op::Revoke => {
                     if let Some((name, _, revoked)) = &mut model {
-                        let r = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id(name), reason: None }));
+                        let r = w.patient_signs(TxBody::ConsentRevoke(ConsentRevoke { consent_id: id(name) }));
                         if *revoked {
                             prop_assert_eq!(w.chain.reject(vec![r]).1, "conflict");
                         } else {

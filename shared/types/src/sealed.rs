@@ -15,9 +15,10 @@ use crate::fhir::Observation;
 use crate::ids::DataClass;
 use crate::time::Timestamp;
 use crate::tx::{
-    CarePlan, CareplanBody, Code, ConsultRequestBody, ConsultRespondBody, ContactChannel, ContactChannelsBody,
-    ContactChannelsSet, DocumentBody, EmergencyProfileBody, EmergencyProfileSet, MedicationTaken, MedicationTakenBody,
-    ObservationRecord, ParticipantNameBody, Period, TxBody, TxError, TxLimits, TxPayload, TxType, check_bounds,
+    AccessEmergency, CarePlan, CareplanBody, Code, ConsultRequestBody, ConsultRespondBody, ContactChannel,
+    ContactChannelsBody, ContactChannelsSet, DocumentBody, EmergencyProfileBody, EmergencyProfileSet, EmergencyReason,
+    EmergencyReasonBody, MedicationTaken, MedicationTakenBody, ObservationRecord, ParticipantNameBody, Period, TxBody,
+    TxError, TxLimits, TxPayload, TxType, check_bounds,
 };
 use glucochain_crypto::PublicKey;
 use glucochain_crypto::hash::{Hash32, sha256_parts};
@@ -205,6 +206,26 @@ impl MedicationTakenBody {
     }
 }
 
+impl EmergencyReasonBody {
+    /// A break-glass access's envelope and, when the clinician says more
+    /// than the code, their words beside it under a fresh salt.
+    pub fn seal(
+        card_proof: String,
+        reason_code: EmergencyReason,
+        reason: Option<String>,
+    ) -> (TxBody, Option<SealedBody>) {
+        let Some(reason) = reason else {
+            return (TxBody::AccessEmergency(AccessEmergency { card_proof, reason_code, body_commitment: None }), None);
+        };
+        let (commitment, sealed) =
+            seal_canonical(serde_json::to_vec(&EmergencyReasonBody { reason }).expect("a reason serializes"));
+        (
+            TxBody::AccessEmergency(AccessEmergency { card_proof, reason_code, body_commitment: Some(commitment) }),
+            Some(sealed),
+        )
+    }
+}
+
 /// A body's commitment and what is sent beside the envelope, under a fresh salt.
 fn seal_canonical(canonical: Vec<u8>) -> (Hash32, SealedBody) {
     let salt = Salt::random();
@@ -250,6 +271,7 @@ fn body_fields(t: TxType) -> &'static [&'static str] {
         TxType::ConsultRespond => &["note", "prescription"],
         TxType::CareplanPropose => &["thresholds", "quiet_hours", "medications", "checkups", "language", "insulin"],
         TxType::MedicationTaken => &["medication", "dose", "insulin_units", "carbs_g"],
+        TxType::AccessEmergency => &["reason"],
         _ => &[],
     }
 }
@@ -285,8 +307,9 @@ pub fn split(tx_type: TxType, whole: serde_json::Value) -> Result<(TxBody, Optio
             body.insert(f.to_string(), v);
         }
     }
-    // A registration without a name has no body (and no commitment).
-    if body.is_empty() && tx_type == TxType::ParticipantRegister {
+    // A registration without a name, or a break-glass access without the
+    // clinician's words, has no body (and no commitment).
+    if body.is_empty() && matches!(tx_type, TxType::ParticipantRegister | TxType::AccessEmergency) {
         let envelope = TxBody::from_value(tx_type, serde_json::Value::Object(rest)).map_err(SealError::Body)?;
         return Ok((envelope, None));
     }
@@ -386,6 +409,7 @@ record_bodies! {
     ContactChannels(ContactChannelsBody) => ContactChannelsSet;
     Careplan(CareplanBody) => CareplanPropose;
     MedicationTaken(MedicationTakenBody) => MedicationTaken;
+    EmergencyReason(EmergencyReasonBody) => AccessEmergency;
 }
 
 impl RecordBody {
@@ -475,6 +499,7 @@ impl RecordBody {
             (RecordBody::ConsultResponse(b), TxBody::ConsultRespond(_)) => b.validate(limits).map_err(SealError::Body),
             (RecordBody::Careplan(b), TxBody::CareplanPropose(_)) => b.validate(limits).map_err(SealError::Body),
             (RecordBody::MedicationTaken(b), TxBody::MedicationTaken(_)) => b.validate(limits).map_err(SealError::Body),
+            (RecordBody::EmergencyReason(b), TxBody::AccessEmergency(_)) => b.validate(limits).map_err(SealError::Body),
             (RecordBody::ContactChannels(b), TxBody::ContactChannelsSet(env)) => {
                 b.validate(limits).map_err(SealError::Body)?;
                 if !b.channels.iter().map(|c| c.kind).eq(env.channels.iter().copied()) {
@@ -575,7 +600,6 @@ mod tests {
         // A type without a body.
         let revoke = payload(TxBody::ConsentRevoke(crate::tx::ConsentRevoke {
             consent_id: crate::ids::LocalId::parse("c1", "consent_id").unwrap(),
-            reason: None,
         }));
         assert_eq!(RecordBody::accept(&revoke, &sealed, &l).unwrap_err().code(), "sealed-body-unexpected");
     }

@@ -189,18 +189,22 @@ impl TxBody {
             TxBody::ContactChannelsSet(c) => Some(&c.body_commitment),
             TxBody::CareplanPropose(c) => Some(&c.body_commitment),
             TxBody::MedicationTaken(m) => Some(&m.body_commitment),
+            TxBody::AccessEmergency(a) => a.body_commitment.as_ref(),
             _ => None,
         }
     }
 
     /// The data class a sealed body is kept under in the vault (its data
     /// keys, and what a class erasure reaches): the record's own class for
-    /// an observation record or a document, `private` for an emergency
-    /// profile, a consult's texts and a participant's name.
+    /// an observation record or a document, `institution` for a clinician's
+    /// words on a break-glass access (the institution's record of why; an
+    /// erasure of `all` reaches it), `private` for an emergency profile, a
+    /// consult's texts, a participant's name and the other sealed types.
     pub fn sealed_class(&self) -> Option<DataClass> {
         match self {
             TxBody::ObservationRecord(r) => Some(r.data_class),
             TxBody::DocumentAdd(d) => Some(d.data_class),
+            TxBody::AccessEmergency(_) => Some(DataClass::Institution),
             TxBody::ParticipantRegister(_)
             | TxBody::EmergencyProfileSet(_)
             | TxBody::ConsultRequest(_)
@@ -708,22 +712,18 @@ impl ConsentGrant {
     }
 }
 
-/// Revokes a consent.
+/// Revokes a consent. No reason is asked for or kept: a patient withdraws
+/// consent without giving one (GDPR Art. 7(3)), and free text on the chain
+/// would be readable by every validator (issue 21).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentRevoke {
     /// The consent.
     pub consent_id: LocalId,
-    /// Why (optional).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 impl ConsentRevoke {
-    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
-        if let Some(r) = &self.reason {
-            check_text("body.reason", r, l)?;
-        }
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
         Ok(())
     }
 }
@@ -1349,6 +1349,8 @@ impl EmergencyReason {
 }
 
 /// A break-glass access by a clinician who holds the patient's emergency card.
+/// The clinician's own words, when they give any, are sealed beside it
+/// ([`EmergencyReasonBody`]): on the chain is only the typed reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessEmergency {
@@ -1358,40 +1360,54 @@ pub struct AccessEmergency {
     pub card_proof: String,
     /// Why.
     pub reason_code: EmergencyReason,
-    /// More detail (e.g. "found unconscious at A&E"); required with `other`.
+    /// Commitment to the [`EmergencyReasonBody`] (`sealed::commit`), when the
+    /// clinician says more (e.g. "found unconscious at A&E"); required with
+    /// `other`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub body_commitment: Option<Hash32>,
+}
+
+/// What a clinician says of a break-glass access in their own words, off
+/// the chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmergencyReasonBody {
+    /// The detail (at most 500 characters).
+    pub reason: String,
+}
+
+impl EmergencyReasonBody {
+    pub(crate) fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+        check_nonempty("body.reason", &self.reason)?;
+        check_text("body.reason", &self.reason, &TxLimits { max_text_chars: 500, ..*l })
+    }
 }
 
 impl AccessEmergency {
-    /// What the patient and caregivers are told of this access by `clinician`.
+    /// What the patient and caregivers are told of this access by
+    /// `clinician`: the typed reason. The clinician's own words, when there
+    /// are any, are shown to the patient on their emergency page (an
+    /// audited read), never sent by email or SMS.
     pub fn notice(&self, clinician: &ParticipantId) -> String {
-        match &self.reason {
-            Some(r) => format!(
-                "Emergency access to the emergency profile by clinician {clinician} ({}): {r}",
-                self.reason_code.text()
-            ),
-            None => format!(
-                "Emergency access to the emergency profile by clinician {clinician} ({})",
-                self.reason_code.text()
-            ),
-        }
+        let more =
+            if self.body_commitment.is_some() { "; the clinician's words are on your emergency page" } else { "" };
+        format!(
+            "Emergency access to the emergency profile by clinician {clinician} ({}){more}",
+            self.reason_code.text()
+        )
     }
 
-    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
         if self.card_proof.len() != 86 || glucochain_crypto::jose::b64url_decode(&self.card_proof).is_err() {
             return Err(TxError::invalid("body.card_proof", "a 64-byte signature in unpadded base64url"));
         }
-        match &self.reason {
-            Some(r) => {
-                check_nonempty("body.reason", r)?;
-                check_text("body.reason", r, &TxLimits { max_text_chars: 500, ..*l })
-            }
-            None if self.reason_code == EmergencyReason::Other => {
-                Err(TxError::invalid("body.reason", "say why when the reason code is other"))
-            }
-            None => Ok(()),
+        if self.body_commitment.is_none() && self.reason_code == EmergencyReason::Other {
+            return Err(TxError::invalid(
+                "body.body_commitment",
+                "say why when the reason code is other (a sealed reason beside the transaction)",
+            ));
         }
+        Ok(())
     }
 }
 
@@ -1603,7 +1619,13 @@ pub enum Severity {
     Urgent,
 }
 
-/// The detector's record of an alert it raised.
+/// The detector's record of an alert it raised: what, when, and which
+/// reading raised it. The values (glucose, trend, forecast) and the
+/// detector's words are not on the chain (issue 21): they are the reading's
+/// body, sealed in the record vault under the reading's commitment, and the
+/// alert event the detector signs for the notifier (`ALERTS`, kept by the
+/// institution). So an erasure of the readings also erases what an alert
+/// said of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRaise {
@@ -1617,49 +1639,25 @@ pub struct AlertRaise {
     pub episode_id: LocalId,
     /// Time of the triggering reading.
     pub observed_at: Timestamp,
-    /// Glucose, mg/dL.
+    /// The `observation.record` transaction whose readings raised the alert
+    /// (none for an alert no reading raised, such as a signal loss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub glucose_mg_dl: Option<f64>,
-    /// Rate of change, mg/dL per minute.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slope_mg_dl_per_min: Option<f64>,
-    /// Projected glucose, mg/dL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub predicted_mg_dl: Option<f64>,
-    /// Anomaly score.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_score: Option<f64>,
-    /// Why it fired.
-    pub reason: String,
+    pub reading_tx: Option<Hash32>,
 }
 
 impl AlertRaise {
-    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
-        for (f, v) in [
-            ("body.glucose_mg_dl", self.glucose_mg_dl),
-            ("body.slope_mg_dl_per_min", self.slope_mg_dl_per_min),
-            ("body.predicted_mg_dl", self.predicted_mg_dl),
-            ("body.model_score", self.model_score),
-        ] {
-            if let Some(v) = v
-                && !v.is_finite()
-            {
-                return Err(TxError::invalid(f, "must be a finite number"));
-            }
-        }
-        check_text("body.reason", &self.reason, l)
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
+        Ok(())
     }
 }
 
-/// Someone acknowledged an alert.
+/// Someone acknowledged an alert: who and when, nothing in their words (a
+/// note between carers is not the chain's to keep, issue 21).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertAck {
     /// Alert id.
     pub alert_id: LocalId,
-    /// Optional note ("gave juice, rechecking").
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
     /// Set only by a service (the notifier) that records an acknowledgement
     /// a care-team member gave through a channel without a key: a signed
     /// single-use link sent to them, or an SMS reply code from their number.
@@ -1668,10 +1666,7 @@ pub struct AlertAck {
 }
 
 impl AlertAck {
-    fn validate(&self, l: &TxLimits) -> Result<(), TxError> {
-        if let Some(n) = &self.note {
-            check_text("body.note", n, l)?;
-        }
+    fn validate(&self, _l: &TxLimits) -> Result<(), TxError> {
         Ok(())
     }
 }
@@ -2083,7 +2078,7 @@ mod tests {
                 TxType::ConsentGrant => {
                     json!({ "consent_id": "c1", "grantee": other, "scope": scope.clone(), "purpose": "TREAT" })
                 }
-                TxType::ConsentRevoke => json!({ "consent_id": "c1", "reason": "moved" }),
+                TxType::ConsentRevoke => json!({ "consent_id": "c1" }),
                 TxType::CareplanPropose => json!({
                     "plan_id": "p1", "version": 1,
                     "alert_kinds": ["low"], "contacts": [{ "participant": other, "channels": ["email"], "escalate_after_minutes": 10 }],
@@ -2093,7 +2088,7 @@ mod tests {
                     json!({ "card_key": key, "body_commitment": hash })
                 }
                 TxType::AccessEmergency => {
-                    json!({ "card_proof": proof, "reason_code": "unconscious", "reason": "found at home" })
+                    json!({ "card_proof": proof, "reason_code": "unconscious", "body_commitment": hash })
                 }
                 TxType::ConsultRequest => {
                     json!({ "consult_id": "k1", "clinician": other, "shared": scope.clone(), "body_commitment": hash })
@@ -2103,9 +2098,9 @@ mod tests {
                 }
                 TxType::MedicationTaken => json!({ "taken_at": at, "body_commitment": hash }),
                 TxType::AlertRaise => {
-                    json!({ "alert_id": "a1", "kind": "low", "severity": "warning", "episode_id": "e1", "observed_at": at, "glucose_mg_dl": 65.0, "reason": "below 70" })
+                    json!({ "alert_id": "a1", "kind": "low", "severity": "warning", "episode_id": "e1", "observed_at": at, "reading_tx": hash })
                 }
-                TxType::AlertAck => json!({ "alert_id": "a1", "note": "juice given" }),
+                TxType::AlertAck => json!({ "alert_id": "a1" }),
                 TxType::AuditCheckpoint => json!({ "log_id": "ledger", "head": hash, "entries": 3 }),
                 TxType::ContactChannelsSet => json!({ "channels": ["email"], "body_commitment": hash }),
                 TxType::RecordErase => {
@@ -2176,6 +2171,98 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn envelopes_hold_no_free_text_but_the_two_named() {
+        // Issue 21: what every validator reads is ids, codes, times, hashes
+        // and typed values; a person's words are sealed bodies. Each string
+        // field of every type's envelope is named here by what it holds, so
+        // a new free-text field fails this test until it is sealed or named.
+        let structured = [
+            "id",
+            "public_key",
+            "institution",
+            "consent_id",
+            "grantee",
+            "plan_id",
+            "contacts.participant",
+            "card_proof",
+            "card_key",
+            "consult_id",
+            "clinician",
+            "alert_id",
+            "episode_id",
+            "log_id",
+            "erase_id",
+            "on_behalf_of",
+            "document_id",
+            "content_type",
+            "content_sha256",
+            "code",
+            "codes.system",
+            "codes.code",
+            "codes.display",
+            "body_commitment",
+            "proposal_tx",
+            "reading_tx",
+            "head",
+            "record",
+            "taken_at",
+            "observed_at",
+            "valid_from",
+            "valid_until",
+            "effective.start",
+            "effective.end",
+            "term.start",
+            "term.end",
+            "role",
+            "data_class",
+            "kind",
+            "severity",
+            "purpose",
+            "reason_code",
+            "blood_group",
+            "diabetes_type",
+            "scope",
+            "scope.class",
+            "access",
+            "data_classes",
+            "record_types",
+            "alert_kinds",
+            "channels",
+            "contacts.channels",
+            "shared.data_classes",
+            "shared.codes",
+            "shared.access",
+            "scope.data_classes",
+            "scope.record_types",
+            "scope.codes",
+            "scope.access",
+            "shared.record_types",
+            "scope.record",
+            "validator",
+        ];
+        // Words left on the chain on purpose (privacy.md, "Still open"): an
+        // admin's reason for revoking a participant (about staff, not a
+        // patient) and the reference of a verified erasure request.
+        let named = ["participant.revoke:reason", "record.erase:request"];
+        let (_, id) = kp();
+        let mut words = Vec::new();
+        for (t, body) in sample_bodies(&id) {
+            let mut paths = Vec::new();
+            string_paths(&body, &mut Vec::new(), &mut paths);
+            for path in paths {
+                let name: Vec<&str> = path.iter().filter(|k| k.parse::<usize>().is_err()).map(String::as_str).collect();
+                let name = name.join(".");
+                if !structured.contains(&name.as_str()) {
+                    words.push(format!("{}:{name}", t.as_str()));
+                }
+            }
+        }
+        words.sort();
+        words.dedup();
+        assert_eq!(words, named, "free text on the chain");
     }
 
     #[test]

@@ -204,7 +204,6 @@ function expectedBody(intent, form, body, card) {
   switch (intent) {
     case 'consent.revoke': {
       const want = { consent_id: f.get('consent_id') };
-      if (f.get('reason')) want.reason = f.get('reason');
       return { want, words: [['Revoke consent', want.consent_id]] };
     }
     case 'consent.grant': {

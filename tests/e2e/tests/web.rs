@@ -301,6 +301,15 @@ fn caregivers_patients_and_clinicians_use_the_web_pages_in_a_browser() {
     assert!(served && profile.contains("penicillin"), "{profile}");
     let (served, refused) = break_glass(&old_card);
     assert!(!served, "the old card still opens the profile: {refused}");
+    // The clinician's words are sealed off the chain (issue 21); the
+    // patient reads them on their emergency page (the story's access: the
+    // one above reads under it, still open).
+    let list = browser("break-glass-list", sam_args(json!({})));
+    let items = list["items"].as_array().unwrap();
+    assert!(
+        items.iter().any(|i| i.as_str().unwrap().contains(": found unconscious at the clinic entrance")),
+        "the patient sees the clinician's words: {list}"
+    );
 
     let log = browser("access-log", sam_args(json!({})));
     let rows = log["rows"].as_array().unwrap();

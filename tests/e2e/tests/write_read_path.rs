@@ -105,15 +105,17 @@ impl Actor {
 
     /// A break-glass access to `card`'s patient, with the proof of holding the card.
     fn break_glass(&mut self, card: &glucochain_types::emergency::EmergencyCard, reason: &str) -> String {
-        use glucochain_types::tx::{AccessEmergency, EmergencyReason};
+        use glucochain_types::tx::{EmergencyReason, EmergencyReasonBody};
         self.n += 1;
         let nonce = format!("e2e-{}-{:04}", &self.id.as_str()[1..9], self.n);
         let (chain, at) = (ChainId::parse(CHAIN).unwrap(), Timestamp::now());
-        let body = TxBody::AccessEmergency(AccessEmergency {
-            card_proof: card.prove(&chain, &self.id, &nonce, at),
-            reason_code: EmergencyReason::Unconscious,
-            reason: Some(reason.into()),
-        });
+        // The clinician's words are sealed beside the access (issue 21).
+        let (body, sealed) = EmergencyReasonBody::seal(
+            card.prove(&chain, &self.id, &nonce, at),
+            EmergencyReason::Unconscious,
+            Some(reason.into()),
+        );
+        let body = common::kept((body, sealed.expect("a reason is sealed")));
         TxPayload::new(chain, nonce, at, Some(card.patient.clone()), body).sign(&self.key, &self.id)
     }
 
@@ -1069,7 +1071,6 @@ async fn a_clinician_reads_exactly_what_the_patient_consented_and_refusals_are_a
         Some(&pid),
         TxBody::ConsentRevoke(ConsentRevoke {
             consent_id: glucochain_types::ids::LocalId::parse("cgm-for-dr", "consent_id").unwrap(),
-            reason: None,
         }),
     );
     let r = sys.submit(&revoke).await;
@@ -1603,6 +1604,15 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
         if let Some(t) = store.latest_of_type("alert.raise").await.unwrap() {
             assert_eq!(t.signer, detector.id.as_str());
             assert_eq!(t.patient.as_deref(), Some(pid.as_str()));
+            // On the chain: what, when and which reading; no value, no words
+            // (they are the reading's sealed body and the institution's event).
+            let tx = glucochain_types::Transaction::parse(&t.jws, &Default::default()).unwrap();
+            let glucochain_types::tx::TxBody::AlertRaise(a) = &tx.payload.body else { panic!("an alert.raise") };
+            let reading = a.reading_tx.as_ref().expect("the alert names the reading that raised it");
+            let r = store.transaction(&reading.0).await.unwrap().expect("the reading is committed");
+            assert_eq!((r.tx_type.as_str(), r.patient.as_deref()), ("observation.record", Some(pid.as_str())));
+            let payload = serde_json::to_string(&tx.payload.body).unwrap();
+            assert!(!payload.contains("glucose") && !payload.contains("reason"), "{payload}");
             break;
         }
         assert!(Instant::now() < deadline, "no alert.raise committed\n{}", logs(&sys.procs));
@@ -2913,8 +2923,6 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
         &alert.alert_id,
         "--notifier",
         &public,
-        "--note",
-        "on my way",
     ]);
     assert!(ok, "{out}");
     assert!(out.contains(carer2.id.as_str()), "{out}");
@@ -3053,3 +3061,217 @@ fn assert_no_secrets_logged(dir: &Path, skip: &[&str], secrets: &[(String, Strin
 }
 
 const NOTIFY_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// A chain made by the version before the record vault: its transactions
+/// in the old format (bodies in clear), certified by four validators and
+/// stored as that version's ledger stored it, in a SQLite file. Returns
+/// the genesis file and the store URL.
+async fn old_chain(dir: &Path, patient: &Actor, txs: &[Value]) -> (PathBuf, String) {
+    use glucochain_types::block::{BlockHeader, CommitCertificate, tx_root};
+    use prost::Message as _;
+    let validators: Vec<KeyPair> = (0..4).map(|_| KeyPair::generate()).collect();
+    let genesis = Genesis {
+        chain_id: ChainId::parse("glucochain-before").unwrap(),
+        genesis_time: Timestamp::from_unix_ms(Timestamp::now().unix_ms() - 3_600_000),
+        validators: validators
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisValidator { name: format!("old-v{i}"), public_key: k.public(), power: 10 })
+            .collect(),
+        admins: vec![GenesisAdmin { name: "admin".into(), public_key: KeyPair::generate().public() }],
+        params: ConsensusParams::default(),
+    };
+    let genesis_file = dir.join("old-genesis.json");
+    std::fs::write(&genesis_file, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();
+    let url = format!("sqlite:{}", dir.join("old-ledger.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    let mut prev = genesis.hash();
+    // One transaction per block, as a quiet chain commits them.
+    for (i, payload) in txs.iter().enumerate() {
+        let h = i as u64 + 1;
+        let jws = glucochain_crypto::jose::sign_compact(
+            &patient.key,
+            glucochain_crypto::Domain::Tx,
+            patient.id.as_str(),
+            &serde_json::to_vec(payload).unwrap(),
+        );
+        let hash = glucochain_crypto::sha256(jws.as_bytes());
+        let header = BlockHeader {
+            chain_id: genesis.chain_id.clone(),
+            height: h,
+            time: Timestamp::from_unix_ms(genesis.genesis_time.unix_ms() + h as i64 * 1000),
+            prev_hash: prev,
+            tx_root: tx_root(&[hash]),
+            state_root: genesis.hash(),
+            validators_hash: genesis.validator_set().hash(),
+            proposer: ParticipantId::from_public_key(&validators[0].public()),
+            tx_count: 1,
+        };
+        let block_hash = header.hash();
+        let certificate = CommitCertificate {
+            height: h,
+            round: 0,
+            block_hash,
+            signatures: validators[..3]
+                .iter()
+                .map(|k| {
+                    CommitCertificate::sign_precommit(
+                        k,
+                        &ParticipantId::from_public_key(&k.public()),
+                        h,
+                        0,
+                        &block_hash,
+                    )
+                })
+                .collect(),
+        };
+        let stored = glucochain_store::StoredBlock {
+            height: h,
+            hash: block_hash.0.to_vec(),
+            prev_hash: prev.0.to_vec(),
+            header: header.to_wire().encode_to_vec(),
+            certificate: certificate.to_wire().encode_to_vec(),
+            time_ms: header.time.unix_ms(),
+            txs: vec![glucochain_store::StoredTx {
+                hash: hash.0.to_vec(),
+                height: h,
+                index: 0,
+                tx_type: payload["type"].as_str().unwrap().into(),
+                signer: patient.id.to_string(),
+                patient: payload["patient"].as_str().map(String::from),
+                jws,
+                ok: true,
+                code: String::new(),
+            }],
+        };
+        store.insert_block(&stored).await.unwrap();
+        prev = block_hash;
+    }
+    (genesis_file, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_made_before_the_vault_is_exported_checked_and_carried_over_by_its_authors() {
+    // Issue 21, migration: the old chain is exported (checked from its
+    // genesis), and its author re-signs their records in the new format.
+    let admin = Actor::new();
+    let keydir = tempfile::tempdir().unwrap();
+    let ledger_key_path = keydir.path().join("ledger.pem");
+    KeyPair::generate().write_pem_file(&ledger_key_path, false).unwrap();
+    let sys = System::start(&admin, &ledger_key_path, true).await;
+    let patient = Actor::new();
+    let work = tempfile::tempdir().unwrap();
+    let value = 98.7654;
+    let at = Timestamp::from_unix_ms(Timestamp::now().unix_ms() - 600_000);
+    let reading = cgm_observation(patient.id.as_str(), at, value, Some("old-r1"));
+    let pid = patient.id.to_string();
+    let old = |n: u32, t: &str, about: Option<&str>, body: Value| {
+        let mut p = serde_json::json!({ "type": t, "chain_id": "glucochain-before", "nonce": format!("old-{n:04}"),
+            "created_at": at, "body": body });
+        if let Some(p2) = about {
+            p["patient"] = Value::String(p2.into());
+        }
+        p
+    };
+    let txs = vec![
+        old(
+            1,
+            "participant.register",
+            None,
+            serde_json::json!({ "id": pid, "role": "patient",
+            "public_key": patient.key.public(), "display_name": "Old Canary Pz" }),
+        ),
+        old(
+            2,
+            "observation.record",
+            Some(&pid),
+            serde_json::json!({ "data_class": "private", "observations": [reading] }),
+        ),
+        old(
+            3,
+            "medication.taken",
+            Some(&pid),
+            serde_json::json!({ "medication": "insulin aspart", "dose": "old-dose-kq7",
+            "taken_at": at, "insulin_units": 2.5 }),
+        ),
+    ];
+    let (genesis, store) = old_chain(work.path(), &patient, &txs).await;
+    let archive = work.path().join("archive.jsonl");
+    let (ok, out) = emrctl(&[
+        "chain",
+        "export",
+        "--genesis",
+        genesis.to_str().unwrap(),
+        "--store",
+        &store,
+        "--out",
+        archive.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}");
+    let header: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((header["height"].as_u64(), header["transactions"].as_u64()), (Some(3), Some(3)), "{header}");
+
+    // A tampered archive is refused before anything is sent.
+    let keys = work.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    patient.key.write_pem_file(&keys.join("patient.pem"), false).unwrap();
+    // A reading changed in the archive (its value in the signed payload):
+    // with the old hash it does not hash; with a hash made to fit, its
+    // author's signature does not verify. Nothing is sent either way.
+    let text = std::fs::read_to_string(&archive).unwrap();
+    let tamper = |fit_hash: bool| {
+        let mut lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let jws = lines[2]["jws"].as_str().unwrap().to_string();
+        let parts: Vec<&str> = jws.split('.').collect();
+        let payload = glucochain_crypto::jose::b64url_decode(parts[1]).unwrap();
+        let changed = String::from_utf8(payload).unwrap().replace("98.7654", "12.3456");
+        assert!(!changed.contains("98.7654"));
+        let jws = format!("{}.{}.{}", parts[0], glucochain_crypto::jose::b64url_encode(changed.as_bytes()), parts[2]);
+        if fit_hash {
+            lines[2]["tx_hash"] = Value::String(glucochain_crypto::sha256(jws.as_bytes()).to_string());
+        }
+        lines[2]["jws"] = Value::String(jws);
+        let f = work.path().join(format!("tampered-{fit_hash}.jsonl"));
+        std::fs::write(&f, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+        f
+    };
+    let import = |archive: &Path| {
+        emrctl(&[
+            "chain",
+            "import",
+            "--archive",
+            archive.to_str().unwrap(),
+            "--keys",
+            keys.to_str().unwrap(),
+            "--chain-id",
+            CHAIN,
+            "--ingest",
+            &sys.ingest,
+        ])
+    };
+    let (ok, out) = import(&tamper(false));
+    assert!(!ok && out.contains("does not hash"), "{out}");
+    let (ok, out) = import(&tamper(true));
+    assert!(!ok && out.contains("old signature does not verify"), "{out}");
+    assert!(!out.contains("carried"), "nothing was sent: {out}");
+    let (ok, out) = import(&archive);
+    assert!(ok, "{out}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["carried"], 3, "{summary}");
+
+    // The patient reads the reading back on the new chain; it was sealed
+    // on the way: no TXS message holds it or the dose.
+    let token = patient.token(120, now_secs());
+    let (code, bundle) = sys.read(&format!("/v1/patients/{}/records", patient.id), &token).await;
+    assert_eq!(code, 200, "{bundle}");
+    assert!(bundle.to_string().contains("98.7654"), "{bundle}");
+    let bus = glucochain_bus::Bus::connect(&sys._nats.url(), "e2e-migrate").await.unwrap();
+    for canary in ["98.7654", "old-dose-kq7", "Old Canary Pz"] {
+        assert!(txs_holding(&bus, canary).await.is_empty(), "{canary} is in clear in TXS");
+    }
+    // Imported again: everything is already there, nothing twice.
+    let (ok, out) = import(&archive);
+    let again: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    assert!(ok, "{out}");
+    assert_eq!((again["carried"].as_u64(), again["already_there"].as_u64()), (Some(0), Some(3)), "{again}");
+}

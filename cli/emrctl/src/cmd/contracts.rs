@@ -7,8 +7,9 @@ use anyhow::{Context, bail};
 use glucochain_crypto::jose::{CONTRACTS_AUDIENCE, NOTIFIER_AUDIENCE};
 use glucochain_crypto::{Hash32, KeyPair};
 use glucochain_types::emergency::EmergencyCard;
+use glucochain_types::sealed::Submission;
 use glucochain_types::time::Timestamp;
-use glucochain_types::tx::{AccessEmergency, EmergencyReason, TxBody, TxPayload};
+use glucochain_types::tx::{EmergencyReason, EmergencyReasonBody, TxPayload};
 use glucochain_types::{ChainId, ParticipantId};
 use serde_json::{Value, json};
 use std::process::ExitCode;
@@ -60,11 +61,8 @@ pub fn consent(cmd: ConsentCmd) -> anyhow::Result<ExitCode> {
             println!("{}", sign(&s, "consent.grant", body)?);
             Ok(ExitCode::SUCCESS)
         }
-        ConsentCmd::Revoke { sign: s, id, reason } => {
-            let mut body = json!({ "consent_id": id });
-            if let Some(r) = reason {
-                body["reason"] = r.into();
-            }
+        ConsentCmd::Revoke { sign: s, id } => {
+            let body = json!({ "consent_id": id });
             println!("{}", sign(&s, "consent.revoke", body)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -122,14 +120,15 @@ pub fn emergency(cmd: EmergencyCmd) -> anyhow::Result<ExitCode> {
             let me = ParticipantId::from_public_key(&kp.public());
             let chain = ChainId::parse(&reader.chain_id)?;
             let (nonce, at) = (random_nonce(), Timestamp::now());
-            let body = TxBody::AccessEmergency(AccessEmergency {
-                card_proof: card.prove(&chain, &me, &nonce, at),
-                reason_code,
-                reason,
-            });
+            // The clinician's words are sealed beside the access (issue 21).
+            let (body, sealed) = EmergencyReasonBody::seal(card.prove(&chain, &me, &nonce, at), reason_code, reason);
             let payload = TxPayload::new(chain, nonce, at, Some(card.patient.clone()), body);
             payload.validate(&Default::default())?;
-            let jws = payload.sign(&kp, &me);
+            let signed = payload.sign(&kp, &me);
+            let jws = match sealed {
+                Some(s) => String::from_utf8(Submission::sealed(signed, s).to_json())?,
+                None => signed,
+            };
             let read = read_token(&reader, CONTRACTS_AUDIENCE)?;
             let (ingest, contracts) =
                 (ingest.trim_end_matches('/').to_string(), contracts.trim_end_matches('/').to_string());
@@ -195,11 +194,8 @@ pub fn consult(cmd: ConsultCmd) -> anyhow::Result<ExitCode> {
 /// `emrctl alert ack|status`.
 pub fn alert(cmd: AlertCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        AlertCmd::Ack { sign: s, id, notifier, note } => {
-            let mut body = json!({ "alert_id": id });
-            if let Some(n) = note {
-                body["note"] = json!(n);
-            }
+        AlertCmd::Ack { sign: s, id, notifier } => {
+            let body = json!({ "alert_id": id });
             let jws = sign(&s, "alert.ack", body)?;
             let url = format!("{}/v1/alerts/{id}/ack", notifier.trim_end_matches('/'));
             runtime()?.block_on(async move {

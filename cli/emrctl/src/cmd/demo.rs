@@ -20,8 +20,8 @@ use glucochain_types::ids::LocalId;
 use glucochain_types::sealed::{ObservationBody, Submission};
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{
-    AccessEmergency, AlertKind, BloodGroup, CareContact, CarePlan, CareplanAccept, ChannelKind, ConsentGrant,
-    ContactChannel, ContactChannelsBody, DiabetesType, EmergencyProfileBody, EmergencyReason, EraseScope,
+    AlertKind, BloodGroup, CareContact, CarePlan, CareplanAccept, ChannelKind, ConsentGrant, ContactChannel,
+    ContactChannelsBody, DiabetesType, EmergencyProfileBody, EmergencyReason, EmergencyReasonBody, EraseScope,
     GlucoseThresholds, MedicationSchedule, RecordErase, Term, TxBody, TxPayload,
 };
 use glucochain_types::{ChainId, DataClass, ParticipantId, Role};
@@ -456,14 +456,16 @@ fn story(net: &Devnet, steps: &mut Steps, people: [&Person; 7]) -> anyhow::Resul
         let scanned = EmergencyCard::parse(&sam_card.text())?;
         let (nonce, created_at) = (super::random_nonce(), Timestamp::now());
         let chain = ChainId::parse(DEVNET_CHAIN)?;
-        let access = TxBody::AccessEmergency(AccessEmergency {
-            card_proof: scanned.prove(&chain, &clinician.id, &nonce, created_at),
-            reason_code: EmergencyReason::Unconscious,
-            reason: Some("found unconscious at the clinic entrance".into()),
-        });
+        // The clinician's words go beside the access, sealed (issue 21).
+        let (access, sealed) = EmergencyReasonBody::seal(
+            scanned.prove(&chain, &clinician.id, &nonce, created_at),
+            EmergencyReason::Unconscious,
+            Some("found unconscious at the clinic entrance".into()),
+        );
         let jws = TxPayload::new(chain, nonce, created_at, Some(scanned.patient.clone()), access)
             .sign(&clinician.key, &clinician.id);
-        commit(&c, &ingest, &jws).await?;
+        let sealed = sealed.context("the reason is sealed")?;
+        commit(&c, &ingest, std::str::from_utf8(&Submission::sealed(jws, sealed).to_json())?).await?;
         let token = read_token_for(&clinician.file, CONTRACTS_AUDIENCE, DEVNET_CHAIN)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let profile = loop {

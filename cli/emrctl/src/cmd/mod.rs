@@ -6,6 +6,7 @@ mod detect;
 pub mod devnet;
 pub mod http;
 mod keys;
+pub mod migrate;
 mod roundtrip;
 mod submit;
 mod tx;
@@ -47,6 +48,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Emergency(c) => contracts::emergency(c),
         Command::Consult(c) => contracts::consult(c),
         Command::Alert(c) => contracts::alert(c),
+        Command::Chain(crate::cli::ChainCmd::Export { genesis, store, out }) => migrate::export(&genesis, &store, &out),
+        Command::Chain(crate::cli::ChainCmd::Import { archive, keys, chain_id, ingest }) => {
+            migrate::import(&archive, &keys, &chain_id, &ingest)
+        }
         Command::Devnet(c) => match c {
             crate::cli::DevnetCmd::Up { dir, shape, nats_port, clock_speed } => {
                 let net = devnet::up(&devnet::UpOptions { dir, shape, nats_port, clock_speed })?;

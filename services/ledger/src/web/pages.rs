@@ -536,6 +536,32 @@ fn plan_details(
     }
 }
 
+/// A clinician's words on a break-glass access, from the vault and checked
+/// against the access's commitment; what the page says instead when they
+/// are erased or cannot be read now (the page still shows the access).
+async fn emergency_words(
+    api: &crate::api::ApiState,
+    a: &glucochain_state::contracts::EmergencyAccess,
+) -> Option<String> {
+    use glucochain_types::sealed::RecordBody;
+    use glucochain_vault::replica::{Opened, Wanted};
+    let commitment = a.reason_commitment.as_ref()?;
+    let wanted = Wanted::of(&a.tx, &a.patient, glucochain_types::DataClass::Institution);
+    Some(match api.vault.open_committed(&wanted, glucochain_types::TxType::AccessEmergency, commitment).await {
+        Ok(Opened::Body { body: RecordBody::EmergencyReason(b), .. }) => b.reason,
+        Ok(Opened::Erased { .. }) => "(erased)".into(),
+        Ok(Opened::Missing) => "(not in the record vault yet)".into(),
+        Ok(Opened::Body { .. }) | Err(glucochain_vault::VaultError::Commitment) => {
+            tracing::error!(tx = %a.tx, "a break-glass reason does not open against its commitment");
+            "(unreadable)".into()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "record vault read failed (break-glass reason)");
+            "(the record vault is unavailable; reload in a moment)".into()
+        }
+    })
+}
+
 /// The body of a committed emergency profile from the vault, checked
 /// against its commitment; `None` when the patient erased it.
 pub(crate) async fn open_profile(
@@ -594,6 +620,12 @@ pub async fn emergency(req: HttpRequest, api: Api, web: Web, id: web::Path<Strin
                 Some(p) if v.id == patient => Some(open_profile(&api, p).await?),
                 _ => None,
             };
+            // The clinicians' own words on their accesses (sealed, class
+            // institution): for the patient, the one told of each access.
+            let mut words = Vec::with_capacity(accesses.len());
+            for a in &accesses {
+                words.push(if v.id == patient { emergency_words(&api, a).await } else { None });
+            }
             let body = html! {
                 h1 { "Emergency card" }
                 p { "What a clinician sees in an emergency after scanning your card or device: nothing else. Each scan is recorded on the chain, and you and your caregivers are told." }
@@ -629,7 +661,14 @@ pub async fn emergency(req: HttpRequest, api: Api, web: Web, id: web::Path<Strin
                 @if accesses.is_empty() {
                     p { "None." }
                 } @else {
-                    ul { @for a in &accesses { li { "Clinician " code { (a.clinician) } " (" (a.reason_code.text()) "), access until " (date_time(a.until.unix_ms())) } } }
+                    ul #break-glass {
+                        @for (a, said) in accesses.iter().zip(&words) {
+                            li {
+                                "Clinician " code { (a.clinician) } " (" (a.reason_code.text()) "), access until " (date_time(a.until.unix_ms()))
+                                @if let Some(w) = said { ": " q.reason { (w) } }
+                            }
+                        }
+                    }
                 }
             };
             Ok(page(&v, "Emergency card", &patient_nav(&v, &patient, "emergency"), body))

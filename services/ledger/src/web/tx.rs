@@ -63,7 +63,6 @@ fn body_for(api: &crate::api::ApiState, patient: &ParticipantId, form: &[(String
     match required(form, "intent")? {
         "consent.revoke" => Ok(TxBody::ConsentRevoke(ConsentRevoke {
             consent_id: local_id(required(form, "consent_id")?, "consent_id")?,
-            reason: field(form, "reason").map(String::from),
         })),
         "consent.grant" => {
             let grantee = ParticipantId::parse(required(form, "grantee")?)
@@ -318,10 +317,8 @@ mod tests {
 
     #[test]
     fn a_prepared_transaction_is_summarised_for_the_person_signing_it() {
-        let revoke = TxBody::ConsentRevoke(ConsentRevoke {
-            consent_id: LocalId::parse("care-team", "consent_id").unwrap(),
-            reason: None,
-        });
+        let revoke =
+            TxBody::ConsentRevoke(ConsentRevoke { consent_id: LocalId::parse("care-team", "consent_id").unwrap() });
         assert_eq!(summary(&revoke), "revoke consent care-team");
         let accept = TxBody::CareplanAccept(CareplanAccept {
             plan_id: LocalId::parse("plan-1", "plan_id").unwrap(),
