@@ -7,7 +7,6 @@
 //! `emr.alert.<kind>` (ALERTS stream) for the notifier, and recorded on the
 //! chain as an `alert.raise` transaction signed by the detector's own key.
 
-pub mod audit;
 pub mod config;
 
 pub use config::DetectorServiceConfig;
@@ -190,7 +189,7 @@ pub struct DetectorService {
     patients: Mutex<HashMap<ParticipantId, PatientState>>,
     treatments: Arc<Mutex<Treatments>>,
     /// Which patients' access logs already hold an entry for this window.
-    audited: Arc<Mutex<audit::AuditWindows>>,
+    audited: glucochain_follow::audit::OpeningLog,
 }
 
 fn severity(kind: AlertKind) -> Severity {
@@ -385,13 +384,9 @@ impl DetectorService {
     }
 
     /// Writes the patient's access-log entry for the detector's openings of
-    /// their bodies, once per window ([`audit`]), beside the reading: the
-    /// reading is judged without waiting for the ledger.
+    /// their bodies, once per window ([`glucochain_follow::audit`]), beside
+    /// the reading: the reading is judged without waiting for the ledger.
     fn audit_opening(&self, patient: &ParticipantId, tx: &glucochain_crypto::Hash32, plan: &(String, u32)) {
-        let now = Timestamp::now().unix_ms();
-        if !self.audited.lock().expect("audit lock").begin(patient, now) {
-            return;
-        }
         let entry = wire::AuditAppend {
             reader: ParticipantId::from_public_key(&self.key.public()).to_string(),
             reader_role: glucochain_types::Role::Detector.as_str().to_string(),
@@ -405,20 +400,10 @@ impl DetectorService {
                  covers the readings it opens in the {} minutes from now",
                 plan.0,
                 plan.1,
-                audit::WINDOW_MS / 60_000
+                glucochain_follow::audit::WINDOW_MS / 60_000
             ),
         };
-        let (bus, windows, patient) = (self.bus.clone(), self.audited.clone(), patient.clone());
-        tokio::spawn(async move {
-            match glucochain_follow::audit::append_on(&bus, subjects::AUDIT_APPEND_DETECTOR, &entry).await {
-                Ok(_) => windows.lock().expect("audit lock").written(&patient, now),
-                Err(e) => {
-                    windows.lock().expect("audit lock").failed(&patient);
-                    metrics::counter!("glucochain_detector_unaudited_total").increment(1);
-                    tracing::warn!(error = %e, "an opening of a patient's readings is not in their access log yet; judged anyway");
-                }
-            }
-        });
+        self.audited.opened(patient, Timestamp::now().unix_ms(), entry);
     }
 
     /// [`Self::readings`], asked again until the body is had: a vault that
@@ -726,7 +711,11 @@ pub async fn serve(cfg: DetectorServiceConfig) -> anyhow::Result<()> {
         chain_id: genesis.chain_id.clone(),
         patients: Mutex::new(HashMap::new()),
         treatments: Arc::new(Mutex::new(Treatments::default())),
-        audited: Arc::new(Mutex::new(audit::AuditWindows::default())),
+        audited: glucochain_follow::audit::OpeningLog::new(
+            bus.clone(),
+            subjects::AUDIT_APPEND_DETECTOR,
+            "glucochain_detector_unaudited_total",
+        ),
     });
     // Treatments of the last hours are in the stored chain: a restarted
     // detector knows them again before its first reading.

@@ -6,11 +6,11 @@ use glucochain_bus::{Bus, subjects};
 use glucochain_crypto::{Hash32, KeyPair};
 use glucochain_follow::{StoredChain, follow_stored};
 use glucochain_store::{AuditRow, Store};
-use glucochain_types::ParticipantId;
 use glucochain_types::genesis::Genesis;
 use glucochain_types::ids::LocalId;
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{AuditCheckpoint, TxBody, TxPayload};
+use glucochain_types::{ParticipantId, Role};
 use glucochain_wire::v1 as wire;
 use prost::Message as _;
 use std::sync::Arc;
@@ -220,10 +220,13 @@ pub async fn serve_audit_appends(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Resul
     let services = bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND, "ledger".into()).await?;
     let detector =
         bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND_DETECTOR, "ledger".into()).await?;
-    let mut all = futures::stream::select(
-        services.map(|m| (m, AppendFrom::Service)),
-        detector.map(|m| (m, AppendFrom::Detector)),
-    );
+    let notifier =
+        bus.client().queue_subscribe(glucochain_bus::subjects::AUDIT_APPEND_NOTIFIER, "ledger".into()).await?;
+    let mut all = futures::stream::select_all([
+        services.map(|m| (m, AppendFrom::Service)).boxed(),
+        detector.map(|m| (m, AppendFrom::Own(Role::Detector))).boxed(),
+        notifier.map(|m| (m, AppendFrom::Own(Role::Notifier))).boxed(),
+    ]);
     while let Some((m, from)) = all.next().await {
         let Some(reply) = m.reply.clone() else { continue };
         let answer = match append_requested(&ledger, &m.payload, from).await {
@@ -241,11 +244,12 @@ pub async fn serve_audit_appends(ledger: Arc<Ledger>, bus: Bus) -> anyhow::Resul
 }
 
 /// Who asked for an append: the contracts engine (any reader it decided
-/// for) or the detector (only in a registered detector's own name).
+/// for) or a service recording its own openings (the detector, the
+/// notifier: only in a registered participant of that role's own name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AppendFrom {
     Service,
-    Detector,
+    Own(Role),
 }
 
 async fn append_requested(ledger: &Ledger, payload: &[u8], from: AppendFrom) -> anyhow::Result<u64> {
@@ -262,11 +266,12 @@ async fn append_requested_inner(ledger: &Ledger, payload: &[u8], from: AppendFro
     use prost::Message as _;
     let a = glucochain_wire::v1::AuditAppend::decode(payload).context("undecodable AuditAppend")?;
     let reader = ParticipantId::parse(&a.reader).context("reader")?;
-    if from == AppendFrom::Detector {
+    if let AppendFrom::Own(service) = from {
         let view = ledger.chain.view.read().expect("view lock");
         anyhow::ensure!(
-            glucochain_state::detector_may_append(view.state(), &reader, &a.reader_role),
-            "the detector appends entries in a registered detector's own name only"
+            glucochain_state::service_may_append(view.state(), service, &reader, &a.reader_role),
+            "the {service} appends entries in a registered {service}'s own name only",
+            service = service.as_str()
         );
     }
     let patient = if a.patient.is_empty() { None } else { Some(ParticipantId::parse(&a.patient).context("patient")?) };

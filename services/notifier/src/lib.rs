@@ -70,6 +70,8 @@ pub struct Notifier {
     public_url: String,
     lease_ms: i64,
     wake: tokio::sync::Notify,
+    /// Its openings of patients' care plans, in their access logs.
+    openings: glucochain_follow::audit::OpeningLog,
 }
 
 fn kind_of_alert(k: i32) -> &'static str {
@@ -172,6 +174,7 @@ impl Notifier {
         }
         // Quiet hours are the plan's clinical content (its sealed body): a
         // body erased or missing holds nothing back.
+        self.audit_plan_opening(patient, &plan);
         let quiet_hours = match self.vault.careplan(patient, &plan.proposal_tx, &plan.plan).await? {
             Some(whole) => whole.quiet_hours,
             None => {
@@ -191,6 +194,7 @@ impl Notifier {
             let view = self.chain.view.read().expect("view lock");
             view.state().contracts().active_careplan(patient, Timestamp::now()).cloned()
         }?;
+        self.audit_plan_opening(patient, &plan);
         match self.vault.careplan(patient, &plan.proposal_tx, &plan.plan).await {
             Ok(whole) => whole.map(|p| p.thresholds),
             Err(e) => {
@@ -198,6 +202,29 @@ impl Notifier {
                 None
             }
         }
+    }
+
+    /// Writes the patient's access-log entry for the notifier's openings of
+    /// their care plan's content (quiet hours, thresholds), once per window
+    /// ([`glucochain_follow::audit`]), never in the way of a delivery.
+    fn audit_plan_opening(&self, patient: &ParticipantId, plan: &glucochain_state::contracts::CareplanVersion) {
+        let entry = wire::AuditAppend {
+            reader: self.me.to_string(),
+            reader_role: glucochain_types::Role::Notifier.as_str().to_string(),
+            patient: patient.to_string(),
+            action: "notifier.read".into(),
+            resource: format!("urn:glucochain:vault:careplan.propose:{}", plan.proposal_tx),
+            purpose: "TREAT".into(),
+            granted: true,
+            reason: format!(
+                "the notifier opened care plan {} v{} to route its alerts (quiet hours, thresholds); this entry \
+                 covers its openings in the {} minutes from now",
+                plan.plan.plan_id,
+                plan.plan.version,
+                glucochain_follow::audit::WINDOW_MS / 60_000
+            ),
+        };
+        self.openings.opened(patient, Timestamp::now().unix_ms(), entry);
     }
 
     /// The addresses of a contact's declaration, from the vault (kept once
@@ -804,6 +831,11 @@ pub async fn serve(cfg: NotifierConfig) -> anyhow::Result<()> {
         public_url: cfg.public_url(),
         lease_ms: cfg.lease_secs as i64 * 1000,
         wake: tokio::sync::Notify::new(),
+        openings: glucochain_follow::audit::OpeningLog::new(
+            bus.clone(),
+            glucochain_bus::subjects::AUDIT_APPEND_NOTIFIER,
+            "glucochain_notify_unaudited_total",
+        ),
     });
     let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
     let follow = tokio::spawn(async move {

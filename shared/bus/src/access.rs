@@ -192,7 +192,7 @@ impl NatsUser {
             }
             NatsUser::Ledger => (
                 s(&["emr.tx.audit.checkpoint", "emr.sync.blocks", "emr.authz.decide"]),
-                s(&["emr.audit.append", "emr.audit.append.detector"]),
+                s(&["emr.audit.append", "emr.audit.append.detector", "emr.audit.append.notifier"]),
                 true,
             ),
             NatsUser::Contracts => (
@@ -205,7 +205,9 @@ impl NatsUser {
                 Vec::new(),
                 false,
             ),
-            NatsUser::Notifier => (s(&["emr.tx.alert.ack", "emr.sync.blocks"]), Vec::new(), false),
+            NatsUser::Notifier => {
+                (s(&["emr.tx.alert.ack", "emr.sync.blocks", "emr.audit.append.notifier"]), Vec::new(), false)
+            }
             NatsUser::Operator => {
                 return Permissions {
                     publish: s(&[">"]),
@@ -440,7 +442,12 @@ mod tests {
         // The ledger hears only the contracts engine's audit appends (and its own replies).
         assert_eq!(
             user["permissions"]["subscribe"]["allow"],
-            serde_json::json!(["emr.audit.append", "emr.audit.append.detector", "_INBOX.>"])
+            serde_json::json!([
+                "emr.audit.append",
+                "emr.audit.append.detector",
+                "emr.audit.append.notifier",
+                "_INBOX.>"
+            ])
         );
     }
 

@@ -33,6 +33,10 @@ pub const AUDIT_APPEND: &str = "emr.audit.append";
 /// whose reader is a registered detector, so the detector cannot write in
 /// another reader's name.
 pub const AUDIT_APPEND_DETECTOR: &str = "emr.audit.append.detector";
+/// The notifier's openings of record bodies (care plans), appended to the
+/// ledger's audit log like [`AUDIT_APPEND_DETECTOR`], only in a registered
+/// notifier's own name.
+pub const AUDIT_APPEND_NOTIFIER: &str = "emr.audit.append.notifier";
 /// Block sync between validators and for the ledger (request/reply).
 pub const SYNC_BLOCKS: &str = "emr.sync.blocks";
 /// Notification delivery status from the notifier.

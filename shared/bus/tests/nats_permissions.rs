@@ -74,27 +74,33 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
     contracts.client().publish("emr.audit.append", Bytes::from_static(b"contracts again")).await.unwrap();
     let next = tokio::time::timeout(Duration::from_secs(10), appends.next()).await.unwrap().unwrap();
     assert_eq!(next.payload.as_ref(), b"contracts again", "only the contracts engine appends audit entries");
-    // The detector appends its openings of bodies on a subject of its own
-    // (the ledger takes only a detector's own entries from it); nobody else may.
-    let mut from_detector =
-        ledger.client().queue_subscribe("emr.audit.append.detector", "ledger".into()).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        detector.client().publish("emr.audit.append.detector", Bytes::from_static(b"detector")).await.unwrap();
-        if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), from_detector.next()).await {
-            assert_eq!(m.payload.as_ref(), b"detector");
-            break;
+    // The detector and the notifier append their openings of bodies on a
+    // subject each of their own (the ledger takes only that service's own
+    // entries from it); nobody else may publish there.
+    let notifier = users.connect(NatsUser::Notifier).await;
+    for (own, subject, others) in [
+        (&detector, "emr.audit.append.detector", [&ingest, &contracts, &notifier]),
+        (&notifier, "emr.audit.append.notifier", [&ingest, &contracts, &detector]),
+    ] {
+        let mut from_own = ledger.client().queue_subscribe(subject, "ledger".into()).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            own.client().publish(subject, Bytes::from_static(b"own")).await.unwrap();
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), from_own.next()).await {
+                assert_eq!(m.payload.as_ref(), b"own");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the ledger never heard {subject}");
         }
-        assert!(std::time::Instant::now() < deadline, "the ledger never heard the detector");
+        while tokio::time::timeout(Duration::from_millis(300), from_own.next()).await.is_ok() {}
+        for bus in others {
+            let _ = bus.client().publish(subject, Bytes::from_static(b"forged")).await;
+            bus.client().flush().await.unwrap();
+        }
+        own.client().publish(subject, Bytes::from_static(b"own again")).await.unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(10), from_own.next()).await.unwrap().unwrap();
+        assert_eq!(next.payload.as_ref(), b"own again", "only its service appends on {subject}");
     }
-    while tokio::time::timeout(Duration::from_millis(300), from_detector.next()).await.is_ok() {}
-    for bus in [&ingest, &contracts] {
-        let _ = bus.client().publish("emr.audit.append.detector", Bytes::from_static(b"forged")).await;
-        bus.client().flush().await.unwrap();
-    }
-    detector.client().publish("emr.audit.append.detector", Bytes::from_static(b"detector again")).await.unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(10), from_detector.next()).await.unwrap().unwrap();
-    assert_eq!(next.payload.as_ref(), b"detector again", "only the detector appends on its subject");
 
     // Access decisions: the contracts engine answers; the ledger, which
     // would like to answer its own requests, is not allowed to hear them.
@@ -177,7 +183,6 @@ async fn each_service_user_can_do_its_work_and_nothing_beyond_it() {
     // Issue 19, M9: BLOCKS is read by each service through its own durable
     // (or, for ingest, ordered consumers); nobody deletes or borrows another's.
     let validator = users.connect(NatsUser::Validator).await;
-    let notifier = users.connect(NatsUser::Notifier).await;
     validator.ensure_stream(&StreamSpec::blocks()).await.unwrap();
     validator.publish("emr.block.committed", "b-1", Bytes::from_static(b"block 1")).await.unwrap();
     let ledger_blocks = ledger.ensure_stream(&StreamSpec::blocks()).await.unwrap();

@@ -986,13 +986,16 @@ pub fn decide_read(
 }
 
 /// May an access-log entry in `reader`'s name, claiming role
-/// `claimed_role`, come from the detector's own audit subject? Only for an
-/// active registered detector, under its own role: the detector records
-/// its openings of patients' records in its own name, never in a
-/// clinician's (or a revoked detector's).
-pub fn detector_may_append(state: &LedgerState, reader: &ParticipantId, claimed_role: &str) -> bool {
+/// `claimed_role`, come from the audit subject of the service `service`
+/// (the detector's or the notifier's)? Only for an active registered
+/// participant of that role, under that role: a service records its
+/// openings of patients' records in its own name, never in a clinician's
+/// (or another service's, or a revoked one's).
+pub fn service_may_append(state: &LedgerState, service: Role, reader: &ParticipantId, claimed_role: &str) -> bool {
     let registered = state.participant(reader).filter(|p| p.is_active()).map(|p| p.role);
-    registered == Some(Role::Detector) && claimed_role == Role::Detector.as_str()
+    matches!(service, Role::Detector | Role::Notifier)
+        && registered == Some(service)
+        && claimed_role == service.as_str()
 }
 
 /// May `reader` read `patient`'s care plans at `at`? The patient and

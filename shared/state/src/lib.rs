@@ -30,8 +30,8 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub mod contracts;
 pub use contracts::{
-    Contracts, ReadDecision, decide_careplan_read, decide_read, detector_may_append, emergency_profile_for,
-    grantee_covers,
+    Contracts, ReadDecision, decide_careplan_read, decide_read, emergency_profile_for, grantee_covers,
+    service_may_append,
 };
 
 /// A transaction may be created at most this long before the block time.

@@ -1040,26 +1040,33 @@ proptest! {
     }
 }
 
-/// Who may write access-log entries through the detector's audit subject
-/// (ADR 0016 §3): the matrix of names and roles claimed.
+/// Who may write access-log entries through the detector's and the
+/// notifier's audit subjects (ADR 0016 §3): the matrix of names and roles
+/// claimed.
 #[test]
-fn only_an_active_detector_appends_audit_entries_in_its_own_name() {
-    use glucochain_state::detector_may_append;
+fn only_an_active_service_appends_audit_entries_in_its_own_name() {
+    use glucochain_state::service_may_append;
     let mut w = World::new();
     let (detector, notifier, clinician, patient) =
         (w.detector.id.clone(), w.notifier.id.clone(), w.clinician.id.clone(), w.pid());
     let stranger = Actor::new(77).id.clone();
     let state = &w.chain.state;
-    assert!(detector_may_append(state, &detector, "detector"), "the detector, in its own name");
-    for (who, role, why) in [
-        (&detector, "clinician", "the detector claiming another role"),
-        (&clinician, "clinician", "a clinician's name"),
-        (&clinician, "detector", "a clinician's name under the detector's role"),
-        (&notifier, "detector", "another service"),
-        (&patient, "patient", "the patient"),
-        (&stranger, "detector", "someone never registered"),
+    assert!(service_may_append(state, Role::Detector, &detector, "detector"), "the detector, in its own name");
+    assert!(service_may_append(state, Role::Notifier, &notifier, "notifier"), "the notifier, in its own name");
+    for (service, who, role, why) in [
+        (Role::Detector, &detector, "clinician", "the detector claiming another role"),
+        (Role::Detector, &clinician, "clinician", "a clinician's name"),
+        (Role::Detector, &clinician, "detector", "a clinician's name under the detector's role"),
+        (Role::Detector, &notifier, "detector", "another service"),
+        (Role::Detector, &notifier, "notifier", "the notifier on the detector's subject"),
+        (Role::Notifier, &detector, "detector", "the detector on the notifier's subject"),
+        (Role::Notifier, &notifier, "clinician", "the notifier claiming another role"),
+        (Role::Notifier, &clinician, "notifier", "a clinician's name under the notifier's role"),
+        (Role::Detector, &patient, "patient", "the patient"),
+        (Role::Notifier, &stranger, "notifier", "someone never registered"),
+        (Role::Clinician, &clinician, "clinician", "a subject no service of that role has"),
     ] {
-        assert!(!detector_may_append(state, who, role), "{why}");
+        assert!(!service_may_append(state, service, who, role), "{why}");
     }
     // Once its registration is revoked, not even in its own name.
     let t = w.chain.now();
@@ -1072,5 +1079,5 @@ fn only_an_active_detector_appends_audit_entries_in_its_own_name() {
         }),
     );
     w.chain.commit(vec![gone]);
-    assert!(!detector_may_append(&w.chain.state, &detector, "detector"), "a revoked detector");
+    assert!(!service_may_append(&w.chain.state, Role::Detector, &detector, "detector"), "a revoked detector");
 }

@@ -3010,6 +3010,18 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     let ledger_parent = spans.iter().find(|s| s.service == "ledger").map(|s| s.parent_span_id.clone()).unwrap();
     assert!(validators.contains(&ledger_parent), "the ledger continues a validator's span");
 
+    // The notifier's openings of the patient's care plan (quiet hours,
+    // thresholds) are in the patient's access log, in its own name, one
+    // entry per window (issue 21).
+    let token = patient.token(120, now_secs());
+    let (code, log) = sys.read(&format!("/v1/patients/{pid}/access-log?_count=1000"), &token).await;
+    assert_eq!(code, 200, "{log}");
+    let by_notifier: Vec<&Value> =
+        log["entry"].as_array().unwrap().iter().filter(|e| e.to_string().contains(notifier.id.as_str())).collect();
+    assert!(!by_notifier.is_empty(), "the notifier's openings are in the access log: {log}");
+    assert!(by_notifier.len() <= 2, "one entry per window, not one per alert: {by_notifier:?}");
+    assert!(by_notifier[0].to_string().contains("careplan.propose"), "{}", by_notifier[0]);
+
     // No service logged a private key, a token, a link or a contact address.
     let ledger_key = KeyPair::read_pem_file(&ledger_key_path).unwrap();
     let mut secrets: Vec<(String, String)> = Vec::new();
