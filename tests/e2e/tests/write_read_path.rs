@@ -1622,13 +1622,7 @@ async fn a_falling_trace_raises_an_alert_event_and_an_alert_on_the_chain() {
     // The detector's openings of the patient's readings are in the
     // patient's access log: one entry per window, in the detector's name,
     // naming the care plan.
-    let token = patient.token(120, now_secs());
-    let (code, log) = sys.read(&format!("/v1/patients/{pid}/access-log?_count=1000"), &token).await;
-    assert_eq!(code, 200, "{log}");
-    let by_detector: Vec<&Value> =
-        log["entry"].as_array().unwrap().iter().filter(|e| e.to_string().contains(detector.id.as_str())).collect();
-    assert!(!by_detector.is_empty(), "the detector's openings are in the access log: {log}");
-    assert!(by_detector.len() <= 2, "one entry per window, not one per reading: {by_detector:?}");
+    let by_detector = service_openings(&sys, &patient, &detector.id).await;
     assert!(by_detector[0].to_string().contains("plan-a"), "{}", by_detector[0]);
     assert_eq!(by_detector[0]["resource"]["source"]["observer"]["display"], "glucochain-detector");
 
@@ -3013,13 +3007,7 @@ async fn a_falling_trace_emails_the_first_caregiver_escalates_by_sms_and_stops_a
     // The notifier's openings of the patient's care plan (quiet hours,
     // thresholds) are in the patient's access log, in its own name, one
     // entry per window (issue 21).
-    let token = patient.token(120, now_secs());
-    let (code, log) = sys.read(&format!("/v1/patients/{pid}/access-log?_count=1000"), &token).await;
-    assert_eq!(code, 200, "{log}");
-    let by_notifier: Vec<&Value> =
-        log["entry"].as_array().unwrap().iter().filter(|e| e.to_string().contains(notifier.id.as_str())).collect();
-    assert!(!by_notifier.is_empty(), "the notifier's openings are in the access log: {log}");
-    assert!(by_notifier.len() <= 2, "one entry per window, not one per alert: {by_notifier:?}");
+    let by_notifier = service_openings(&sys, &patient, &notifier.id).await;
     assert!(by_notifier[0].to_string().contains("careplan.propose"), "{}", by_notifier[0]);
 
     // No service logged a private key, a token, a link or a contact address.
@@ -3073,6 +3061,20 @@ fn assert_no_secrets_logged(dir: &Path, skip: &[&str], secrets: &[(String, Strin
 }
 
 const NOTIFY_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// The entries in `patient`'s access log in the name of the service
+/// `service`: at least one, and one per window rather than one per opening
+/// (the test's openings fall in at most two windows).
+async fn service_openings(sys: &System, patient: &Actor, service: &ParticipantId) -> Vec<Value> {
+    let token = patient.token(120, now_secs());
+    let (code, log) = sys.read(&format!("/v1/patients/{}/access-log?_count=1000", patient.id), &token).await;
+    assert_eq!(code, 200, "{log}");
+    let mine: Vec<Value> =
+        log["entry"].as_array().unwrap().iter().filter(|e| e.to_string().contains(service.as_str())).cloned().collect();
+    assert!(!mine.is_empty(), "{service}'s openings are in the access log: {log}");
+    assert!(mine.len() <= 2, "one entry per window, not one per opening: {mine:?}");
+    mine
+}
 
 /// A chain made by the version before the record vault: its transactions
 /// in the old format (bodies in clear), certified by four validators and
