@@ -1183,6 +1183,14 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     let alert = <glucochain_wire::v1::Alert as prost::Message>::decode(notice.as_slice()).unwrap();
     assert_eq!(alert.patient, pid.as_str());
     assert!(alert.reason.contains(clinician.id.as_str()));
+    // The emergency page: an admin sees that a profile is set, not what it
+    // says, nor the clinician's words on the access; the patient sees both.
+    let emergency = format!("/ui/patients/{pid}/emergency");
+    let page = ui_page(&sys, &admin, &emergency).await;
+    assert!(page.contains("An emergency profile is set"), "{page}");
+    assert!(!page.contains(ALLERGY) && !page.contains("glucose unreadable"), "the admin reads the profile: {page}");
+    let page = ui_page(&sys, &patient, &emergency).await;
+    assert!(page.contains(ALLERGY) && page.contains("found unconscious, glucose unreadable"), "{page}");
     // The patient issues a new card: the old one is refused from then on.
     let rotate = sys.submit(&patient.sign(Some(&pid), profile(&EmergencyCard::generate(pid.clone())))).await;
     sys.wait_committed(&rotate).await;
@@ -1269,6 +1277,19 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     // The care team (the caregiver named in the plan) reads it too.
     let cg = careplan(caregiver.token_for(glucochain_crypto::jose::CONTRACTS_AUDIENCE, 120, now_secs())).await;
     assert_eq!(cg["careplans"][0]["active_version"], 1, "{cg}");
+    // The care-plan page: the contact's address in full to the patient,
+    // masked to the plan's other readers (the caregiver, the proposing
+    // clinician) and not opened for a page that refuses.
+    for (who, full, masked) in [("patient", true, false), ("caregiver", false, true), ("clinician", false, true)] {
+        let actor = match who {
+            "patient" => &patient,
+            "caregiver" => &caregiver,
+            _ => &clinician,
+        };
+        let page = ui_page(&sys, actor, &format!("/ui/patients/{pid}/careplan")).await;
+        assert_eq!(page.contains("parent@example.org"), full, "{who}: {page}");
+        assert_eq!(page.contains("p***@example.org"), masked, "{who}: {page}");
+    }
 
     // Reminders fire on the engine's (fast) clock, each once.
     let mut ids = std::collections::HashSet::new();
@@ -3061,6 +3082,14 @@ fn assert_no_secrets_logged(dir: &Path, skip: &[&str], secrets: &[(String, Strin
 }
 
 const NOTIFY_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// A page of the ledger's web UI as `who` sees it, signed in (HTTP 200).
+async fn ui_page(sys: &System, who: &Actor, path: &str) -> String {
+    let cookie = web_session(sys, &who.token(120, now_secs())).await.expect("signed in");
+    let r = page_client().get(format!("{}{path}", sys.ledger)).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
+}
 
 /// The entries in `patient`'s access log in the name of the service
 /// `service`: at least one, and one per window rather than one per opening

@@ -116,6 +116,12 @@ impl Cluster {
         } else {
             env!("CARGO_BIN_EXE_glucochain-validator")
         };
+        // A restarted validator listens on a fresh port: while it was down,
+        // another test of the suite running in parallel may have been given
+        // its old one (only this test reads it; the validators meet over NATS).
+        if std::fs::metadata(&v.log).is_ok_and(|m| m.len() > 0) {
+            v.http_port = free_port();
+        }
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&v.log).unwrap();
         let child = Command::new(bin)
             .arg("--genesis")
@@ -163,9 +169,16 @@ impl Cluster {
         }
     }
 
+    /// The last 40 lines of validator `i`'s log, without backtrace frames
+    /// (a process that exited with an error prints its frames last, and
+    /// they would push the error itself out of the tail).
     pub fn log_tail(&self, i: usize) -> String {
         let text = std::fs::read_to_string(&self.validators[i].log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
+        let frame = |l: &&str| {
+            let t = l.trim_start();
+            t.starts_with("at ") || t.split_once(": ").is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()))
+        };
+        let lines: Vec<&str> = text.lines().filter(|l| !frame(l)).collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
