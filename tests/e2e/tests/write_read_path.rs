@@ -1279,11 +1279,14 @@ async fn break_glass_care_plan_and_reminders_through_the_contracts_engine() {
     assert_eq!(cg["careplans"][0]["active_version"], 1, "{cg}");
     // The care-plan page: the contact's address in full to the patient,
     // masked to the plan's other readers (the caregiver, the proposing
-    // clinician) and not opened for a page that refuses.
-    for (who, full, masked) in [("patient", true, false), ("caregiver", false, true), ("clinician", false, true)] {
+    // clinician, an admin).
+    for (who, full, masked) in
+        [("patient", true, false), ("caregiver", false, true), ("clinician", false, true), ("admin", false, true)]
+    {
         let actor = match who {
             "patient" => &patient,
             "caregiver" => &caregiver,
+            "admin" => &admin,
             _ => &clinician,
         };
         let page = ui_page(&sys, actor, &format!("/ui/patients/{pid}/careplan")).await;

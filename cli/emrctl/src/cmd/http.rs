@@ -183,6 +183,23 @@ fn check_block(
         .map(|h| Hash32::from_hex(h.as_str().unwrap_or_default()))
         .collect::<Result<_, _>>()
         .context("tx hash")?;
+    let (hash, power) = check_header(&header, &cert, &hashes, expect_height, prev, set, genesis)?;
+    Ok((hash, power, hashes))
+}
+
+/// Checks one block of the chain of `genesis` (kept by its genesis
+/// validator set): its chain, height, link to `prev`, transaction root
+/// over `hashes` and commit certificate. Returns its hash and the power
+/// that signed it (`emrctl verify-chain`, `emrctl chain export`).
+pub(crate) fn check_header(
+    header: &BlockHeader,
+    cert: &CommitCertificate,
+    hashes: &[Hash32],
+    expect_height: u64,
+    prev: &Hash32,
+    set: &ValidatorSet,
+    genesis: &Genesis,
+) -> anyhow::Result<(Hash32, u64)> {
     if header.chain_id != genesis.chain_id {
         bail!("block {expect_height} is for chain {}", header.chain_id);
     }
@@ -192,7 +209,7 @@ fn check_block(
     if &header.prev_hash != prev {
         bail!("block {expect_height}: prev_hash does not link to block {}", expect_height - 1);
     }
-    if header.tx_count as usize != hashes.len() || header.tx_root != tx_root(&hashes) {
+    if header.tx_count as usize != hashes.len() || header.tx_root != tx_root(hashes) {
         bail!("block {expect_height}: tx_root does not match its transactions");
     }
     if header.validators_hash != set.hash() {
@@ -202,7 +219,7 @@ fn check_block(
     }
     let hash = header.hash();
     let power = cert.verify(expect_height, &hash, set).with_context(|| format!("block {expect_height} certificate"))?;
-    Ok((hash, power, hashes))
+    Ok((hash, power))
 }
 
 /// A ledger's chain, checked block by block from genesis.

@@ -21,12 +21,12 @@
 //! The archive holds personal data in clear (it is the old chain): keep it
 //! as the old chain's files were kept and delete it once imported.
 
-use super::http::{client, post_and_follow, print, runtime};
+use super::http::{check_header, client, post_and_follow, print, runtime};
 use anyhow::{Context, bail};
 use glucochain_crypto::jose::parse_compact;
 use glucochain_crypto::{Domain, Hash32, KeyPair, sha256};
 use glucochain_types::Genesis;
-use glucochain_types::block::{BlockHeader, CommitCertificate, tx_root};
+use glucochain_types::block::{BlockHeader, CommitCertificate};
 use glucochain_types::sealed::{SealedBody, Submission, split};
 use glucochain_types::time::Timestamp;
 use glucochain_types::tx::{TxLimits, TxPayload, TxType};
@@ -215,20 +215,10 @@ pub fn export(genesis: &Path, store: &str, out: &Path) -> anyhow::Result<ExitCod
             let header = BlockHeader::from_wire(&header).context("stored header")?;
             let cert = wire::CommitCertificate::decode(stored.certificate.as_slice()).context("stored certificate")?;
             let cert = CommitCertificate::from_wire(&cert).context("stored certificate")?;
-            if header.chain_id != genesis.chain_id || header.height != h || header.prev_hash != prev {
-                bail!("block {h} does not link to the chain of this genesis file");
-            }
             let hashes: Vec<Hash32> = stored.txs.iter().map(|t| sha256(t.jws.as_bytes())).collect();
-            if header.tx_count as usize != hashes.len() || header.tx_root != tx_root(&hashes) {
-                bail!("block {h}: its transactions do not match the header's root");
-            }
-            if header.validators_hash != set.hash() {
-                bail!("block {h}: the validator set changed; export supports a chain with its genesis set");
-            }
-            let hash = header.hash();
-            cert.verify(h, &hash, &set).with_context(|| format!("block {h} certificate"))?;
-            for (i, (t, hash)) in stored.txs.iter().zip(&hashes).enumerate() {
-                let tx = ArchivedTx { height: h, index: i as u32, tx_hash: hash.to_string(), jws: t.jws.clone() };
+            let (hash, _) = check_header(&header, &cert, &hashes, h, &prev, &set, &genesis)?;
+            for (i, (t, tx_hash)) in stored.txs.iter().zip(&hashes).enumerate() {
+                let tx = ArchivedTx { height: h, index: i as u32, tx_hash: tx_hash.to_string(), jws: t.jws.clone() };
                 lines.push(serde_json::to_string(&tx)?);
             }
             prev = hash;
